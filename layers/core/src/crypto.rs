@@ -1,0 +1,331 @@
+//! The v1 crypto envelope.
+//!
+//! - The client wraps a fresh 32-byte AES key with RSA-OAEP (SHA-256, MGF1-SHA-256, no
+//!   label) to the server's RSA-2048 key.
+//! - Content and results travel as base64(IV(16) || AES-256-CBC-PKCS7(bytes)).
+//! - `SHA256` is the lowercase hex SHA-256 of the `content` string as sent.
+//!
+//! RSA decryption uses aws-lc-rs, which is constant-time (the `rsa` crate is not).
+
+use aws_lc_rs::cipher::{
+    DecryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey, UnboundCipherKey,
+    AES_256,
+};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rsa::{
+    OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
+    OAEP_SHA256_MGF1SHA256,
+};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+pub const AES_KEY_BYTES: usize = 32;
+const IV_BYTES: usize = 16;
+const AES_BLOCK: usize = 16;
+/// v1 clients use RSA-2048; smaller keys are refused as too weak.
+const MIN_RSA_BITS: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    #[error("not valid base64")]
+    Base64,
+    #[error("the RSA-wrapped key does not decrypt with the server key")]
+    RsaDecryption,
+    #[error("the unwrapped AES key is {0} bytes, not {AES_KEY_BYTES}")]
+    AesKeyLength(usize),
+    #[error("the ciphertext does not decrypt under this AES key")]
+    AesDecryption,
+    #[error("encryption failed")]
+    Encryption,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("no PEM block found (expected -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)")]
+    NoPem,
+    #[error("the PEM body is not valid base64")]
+    PemBase64,
+    #[error("the key is not an RSA private key in PKCS#8 or PKCS#1 form: {0}")]
+    Rejected(String),
+    #[error("the RSA key has {0} bits; at least {MIN_RSA_BITS} are required")]
+    TooSmall(usize),
+    #[error("the public key could not be encoded")]
+    PublicKey,
+}
+
+/// Lowercase hex SHA-256, as the protocol's `SHA256` field carries it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut hex = String::with_capacity(64);
+    for byte in digest.as_ref() {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// The server's RSA key pair: unwraps clients' AES keys, and publishes its public half.
+pub struct ServerKey {
+    private: OaepPrivateDecryptingKey,
+    public_pem: String,
+}
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerKey").field("bits", &self.private.key_size_bits()).finish_non_exhaustive()
+    }
+}
+
+impl ServerKey {
+    /// Reads a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes)
+    /// or PKCS#1 (`BEGIN RSA PRIVATE KEY`, what older tools and the original service used).
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        let (label, der) = pem_decode(pem)?;
+        let pkcs8 = if label == "RSA PRIVATE KEY" { pkcs1_to_pkcs8(&der) } else { der };
+        let key = PrivateDecryptingKey::from_pkcs8(&pkcs8)
+            .map_err(|e| KeyError::Rejected(e.to_string()))?;
+        if key.key_size_bits() < MIN_RSA_BITS {
+            return Err(KeyError::TooSmall(key.key_size_bits()));
+        }
+        let public_der = key.public_key().as_der().map_err(|_| KeyError::PublicKey)?;
+        let public_pem = pem_encode("PUBLIC KEY", public_der.as_ref());
+        let private = OaepPrivateDecryptingKey::new(key).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        Ok(Self { private, public_pem })
+    }
+
+    /// The public key as clients encrypt to it: PEM, SubjectPublicKeyInfo.
+    pub fn public_key_pem(&self) -> &str {
+        &self.public_pem
+    }
+
+    /// Unwraps a client's AES key from the base64 of its RSA-OAEP ciphertext.
+    pub fn unwrap_aes_key(&self, wrapped_base64: &str) -> Result<AesKey, CryptoError> {
+        let wrapped = BASE64.decode(wrapped_base64.trim()).map_err(|_| CryptoError::Base64)?;
+        let mut out = vec![0u8; self.private.min_output_size()];
+        let key = self
+            .private
+            .decrypt(&OAEP_SHA256_MGF1SHA256, &wrapped, &mut out, None)
+            .map_err(|_| CryptoError::RsaDecryption)?;
+        AesKey::from_bytes(key)
+    }
+}
+
+/// The client side of the key wrap: what a v1 client does with the server's public key.
+/// The service itself never needs it; tests and tools that act as clients do.
+pub struct ClientWrap {
+    public: OaepPublicEncryptingKey,
+}
+
+impl ClientWrap {
+    pub fn from_public_pem(pem: &str) -> Result<Self, KeyError> {
+        let (_, der) = pem_decode(pem)?;
+        let key = PublicEncryptingKey::from_der(&der).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        let public = OaepPublicEncryptingKey::new(key).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        Ok(Self { public })
+    }
+
+    /// base64 of RSA-OAEP(SHA-256) of the key bytes, as the `aes_key` field carries it.
+    pub fn wrap(&self, key: &[u8]) -> Result<String, CryptoError> {
+        let mut out = vec![0u8; self.public.ciphertext_size()];
+        let wrapped = self
+            .public
+            .encrypt(&OAEP_SHA256_MGF1SHA256, key, &mut out, None)
+            .map_err(|_| CryptoError::Encryption)?;
+        Ok(BASE64.encode(wrapped))
+    }
+}
+
+/// A client's AES-256 key. Never stored in the clear: it travels wrapped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AesKey([u8; AES_KEY_BYTES]);
+
+impl std::fmt::Debug for AesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AesKey(..)")
+    }
+}
+
+impl AesKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let key: [u8; AES_KEY_BYTES] =
+            bytes.try_into().map_err(|_| CryptoError::AesKeyLength(bytes.len()))?;
+        Ok(Self(key))
+    }
+
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut key = [0u8; AES_KEY_BYTES];
+        SystemRandom::new().fill(&mut key).map_err(|_| CryptoError::Encryption)?;
+        Ok(Self(key))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// IV(16, fresh) || AES-256-CBC-PKCS7(plaintext).
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let key = UnboundCipherKey::new(&AES_256, &self.0).map_err(|_| CryptoError::Encryption)?;
+        let key = PaddedBlockEncryptingKey::cbc_pkcs7(key).map_err(|_| CryptoError::Encryption)?;
+        let mut body = plaintext.to_vec();
+        let context = key.encrypt(&mut body).map_err(|_| CryptoError::Encryption)?;
+        let iv: &[u8] = (&context).try_into().map_err(|_| CryptoError::Encryption)?;
+        let mut out = Vec::with_capacity(IV_BYTES + body.len());
+        out.extend_from_slice(iv);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// The inverse of [`AesKey::seal`].
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < IV_BYTES + AES_BLOCK || (sealed.len() - IV_BYTES) % AES_BLOCK != 0 {
+            return Err(CryptoError::AesDecryption);
+        }
+        let (iv, body) = sealed.split_at(IV_BYTES);
+        let iv: [u8; IV_BYTES] = iv.try_into().map_err(|_| CryptoError::AesDecryption)?;
+        let key = UnboundCipherKey::new(&AES_256, &self.0).map_err(|_| CryptoError::AesDecryption)?;
+        let key = PaddedBlockDecryptingKey::cbc_pkcs7(key).map_err(|_| CryptoError::AesDecryption)?;
+        let mut body = body.to_vec();
+        let plain = key
+            .decrypt(&mut body, DecryptionContext::Iv128(FixedLength::from(iv)))
+            .map_err(|_| CryptoError::AesDecryption)?;
+        Ok(plain.to_vec())
+    }
+
+    /// [`AesKey::seal`] as base64: the shape of `content` and of `result`.
+    pub fn seal_base64(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
+        Ok(BASE64.encode(self.seal(plaintext)?))
+    }
+
+    pub fn open_base64(&self, sealed_base64: &str) -> Result<Vec<u8>, CryptoError> {
+        let sealed = BASE64.decode(sealed_base64.trim()).map_err(|_| CryptoError::Base64)?;
+        self.open(&sealed)
+    }
+}
+
+fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
+    let start = pem.find("-----BEGIN ").ok_or(KeyError::NoPem)?;
+    let rest = &pem[start + "-----BEGIN ".len()..];
+    let label_end = rest.find("-----").ok_or(KeyError::NoPem)?;
+    let label = rest[..label_end].to_owned();
+    let body_start = label_end + 5;
+    let end = rest.find(&format!("-----END {label}-----")).ok_or(KeyError::NoPem)?;
+    let body: String = rest[body_start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = BASE64.decode(body).map_err(|_| KeyError::PemBase64)?;
+    Ok((label, der))
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    let body = BASE64.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
+/// Wraps a PKCS#1 RSAPrivateKey in a PKCS#8 PrivateKeyInfo, the only form aws-lc-rs takes.
+fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
+    // version 0, AlgorithmIdentifier { rsaEncryption, NULL }
+    const HEADER: &[u8] = &[
+        0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
+        0x01, 0x05, 0x00,
+    ];
+    let mut octets = vec![0x04];
+    octets.extend(der_length(pkcs1.len()));
+    octets.extend_from_slice(pkcs1);
+    let mut body = HEADER.to_vec();
+    body.extend(octets);
+    let mut out = vec![0x30];
+    out.extend(der_length(body.len()));
+    out.extend(body);
+    out
+}
+
+fn der_length(len: usize) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![len as u8];
+    }
+    let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+    let mut out = vec![0x80 | bytes.len() as u8];
+    out.extend(bytes);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// One generated key for the module: RSA generation takes a noticeable fraction of a second.
+    fn server_key() -> &'static (ServerKey, String) {
+        static KEY: OnceLock<(ServerKey, String)> = OnceLock::new();
+        KEY.get_or_init(|| {
+            let key = PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let pem = pem_encode("PRIVATE KEY", key.as_der().unwrap().as_ref());
+            (ServerKey::from_pem(&pem).unwrap(), pem)
+        })
+    }
+
+    #[test]
+    fn sha256_matches_the_known_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn a_client_wrapped_key_unwraps_to_the_same_bytes() {
+        let (server, _) = server_key();
+        let client = ClientWrap::from_public_pem(server.public_key_pem()).unwrap();
+        let key = AesKey::generate().unwrap();
+        let wrapped = client.wrap(key.as_bytes()).unwrap();
+        assert_eq!(server.unwrap_aes_key(&wrapped).unwrap(), key);
+    }
+
+    #[test]
+    fn wrong_wrapped_keys_are_typed_errors() {
+        let (server, _) = server_key();
+        let client = ClientWrap::from_public_pem(server.public_key_pem()).unwrap();
+        assert_eq!(server.unwrap_aes_key("***"), Err(CryptoError::Base64));
+        assert_eq!(server.unwrap_aes_key("AAAA"), Err(CryptoError::RsaDecryption));
+        let short = client.wrap(&[7u8; 16]).unwrap();
+        assert_eq!(server.unwrap_aes_key(&short), Err(CryptoError::AesKeyLength(16)));
+    }
+
+    #[test]
+    fn sealing_round_trips_and_uses_a_fresh_iv() {
+        let key = AesKey::generate().unwrap();
+        let a = key.seal_base64(b"{\"x\": 1}").unwrap();
+        let b = key.seal_base64(b"{\"x\": 1}").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(key.open_base64(&a).unwrap(), b"{\"x\": 1}");
+        let other = AesKey::generate().unwrap();
+        // A wrong key fails the padding check almost always; when it does not, the bytes differ.
+        assert_ne!(other.open_base64(&a).ok().as_deref(), Some(&b"{\"x\": 1}"[..]));
+        assert_eq!(key.open(&[0u8; 20]), Err(CryptoError::AesDecryption));
+        assert_eq!(key.open_base64("!!"), Err(CryptoError::Base64));
+    }
+
+    #[test]
+    fn pkcs1_keys_are_accepted_like_pkcs8() {
+        let (server, pkcs8_pem) = server_key();
+        // Strip the PKCS#8 wrapper: the OCTET STRING at the end holds the PKCS#1 key.
+        let (_, der) = pem_decode(pkcs8_pem).unwrap();
+        // SEQUENCE header (4) + version (3) + AlgorithmIdentifier (15) + OCTET STRING header (4)
+        let pkcs1 = &der[26..];
+        assert_eq!(pkcs1_to_pkcs8(pkcs1), der);
+        let again = ServerKey::from_pem(&pem_encode("RSA PRIVATE KEY", pkcs1)).unwrap();
+        assert_eq!(again.public_key_pem(), server.public_key_pem());
+    }
+
+    #[test]
+    fn bad_pem_is_a_typed_error() {
+        assert_eq!(ServerKey::from_pem("nothing here").unwrap_err(), KeyError::NoPem);
+        let junk = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(matches!(ServerKey::from_pem(junk).unwrap_err(), KeyError::Rejected(_)));
+    }
+}

@@ -1,0 +1,24 @@
+//! Named limits, each with the reason for its value.
+
+/// Largest request body the upload function accepts. Lambda refuses synchronous payloads
+/// over 6 MB before our code runs, so a larger body can only arrive locally; refusing it
+/// here keeps local and deployed behaviour the same.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// Most pages (images) in one doc or form task. OCR takes about a second a page on a
+/// 2-vCPU function; 20 pages stay well inside the 10-minute processing timeout.
+pub const MAX_PAGES: usize = 20;
+
+/// Largest image, in decoded bytes. The v1 protocol promises photos of up to 20 MiB.
+pub const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
+
+/// Longest `client_id` or `SHA256` string. Both become part of DynamoDB keys (at most
+/// 2048 and 1024 bytes) and of S3 object keys (at most 1024 bytes, after escaping).
+pub const MAX_ID_CHARS: usize = 128;
+
+/// A task still processing this long after its creation is reported as
+/// `PROCESSING_TIMEOUT` (v1 behaviour).
+pub const PROCESSING_TIMEOUT_SECS: i64 = 10 * 60;
+
+/// A task in any state is forgotten this long after it was last read (v1 behaviour).
+pub const TASK_RETENTION_SECS: i64 = 1440 * 60;

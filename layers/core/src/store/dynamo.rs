@@ -1,0 +1,288 @@
+//! The task table on DynamoDB: one item per task, partition key the client id, sort key
+//! `type#sha256`, and a TTL attribute a day after the last access.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::Client;
+
+use super::{Created, Outcome, StoreError, TaskStore};
+use crate::clock::Timestamp;
+use crate::protocol::ErrorCode;
+use crate::task::{expiry_after, Task, TaskId, TaskStatus};
+
+/// Attribute names, shared with `template.yaml` (key schema and TTL).
+pub mod attr {
+    pub const CLIENT_ID: &str = "client_id";
+    pub const TASK_KEY: &str = "task_key";
+    pub const STATUS: &str = "status";
+    pub const ERROR_CODE: &str = "error_code";
+    pub const RESULT: &str = "result";
+    pub const WRAPPED_KEY: &str = "wrapped_key";
+    pub const CREATED_AT: &str = "created_at";
+    pub const LAST_ACCESS: &str = "last_access";
+    pub const EXPIRES_AT: &str = "expires_at";
+}
+
+/// BatchWriteItem takes at most 25 requests.
+const BATCH_WRITE_MAX: usize = 25;
+/// How often unprocessed batch items are sent again before giving up.
+const BATCH_RETRIES: usize = 5;
+
+#[derive(Clone, Debug)]
+pub struct DynamoTaskStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTaskStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn key(id: &TaskId) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (attr::CLIENT_ID.to_owned(), s(&id.client_id)),
+            (attr::TASK_KEY.to_owned(), s(id.sort_key())),
+        ])
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: Timestamp) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
+    let mut item = DynamoTaskStore::key(&task.id);
+    item.insert(attr::STATUS.into(), s(task.status.as_str()));
+    if let Some(code) = task.error {
+        item.insert(attr::ERROR_CODE.into(), s(code.as_str()));
+    }
+    if let Some(result) = &task.result {
+        item.insert(attr::RESULT.into(), s(result));
+    }
+    if let Some(key) = &task.wrapped_key {
+        item.insert(attr::WRAPPED_KEY.into(), s(key));
+    }
+    item.insert(attr::CREATED_AT.into(), n(task.created_at));
+    item.insert(attr::LAST_ACCESS.into(), n(task.last_access));
+    item.insert(attr::EXPIRES_AT.into(), n(task.expires_at()));
+    item
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| -> Result<Timestamp, StoreError> {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Malformed(format!("{name} is missing or not a number")))
+    };
+    let client_id = text(attr::CLIENT_ID).ok_or_else(|| StoreError::Malformed("no client_id".into()))?;
+    let sort_key = text(attr::TASK_KEY).unwrap_or_default();
+    let id = TaskId::from_sort_key(&client_id, &sort_key)
+        .ok_or_else(|| StoreError::Malformed(format!("task key {sort_key:?}")))?;
+    let status = text(attr::STATUS)
+        .and_then(|v| TaskStatus::parse(&v))
+        .ok_or_else(|| StoreError::Malformed("status".into()))?;
+    // A code this version does not know still ends the task as an error.
+    let error = text(attr::ERROR_CODE).map(|code| ErrorCode::parse(&code).unwrap_or(ErrorCode::ProcessingError));
+    Ok(Task {
+        id,
+        status,
+        error,
+        result: text(attr::RESULT),
+        wrapped_key: text(attr::WRAPPED_KEY),
+        created_at: number(attr::CREATED_AT)?,
+        last_access: number(attr::LAST_ACCESS)?,
+    })
+}
+
+impl TaskStore for DynamoTaskStore {
+    async fn create(&self, task: &Task) -> Result<Created, StoreError> {
+        // An expired item that TTL has not yet removed does not block a new upload.
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(task)))
+            .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
+            .expression_attribute_names("#pk", attr::CLIENT_ID)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":now", n(task.created_at))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(Created::New),
+            Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Ok(Created::AlreadyExists)
+            }
+            Err(e) => Err(StoreError::backend("DynamoDB PutItem")(e)),
+        }
+    }
+
+    async fn get(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::backend("DynamoDB GetItem"))?;
+        match output.item() {
+            Some(item) => Ok(Some(from_item(item)?).filter(|task| !task.is_expired(now))),
+            None => Ok(None),
+        }
+    }
+
+    async fn touch(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .update_expression("SET #last = :now, #exp = :exp")
+            .condition_expression("attribute_exists(#pk) AND #exp > :now")
+            .expression_attribute_names("#pk", attr::CLIENT_ID)
+            .expression_attribute_names("#last", attr::LAST_ACCESS)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":exp", n(expiry_after(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match outcome {
+            Ok(output) => output.attributes().map(from_item).transpose(),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(None),
+            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
+        }
+    }
+
+    async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
+        let (status, field, value) = match outcome {
+            Outcome::Completed { result } => (TaskStatus::Completed, attr::RESULT, result),
+            Outcome::Failed(code) => (TaskStatus::Error, attr::ERROR_CODE, code.as_str().to_owned()),
+        };
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .update_expression("SET #status = :status, #field = :value REMOVE #wrapped")
+            .condition_expression("#status = :processing")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#field", field)
+            .expression_attribute_names("#wrapped", attr::WRAPPED_KEY)
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":value", s(value))
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
+        }
+    }
+
+    async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .send()
+            .await
+            .map_err(StoreError::backend("DynamoDB DeleteItem"))?;
+        Ok(())
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<usize, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :client")
+            .expression_attribute_names("#pk", attr::CLIENT_ID)
+            .expression_attribute_names("#sk", attr::TASK_KEY)
+            .expression_attribute_values(":client", s(client_id))
+            .projection_expression("#pk, #sk")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            keys.push(item.map_err(StoreError::backend("DynamoDB Query"))?);
+        }
+        let count = keys.len();
+        for chunk in keys.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder().set_key(Some(key.clone())).build();
+                    delete.map(|d| WriteRequest::builder().delete_request(d).build())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::backend("DynamoDB BatchWriteItem"))?;
+            for attempt in 0..=BATCH_RETRIES {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(StoreError::backend("DynamoDB BatchWriteItem"))?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.table))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(StoreError::Partial(format!(
+                        "{} deletes still unprocessed after {BATCH_RETRIES} retries",
+                        requests.len()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::TaskType;
+
+    #[test]
+    fn items_round_trip() {
+        let mut task = Task::new_processing(TaskId::new("c", TaskType::Form, "ab"), "wrapped".into(), 100);
+        assert_eq!(from_item(&to_item(&task)).unwrap(), task);
+        task.status = TaskStatus::Error;
+        task.error = Some(ErrorCode::OcrFailure);
+        task.wrapped_key = None;
+        let item = to_item(&task);
+        assert_eq!(item[attr::EXPIRES_AT], n(100 + 1440 * 60));
+        assert_eq!(from_item(&item).unwrap(), task);
+    }
+
+    #[test]
+    fn malformed_items_are_errors_not_panics() {
+        let mut item = to_item(&Task::new_processing(TaskId::new("c", TaskType::Doc, "ab"), "k".into(), 1));
+        item.insert(attr::STATUS.into(), s("dancing"));
+        assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))));
+        item.remove(attr::CLIENT_ID);
+        assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))));
+    }
+}

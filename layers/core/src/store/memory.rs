@@ -1,0 +1,134 @@
+//! In-memory stores with the same semantics as the AWS ones, for unit tests of domain
+//! logic. Integration tests use the real implementations against moto.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::{BlobStore, Created, Outcome, Queue, StoreError, TaskStore};
+use crate::clock::Timestamp;
+use crate::task::{Task, TaskId, TaskStatus};
+
+#[derive(Debug, Default)]
+pub struct MemoryTaskStore {
+    tasks: Mutex<HashMap<TaskId, Task>>,
+}
+
+impl MemoryTaskStore {
+    pub fn len(&self) -> usize {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<TaskId, Task>) -> R) -> R {
+        f(&mut self.tasks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl TaskStore for MemoryTaskStore {
+    async fn create(&self, task: &Task) -> Result<Created, StoreError> {
+        self.with(|tasks| match tasks.get(&task.id) {
+            Some(existing) if !existing.is_expired(task.created_at) => Ok(Created::AlreadyExists),
+            _ => {
+                tasks.insert(task.id.clone(), task.clone());
+                Ok(Created::New)
+            }
+        })
+    }
+
+    async fn get(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
+        Ok(self.with(|tasks| tasks.get(id).filter(|t| !t.is_expired(now)).cloned()))
+    }
+
+    async fn touch(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
+        Ok(self.with(|tasks| match tasks.get_mut(id) {
+            Some(task) if !task.is_expired(now) => {
+                task.last_access = now;
+                Some(task.clone())
+            }
+            _ => None,
+        }))
+    }
+
+    async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
+        Ok(self.with(|tasks| match tasks.get_mut(id) {
+            Some(task) if task.status == TaskStatus::Processing => {
+                match outcome {
+                    Outcome::Completed { result } => {
+                        task.status = TaskStatus::Completed;
+                        task.result = Some(result);
+                    }
+                    Outcome::Failed(code) => {
+                        task.status = TaskStatus::Error;
+                        task.error = Some(code);
+                    }
+                }
+                task.wrapped_key = None;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {
+        self.with(|tasks| tasks.remove(id));
+        Ok(())
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<usize, StoreError> {
+        Ok(self.with(|tasks| {
+            let before = tasks.len();
+            tasks.retain(|id, _| id.client_id != client_id);
+            before - tasks.len()
+        }))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryBlobStore {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryBlobStore {
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+}
+
+impl BlobStore for MemoryBlobStore {
+    async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+        self.objects.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), body);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.objects.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let before = objects.len();
+        objects.retain(|key, _| !key.starts_with(prefix));
+        Ok(before - objects.len())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    messages: Mutex<Vec<String>>,
+}
+
+impl MemoryQueue {
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Queue for MemoryQueue {
+    async fn send(&self, body: &str) -> Result<(), StoreError> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner()).push(body.to_owned());
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Where tasks, blobs and messages are kept: one small trait per capability, one AWS
+//! implementation each ([`dynamo`], [`s3`], [`sqs`]) and in-memory fakes ([`memory`]) for
+//! unit tests of domain logic. Integration tests run the AWS ones against moto.
+
+use std::future::Future;
+
+use crate::clock::Timestamp;
+use crate::protocol::ErrorCode;
+use crate::task::{Task, TaskId};
+
+pub mod dynamo;
+pub mod memory;
+pub mod s3;
+pub mod sqs;
+
+pub use dynamo::DynamoTaskStore;
+pub use s3::S3BlobStore;
+pub use sqs::SqsQueue;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing service failed or could not be reached; worth retrying.
+    #[error("{operation} failed: {detail}")]
+    Backend {
+        operation: &'static str,
+        detail: String,
+        #[source]
+        source: BoxError,
+    },
+    /// An item that this code did not write, or wrote with another schema.
+    #[error("malformed stored item: {0}")]
+    Malformed(String),
+    /// The service took the request but left part of a batch undone; worth retrying.
+    #[error("partly done: {0}")]
+    Partial(String),
+}
+
+impl StoreError {
+    /// Maps an SDK error into a `Backend` error that keeps the cause and its full context.
+    pub(crate) fn backend<E>(operation: &'static str) -> impl FnOnce(E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |e| StoreError::Backend {
+            operation,
+            detail: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Whether [`TaskStore::create`] made the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A live task with this id already exists (a repeated or concurrent upload).
+    AlreadyExists,
+}
+
+/// How a task ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Completed { result: String },
+    Failed(ErrorCode),
+}
+
+/// The task table.
+pub trait TaskStore: Send + Sync {
+    /// Creates `task` unless a live task with its id exists; exactly one of any number of
+    /// concurrent calls for one id gets [`Created::New`].
+    fn create(&self, task: &Task) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// Reads a live task without touching it.
+    fn get(&self, id: &TaskId, now: Timestamp) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
+
+    /// Reads a live task and refreshes its last access (and so its expiry), in one step.
+    fn touch(&self, id: &TaskId, now: Timestamp) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
+
+    /// Ends a processing task and forgets its wrapped key. Returns false, changing
+    /// nothing, when the task is not (or no longer) processing.
+    fn finish(&self, id: &TaskId, outcome: Outcome) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets one task.
+    fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets every task of a client; returns how many there were.
+    fn delete_client(&self, client_id: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// The uploads bucket.
+pub trait BlobStore: Send + Sync {
+    fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Deletes every object under `prefix`; returns how many there were.
+    fn delete_prefix(&self, prefix: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// A queue that hands work to the next function.
+pub trait Queue: Send + Sync {
+    fn send(&self, body: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,30 @@
+//! A work queue on SQS.
+
+use aws_sdk_sqs::Client;
+
+use super::{Queue, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+}
+
+impl Queue for SqsQueue {
+    async fn send(&self, body: &str) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(StoreError::backend("SQS SendMessage"))?;
+        Ok(())
+    }
+}

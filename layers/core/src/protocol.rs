@@ -186,6 +186,25 @@ fn id_field(value: &Value) -> Result<String, ErrorCode> {
     }
 }
 
+/// What the uploads bucket keeps of a new task: the request's encrypted part exactly as
+/// received, so no plaintext is ever written. Its creation starts OCR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub version: u32,
+    pub client_id: String,
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    #[serde(rename = "SHA256")]
+    pub sha256: String,
+    pub aes_key: String,
+    pub content: String,
+}
+
+impl Envelope {
+    pub const VERSION: u32 = 1;
+    pub const CONTENT_TYPE: &'static str = "application/json";
+}
+
 /// How `POST /process` answers: a task's state, or a refused request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcessAnswer {

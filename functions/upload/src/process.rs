@@ -1,0 +1,141 @@
+//! `POST /process`: the protocol's checks 4-11, in its order.
+
+use docusnap_core::clock::{Clock, Timestamp};
+use docusnap_core::crypto::sha256_hex;
+use docusnap_core::protocol::{Envelope, ErrorCode, ProcessAnswer, ProcessRequest, TaskContent, Upload as Content};
+use docusnap_core::store::{BlobStore, Created, Outcome, TaskStore};
+use docusnap_core::task::{Task, TaskId, TaskStatus};
+use tracing::{error, info, warn, Instrument};
+
+use crate::Upload;
+
+impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
+    /// Answers a parsed `POST /process` request.
+    pub async fn process(&self, request: ProcessRequest) -> ProcessAnswer {
+        let id = TaskId::new(request.client_id, request.task_type, request.sha256);
+        let span = tracing::info_span!("process", task = %id);
+        self.process_task(id, request.upload).instrument(span).await
+    }
+
+    async fn process_task(&self, id: TaskId, upload: Option<Content>) -> ProcessAnswer {
+        let now = self.clock.now();
+        // 4. An existing task answers with its state, before any content check.
+        match self.tasks.touch(&id, now).await {
+            Ok(Some(task)) => return self.answer(task, now).await,
+            Ok(None) => {}
+            Err(e) => {
+                error!(error = %e, "task lookup failed");
+                return ProcessAnswer::Error(ErrorCode::DatabaseError);
+            }
+        }
+        // 5.
+        let Some(upload) = upload else {
+            return ProcessAnswer::Error(ErrorCode::TaskNotFound);
+        };
+        match self.accept(&id, &upload) {
+            Ok(()) => self.create(id, upload, now).await,
+            Err(code) => {
+                info!(code = %code, "upload refused");
+                ProcessAnswer::Error(code)
+            }
+        }
+    }
+
+    /// Checks 6-9: the hash, the key, the ciphertext and the JSON inside it.
+    fn accept(&self, id: &TaskId, upload: &Content) -> Result<(), ErrorCode> {
+        if sha256_hex(upload.content.as_bytes()) != id.sha256 {
+            return Err(ErrorCode::Sha256Mismatch);
+        }
+        let wrapped = upload.aes_key.as_deref().ok_or(ErrorCode::RsaDecryptionFailed)?;
+        let key = self.key.unwrap_aes_key(wrapped).map_err(|_| ErrorCode::RsaDecryptionFailed)?;
+        let plaintext = key.open_base64(&upload.content).map_err(|_| ErrorCode::AesDecryptionFailed)?;
+        TaskContent::parse(id.task_type, &plaintext, self.limits.max_pages, self.limits.max_image_bytes)?;
+        Ok(())
+    }
+
+    /// Checks 10-11: the task item first (its conditional write makes concurrent identical
+    /// uploads create one task), then the envelope object, whose creation starts OCR.
+    async fn create(&self, id: TaskId, upload: Content, now: Timestamp) -> ProcessAnswer {
+        let wrapped_key = upload.aes_key.clone().unwrap_or_default();
+        let task = Task::new_processing(id.clone(), wrapped_key.clone(), now);
+        match self.tasks.create(&task).await {
+            Ok(Created::New) => {}
+            Ok(Created::AlreadyExists) => {
+                // Another request for the same task won the race: answer its state.
+                return match self.tasks.touch(&id, now).await {
+                    Ok(Some(task)) => self.answer(task, now).await,
+                    Ok(None) => ProcessAnswer::Processing,
+                    Err(e) => {
+                        error!(error = %e, "task lookup after a lost race failed");
+                        ProcessAnswer::Error(ErrorCode::DatabaseError)
+                    }
+                };
+            }
+            Err(e) => {
+                error!(error = %e, "task creation failed");
+                return ProcessAnswer::Error(ErrorCode::DatabaseError);
+            }
+        }
+        let envelope = Envelope {
+            version: Envelope::VERSION,
+            client_id: id.client_id.clone(),
+            task_type: id.task_type,
+            sha256: id.sha256.clone(),
+            aes_key: wrapped_key,
+            content: upload.content,
+        };
+        let body = match serde_json::to_vec(&envelope) {
+            Ok(body) => body,
+            Err(e) => return self.undo_creation(&id, &e).await,
+        };
+        if let Err(e) = self.blobs.put(&id.envelope_key(), body, Envelope::CONTENT_TYPE).await {
+            return self.undo_creation(&id, &e).await;
+        }
+        info!("task created");
+        ProcessAnswer::Processing
+    }
+
+    /// A task whose envelope could not be stored would never start: remove it so that the
+    /// client's retry creates it afresh, and say the store failed.
+    async fn undo_creation(&self, id: &TaskId, cause: &(dyn std::fmt::Display + Sync)) -> ProcessAnswer {
+        error!(error = %cause, "storing the envelope failed");
+        if let Err(e) = self.tasks.delete(id).await {
+            error!(error = %e, "removing the task without an envelope failed");
+        }
+        ProcessAnswer::Error(ErrorCode::DatabaseError)
+    }
+
+    /// A stored task's state as the protocol answers it.
+    async fn answer(&self, task: Task, now: Timestamp) -> ProcessAnswer {
+        if task.is_timed_out(now) {
+            match self.tasks.finish(&task.id, Outcome::Failed(ErrorCode::ProcessingTimeout)).await {
+                Ok(true) => {
+                    warn!("task timed out");
+                    return ProcessAnswer::Error(ErrorCode::ProcessingTimeout);
+                }
+                // It ended meanwhile: answer how.
+                Ok(false) => match self.tasks.get(&task.id, now).await {
+                    Ok(Some(ended)) => return state(ended),
+                    Ok(None) => return ProcessAnswer::Error(ErrorCode::TaskNotFound),
+                    Err(e) => error!(error = %e, "re-reading a timed-out task failed"),
+                },
+                Err(e) => error!(error = %e, "recording the timeout failed"),
+            }
+            // The store is failing; the timeout holds all the same.
+            return ProcessAnswer::Error(ErrorCode::ProcessingTimeout);
+        }
+        state(task)
+    }
+}
+
+fn state(task: Task) -> ProcessAnswer {
+    match (task.status, task.result) {
+        (TaskStatus::Processing, _) => ProcessAnswer::Processing,
+        (TaskStatus::Completed, Some(result)) => ProcessAnswer::Completed { result },
+        (TaskStatus::Completed, None) => {
+            error!(task = %task.id, "completed task has no result");
+            ProcessAnswer::Error(ErrorCode::ProcessingError)
+        }
+        (TaskStatus::Error, _) => ProcessAnswer::Error(task.error.unwrap_or(ErrorCode::ProcessingError)),
+    }
+}

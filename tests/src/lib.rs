@@ -1,0 +1,192 @@
+//! Test support: a fresh set of the template's resources on the moto server per test, the
+//! upload function's state over them, and a v1 client that encrypts as real clients do.
+//!
+//! The moto endpoint comes from `DOCUSNAP_TEST_ENDPOINT` (set by `scripts/test`); tests
+//! that need it fail with a clear message when it is missing rather than pass vacuously.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use docusnap_core::clock::ManualClock;
+use docusnap_core::config::Limits;
+use docusnap_core::crypto::{generate_private_key_pem, sha256_hex, AesKey, ClientWrap, ServerKey};
+use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
+use docusnap_infra::{Clients, LocalStack, Template};
+use docusnap_upload::Upload;
+use lambda_http::Body;
+use serde_json::{json, Value};
+
+pub const ENDPOINT_VAR: &str = "DOCUSNAP_TEST_ENDPOINT";
+/// A fixed, plausible start time (2026-11-01) so tests can move the clock freely.
+pub const START: i64 = 1_793_491_200;
+
+pub type TestUpload = Upload<DynamoTaskStore, S3BlobStore, Arc<ManualClock>>;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn endpoint() -> String {
+    std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_VAR} is not set: run the tests with scripts/test, which starts a moto server")
+    })
+}
+
+/// SDK configuration for the moto server: dummy credentials, a region, the endpoint.
+pub fn sdk_config() -> SdkConfig {
+    let credentials = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "docusnap-tests");
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(credentials))
+        .build()
+}
+
+/// One RSA key per test process: generating it takes a noticeable fraction of a second.
+pub fn server_key_pem() -> &'static str {
+    static PEM: OnceLock<String> = OnceLock::new();
+    PEM.get_or_init(|| generate_private_key_pem().expect("generating an RSA key"))
+}
+
+pub fn server_key() -> ServerKey {
+    ServerKey::from_pem(server_key_pem()).expect("parsing the generated key")
+}
+
+/// A name prefix no other test (or earlier run on the same moto server) uses.
+pub fn unique_prefix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    format!("t{}-{}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos)
+}
+
+/// The template's resources on moto, the upload function over them, and its clock.
+pub struct TestStack {
+    pub sdk: SdkConfig,
+    pub clients: Clients,
+    pub stack: LocalStack,
+    pub app: TestUpload,
+    pub clock: Arc<ManualClock>,
+}
+
+impl TestStack {
+    pub async fn new() -> Self {
+        Self::with_limits(Limits::default()).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> Self {
+        let sdk = sdk_config();
+        let clients = Clients::new(&sdk);
+        let template = Template::from_file(&repo_root().join("template.yaml")).expect("reading template.yaml");
+        let stack = docusnap_infra::provision(&template, &clients, &unique_prefix()).await.expect("provisioning on moto");
+        let clock = Arc::new(ManualClock::starting_at(START));
+        let app = Upload {
+            tasks: DynamoTaskStore::new(clients.dynamodb.clone(), stack.table("TasksTable").expect("tasks table")),
+            blobs: S3BlobStore::new(clients.s3.clone(), stack.bucket("UploadsBucket").expect("uploads bucket")),
+            clock: clock.clone(),
+            key: server_key(),
+            limits,
+        };
+        Self { sdk, clients, stack, app, clock }
+    }
+
+    pub fn table(&self) -> &str {
+        self.stack.table("TasksTable").expect("tasks table")
+    }
+
+    pub fn bucket(&self) -> &str {
+        self.stack.bucket("UploadsBucket").expect("uploads bucket")
+    }
+
+    /// Sends one HTTP request through the upload function's handler.
+    pub async fn call(&self, method: &str, path: &str, body: impl Into<Body>) -> (u16, Value) {
+        let (status, text) = self.call_raw(method, path, body).await;
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+        (status, value)
+    }
+
+    pub async fn call_raw(&self, method: &str, path: &str, body: impl Into<Body>) -> (u16, String) {
+        let request = http::Request::builder().method(method).uri(path).body(body.into()).expect("request");
+        let response = docusnap_upload::handle(&self.app, request).await.expect("the handler never fails");
+        let status = response.status().as_u16();
+        let text = String::from_utf8(response.body().to_vec()).expect("UTF-8 body");
+        (status, text)
+    }
+
+    pub async fn process(&self, body: &Value) -> (u16, Value) {
+        self.call("POST", "/process", body.to_string()).await
+    }
+
+    /// Every object key in the uploads bucket.
+    pub async fn object_keys(&self) -> Vec<String> {
+        let output = self.clients.s3.list_objects_v2().bucket(self.bucket()).send().await.expect("listing objects");
+        output.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    }
+
+    /// Every item in the tasks table, as DynamoDB returns it.
+    pub async fn items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let output = self.clients.dynamodb.scan().table_name(self.table()).consistent_read(true).send().await.expect("scan");
+        output.items().to_vec()
+    }
+}
+
+/// A v1 client: makes a fresh AES key per request and encrypts as the Android app does.
+pub struct Client {
+    pub id: String,
+    wrap: ClientWrap,
+}
+
+/// One prepared `POST /process` upload, with the key to read its result.
+pub struct Prepared {
+    pub key: AesKey,
+    pub sha256: String,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(id: impl Into<String>) -> Self {
+        let public = server_key().public_key_pem().to_owned();
+        Self { id: id.into(), wrap: ClientWrap::from_public_pem(&public).expect("public key") }
+    }
+
+    /// Encrypts `inner` (the decrypted JSON of the protocol) into a request with content.
+    pub fn upload(&self, task_type: &str, inner: &Value) -> Prepared {
+        self.upload_bytes(task_type, inner.to_string().as_bytes())
+    }
+
+    pub fn upload_bytes(&self, task_type: &str, plaintext: &[u8]) -> Prepared {
+        let key = AesKey::generate().expect("AES key");
+        let content = key.seal_base64(plaintext).expect("sealing");
+        let sha256 = sha256_hex(content.as_bytes());
+        let aes_key = self.wrap.wrap(key.as_bytes()).expect("wrapping");
+        let body = json!({
+            "client_id": self.id, "type": task_type, "SHA256": sha256,
+            "has_content": true, "aes_key": aes_key, "content": content,
+        });
+        Prepared { key, sha256, body }
+    }
+
+    /// A poll: the same task, without content.
+    pub fn poll(&self, task_type: &str, sha256: &str) -> Value {
+        json!({"client_id": self.id, "type": task_type, "SHA256": sha256, "has_content": false})
+    }
+
+    /// Wraps arbitrary bytes as an `aes_key`, for tests of bad keys.
+    pub fn wrap_raw(&self, bytes: &[u8]) -> String {
+        self.wrap.wrap(bytes).expect("wrapping")
+    }
+}
+
+/// A doc request's inner JSON with the given page bytes and library.
+pub fn doc_content(pages: &[&[u8]], library: Value) -> Value {
+    let pages: Vec<String> = pages.iter().map(|p| BASE64.encode(p)).collect();
+    json!({"to_process": pages, "file_lib": library})
+}
+
+pub fn base64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}

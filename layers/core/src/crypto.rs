@@ -111,6 +111,14 @@ impl ServerKey {
     }
 }
 
+/// A fresh RSA-2048 private key as PKCS#8 PEM: for development keys and tests.
+pub fn generate_private_key_pem() -> Result<String, KeyError> {
+    let key = PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|e| KeyError::Rejected(e.to_string()))?;
+    let der = key.as_der().map_err(|_| KeyError::PublicKey)?;
+    Ok(pem_encode("PRIVATE KEY", der.as_ref()))
+}
+
 /// The client side of the key wrap: what a v1 client does with the server's public key.
 /// The service itself never needs it; tests and tools that act as clients do.
 pub struct ClientWrap {
@@ -263,8 +271,7 @@ mod tests {
     fn server_key() -> &'static (ServerKey, String) {
         static KEY: OnceLock<(ServerKey, String)> = OnceLock::new();
         KEY.get_or_init(|| {
-            let key = PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-            let pem = pem_encode("PRIVATE KEY", key.as_der().unwrap().as_ref());
+            let pem = generate_private_key_pem().unwrap();
             (ServerKey::from_pem(&pem).unwrap(), pem)
         })
     }

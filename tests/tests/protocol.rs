@@ -1,0 +1,297 @@
+//! Every row of PROTOCOL.md through the upload function's handler, against moto.
+
+use docusnap_core::config::Limits;
+use docusnap_core::protocol::ErrorCode;
+use docusnap_core::store::{Outcome, TaskStore};
+use docusnap_core::task::TaskId;
+use docusnap_core::TaskType;
+use docusnap_tests::{base64, doc_content, Client, TestStack, START};
+use serde_json::{json, Value};
+
+fn error(code: &str) -> Value {
+    json!({"status": "error", "error_detail": code})
+}
+
+fn id(client: &Client, task_type: TaskType, sha256: &str) -> TaskId {
+    TaskId::new(client.id.clone(), task_type, sha256)
+}
+
+fn number(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str) -> i64 {
+    item[name].as_n().expect("a number").parse().expect("an integer")
+}
+
+#[tokio::test]
+async fn each_request_error_code_in_its_order() {
+    let t = TestStack::new().await;
+    let client = Client::new("order");
+    let good = client.upload("doc", &doc_content(&[b"page"], json!({})));
+    let with = |changes: Value| {
+        let mut body = good.body.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        body
+    };
+    let cases = [
+        // 1. each required field missing, even when everything after it is wrong too
+        (with(json!({"client_id": null, "type": "bogus"})), "MISSING_REQUIRED_FIELD"),
+        (with(json!({"type": null})), "MISSING_REQUIRED_FIELD"),
+        (with(json!({"SHA256": null})), "MISSING_REQUIRED_FIELD"),
+        (with(json!({"has_content": null, "content": null})), "MISSING_REQUIRED_FIELD"),
+        // 2. before the content check
+        (with(json!({"type": "bogus", "content": null})), "INVALID_TYPE"),
+        // 3.
+        (with(json!({"content": null})), "MISSING_CONTENT"),
+        // 5. no such task, nothing to create it from
+        (with(json!({"has_content": false})), "TASK_NOT_FOUND"),
+        // 6. before the key is looked at
+        (with(json!({"SHA256": "0".repeat(64), "aes_key": "garbage"})), "SHA256_MISMATCH"),
+        // 7.
+        (with(json!({"aes_key": "bm90IGEga2V5"})), "RSA_DECRYPTION_FAILED"),
+        (with(json!({"aes_key": "%%% not base64 %%%"})), "RSA_DECRYPTION_FAILED"),
+        (with(json!({"aes_key": null})), "RSA_DECRYPTION_FAILED"),
+        (with(json!({"aes_key": client.wrap_raw(&[1u8; 16])})), "RSA_DECRYPTION_FAILED"),
+    ];
+    for (body, code) in &cases {
+        assert_eq!(t.process(body).await, (400, error(code)), "{body}");
+    }
+    // 8. a key that unwraps but is not the one the content was sealed with
+    let other = client.upload("doc", &doc_content(&[b"other"], json!({})));
+    let body = with(json!({"aes_key": other.body["aes_key"]}));
+    assert_eq!(t.process(&body).await, (400, error("AES_DECRYPTION_FAILED")));
+    // 8. content that is not base64 (its hash matches, so the check reaches the cipher)
+    let mut body = good.body.clone();
+    body["content"] = json!("@@not-base64@@");
+    body["SHA256"] = json!(docusnap_core::crypto::sha256_hex(b"@@not-base64@@"));
+    assert_eq!(t.process(&body).await, (400, error("AES_DECRYPTION_FAILED")));
+    // 9.
+    let not_json = client.upload_bytes("doc", b"plain words, no JSON");
+    assert_eq!(t.process(&not_json.body).await, (400, error("INVALID_JSON")));
+    // Nothing above created a task or an object.
+    assert!(t.items().await.is_empty());
+    assert!(t.object_keys().await.is_empty());
+    // 11.
+    assert_eq!(t.process(&good.body).await, (202, json!({"status": "processing"})));
+}
+
+#[tokio::test]
+async fn storing_failures_answer_database_error_and_leave_no_task() {
+    // 10. the table is gone
+    let t = TestStack::new().await;
+    let client = Client::new("db");
+    t.clients.dynamodb.delete_table().table_name(t.table()).send().await.unwrap();
+    let upload = client.upload("doc", &doc_content(&[b"page"], json!({})));
+    assert_eq!(t.process(&upload.body).await, (400, error("DATABASE_ERROR")));
+
+    // the bucket is gone: the task item must not outlive its missing envelope
+    let t = TestStack::new().await;
+    t.clients.s3.delete_bucket().bucket(t.bucket()).send().await.unwrap();
+    assert_eq!(t.process(&upload.body).await, (400, error("DATABASE_ERROR")));
+    assert!(t.items().await.is_empty(), "a task without its envelope would never start");
+}
+
+#[tokio::test]
+async fn requests_the_original_could_not_parse_get_codes_not_500s() {
+    let t = TestStack::with_limits(Limits { max_pages: 2, max_image_bytes: 64 }).await;
+    let client = Client::new("bad-input");
+    let cases: Vec<(String, &str)> = vec![
+        ("not json at all".into(), "INVALID_JSON"),
+        ("".into(), "INVALID_JSON"),
+        (r#"{"client_id":"c","type":"doc","SHA256":"s","has_content":"true"}"#.into(), "INVALID_FIELD"),
+        (r#"{"client_id":["c"],"type":"doc","SHA256":"s","has_content":false}"#.into(), "INVALID_FIELD"),
+        (r#"{"client_id":"c","type":"doc","SHA256":"s","has_content":true,"content":5}"#.into(), "INVALID_FIELD"),
+        (format!(r#"{{"client_id":"c","type":"doc","SHA256":"s","has_content":true,"content":"{}"}}"#, "A".repeat(7 << 20)), "PAYLOAD_TOO_LARGE"),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = t.call("POST", "/process", body.clone()).await;
+        assert_eq!((status, answer), (400, error(code)), "{}", &body[..body.len().min(80)]);
+    }
+    let inner_cases = [
+        (json!({"to_process": "one string"}), "INVALID_CONTENT"),
+        (json!({"to_process": []}), "INVALID_CONTENT"),
+        (json!({"to_process": [1, 2]}), "INVALID_CONTENT"),
+        (json!({"to_process": ["a"], "file_lib": {"doc": "x"}}), "INVALID_CONTENT"),
+        (json!({"to_process": ["a", "b", "c"]}), "TOO_MANY_PAGES"),
+        (json!({"to_process": [base64(&[0u8; 100])]}), "IMAGE_TOO_LARGE"),
+    ];
+    for (inner, code) in inner_cases {
+        let upload = client.upload("doc", &inner);
+        assert_eq!(t.process(&upload.body).await, (400, error(code)), "{inner}");
+    }
+    let fill_with_pages = client.upload("fill", &doc_content(&[b"p"], json!({})));
+    assert_eq!(t.process(&fill_with_pages.body).await, (400, error("INVALID_CONTENT")));
+    assert!(t.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_three_task_states_as_answered() {
+    let t = TestStack::new().await;
+    let client = Client::new("states");
+    let doc = client.upload("doc", &doc_content(&[b"one"], json!({})));
+    let form = client.upload("form", &doc_content(&[b"two"], json!({})));
+    for prepared in [&doc, &form] {
+        assert_eq!(t.process(&prepared.body).await.0, 202);
+    }
+    assert_eq!(t.process(&client.poll("doc", &doc.sha256)).await, (202, json!({"status": "processing"})));
+
+    // What the extract function will do when a result is ready: seal it under the client's key.
+    let result = json!({"title": "Receipt", "tags": ["receipt"], "description": "d", "kv": {}, "related": []});
+    let sealed = doc.key.seal_base64(result.to_string().as_bytes()).unwrap();
+    let done = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Completed { result: sealed }).await;
+    assert!(done.unwrap());
+    let (status, answer) = t.process(&client.poll("doc", &doc.sha256)).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("completed")));
+    let opened = doc.key.open_base64(answer["result"].as_str().unwrap()).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&opened).unwrap(), result);
+
+    let failed = t.app.tasks.finish(&id(&client, TaskType::Form, &form.sha256), Outcome::Failed(ErrorCode::OcrFailure)).await;
+    assert!(failed.unwrap());
+    assert_eq!(t.process(&client.poll("form", &form.sha256)).await, (400, error("OCR_FAILURE")));
+
+    // An ended task forgets the client's wrapped key; a running one keeps it.
+    for item in t.items().await {
+        let ended = item["status"].as_s().unwrap() != "processing";
+        assert_eq!(item.contains_key("wrapped_key"), !ended, "{item:?}");
+    }
+    // A task that ended cannot end again.
+    let again = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Failed(ErrorCode::LlmFailure)).await;
+    assert!(!again.unwrap());
+}
+
+#[tokio::test]
+async fn a_repeated_upload_returns_the_cached_state_before_content_checks() {
+    let t = TestStack::new().await;
+    let client = Client::new("repeat");
+    let upload = client.upload("form", &doc_content(&[b"page"], json!({})));
+    assert_eq!(t.process(&upload.body).await.0, 202);
+    t.app
+        .tasks
+        .finish(&id(&client, TaskType::Form, &upload.sha256), Outcome::Failed(ErrorCode::LlmFailure))
+        .await
+        .unwrap();
+    // Same identity, content that would fail every check: the cached state wins.
+    let mut broken = upload.body.clone();
+    broken["content"] = json!("garbage");
+    broken["aes_key"] = json!("garbage");
+    assert_eq!(t.process(&broken).await, (400, error("LLM_FAILURE")));
+    assert_eq!(t.process(&upload.body).await, (400, error("LLM_FAILURE")));
+    assert_eq!(t.object_keys().await.len(), 1);
+}
+
+#[tokio::test]
+async fn access_refreshes_the_ttl_and_a_day_without_access_forgets() {
+    let t = TestStack::new().await;
+    let client = Client::new("ttl");
+    let upload = client.upload("doc", &doc_content(&[b"page"], json!({})));
+    t.process(&upload.body).await;
+    let task = id(&client, TaskType::Doc, &upload.sha256);
+    t.app.tasks.finish(&task, Outcome::Failed(ErrorCode::OcrFailure)).await.unwrap();
+    let item = t.items().await.remove(0);
+    assert_eq!(number(&item, "expires_at"), START + 1440 * 60);
+
+    t.clock.advance(1439 * 60);
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 400);
+    let item = t.items().await.remove(0);
+    assert_eq!(number(&item, "last_access"), START + 1439 * 60);
+    assert_eq!(number(&item, "expires_at"), START + 2 * 1439 * 60 + 60);
+
+    // 1440 minutes after that access the task is gone, whether or not TTL has run yet.
+    t.clock.advance(1440 * 60);
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await, (400, error("TASK_NOT_FOUND")));
+    // And the same upload creates it afresh.
+    assert_eq!(t.process(&upload.body).await, (202, json!({"status": "processing"})));
+}
+
+#[tokio::test]
+async fn processing_times_out_after_ten_minutes() {
+    let t = TestStack::new().await;
+    let client = Client::new("slow");
+    let upload = client.upload("doc", &doc_content(&[b"page"], json!({})));
+    t.process(&upload.body).await;
+    t.clock.advance(599);
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 202);
+    t.clock.advance(1);
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await, (400, error("PROCESSING_TIMEOUT")));
+    // Recorded, not only computed: the key is gone and a late result cannot land.
+    let item = t.items().await.remove(0);
+    assert_eq!(item["error_code"].as_s().unwrap(), "PROCESSING_TIMEOUT");
+    assert!(!item.contains_key("wrapped_key"));
+    let task = id(&client, TaskType::Doc, &upload.sha256);
+    let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into() }).await;
+    assert!(!late.unwrap());
+    assert_eq!(t.process(&upload.body).await, (400, error("PROCESSING_TIMEOUT")));
+}
+
+#[tokio::test]
+async fn clear_forgets_one_task_or_all_of_a_clients() {
+    let t = TestStack::new().await;
+    let alice = Client::new("alice");
+    let bob = Client::new("alice/bob");
+    let a1 = alice.upload("doc", &doc_content(&[b"a1"], json!({})));
+    let a2 = alice.upload("form", &doc_content(&[b"a2"], json!({})));
+    let b1 = bob.upload("doc", &doc_content(&[b"b1"], json!({})));
+    for prepared in [&a1, &a2, &b1] {
+        assert_eq!(t.process(&prepared.body).await.0, 202);
+    }
+    assert_eq!(t.object_keys().await.len(), 3);
+
+    let one = json!({"client_id": "alice", "SHA256": a1.sha256, "type": "doc"});
+    assert_eq!(t.call("POST", "/clear", one.to_string()).await, (200, json!({"status": "ok"})));
+    assert_eq!(t.process(&alice.poll("doc", &a1.sha256)).await, (400, error("TASK_NOT_FOUND")));
+    assert_eq!(t.process(&alice.poll("form", &a2.sha256)).await.0, 202);
+    assert_eq!(t.object_keys().await.len(), 2);
+
+    let all = json!({"client_id": "alice"});
+    assert_eq!(t.call("POST", "/clear", all.to_string()).await, (200, json!({"status": "ok"})));
+    assert_eq!(t.process(&alice.poll("form", &a2.sha256)).await, (400, error("TASK_NOT_FOUND")));
+    // A client whose id starts with another's keeps everything.
+    assert_eq!(t.process(&bob.poll("doc", &b1.sha256)).await.0, 202);
+    assert_eq!(t.object_keys().await, vec![docusnap_core::TaskId::new("alice/bob", TaskType::Doc, b1.sha256.clone()).envelope_key()]);
+    assert_eq!(t.items().await.len(), 1);
+
+    assert_eq!(t.call("POST", "/clear", "{}").await, (400, json!({"error": "Missing client_id"})));
+    t.clients.dynamodb.delete_table().table_name(t.table()).send().await.unwrap();
+    assert_eq!(t.call("POST", "/clear", all.to_string()).await, (500, json!({"error": "CACHE_CLEAR_FAILED"})));
+}
+
+#[tokio::test]
+async fn every_route_answers_at_the_root_and_under_api_v1() {
+    let t = TestStack::new().await;
+    let client = Client::new("prefixes");
+    for prefix in ["", "/api/v1"] {
+        let path = |p: &str| format!("{prefix}{p}");
+        assert_eq!(t.call("GET", &path("/check_status"), "").await, (200, json!({"server_status": "ok"})));
+        let (status, pem) = t.call_raw("GET", &path("/public_key"), "").await;
+        assert_eq!(status, 200);
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        let upload = client.upload("doc", &doc_content(&[prefix.as_bytes(), b"page"], json!({})));
+        assert_eq!(t.call("POST", &path("/process"), upload.body.to_string()).await.0, 202);
+        let clear = json!({"client_id": client.id, "SHA256": upload.sha256, "type": "doc"});
+        assert_eq!(t.call("POST", &path("/clear"), clear.to_string()).await.0, 200);
+        assert_eq!(t.call("GET", &path("/process"), "").await, (405, json!({"error": "METHOD_NOT_ALLOWED"})));
+        assert_eq!(t.call("GET", &path("/nowhere"), "").await, (404, json!({"error": "NOT_FOUND"})));
+    }
+    // The published key is the one uploads are unwrapped with: a client using it succeeds.
+    let (_, pem) = t.call_raw("GET", "/public_key", "").await;
+    assert_eq!(pem, docusnap_tests::server_key().public_key_pem());
+}
+
+#[tokio::test]
+async fn the_envelope_is_stored_as_received_under_a_key_naming_the_task() {
+    let t = TestStack::new().await;
+    let client = Client::new("envelope");
+    let upload = client.upload("form", &doc_content(&[b"page"], json!({})));
+    t.process(&upload.body).await;
+    let key = id(&client, TaskType::Form, &upload.sha256).envelope_key();
+    assert_eq!(t.object_keys().await, vec![key.clone()]);
+    assert_eq!(key, format!("tasks/envelope/form/{}/envelope.json", upload.sha256));
+    let object = t.clients.s3.get_object().bucket(t.bucket()).key(&key).send().await.unwrap();
+    let stored: Value = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(stored["content"], upload.body["content"]);
+    assert_eq!(stored["aes_key"], upload.body["aes_key"]);
+    assert_eq!(stored["SHA256"], json!(upload.sha256));
+}

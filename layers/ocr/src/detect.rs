@@ -1,0 +1,260 @@
+//! Text detection: the input-size policy, and DB post-processing of the probability map
+//! (threshold, dilation, connected regions, minimum-area boxes, scoring, unclip).
+
+use image::RgbImage;
+
+use crate::geometry::{area_and_perimeter, in_quad, min_area_rect, Point, Quad};
+
+/// DB post-processing parameters; the defaults are PP-OCR's (and CnOCR's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DbParams {
+    /// Pixels with probability above this are text.
+    pub thresh: f32,
+    /// A region whose mean probability is below this is dropped.
+    pub box_thresh: f32,
+    /// How far a box is grown: area * ratio / perimeter.
+    pub unclip_ratio: f32,
+    /// Regions whose box is thinner than this (in map pixels) are dropped.
+    pub min_size: f32,
+    /// At most this many regions are considered, largest first.
+    pub max_candidates: usize,
+}
+
+impl Default for DbParams {
+    fn default() -> Self {
+        Self { thresh: 0.3, box_thresh: 0.5, unclip_ratio: 1.6, min_size: 3.0, max_candidates: 1000 }
+    }
+}
+
+/// How a page is scaled for detection: small pages are scaled up until their short side
+/// reaches `short_min`, large ones down until their long side is at most `long_max`.
+/// The reference scales up to a short side of 736 (after capping the long side at 2000);
+/// on ../shared/data a short side of 512 reads as well with half the pixels on small
+/// scans (see the README's measurements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetSize {
+    pub short_min: u32,
+    pub long_max: u32,
+}
+
+impl DetSize {
+    pub const REFERENCE: DetSize = DetSize { short_min: 736, long_max: 2000 };
+    pub const DEFAULT: DetSize = DetSize { short_min: 512, long_max: 2000 };
+}
+
+/// The detector's input size for a `width` x `height` page: scaled by the policy, then
+/// rounded to multiples of 32 as the network's strides need.
+pub fn input_size(width: u32, height: u32, policy: DetSize) -> (usize, usize) {
+    let (w, h) = (width as f32, height as f32);
+    let mut ratio = (policy.short_min as f32 / w.min(h)).max(1.0);
+    if w.max(h) * ratio > policy.long_max as f32 {
+        ratio = policy.long_max as f32 / w.max(h);
+    }
+    let round = |v: f32| (((v * ratio) / 32.0).round() as usize * 32).max(32);
+    (round(w), round(h))
+}
+
+/// Writes the page resized to `w` x `h` into a [3, h, w] tensor, BGR, normalised to [-1, 1].
+pub fn fill_input(image: &RgbImage, w: usize, h: usize, out: &mut [f32]) {
+    let map = crate::geometry::CropMap {
+        origin: Point::new(0.0, 0.0),
+        ex: Point::new(1.0, 0.0),
+        ey: Point::new(0.0, 1.0),
+        width: image.width() as f32,
+        height: image.height() as f32,
+    };
+    map.sample_into(image, w, h, w, out);
+}
+
+/// A detected text box in page coordinates, with the detector's mean probability in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    pub quad: Quad,
+    pub score: f32,
+}
+
+/// DB post-processing of a `map_w` x `map_h` probability map into boxes on a
+/// `page_w` x `page_h` page.
+pub fn boxes_from_map(prob: &[f32], map_w: usize, map_h: usize, page_w: u32, page_h: u32, params: &DbParams) -> Vec<Detection> {
+    let bitmap = dilate(&threshold(prob, params.thresh), map_w, map_h);
+    let mut regions = connected_regions(&bitmap, map_w, map_h);
+    regions.sort_by_key(|r| std::cmp::Reverse(r.pixels));
+    regions.truncate(params.max_candidates);
+    let (sx, sy) = (page_w as f32 / map_w as f32, page_h as f32 / map_h as f32);
+    let mut out = Vec::new();
+    for region in regions {
+        let Some(rect) = min_area_rect(region.outline) else { continue };
+        if rect.short_side() < params.min_size {
+            continue;
+        }
+        let quad = rect.corners();
+        let score = mean_inside(prob, map_w, map_h, &quad);
+        if score < params.box_thresh {
+            continue;
+        }
+        let (area, perimeter) = area_and_perimeter(&quad);
+        let grown = rect.grown(area * params.unclip_ratio / perimeter.max(1e-6));
+        if grown.short_side() < params.min_size + 2.0 {
+            continue;
+        }
+        let quad = grown.corners().map(|p| {
+            Point::new((p.x * sx).round().clamp(0.0, page_w as f32), (p.y * sy).round().clamp(0.0, page_h as f32))
+        });
+        // Boxes squeezed to a sliver by the page edge carry no readable text.
+        let width = ((quad[1].x - quad[0].x).powi(2) + (quad[1].y - quad[0].y).powi(2)).sqrt();
+        let height = ((quad[3].x - quad[0].x).powi(2) + (quad[3].y - quad[0].y).powi(2)).sqrt();
+        if width <= 3.0 || height <= 3.0 {
+            continue;
+        }
+        out.push(Detection { quad, score });
+    }
+    out
+}
+
+fn threshold(prob: &[f32], thresh: f32) -> Vec<bool> {
+    prob.iter().map(|&p| p > thresh).collect()
+}
+
+/// OpenCV's dilation with a 2x2 kernel anchored at its centre: a pixel is set when it or
+/// its left, upper or upper-left neighbour is.
+fn dilate(bitmap: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut out = bitmap.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            out[i] = bitmap[i]
+                || (x > 0 && bitmap[i - 1])
+                || (y > 0 && bitmap[i - w])
+                || (x > 0 && y > 0 && bitmap[i - w - 1]);
+        }
+    }
+    out
+}
+
+struct Region {
+    pixels: usize,
+    /// Each row's leftmost and rightmost pixel centres: enough for the convex hull.
+    outline: Vec<Point>,
+}
+
+/// 8-connected regions of the bitmap.
+fn connected_regions(bitmap: &[bool], w: usize, h: usize) -> Vec<Region> {
+    let mut label = vec![u32::MAX; bitmap.len()];
+    let mut regions = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..bitmap.len() {
+        if !bitmap[start] || label[start] != u32::MAX {
+            continue;
+        }
+        let id = regions.len() as u32;
+        let mut rows: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+        let mut pixels = 0;
+        label[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            pixels += 1;
+            let (x, y) = (i % w, i / w);
+            let row = rows.entry(y).or_insert((x, x));
+            row.0 = row.0.min(x);
+            row.1 = row.1.max(x);
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    if nx < 0 || ny < 0 || nx >= w as i64 || ny >= h as i64 {
+                        continue;
+                    }
+                    let j = ny as usize * w + nx as usize;
+                    if bitmap[j] && label[j] == u32::MAX {
+                        label[j] = id;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        let outline = rows
+            .into_iter()
+            .flat_map(|(y, (x0, x1))| [Point::new(x0 as f32, y as f32), Point::new(x1 as f32, y as f32)])
+            .collect();
+        regions.push(Region { pixels, outline });
+    }
+    regions
+}
+
+/// Mean probability over the map pixels whose centres lie in the box ("fast" score mode).
+fn mean_inside(prob: &[f32], w: usize, h: usize, quad: &Quad) -> f32 {
+    let xmin = quad.iter().map(|p| p.x).fold(f32::MAX, f32::min).floor().clamp(0.0, (w - 1) as f32) as usize;
+    let xmax = quad.iter().map(|p| p.x).fold(f32::MIN, f32::max).ceil().clamp(0.0, (w - 1) as f32) as usize;
+    let ymin = quad.iter().map(|p| p.y).fold(f32::MAX, f32::min).floor().clamp(0.0, (h - 1) as f32) as usize;
+    let ymax = quad.iter().map(|p| p.y).fold(f32::MIN, f32::max).ceil().clamp(0.0, (h - 1) as f32) as usize;
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for y in ymin..=ymax {
+        for x in xmin..=xmax {
+            if in_quad(quad, Point::new(x as f32, y as f32)) {
+                sum += f64::from(prob[y * w + x]);
+                count += 1;
+            }
+        }
+    }
+    if count == 0 { 0.0 } else { (sum / count as f64) as f32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic probability map with two text bars and a faint smudge.
+    fn synthetic_map(w: usize, h: usize) -> Vec<f32> {
+        let mut map = vec![0.0f32; w * h];
+        let mut fill = |x0: usize, x1: usize, y0: usize, y1: usize, p: f32| {
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    map[y * w + x] = p;
+                }
+            }
+        };
+        fill(10, 90, 10, 20, 0.9); // a line of text
+        fill(20, 60, 40, 48, 0.8); // a shorter one below
+        fill(70, 75, 60, 64, 0.35); // above thresh, below box_thresh: dropped
+        fill(5, 7, 70, 72, 0.9); // too small: dropped
+        map
+    }
+
+    #[test]
+    fn db_post_processing_finds_the_bars_and_drops_noise() {
+        let (w, h) = (100, 80);
+        let map = synthetic_map(w, h);
+        // The page is twice the map's size: boxes come back in page pixels.
+        let boxes = boxes_from_map(&map, w, h, 200, 160, &DbParams::default());
+        assert_eq!(boxes.len(), 2, "{boxes:?}");
+        let mut boxes = boxes;
+        boxes.sort_by(|a, b| a.quad[0].y.total_cmp(&b.quad[0].y));
+        let first = &boxes[0].quad;
+        // The bar covers x 10..90, y 10..20 of the map, grown by the unclip distance.
+        assert!(first[0].x < 20.0 && first[1].x > 178.0, "{first:?}");
+        assert!(first[0].y < 20.0 && first[3].y > 38.0, "{first:?}");
+        // The dilated border row and column (probability 0) count too, as in the reference.
+        assert!(boxes[0].score > 0.75 && boxes[0].score < 0.9, "{}", boxes[0].score);
+        // The second bar starts at map row 40 (page row 80), less its unclip margin.
+        assert!((60.0..80.0).contains(&boxes[1].quad[0].y), "{:?}", boxes[1].quad);
+    }
+
+    #[test]
+    fn dilation_joins_pixels_one_apart_diagonally_only_down_right() {
+        let mut bitmap = vec![false; 9];
+        bitmap[4] = true; // centre of 3x3
+        let d = dilate(&bitmap, 3, 3);
+        assert_eq!(d, vec![false, false, false, false, true, true, false, true, true]);
+    }
+
+    #[test]
+    fn input_size_policies() {
+        assert_eq!(input_size(463, 1013, DetSize::REFERENCE), (736, 1600));
+        assert_eq!(input_size(463, 1013, DetSize::DEFAULT), (512, 1120));
+        // A 12-megapixel phone photo is scaled down by its long side.
+        // (Rounding to 32 may pass the cap by up to 16 px, as in the reference.)
+        assert_eq!(input_size(3024, 4032, DetSize::DEFAULT), (1504, 2016));
+        // A long, narrow strip is not scaled past the long-side cap.
+        assert_eq!(input_size(100, 3000, DetSize::DEFAULT), (64, 2016));
+        assert_eq!(input_size(10, 10, DetSize::DEFAULT), (512, 512));
+    }
+}

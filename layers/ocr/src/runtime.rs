@@ -1,0 +1,92 @@
+//! Where ONNX Runtime and the models are: the container image's `/opt` layout first, then
+//! the checkout's `models/opt` (laid out by `models/fetch`), unless the environment says.
+
+use std::path::{Path, PathBuf};
+
+/// The shared library inside the `onnxruntime==1.31.1` wheel.
+pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+
+pub mod var {
+    /// Full path of `libonnxruntime.so.1.31.1`.
+    pub const ORT_LIB: &str = "DOCUSNAP_ORT_LIB";
+    /// Folder holding one sub-folder per model set.
+    pub const MODELS_DIR: &str = "DOCUSNAP_MODELS_DIR";
+    /// `ppocr-v4` or `ppocr-v6`.
+    pub const MODEL_SET: &str = "DOCUSNAP_OCR_MODELS";
+    /// Intra-op threads per session; default: the CPUs this process may use.
+    pub const THREADS: &str = "DOCUSNAP_OCR_THREADS";
+}
+
+/// The two model sets the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelSet {
+    /// PP-OCRv4, as CnOCR and `rapidocr_onnxruntime==1.4.4` run it.
+    PpOcrV4,
+    /// PP-OCRv6 small, as `rapidocr==3.10.0` ships it.
+    PpOcrV6,
+}
+
+impl ModelSet {
+    pub const ALL: [ModelSet; 2] = [ModelSet::PpOcrV4, ModelSet::PpOcrV6];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelSet::PpOcrV4 => "ppocr-v4",
+            ModelSet::PpOcrV6 => "ppocr-v6",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|set| set.name() == name)
+    }
+
+    /// Detection, recognition and direction model files, as the wheels name them.
+    pub fn files(self) -> [&'static str; 3] {
+        match self {
+            ModelSet::PpOcrV4 => ["ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx"],
+            ModelSet::PpOcrV6 => ["PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx"],
+        }
+    }
+}
+
+/// Roots that may hold `lib/` and `models/`, in the order they are tried.
+fn candidate_roots() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from("/opt")];
+    // A binary under <checkout>/target/<profile>/ finds <checkout>/models/opt.
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(|dir| dir.join("models/opt")));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(|dir| dir.join("models/opt")));
+    }
+    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/opt"));
+    roots
+}
+
+/// The ONNX Runtime library: `DOCUSNAP_ORT_LIB`, else the first root that has it.
+pub fn locate_runtime() -> Result<PathBuf, Vec<PathBuf>> {
+    if let Some(path) = std::env::var_os(var::ORT_LIB) {
+        return Ok(path.into());
+    }
+    let tried: Vec<PathBuf> = candidate_roots().into_iter().map(|root| root.join("lib").join(ORT_LIBRARY)).collect();
+    tried.iter().find(|p| p.is_file()).cloned().ok_or(tried)
+}
+
+/// The folder of one model set: under `DOCUSNAP_MODELS_DIR`, else the first root that has it.
+pub fn locate_models(set: ModelSet) -> Result<PathBuf, Vec<PathBuf>> {
+    if let Some(dir) = std::env::var_os(var::MODELS_DIR) {
+        return Ok(PathBuf::from(dir).join(set.name()));
+    }
+    let tried: Vec<PathBuf> = candidate_roots().into_iter().map(|root| root.join("models").join(set.name())).collect();
+    tried.iter().find(|dir| dir.join(set.files()[0]).is_file()).cloned().ok_or(tried)
+}
+
+/// Threads for ONNX Runtime: what the environment says, else the CPUs this process may
+/// use (affinity and cgroup quotas included).
+pub fn threads() -> usize {
+    std::env::var(var::THREADS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""The Python reference engines, driven like `docusnap-ocr`: one JSON line per image,
+{"file", "lines": [{"text", "score", "box"}], "ms"}. Default settings, as the evaluation
+data's README measured them.
+
+    .venv-eval/bin/python scripts/ocr_reference.py --models ppocr-v4|ppocr-v6 IMAGE...
+
+ppocr-v4 runs rapidocr_onnxruntime==1.4.4, ppocr-v6 runs rapidocr==3.10.0.
+"""
+import json, sys, time
+
+
+def load(models):
+    if models == "ppocr-v4":
+        from rapidocr_onnxruntime import RapidOCR
+        engine = RapidOCR()
+
+        def run(path):
+            result, _ = engine(path)
+            return [(box, text, score) for box, text, score in (result or [])]
+    else:
+        from rapidocr import RapidOCR
+        engine = RapidOCR()
+
+        def run(path):
+            out = engine(path)
+            if out.boxes is None:
+                return []
+            return list(zip(out.boxes.tolist(), out.txts, out.scores))
+    return run
+
+
+def main():
+    args = sys.argv[1:]
+    models = "ppocr-v4"
+    if args[:1] == ["--models"]:
+        models, args = args[1], args[2:]
+    run = load(models)
+    for path in args:
+        started = time.perf_counter()
+        lines = [{"text": text, "score": float(score), "box": [[float(x), float(y)] for x, y in box]}
+                 for box, text, score in run(path)]
+        ms = (time.perf_counter() - started) * 1000
+        print(json.dumps({"file": path, "lines": lines, "ms": round(ms, 1)}, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()

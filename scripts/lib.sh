@@ -70,3 +70,21 @@ use_moto() {
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
     export AWS_ENDPOINT_URL="$MOTO_ENDPOINT"
 }
+
+# ONNX Runtime and the OCR models, laid out under models/opt as the image has them in /opt.
+ensure_models() {
+    "$REPO_ROOT/models/fetch"
+}
+
+# Fonts the OCR tests render their pages with (Debian's packages).
+ensure_fonts() {
+    local missing=()
+    [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+    [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        local sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" > /dev/null
+    fi
+}

@@ -8,7 +8,7 @@
 //! page and invocation of the process.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use image::RgbImage;
 use ort::session::builder::GraphOptimizationLevel;
@@ -148,22 +148,34 @@ pub struct OcrEngine {
     rec: Mutex<Session>,
     charset: Charset,
     config: EngineConfig,
-    _environment: ort::environment::Environment,
+}
+
+/// ONNX Runtime allows one environment per process: the first engine loads the library
+/// and creates it, later engines (another model set, say) share it.
+fn environment(runtime: &Path) -> Result<&'static ort::environment::Environment, OcrError> {
+    static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+    static INIT: Mutex<()> = Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(environment) = ENVIRONMENT.get() {
+        return Ok(environment);
+    }
+    let load_error = |detail: String| OcrError::RuntimeLoad { path: runtime.to_owned(), detail };
+    let environment = ort::init_from(runtime)
+        .map_err(|e| load_error(e.to_string()))?
+        .with_name("docusnap-ocr")
+        .build()
+        .map_err(|e| load_error(e.to_string()))?;
+    Ok(ENVIRONMENT.get_or_init(|| environment))
 }
 
 impl OcrEngine {
     /// Loads ONNX Runtime and the three models. Call once per process.
     pub fn load(config: EngineConfig) -> Result<Self, OcrError> {
-        let load_error = |detail: String| OcrError::RuntimeLoad { path: config.runtime.clone(), detail };
-        let environment = ort::init_from(&config.runtime)
-            .map_err(|e| load_error(e.to_string()))?
-            .with_name("docusnap-ocr")
-            .build()
-            .map_err(|e| load_error(e.to_string()))?;
+        let environment = environment(&config.runtime)?;
         let [det, rec, cls] = config.set.files().map(|file| config.models.join(file));
         let session = |path: &Path| -> Result<Session, OcrError> {
             let model_error = |source: ort::Error| OcrError::Model { path: path.to_owned(), source };
-            Session::builder(&environment)
+            Session::builder(environment)
                 .map_err(model_error)?
                 .with_optimization_level(GraphOptimizationLevel::Level3)
                 .map_err(|e| model_error(e.into()))?
@@ -196,7 +208,6 @@ impl OcrEngine {
             rec: Mutex::new(rec_session),
             charset,
             config,
-            _environment: environment,
         })
     }
 
@@ -213,17 +224,24 @@ impl OcrEngine {
     pub fn read(&self, image: &RgbImage) -> Result<Page, OcrError> {
         let detections = self.detect(image)?;
         let mut crops: Vec<geometry::CropMap> = detections.iter().map(|d| geometry::CropMap::from_quad(&d.quad)).collect();
-        if self.config.use_direction {
-            self.orient(image, &mut crops)?;
-        }
+        let upside_down = self.config.use_direction && self.orient(image, &mut crops)?;
         let recognised = self.recognise(image, &crops)?;
-        let lines = detections
+        let lines: Vec<TextLine> = detections
             .into_iter()
             .zip(recognised)
             .filter(|(_, (text, score))| !text.is_empty() && *score >= self.config.min_score)
             .map(|(d, (text, score))| TextLine { text, score, quad: d.quad })
             .collect();
-        Ok(Page { width: image.width(), height: image.height(), lines: layout::reading_order(lines) })
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        // An upside-down page reads from the image's bottom right: order its lines in the
+        // turned page's frame, then give the boxes back in the image's.
+        let turn = |line: TextLine| TextLine { quad: line.quad.map(|p| Point::new(w - p.x, h - p.y)), ..line };
+        let lines = if upside_down {
+            layout::reading_order(lines.into_iter().map(turn).collect()).into_iter().map(turn).collect()
+        } else {
+            layout::reading_order(lines)
+        };
+        Ok(Page { width: image.width(), height: image.height(), lines })
     }
 
     fn detect(&self, image: &RgbImage) -> Result<Vec<detect::Detection>, OcrError> {
@@ -248,18 +266,20 @@ impl OcrEngine {
     /// whole, so the page decides: when most of its text (by line length) reads as
     /// upside down, every line the model leans to call upside down is turned; otherwise
     /// none is.
-    fn orient(&self, image: &RgbImage, crops: &mut [geometry::CropMap]) -> Result<(), OcrError> {
+    /// Returns whether the page was upside down.
+    fn orient(&self, image: &RgbImage, crops: &mut [geometry::CropMap]) -> Result<bool, OcrError> {
         let flipped = self.direction_probabilities(image, crops)?;
         let total: f32 = crops.iter().map(|c| c.width).sum();
         let upside_down: f32 = crops.iter().zip(&flipped).filter(|(_, &p)| p > DIRECTION_THRESHOLD).map(|(c, _)| c.width).sum();
-        if upside_down > PAGE_FLIP_SHARE * total {
+        let page_upside_down = upside_down > PAGE_FLIP_SHARE * total;
+        if page_upside_down {
             for (crop, p) in crops.iter_mut().zip(flipped) {
                 if p > 0.5 {
                     *crop = crop.rotated_180();
                 }
             }
         }
-        Ok(())
+        Ok(page_upside_down)
     }
 
     /// The direction model's probability that each crop is upside down.

@@ -1,0 +1,157 @@
+//! The whole pipeline on pages the test renders itself, with known text: English and
+//! Chinese, upright and upside down, for both model sets. Needs the models laid out by
+//! `models/fetch` and the fonts of Debian's fonts-dejavu-core and fonts-wqy-microhei
+//! (`scripts/test` sees to both).
+
+use std::sync::OnceLock;
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine, Page};
+use image::{Rgb, RgbImage};
+
+const LATIN_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
+
+fn font_bytes(path: &str) -> &'static [u8] {
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static [u8]>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+    cache.entry(path.to_owned()).or_insert_with(|| {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; scripts/test installs the fonts"));
+        Box::leak(bytes.into_boxed_slice())
+    })
+}
+
+/// Black text on white, one line per entry, `px` pixels tall.
+fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
+    let font = FontRef::try_from_slice_and_index(font_bytes(font_path), 0).expect("a font");
+    let scale = PxScale::from(px);
+    let scaled = font.as_scaled(scale);
+    let width = lines
+        .iter()
+        .map(|l| l.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum::<f32>())
+        .fold(0.0, f32::max) as u32
+        + 80;
+    let line_height = (px * 1.8) as u32;
+    let mut image = RgbImage::from_pixel(width, line_height * lines.len() as u32 + 60, Rgb([255, 255, 255]));
+    for (row, line) in lines.iter().enumerate() {
+        let baseline = 30.0 + row as f32 * line_height as f32 + scaled.ascent();
+        let mut x = 40.0;
+        for c in line.chars() {
+            let id = font.glyph_id(c);
+            let glyph = id.with_scale_and_position(scale, ab_glyph::point(x, baseline));
+            if let Some(outline) = font.outline_glyph(glyph) {
+                let bounds = outline.px_bounds();
+                outline.draw(|gx, gy, coverage| {
+                    let (px, py) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
+                    if px >= 0 && py >= 0 && (px as u32) < image.width() && (py as u32) < image.height() {
+                        let value = (255.0 * (1.0 - coverage.clamp(0.0, 1.0))) as u8;
+                        let pixel = image.get_pixel_mut(px as u32, py as u32);
+                        pixel.0 = pixel.0.map(|old| old.min(value));
+                    }
+                });
+            }
+            x += scaled.h_advance(id);
+        }
+    }
+    image
+}
+
+fn engine(set: ModelSet) -> &'static OcrEngine {
+    static V4: OnceLock<OcrEngine> = OnceLock::new();
+    static V6: OnceLock<OcrEngine> = OnceLock::new();
+    let cell = if set == ModelSet::PpOcrV4 { &V4 } else { &V6 };
+    cell.get_or_init(|| {
+        let config = EngineConfig::for_set(set).unwrap_or_else(|e| panic!("{e}"));
+        OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            current.push((previous[j + 1] + 1).min(current[j] + 1).min(previous[j] + usize::from(ca != cb)));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Each expected line is read, in order, with at most one error in ten characters
+/// (spaces aside: the models often drop them between Latin words).
+fn assert_reads(page: &Page, expected: &[&str]) {
+    let got: Vec<String> = page.lines.iter().map(|l| squash(&l.text)).collect();
+    assert_eq!(got.len(), expected.len(), "lines {got:?}, expected {expected:?}");
+    for (got, want) in got.iter().zip(expected) {
+        let want = squash(want);
+        let errors = edit_distance(got, &want);
+        assert!(errors * 10 <= want.chars().count(), "read {got:?}, expected {want:?}");
+    }
+    for line in &page.lines {
+        assert!(line.score > 0.5 && line.score <= 1.0, "{line:?}");
+        assert!(line.quad.iter().all(|p| p.x >= 0.0 && p.y >= 0.0 && p.x <= page.width as f32 && p.y <= page.height as f32));
+    }
+}
+
+const ENGLISH: [&str; 3] = ["INVOICE No. 2026-0042", "Total due: 128.50 EUR", "Thank you for your order"];
+const CHINESE: [&str; 2] = ["文档识别测试", "欢迎使用中文识别"];
+
+fn english_and_chinese(set: ModelSet) {
+    let engine = engine(set);
+    let page = engine.read(&render(&ENGLISH, LATIN_FONT, 32.0)).unwrap();
+    assert_reads(&page, &ENGLISH);
+    let page = engine.read(&render(&CHINESE, CJK_FONT, 36.0)).unwrap();
+    assert_reads(&page, &CHINESE);
+    // Boxes lie where the text was drawn: lines top to bottom, 57.6 px apart.
+    let tops: Vec<f32> = page.lines.iter().map(|l| l.quad[0].y).collect();
+    assert!(tops.windows(2).all(|w| (w[1] - w[0] - 64.8).abs() < 12.0), "{tops:?}");
+}
+
+fn upside_down(set: ModelSet) {
+    let engine = engine(set);
+    let upright = render(&ENGLISH, LATIN_FONT, 32.0);
+    let page = engine.read(&image::imageops::rotate180(&upright)).unwrap();
+    assert_reads(&page, &ENGLISH);
+    let upright = render(&CHINESE, CJK_FONT, 36.0);
+    let page = engine.read(&image::imageops::rotate180(&upright)).unwrap();
+    assert_reads(&page, &CHINESE);
+}
+
+#[test]
+fn ppocr_v4_reads_english_and_chinese() {
+    english_and_chinese(ModelSet::PpOcrV4);
+}
+
+#[test]
+fn ppocr_v4_reads_upside_down_pages() {
+    upside_down(ModelSet::PpOcrV4);
+}
+
+#[test]
+fn ppocr_v6_reads_english_and_chinese() {
+    english_and_chinese(ModelSet::PpOcrV6);
+}
+
+#[test]
+fn ppocr_v6_reads_upside_down_pages() {
+    upside_down(ModelSet::PpOcrV6);
+}
+
+#[test]
+fn encoded_images_and_page_text() {
+    let engine = engine(ModelSet::PpOcrV4);
+    let mut png = std::io::Cursor::new(Vec::new());
+    render(&ENGLISH[..2], LATIN_FONT, 32.0).write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let page = engine.read_image(png.get_ref()).unwrap();
+    let text = docusnap_ocr::document_text(&[page.clone(), page]);
+    assert!(text.starts_with("\n----page 1----\n"), "{text}");
+    assert_eq!(text.matches("----page").count(), 2);
+    assert!(squash(&text).to_uppercase().contains("TOTALDUE"), "{text}");
+    assert!(matches!(engine.read_image(b"not an image"), Err(docusnap_ocr::OcrError::Decode(_))));
+}

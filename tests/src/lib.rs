@@ -134,6 +134,71 @@ impl TestStack {
     }
 }
 
+/// One OCR engine per test process: its sessions take a moment to load.
+pub fn ocr_engine() -> Arc<docusnap_ocr::OcrEngine> {
+    static ENGINE: OnceLock<Arc<docusnap_ocr::OcrEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let config = docusnap_ocr::EngineConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+            Arc::new(docusnap_ocr::OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}")))
+        })
+        .clone()
+}
+
+pub type TestOcr = docusnap_ocr_fn::OcrFunction<
+    DynamoTaskStore,
+    S3BlobStore,
+    docusnap_core::store::SqsQueue,
+    Arc<ManualClock>,
+    docusnap_ocr::OcrEngine,
+>;
+
+impl TestStack {
+    /// The OCR function over this stack, as its `main` builds it in AWS.
+    pub fn ocr_function(&self) -> TestOcr {
+        let queue = self.stack.queue_url("ExtractQueue").expect("extract queue");
+        docusnap_ocr_fn::OcrFunction {
+            tasks: DynamoTaskStore::new(self.clients.dynamodb.clone(), self.table()),
+            blobs: S3BlobStore::new(self.clients.s3.clone(), self.bucket()),
+            extract_queue: docusnap_core::store::SqsQueue::new(self.clients.sqs.clone(), queue),
+            clock: self.clock.clone(),
+            key: server_key(),
+            reader: ocr_engine(),
+            limits: Limits::default(),
+            parallel_pages: 2,
+        }
+    }
+
+    /// Takes every message now on a queue of the template (by logical id), as an SQS
+    /// event the way Lambda's event source mapping would deliver it.
+    pub async fn take_messages(&self, queue: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+        let url = self.stack.queue_url(queue).expect("queue");
+        let mut records = Vec::new();
+        loop {
+            let received = self.clients.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("receive");
+            if received.messages().is_empty() {
+                break;
+            }
+            for message in received.messages() {
+                records.push(sqs_message(message.message_id().unwrap_or_default(), message.body().unwrap_or_default()));
+                let receipt = message.receipt_handle().expect("receipt");
+                self.clients.sqs.delete_message().queue_url(url).receipt_handle(receipt).send().await.expect("delete");
+            }
+        }
+        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+        event.records = records;
+        event
+    }
+}
+
+/// An SQS record as Lambda delivers it.
+pub fn sqs_message(id: &str, body: &str) -> aws_lambda_events::event::sqs::SqsMessage {
+    let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+    message.message_id = Some(id.to_owned());
+    message.body = Some(body.to_owned());
+    message
+}
+
 /// A v1 client: makes a fresh AES key per request and encrypts as the Android app does.
 pub struct Client {
     pub id: String,

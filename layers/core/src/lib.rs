@@ -20,4 +20,4 @@ pub mod telemetry;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use protocol::{ErrorCode, TaskType};
-pub use task::{Task, TaskId, TaskStatus};
+pub use task::{Stage, Task, TaskId, TaskMessage, TaskStatus};

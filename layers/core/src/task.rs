@@ -97,11 +97,66 @@ impl TaskStatus {
     }
 }
 
+/// How far a processing task has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The envelope is stored; OCR has not finished.
+    Uploaded,
+    /// OCR output is stored and the extract queue told; a redelivered OCR message skips it.
+    Read,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Uploaded => "uploaded",
+            Stage::Read => "read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Stage::Uploaded, Stage::Read].into_iter().find(|stage| stage.as_str() == s)
+    }
+}
+
+/// What a queue message between stages carries: the task's identity, never its content.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskMessage {
+    pub client_id: String,
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    #[serde(rename = "SHA256")]
+    pub sha256: String,
+}
+
+impl From<&TaskId> for TaskMessage {
+    fn from(id: &TaskId) -> Self {
+        Self { client_id: id.client_id.clone(), task_type: id.task_type, sha256: id.sha256.clone() }
+    }
+}
+
+impl From<TaskMessage> for TaskId {
+    fn from(m: TaskMessage) -> Self {
+        TaskId::new(m.client_id, m.task_type, m.sha256)
+    }
+}
+
+/// The sealed OCR output's object name within a task's prefix.
+pub const OCR_OBJECT: &str = "ocr.bin";
+
+impl TaskId {
+    /// Where the OCR output is kept, sealed under the client's key.
+    pub fn ocr_key(&self) -> String {
+        format!("{}{OCR_OBJECT}", self.object_prefix())
+    }
+}
+
 /// A task as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
     pub id: TaskId,
     pub status: TaskStatus,
+    pub stage: Stage,
     /// Set when `status` is `Error`.
     pub error: Option<ErrorCode>,
     /// base64(IV || AES-256-CBC(result JSON)) under the client's key, when completed.
@@ -119,6 +174,7 @@ impl Task {
         Self {
             id,
             status: TaskStatus::Processing,
+            stage: Stage::Uploaded,
             error: None,
             result: None,
             wrapped_key: Some(wrapped_key),

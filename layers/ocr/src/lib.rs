@@ -22,6 +22,8 @@ pub mod geometry;
 pub mod layout;
 pub mod recognize;
 pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use decode::DecodeError;
 pub use detect::{DbParams, DetSize};
@@ -80,6 +82,8 @@ pub enum OcrError {
     ModelContents { path: PathBuf, what: String },
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    #[error("a page reader thread panicked")]
+    Panicked,
     #[error("{stage} failed on input {shape:?}: {source}")]
     Inference { stage: &'static str, shape: Vec<usize>, source: ort::Error },
 }

@@ -5,56 +5,8 @@
 
 use std::sync::OnceLock;
 
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use docusnap_ocr::testing::{render, CJK_FONT, LATIN_FONT};
 use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine, Page};
-use image::{Rgb, RgbImage};
-
-const LATIN_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
-
-fn font_bytes(path: &str) -> &'static [u8] {
-    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static [u8]>>> = OnceLock::new();
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
-    cache.entry(path.to_owned()).or_insert_with(|| {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; scripts/test installs the fonts"));
-        Box::leak(bytes.into_boxed_slice())
-    })
-}
-
-/// Black text on white, one line per entry, `px` pixels tall.
-fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
-    let font = FontRef::try_from_slice_and_index(font_bytes(font_path), 0).expect("a font");
-    let scale = PxScale::from(px);
-    let scaled = font.as_scaled(scale);
-    let width = lines
-        .iter()
-        .map(|l| l.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum::<f32>())
-        .fold(0.0, f32::max) as u32
-        + 80;
-    let line_height = (px * 1.8) as u32;
-    let mut image = RgbImage::from_pixel(width, line_height * lines.len() as u32 + 60, Rgb([255, 255, 255]));
-    for (row, line) in lines.iter().enumerate() {
-        let baseline = 30.0 + row as f32 * line_height as f32 + scaled.ascent();
-        let mut x = 40.0;
-        for c in line.chars() {
-            let id = font.glyph_id(c);
-            let glyph = id.with_scale_and_position(scale, ab_glyph::point(x, baseline));
-            if let Some(outline) = font.outline_glyph(glyph) {
-                let bounds = outline.px_bounds();
-                outline.draw(|gx, gy, coverage| {
-                    let (px, py) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
-                    if px >= 0 && py >= 0 && (px as u32) < image.width() && (py as u32) < image.height() {
-                        let value = (255.0 * (1.0 - coverage.clamp(0.0, 1.0))) as u8;
-                        let pixel = image.get_pixel_mut(px as u32, py as u32);
-                        pixel.0 = pixel.0.map(|old| old.min(value));
-                    }
-                });
-            }
-            x += scaled.h_advance(id);
-        }
-    }
-    image
-}
 
 fn engine(set: ModelSet) -> &'static OcrEngine {
     static V4: OnceLock<OcrEngine> = OnceLock::new();

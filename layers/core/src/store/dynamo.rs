@@ -11,13 +11,14 @@ use aws_sdk_dynamodb::Client;
 use super::{Created, Outcome, StoreError, TaskStore};
 use crate::clock::Timestamp;
 use crate::protocol::ErrorCode;
-use crate::task::{expiry_after, Task, TaskId, TaskStatus};
+use crate::task::{expiry_after, Stage, Task, TaskId, TaskStatus};
 
 /// Attribute names, shared with `template.yaml` (key schema and TTL).
 pub mod attr {
     pub const CLIENT_ID: &str = "client_id";
     pub const TASK_KEY: &str = "task_key";
     pub const STATUS: &str = "status";
+    pub const STAGE: &str = "stage";
     pub const ERROR_CODE: &str = "error_code";
     pub const RESULT: &str = "result";
     pub const WRAPPED_KEY: &str = "wrapped_key";
@@ -61,6 +62,7 @@ fn n(value: Timestamp) -> AttributeValue {
 fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
     let mut item = DynamoTaskStore::key(&task.id);
     item.insert(attr::STATUS.into(), s(task.status.as_str()));
+    item.insert(attr::STAGE.into(), s(task.stage.as_str()));
     if let Some(code) = task.error {
         item.insert(attr::ERROR_CODE.into(), s(code.as_str()));
     }
@@ -91,11 +93,13 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError>
     let status = text(attr::STATUS)
         .and_then(|v| TaskStatus::parse(&v))
         .ok_or_else(|| StoreError::Malformed("status".into()))?;
+    let stage = text(attr::STAGE).and_then(|v| Stage::parse(&v)).unwrap_or(Stage::Uploaded);
     // A code this version does not know still ends the task as an error.
     let error = text(attr::ERROR_CODE).map(|code| ErrorCode::parse(&code).unwrap_or(ErrorCode::ProcessingError));
     Ok(Task {
         id,
         status,
+        stage,
         error,
         result: text(attr::RESULT),
         wrapped_key: text(attr::WRAPPED_KEY),
@@ -184,6 +188,28 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":value", s(value))
             .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
+        }
+    }
+
+    async fn advance(&self, id: &TaskId, from: Stage, to: Stage) -> Result<bool, StoreError> {
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .update_expression("SET #stage = :to")
+            .condition_expression("#status = :processing AND #stage = :from")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
             .send()
             .await;
         match outcome {

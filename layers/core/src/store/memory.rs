@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::{BlobStore, Created, Outcome, Queue, StoreError, TaskStore};
 use crate::clock::Timestamp;
-use crate::task::{Task, TaskId, TaskStatus};
+use crate::task::{Stage, Task, TaskId, TaskStatus};
 
 #[derive(Debug, Default)]
 pub struct MemoryTaskStore {
@@ -66,6 +66,16 @@ impl TaskStore for MemoryTaskStore {
                     }
                 }
                 task.wrapped_key = None;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn advance(&self, id: &TaskId, from: Stage, to: Stage) -> Result<bool, StoreError> {
+        Ok(self.with(|tasks| match tasks.get_mut(id) {
+            Some(task) if task.status == TaskStatus::Processing && task.stage == from => {
+                task.stage = to;
                 true
             }
             _ => false,

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::clock::Timestamp;
 use crate::protocol::ErrorCode;
-use crate::task::{Task, TaskId};
+use crate::task::{Stage, Task, TaskId};
 
 pub mod dynamo;
 pub mod memory;
@@ -81,6 +81,10 @@ pub trait TaskStore: Send + Sync {
     /// Ends a processing task and forgets its wrapped key. Returns false, changing
     /// nothing, when the task is not (or no longer) processing.
     fn finish(&self, id: &TaskId, outcome: Outcome) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Moves a processing task from stage `from` to `to`; false, changing nothing, when it
+    /// is not processing at `from` (another delivery got there first, or it ended).
+    fn advance(&self, id: &TaskId, from: Stage, to: Stage) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -36,9 +36,10 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
     let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config))
         .await
         .map_err(|e| OcrError::RuntimeLoad { path: Default::default(), detail: e.to_string() })??;
+    let (tasks, blobs) = docusnap_core::store::aws_stores(&config, &sdk);
     Ok(OcrFunction {
-        tasks: DynamoTaskStore::new(docusnap_core::aws::dynamodb(&sdk), config.tasks_table),
-        blobs: S3BlobStore::new(docusnap_core::aws::s3(&sdk, config.s3_force_path_style), config.uploads_bucket),
+        tasks,
+        blobs,
         extract_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), extract_queue_url),
         clock: SystemClock,
         key,

@@ -22,9 +22,10 @@ pub async fn from_env() -> Result<AwsUpload, StartupError> {
     let config = Config::from_env()?;
     let sdk = docusnap_core::aws::sdk_config().await;
     let key = load_server_key(&config.key_source, &sdk).await?;
+    let (tasks, blobs) = docusnap_core::store::aws_stores(&config, &sdk);
     Ok(Upload {
-        tasks: DynamoTaskStore::new(docusnap_core::aws::dynamodb(&sdk), config.tasks_table),
-        blobs: S3BlobStore::new(docusnap_core::aws::s3(&sdk, config.s3_force_path_style), config.uploads_bucket),
+        tasks,
+        blobs,
         clock: SystemClock,
         key,
         limits: config.limits,

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
@@ -41,6 +42,20 @@ pub struct DynamoTaskStore {
 impl DynamoTaskStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// An UpdateItem of one task's item, to be given its expressions.
+    fn update(&self, id: &TaskId) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_key(Some(Self::key(id)))
+    }
+
+    /// Sends a conditional UpdateItem: `None` when its condition did not hold.
+    async fn update_if(request: UpdateItemFluentBuilder) -> Result<Option<UpdateItemOutput>, StoreError> {
+        match request.send().await {
+            Ok(output) => Ok(Some(output)),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(None),
+            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
+        }
     }
 
     fn key(id: &TaskId) -> HashMap<String, AttributeValue> {
@@ -148,11 +163,8 @@ impl TaskStore for DynamoTaskStore {
     }
 
     async fn touch(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
+        let request = self
+            .update(id)
             .update_expression("SET #last = :now, #exp = :exp")
             .condition_expression("attribute_exists(#pk) AND #exp > :now")
             .expression_attribute_names("#pk", attr::CLIENT_ID)
@@ -160,14 +172,8 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_names("#exp", attr::EXPIRES_AT)
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":exp", n(expiry_after(now)))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match outcome {
-            Ok(output) => output.attributes().map(from_item).transpose(),
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(None),
-            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
-        }
+            .return_values(ReturnValue::AllNew);
+        Self::update_if(request).await?.and_then(|output| output.attributes().map(from_item)).transpose()
     }
 
     async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
@@ -175,11 +181,8 @@ impl TaskStore for DynamoTaskStore {
             Outcome::Completed { result } => (TaskStatus::Completed, attr::RESULT, result),
             Outcome::Failed(code) => (TaskStatus::Error, attr::ERROR_CODE, code.as_str().to_owned()),
         };
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
+        let request = self
+            .update(id)
             .update_expression("SET #status = :status, #field = :value REMOVE #wrapped")
             .condition_expression("#status = :processing")
             .expression_attribute_names("#status", attr::STATUS)
@@ -187,36 +190,21 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_names("#wrapped", attr::WRAPPED_KEY)
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":value", s(value))
-            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
-            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
-        }
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()));
+        Ok(Self::update_if(request).await?.is_some())
     }
 
     async fn advance(&self, id: &TaskId, from: Stage, to: Stage) -> Result<bool, StoreError> {
-        let outcome = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
+        let request = self
+            .update(id)
             .update_expression("SET #stage = :to")
             .condition_expression("#status = :processing AND #stage = :from")
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#stage", attr::STAGE)
             .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
             .expression_attribute_values(":from", s(from.as_str()))
-            .expression_attribute_values(":to", s(to.as_str()))
-            .send()
-            .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
-            Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
-        }
+            .expression_attribute_values(":to", s(to.as_str()));
+        Ok(Self::update_if(request).await?.is_some())
     }
 
     async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {

@@ -51,6 +51,14 @@ impl StoreError {
     }
 }
 
+/// The deployed task table and uploads bucket, as the configuration names them.
+pub fn aws_stores(config: &crate::config::Config, sdk: &aws_config::SdkConfig) -> (DynamoTaskStore, S3BlobStore) {
+    (
+        DynamoTaskStore::new(crate::aws::dynamodb(sdk), config.tasks_table.clone()),
+        S3BlobStore::new(crate::aws::s3(sdk, config.s3_force_path_style), config.uploads_bucket.clone()),
+    )
+}
+
 /// Whether [`TaskStore::create`] made the task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Created {

@@ -139,3 +139,77 @@ fn state(task: Task) -> ProcessAnswer {
         (TaskStatus::Error, _) => ProcessAnswer::Error(task.error.unwrap_or(ErrorCode::ProcessingError)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use docusnap_core::clock::ManualClock;
+    use docusnap_core::config::Limits;
+    use docusnap_core::crypto::{generate_private_key_pem, AesKey, ClientWrap, ServerKey};
+    use docusnap_core::protocol::{ProcessAnswer, ProcessRequest};
+    use docusnap_core::store::memory::{MemoryBlobStore, MemoryTaskStore};
+    use docusnap_core::store::{BlobStore, StoreError};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A bucket that refuses every write, as S3 does when it is unreachable.
+    #[derive(Default)]
+    struct BrokenBucket;
+
+    impl BlobStore for BrokenBucket {
+        async fn put(&self, _: &str, _: Vec<u8>, _: &str) -> Result<(), StoreError> {
+            Err(StoreError::Partial("the bucket is unreachable".into()))
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn delete_prefix(&self, _: &str) -> Result<usize, StoreError> {
+            Ok(0)
+        }
+    }
+
+    fn app<B: BlobStore>(blobs: B, pem: &str) -> Upload<MemoryTaskStore, B, Arc<ManualClock>> {
+        Upload {
+            tasks: MemoryTaskStore::default(),
+            blobs,
+            clock: Arc::new(ManualClock::starting_at(1_000)),
+            key: ServerKey::from_pem(pem).unwrap(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// A v1 upload of one page, as a client encrypts it.
+    fn request(server: &ServerKey) -> ProcessRequest {
+        let key = AesKey::generate().unwrap();
+        let content = key.seal_base64(json!({"to_process": ["aGk="]}).to_string().as_bytes()).unwrap();
+        let wrapped = ClientWrap::from_public_pem(server.public_key_pem()).unwrap().wrap(key.as_bytes()).unwrap();
+        let body = json!({
+            "client_id": "c", "type": "doc", "SHA256": sha256_hex(content.as_bytes()),
+            "has_content": true, "aes_key": wrapped, "content": content,
+        });
+        ProcessRequest::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_upload_stores_one_task_and_its_envelope() {
+        let pem = generate_private_key_pem().unwrap();
+        let app = app(MemoryBlobStore::default(), &pem);
+        let upload = request(&app.key);
+        assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
+        assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
+        assert_eq!(app.tasks.len(), 1);
+        let id = TaskId::new("c", upload.task_type, upload.sha256.clone());
+        assert_eq!(app.blobs.keys(), vec![id.envelope_key()]);
+    }
+
+    #[tokio::test]
+    async fn an_envelope_that_cannot_be_stored_leaves_no_task() {
+        let pem = generate_private_key_pem().unwrap();
+        let app = app(BrokenBucket, &pem);
+        let answer = app.process(request(&app.key)).await;
+        assert_eq!(answer, ProcessAnswer::Error(ErrorCode::DatabaseError));
+        assert!(app.tasks.is_empty(), "a task without an envelope would never start");
+    }
+}

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod keys;
 pub mod limits;
 pub mod protocol;
+pub mod results;
 pub mod store;
 pub mod task;
 pub mod telemetry;

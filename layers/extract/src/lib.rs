@@ -1,8 +1,9 @@
 //! Extraction: turning OCR text into what the client asked for.
 //!
-//! So far the offline rules extractor's value finders ([`values`]): dates, money amounts
-//! and totals, e-mail addresses and phone numbers in OCR lines. The extractors that build
-//! results from them (and the LLM client) come next; the result shapes and their checks
-//! are in `docusnap_core::results`.
+//! So far: the offline rules extractor ([`rules`]: doc, form and fill results from OCR
+//! lines alone) and its value finders ([`values`]: dates, money amounts and totals,
+//! e-mail addresses, phone numbers). The LLM client, the prompts and the extract function
+//! come next; the result shapes and their checks are in `docusnap_core::results`.
 
+pub mod rules;
 pub mod values;

@@ -129,7 +129,8 @@ const CURRENCIES: [&str; 10] = ["RM", "MYR", "USD", "EUR", "SGD", "$", "€", "�
 fn token_amount(token: &str) -> Option<String> {
     let mut t = token.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '*'));
     for currency in CURRENCIES {
-        if t.len() > currency.len() && t[..currency.len()].eq_ignore_ascii_case(currency) && t.is_char_boundary(currency.len()) {
+        // Checked with `get`: OCR text is not ASCII, and a byte slice may split a character.
+        if t.len() > currency.len() && t.get(..currency.len()).is_some_and(|head| head.eq_ignore_ascii_case(currency)) {
             t = &t[currency.len()..];
             break;
         }
@@ -261,6 +262,8 @@ mod tests {
         assert_eq!(find_amounts("9556939040118 1 PC 9.000 9.00"), ["9.00"]);
         assert_eq!(find_amounts("Total: RM9.00 ($ 1,234.50) -2.10"), ["9.00", "1,234.50", "2.10"]);
         assert!(find_amounts("1,23.45 12.5 1.234 v1.00a").is_empty());
+        // Multi-byte text around and inside tokens: no panic, the amounts still found.
+        assert_eq!(find_amounts("总计 ￥12.50 金额：3.00 ¥ 物出门，想不退还 €9.99"), ["12.50", "9.99"]);
     }
 
     #[test]
@@ -286,5 +289,7 @@ mod tests {
         assert_eq!(find_phones("TEL:012-6651783 FAX:03-33623608"), ["012-6651783", "03-33623608"]);
         assert_eq!(find_phones("Call +44 (20) 7946 0958 today"), ["+44 (20) 7946 0958"]);
         assert!(find_phones("Total 1,234.50 on 25/12/2018, GST No 12").is_empty());
+        assert!(find_dates("物出门，想不退还或更换 2018年12月").is_empty());
+        assert!(find_emails("邮箱：ann@例子.中国").len() <= 1);
     }
 }

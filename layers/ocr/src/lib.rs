@@ -249,18 +249,31 @@ impl OcrEngine {
         Ok(Page { width: image.width(), height: image.height(), lines })
     }
 
+    /// Runs one model on a [N, 3, H, W] input and hands its first output (shape, data) to
+    /// `read`, which borrows it rather than copying it.
+    fn run<T>(
+        session: &Mutex<Session>,
+        stage: &'static str,
+        shape: [usize; 4],
+        input: Vec<f32>,
+        read: impl FnOnce(&[i64], &[f32]) -> Result<T, OcrError>,
+    ) -> Result<T, OcrError> {
+        let failed = |source: ort::Error| OcrError::Inference { stage, shape: shape.to_vec(), source };
+        let tensor = Tensor::from_array((shape, input)).map_err(failed)?;
+        let mut session = session.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = session.run(ort::inputs![tensor]).map_err(failed)?;
+        let (out_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
+        read(out_shape, data)
+    }
+
     fn detect(&self, image: &RgbImage) -> Result<Vec<detect::Detection>, OcrError> {
         let (w, h) = detect::input_size(image.width(), image.height(), self.config.det_size);
         let mut input = vec![0.0f32; 3 * w * h];
         detect::fill_input(image, w, h, &mut input);
-        let shape = [1, 3, h, w];
-        let failed = |source: ort::Error| OcrError::Inference { stage: "detection", shape: shape.to_vec(), source };
-        let tensor = Tensor::from_array((shape, input)).map_err(failed)?;
-        let mut session = self.det.lock().unwrap_or_else(|e| e.into_inner());
-        let outputs = session.run(ort::inputs![tensor]).map_err(failed)?;
-        let (out_shape, prob) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
-        let (map_h, map_w) = (out_shape[out_shape.len() - 2] as usize, out_shape[out_shape.len() - 1] as usize);
-        Ok(detect::boxes_from_map(prob, map_w, map_h, image.width(), image.height(), &self.config.db))
+        Self::run(&self.det, "detection", [1, 3, h, w], input, |out_shape, prob| {
+            let (map_h, map_w) = (out_shape[out_shape.len() - 2] as usize, out_shape[out_shape.len() - 1] as usize);
+            Ok(detect::boxes_from_map(prob, map_w, map_h, image.width(), image.height(), &self.config.db))
+        })
     }
 
     /// Turns the lines of an upside-down page.
@@ -298,13 +311,10 @@ impl OcrEngine {
                 let w = ((height as f32 * crop.aspect()).ceil() as usize).clamp(1, DIRECTION_WIDTH);
                 crop.sample_into(image, w, height, DIRECTION_WIDTH, &mut input[k * 3 * plane..(k + 1) * 3 * plane]);
             }
-            let shape = [batch.len(), 3, height, DIRECTION_WIDTH];
-            let failed = |source: ort::Error| OcrError::Inference { stage: "direction", shape: shape.to_vec(), source };
-            let tensor = Tensor::from_array((shape, input)).map_err(failed)?;
-            let mut session = self.cls.lock().unwrap_or_else(|e| e.into_inner());
-            let outputs = session.run(ort::inputs![tensor]).map_err(failed)?;
-            let (_, probs) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
-            flipped.extend((0..batch.len()).map(|k| probs[2 * k + 1]));
+            Self::run(&self.cls, "direction", [batch.len(), 3, height, DIRECTION_WIDTH], input, |_, probs| {
+                flipped.extend((0..batch.len()).map(|k| probs[2 * k + 1]));
+                Ok(())
+            })?;
         }
         Ok(flipped)
     }
@@ -321,22 +331,19 @@ impl OcrEngine {
                 let w = batching.crop_width(aspects[i]).min(width);
                 crops[i].sample_into(image, w, height, width, &mut input[k * 3 * plane..(k + 1) * 3 * plane]);
             }
-            let shape = [members.len(), 3, height, width];
-            let failed = |source: ort::Error| OcrError::Inference { stage: "recognition", shape: shape.to_vec(), source };
-            let tensor = Tensor::from_array((shape, input)).map_err(failed)?;
-            let mut session = self.rec.lock().unwrap_or_else(|e| e.into_inner());
-            let outputs = session.run(ort::inputs![tensor]).map_err(failed)?;
-            let (out_shape, probs) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
-            let (steps, classes) = (out_shape[1] as usize, out_shape[2] as usize);
-            if classes != self.charset.len() {
-                return Err(OcrError::ModelContents {
-                    path: self.config.models.clone(),
-                    what: format!("recognition gave {classes} classes, the charset has {}", self.charset.len()),
-                });
-            }
-            for (k, &i) in members.iter().enumerate() {
-                results[i] = self.charset.decode(&probs[k * steps * classes..(k + 1) * steps * classes], steps);
-            }
+            Self::run(&self.rec, "recognition", [members.len(), 3, height, width], input, |out_shape, probs| {
+                let (steps, classes) = (out_shape[1] as usize, out_shape[2] as usize);
+                if classes != self.charset.len() {
+                    return Err(OcrError::ModelContents {
+                        path: self.config.models.clone(),
+                        what: format!("recognition gave {classes} classes, the charset has {}", self.charset.len()),
+                    });
+                }
+                for (k, &i) in members.iter().enumerate() {
+                    results[i] = self.charset.decode(&probs[k * steps * classes..(k + 1) * steps * classes], steps);
+                }
+                Ok(())
+            })?;
         }
         Ok(results)
     }

@@ -8,7 +8,6 @@ use crate::limits::{MAX_IMAGE_BYTES, MAX_PAGES};
 pub mod var {
     pub const TASKS_TABLE: &str = "DOCUSNAP_TASKS_TABLE";
     pub const UPLOADS_BUCKET: &str = "DOCUSNAP_UPLOADS_BUCKET";
-    pub const OCR_QUEUE_URL: &str = "DOCUSNAP_OCR_QUEUE_URL";
     pub const EXTRACT_QUEUE_URL: &str = "DOCUSNAP_EXTRACT_QUEUE_URL";
     pub const RSA_KEY_PATH: &str = "DOCUSNAP_RSA_KEY_PATH";
     pub const RSA_KEY_SECRET_ID: &str = "DOCUSNAP_RSA_KEY_SECRET_ID";
@@ -53,7 +52,6 @@ impl Default for Limits {
 pub struct Config {
     pub tasks_table: String,
     pub uploads_bucket: String,
-    pub ocr_queue_url: Option<String>,
     pub extract_queue_url: Option<String>,
     pub key_source: KeySource,
     /// Path-style S3 addressing: needed for local endpoints, where `bucket.localhost`
@@ -88,7 +86,6 @@ impl Config {
         Ok(Self {
             tasks_table: required(var::TASKS_TABLE)?,
             uploads_bucket: required(var::UPLOADS_BUCKET)?,
-            ocr_queue_url: lookup(var::OCR_QUEUE_URL),
             extract_queue_url: lookup(var::EXTRACT_QUEUE_URL),
             key_source,
             s3_force_path_style,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{BlobStore, Created, Outcome, Queue, StoreError, TaskStore};
+use super::{BlobStore, Created, Outcome, StoreError, TaskStore};
 use crate::clock::Timestamp;
 use crate::task::{Stage, Task, TaskId, TaskStatus};
 
@@ -122,23 +122,5 @@ impl BlobStore for MemoryBlobStore {
         let before = objects.len();
         objects.retain(|key, _| !key.starts_with(prefix));
         Ok(before - objects.len())
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct MemoryQueue {
-    messages: Mutex<Vec<String>>,
-}
-
-impl MemoryQueue {
-    pub fn messages(&self) -> Vec<String> {
-        self.messages.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Queue for MemoryQueue {
-    async fn send(&self, body: &str) -> Result<(), StoreError> {
-        self.messages.lock().unwrap_or_else(|e| e.into_inner()).push(body.to_owned());
-        Ok(())
     }
 }

@@ -167,7 +167,7 @@ where
         let Ok(plaintext) = key.open_base64(&envelope.content) else {
             return self.fail(id, ErrorCode::ProcessingError, "the envelope's content does not decrypt").await;
         };
-        let content = match TaskContent::parse(id.task_type, &plaintext, self.limits.max_pages, self.limits.max_image_bytes) {
+        let content = match TaskContent::parse(id.task_type, &plaintext, &self.limits) {
             Ok(content) => content,
             Err(e) => return self.fail(id, e.into(), "the content is not a valid task").await,
         };

@@ -49,7 +49,7 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
         let wrapped = upload.aes_key.as_deref().ok_or(ErrorCode::RsaDecryptionFailed)?;
         let key = self.key.unwrap_aes_key(wrapped).map_err(|_| ErrorCode::RsaDecryptionFailed)?;
         let plaintext = key.open_base64(&upload.content).map_err(|_| ErrorCode::AesDecryptionFailed)?;
-        TaskContent::parse(id.task_type, &plaintext, self.limits.max_pages, self.limits.max_image_bytes)?;
+        TaskContent::parse(id.task_type, &plaintext, &self.limits)?;
         Ok(())
     }
 

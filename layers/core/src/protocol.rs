@@ -6,6 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::config::Limits;
 use crate::limits::{MAX_BODY_BYTES, MAX_ID_CHARS};
 
 /// What a client asks of a task.
@@ -379,12 +380,7 @@ impl From<ContentError> for ErrorCode {
 
 impl TaskContent {
     /// Parses decrypted bytes for a task of `task_type`, within the page and image limits.
-    pub fn parse(
-        task_type: TaskType,
-        plaintext: &[u8],
-        max_pages: usize,
-        max_image_bytes: usize,
-    ) -> Result<Self, ContentError> {
+    pub fn parse(task_type: TaskType, plaintext: &[u8], limits: &Limits) -> Result<Self, ContentError> {
         let value: Value = serde_json::from_slice(plaintext).map_err(|_| ContentError::NotJson)?;
         let Value::Object(mut fields) = value else {
             return Err(ContentError::Shape);
@@ -398,7 +394,7 @@ impl TaskContent {
                 if items.is_empty() {
                     return Err(ContentError::Shape);
                 }
-                if items.len() > max_pages {
+                if items.len() > limits.max_pages {
                     return Err(ContentError::TooManyPages);
                 }
                 let pages = items
@@ -408,7 +404,7 @@ impl TaskContent {
                         _ => Err(ContentError::Shape),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                if pages.iter().any(|p| base64_decoded_len(p) > max_image_bytes) {
+                if pages.iter().any(|p| base64_decoded_len(p) > limits.max_image_bytes) {
                     return Err(ContentError::ImageTooLarge);
                 }
                 Ok(TaskContent::Pages { pages, library })
@@ -477,8 +473,9 @@ mod tests {
 
     #[test]
     fn content_is_checked_against_its_task_type_and_limits() {
+        let limits = Limits { max_pages: 2, max_image_bytes: 100 };
         let pages = br#"{"to_process":["aGVsbG8="],"file_lib":{"doc":[{"id":3,"title":"t"}],"form":null}}"#;
-        match TaskContent::parse(TaskType::Doc, pages, 2, 100).unwrap() {
+        match TaskContent::parse(TaskType::Doc, pages, &limits).unwrap() {
             TaskContent::Pages { pages, library } => {
                 assert_eq!(pages, vec!["aGVsbG8=".to_string()]);
                 assert_eq!(library.doc[0].id, "3");
@@ -486,14 +483,14 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(TaskContent::parse(TaskType::Fill, pages, 2, 100), Err(ContentError::Shape));
-        assert_eq!(TaskContent::parse(TaskType::Doc, b"not json", 2, 100), Err(ContentError::NotJson));
+        assert_eq!(TaskContent::parse(TaskType::Fill, pages, &limits), Err(ContentError::Shape));
+        assert_eq!(TaskContent::parse(TaskType::Doc, b"not json", &limits), Err(ContentError::NotJson));
         let three = br#"{"to_process":["a","b","c"]}"#;
-        assert_eq!(TaskContent::parse(TaskType::Form, three, 2, 100), Err(ContentError::TooManyPages));
+        assert_eq!(TaskContent::parse(TaskType::Form, three, &limits), Err(ContentError::TooManyPages));
         let big = format!(r#"{{"to_process":["{}"]}}"#, "A".repeat(400));
-        assert_eq!(TaskContent::parse(TaskType::Doc, big.as_bytes(), 2, 100), Err(ContentError::ImageTooLarge));
+        assert_eq!(TaskContent::parse(TaskType::Doc, big.as_bytes(), &limits), Err(ContentError::ImageTooLarge));
         let fill = br#"{"to_process":{"title":"Visa form","fields":["Name"]}}"#;
-        assert!(matches!(TaskContent::parse(TaskType::Fill, fill, 2, 100), Ok(TaskContent::Fill { .. })));
+        assert!(matches!(TaskContent::parse(TaskType::Fill, fill, &limits), Ok(TaskContent::Fill { .. })));
     }
 
     #[test]

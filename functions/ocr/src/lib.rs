@@ -58,6 +58,8 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error("the page reader stopped: {0}")]
     Reader(String),
+    #[error("the OCR output or the extract message could not be encoded: {0}")]
+    Encode(String),
 }
 
 /// The SQS handler: every record on its own, failures reported per record.
@@ -184,12 +186,12 @@ where
             let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
             info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
             let output = serde_json::json!({"text": docusnap_ocr::document_text(&pages), "pages": pages});
-            let sealed = key.seal(output.to_string().as_bytes()).map_err(|e| RecordError::Reader(e.to_string()))?;
+            let sealed = key.seal(output.to_string().as_bytes()).map_err(|e| RecordError::Encode(e.to_string()))?;
             self.blobs.put(&id.ocr_key(), sealed, "application/octet-stream").await?;
         }
         // Told before the stage moves: a failure in between means one more extract
         // message, which extraction's own claim makes harmless, never a lost task.
-        let message = serde_json::to_string(&TaskMessage::from(id)).map_err(|e| RecordError::Reader(e.to_string()))?;
+        let message = serde_json::to_string(&TaskMessage::from(id)).map_err(|e| RecordError::Encode(e.to_string()))?;
         self.extract_queue.send(&message).await?;
         if !self.tasks.advance(id, Stage::Uploaded, Stage::Read).await? {
             warn!("the task moved on while it was read");

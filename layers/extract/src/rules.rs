@@ -24,11 +24,19 @@ const TITLE_WINDOW: usize = 8;
 
 /// A document's title, tags, description, key/values and related library items.
 pub fn extract_doc(lines: &[Line], library: &Library) -> DocResult {
-    let texts: Vec<&str> = lines.iter().map(|l| l.text.trim()).filter(|t| !t.is_empty()).collect();
-    let mut kv = label_values(&texts);
-    add_found_values(&texts, &mut kv);
+    doc_from(lines, &texts(lines), library)
+}
+
+/// The lines' trimmed, non-empty texts: what every rule reads.
+fn texts(lines: &[Line]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.trim()).filter(|t| !t.is_empty()).collect()
+}
+
+fn doc_from(lines: &[Line], texts: &[&str], library: &Library) -> DocResult {
+    let mut kv = label_values(texts);
+    add_found_values(texts, &mut kv);
     let title = title(lines).unwrap_or_else(|| "Untitled document".to_owned());
-    let tags = tags(&texts);
+    let tags = tags(texts);
     let description = describe(&title, &tags, &kv);
     let related = related(&title, &kv, library);
     DocResult { title, tags, description, kv, related, fields: None }
@@ -36,8 +44,8 @@ pub fn extract_doc(lines: &[Line], library: &Library) -> DocResult {
 
 /// A form: as a document, with the blanks to fill as `fields` and "Form Type" in kv.
 pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
-    let texts: Vec<&str> = lines.iter().map(|l| l.text.trim()).filter(|t| !t.is_empty()).collect();
-    let mut result = extract_doc(lines, library);
+    let texts = texts(lines);
+    let mut result = doc_from(lines, &texts, library);
     let fields = blanks(&texts);
     result.kv.retain(|key, _| !fields.contains(key));
     result.kv.insert(FORM_TYPE_KEY.to_owned(), Value::String(result.title.clone()));

@@ -141,7 +141,7 @@ async fn the_three_task_states_as_answered() {
     // What the extract function will do when a result is ready: seal it under the client's key.
     let result = json!({"title": "Receipt", "tags": ["receipt"], "description": "d", "kv": {}, "related": []});
     let sealed = doc.key.seal_base64(result.to_string().as_bytes()).unwrap();
-    let done = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Completed { result: sealed }).await;
+    let done = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Completed { result: sealed, extractor: "rules".into() }).await;
     assert!(done.unwrap());
     let (status, answer) = t.process(&client.poll("doc", &doc.sha256)).await;
     assert_eq!((status, &answer["status"]), (200, &json!("completed")));
@@ -221,7 +221,7 @@ async fn processing_times_out_after_ten_minutes() {
     assert_eq!(item["error_code"].as_s().unwrap(), "PROCESSING_TIMEOUT");
     assert!(!item.contains_key("wrapped_key"));
     let task = id(&client, TaskType::Doc, &upload.sha256);
-    let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into() }).await;
+    let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into(), extractor: "rules".into() }).await;
     assert!(!late.unwrap());
     assert_eq!(t.process(&upload.body).await, (400, error("PROCESSING_TIMEOUT")));
 }

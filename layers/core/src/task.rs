@@ -104,18 +104,26 @@ pub enum Stage {
     Uploaded,
     /// OCR output is stored and the extract queue told; a redelivered OCR message skips it.
     Read,
+    /// An extract function holds the task (since `claimed_at`); a second delivery of the
+    /// same message leaves it alone until the claim is older than [`EXTRACT_CLAIM_SECS`].
+    Extracting,
 }
+
+/// How long an extraction claim holds: longer than the extract function's timeout (five
+/// minutes in template.yaml), so only a claim whose holder is surely gone is taken over.
+pub const EXTRACT_CLAIM_SECS: i64 = 6 * 60;
 
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Uploaded => "uploaded",
             Stage::Read => "read",
+            Stage::Extracting => "extracting",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Uploaded, Stage::Read].into_iter().find(|stage| stage.as_str() == s)
+        [Stage::Uploaded, Stage::Read, Stage::Extracting].into_iter().find(|stage| stage.as_str() == s)
     }
 }
 
@@ -164,6 +172,11 @@ pub struct Task {
     /// The client's AES key, still RSA-wrapped exactly as sent; kept only while the task
     /// runs, so the later stages can encrypt for the client.
     pub wrapped_key: Option<String>,
+    /// Which extractor made the result (`llm:<model>` or `rules`): for operators, kept
+    /// beside the result rather than in it, since v1 clients render every key they get.
+    pub extractor: Option<String>,
+    /// When the current extraction claim was taken.
+    pub claimed_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub last_access: Timestamp,
 }
@@ -178,6 +191,8 @@ impl Task {
             error: None,
             result: None,
             wrapped_key: Some(wrapped_key),
+            extractor: None,
+            claimed_at: None,
             created_at: now,
             last_access: now,
         }

@@ -1,9 +1,171 @@
 //! Extraction: turning OCR text into what the client asked for.
 //!
-//! So far: the offline rules extractor ([`rules`]: doc, form and fill results from OCR
-//! lines alone) and its value finders ([`values`]: dates, money amounts and totals,
-//! e-mail addresses, phone numbers). The LLM client, the prompts and the extract function
-//! come next; the result shapes and their checks are in `docusnap_core::results`.
+//! [`Extractor`] runs one task: the LLM ([`llm`], with [`prompt`] and [`answer`]) when one
+//! is configured, else or after it fails the offline [`rules`] extractor (its value finders
+//! are in [`values`]). Every result passes the checks in `docusnap_core::results`.
 
+pub mod answer;
+pub mod llm;
+pub mod prompt;
 pub mod rules;
 pub mod values;
+
+use std::time::Instant;
+
+use docusnap_core::protocol::Library;
+use docusnap_core::results::ResultError;
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::answer::AnswerError;
+use crate::llm::{ChatModel, LlmError, Message};
+use crate::prompt::PromptError;
+use crate::rules::Line;
+
+/// What the task item records when the rules made the result.
+pub const RULES: &str = "rules";
+/// ... and when they made it because the LLM failed.
+pub const RULES_FALLBACK: &str = "rules-fallback";
+
+/// The OCR output of a task as the OCR function stores it: `{"text", "pages": [{"lines":
+/// [{"text", "box"}]}]}`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OcrText {
+    /// Pages joined as PROTOCOL.md's "OCR text" says: what the LLM reads.
+    pub text: String,
+    /// Every line of every page, in reading order: what the rules read.
+    pub lines: Vec<Line>,
+}
+
+impl OcrText {
+    pub fn from_json(output: &Value) -> Self {
+        let lines = output["pages"].as_array().into_iter().flatten().flat_map(|page| page_lines(page)).collect();
+        Self { text: output["text"].as_str().unwrap_or_default().to_owned(), lines }
+    }
+}
+
+/// The lines of one `docusnap-ocr` page object, each with its box's height.
+pub fn page_lines(page: &Value) -> Vec<Line> {
+    page["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|line| {
+            let ys: Vec<f64> = line["box"].as_array().into_iter().flatten().filter_map(|p| p[1].as_f64()).collect();
+            let height = ys.iter().cloned().fold(f64::MIN, f64::max) - ys.iter().cloned().fold(f64::MAX, f64::min);
+            Line { text: line["text"].as_str().unwrap_or_default().to_owned(), height: height.max(0.0) as f32 }
+        })
+        .collect()
+}
+
+/// A finished extraction: the result JSON the client will get, and what made it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extraction {
+    pub result: Value,
+    pub extractor: String,
+}
+
+/// What the client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    Doc,
+    Form,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// Nothing to build a prompt from (no text, no fields): the same for both extractors.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// The LLM failed and the rules fallback is switched off.
+    #[error("the LLM failed: {0}")]
+    Llm(String),
+    /// The rules made a result that does not pass the checks: a bug of ours.
+    #[error("the rules' result is invalid: {0}")]
+    Invalid(#[from] ResultError),
+}
+
+/// Runs extractions with an optional LLM.
+pub struct Extractor<M> {
+    pub model: Option<M>,
+    /// When the LLM fails after its retries, answer with the rules instead of `LLM_FAILURE`.
+    pub fallback_to_rules: bool,
+}
+
+impl<M: ChatModel> Extractor<M> {
+    /// A document's or a form's result from its OCR text.
+    pub async fn document(&self, ocr: &OcrText, want: Want, library: &Library, deadline: Instant) -> Result<Extraction, ExtractError> {
+        let is_form = want == Want::Form;
+        let messages = prompt::doc_messages(&ocr.text, library, is_form)?;
+        let llm_failure = match &self.model {
+            Some(model) => {
+                let parse = |answer: &str| answer::doc_result(answer::json_object(answer)?, is_form, library);
+                match ask(model, messages, deadline, parse).await {
+                    Ok(result) => return Ok(Extraction { result: to_value(&result), extractor: model.name() }),
+                    Err(e) => Some(e),
+                }
+            }
+            None => None,
+        };
+        let extractor = self.rules_after(llm_failure)?;
+        let result = match want {
+            Want::Doc => rules::extract_doc(&ocr.lines, library),
+            Want::Form => rules::extract_form(&ocr.lines, library),
+        };
+        Ok(Extraction { result: to_value(&result.normalise(is_form, library)?), extractor })
+    }
+
+    /// Values for a form result's fields from the library.
+    pub async fn fill(&self, form: &Map<String, Value>, library: &Library, deadline: Instant) -> Result<Extraction, ExtractError> {
+        let fields = prompt::form_fields(form);
+        let messages = prompt::fill_messages(form, &fields, library)?;
+        let llm_failure = match &self.model {
+            Some(model) => {
+                let parse = |answer: &str| Ok(answer::fill_result(answer::json_object(answer)?, &fields, library));
+                match ask(model, messages, deadline, parse).await {
+                    Ok(filled) => return Ok(Extraction { result: Value::Object(filled), extractor: model.name() }),
+                    Err(e) => Some(e),
+                }
+            }
+            None => None,
+        };
+        let extractor = self.rules_after(llm_failure)?;
+        Ok(Extraction { result: Value::Object(rules::fill(&fields, library)), extractor })
+    }
+
+    /// Which name the rules' result goes under, or the LLM's failure when there is no fallback.
+    fn rules_after(&self, llm_failure: Option<String>) -> Result<String, ExtractError> {
+        match llm_failure {
+            None => Ok(RULES.to_owned()),
+            Some(why) if self.fallback_to_rules => {
+                warn!(why = %why, "the LLM failed; the rules extractor answers instead");
+                Ok(RULES_FALLBACK.to_owned())
+            }
+            Some(why) => Err(ExtractError::Llm(why)),
+        }
+    }
+}
+
+/// Asks the model; an answer that does not fit is shown back to it once with the reason.
+async fn ask<M: ChatModel, T>(
+    model: &M,
+    mut messages: Vec<Message>,
+    deadline: Instant,
+    parse: impl Fn(&str) -> Result<T, AnswerError>,
+) -> Result<T, String> {
+    let answer = model.complete(&messages, deadline).await.map_err(|e: LlmError| e.to_string())?;
+    let problem = match parse(&answer) {
+        Ok(result) => return Ok(result),
+        Err(problem) => problem,
+    };
+    info!(problem = %problem, "the LLM's answer did not fit; asking once more");
+    messages.push(Message::assistant(answer));
+    messages.push(prompt::retry_message(&problem.to_string()));
+    let answer = model.complete(&messages, deadline).await.map_err(|e| e.to_string())?;
+    parse(&answer).map_err(|e| format!("the answer did not fit twice: {e}"))
+}
+
+fn to_value<T: serde::Serialize>(result: &T) -> Value {
+    // Our result types serialise without fail: string keys, no non-finite floats.
+    serde_json::to_value(result).unwrap_or(Value::Null)
+}

@@ -23,6 +23,8 @@ pub mod attr {
     pub const ERROR_CODE: &str = "error_code";
     pub const RESULT: &str = "result";
     pub const WRAPPED_KEY: &str = "wrapped_key";
+    pub const EXTRACTOR: &str = "extractor";
+    pub const CLAIMED_AT: &str = "claimed_at";
     pub const CREATED_AT: &str = "created_at";
     pub const LAST_ACCESS: &str = "last_access";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -87,6 +89,12 @@ fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
     if let Some(key) = &task.wrapped_key {
         item.insert(attr::WRAPPED_KEY.into(), s(key));
     }
+    if let Some(extractor) = &task.extractor {
+        item.insert(attr::EXTRACTOR.into(), s(extractor));
+    }
+    if let Some(at) = task.claimed_at {
+        item.insert(attr::CLAIMED_AT.into(), n(at));
+    }
     item.insert(attr::CREATED_AT.into(), n(task.created_at));
     item.insert(attr::LAST_ACCESS.into(), n(task.last_access));
     item.insert(attr::EXPIRES_AT.into(), n(task.expires_at()));
@@ -118,6 +126,8 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError>
         error,
         result: text(attr::RESULT),
         wrapped_key: text(attr::WRAPPED_KEY),
+        extractor: text(attr::EXTRACTOR),
+        claimed_at: item.get(attr::CLAIMED_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
         created_at: number(attr::CREATED_AT)?,
         last_access: number(attr::LAST_ACCESS)?,
     })
@@ -177,13 +187,20 @@ impl TaskStore for DynamoTaskStore {
     }
 
     async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
-        let (status, field, value) = match outcome {
-            Outcome::Completed { result } => (TaskStatus::Completed, attr::RESULT, result),
-            Outcome::Failed(code) => (TaskStatus::Error, attr::ERROR_CODE, code.as_str().to_owned()),
+        let (status, field, value, extractor) = match outcome {
+            Outcome::Completed { result, extractor } => (TaskStatus::Completed, attr::RESULT, result, Some(extractor)),
+            Outcome::Failed(code) => (TaskStatus::Error, attr::ERROR_CODE, code.as_str().to_owned(), None),
         };
-        let request = self
-            .update(id)
-            .update_expression("SET #status = :status, #field = :value REMOVE #wrapped")
+        let mut request = self.update(id);
+        let mut set = "SET #status = :status, #field = :value".to_owned();
+        if let Some(extractor) = extractor {
+            set.push_str(", #extractor = :extractor");
+            request = request
+                .expression_attribute_names("#extractor", attr::EXTRACTOR)
+                .expression_attribute_values(":extractor", s(extractor));
+        }
+        let request = request
+            .update_expression(format!("{set} REMOVE #wrapped"))
             .condition_expression("#status = :processing")
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#field", field)
@@ -204,6 +221,24 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
             .expression_attribute_values(":from", s(from.as_str()))
             .expression_attribute_values(":to", s(to.as_str()));
+        Ok(Self::update_if(request).await?.is_some())
+    }
+
+    async fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> Result<bool, StoreError> {
+        let request = self
+            .update(id)
+            .update_expression("SET #stage = :extracting, #claimed = :now")
+            .condition_expression(
+                "#status = :processing AND (#stage = :read OR (#stage = :extracting AND #claimed < :stale))",
+            )
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#claimed", attr::CLAIMED_AT)
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .expression_attribute_values(":read", s(Stage::Read.as_str()))
+            .expression_attribute_values(":extracting", s(Stage::Extracting.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":stale", n(stale_before));
         Ok(Self::update_if(request).await?.is_some())
     }
 

@@ -56,9 +56,10 @@ impl TaskStore for MemoryTaskStore {
         Ok(self.with(|tasks| match tasks.get_mut(id) {
             Some(task) if task.status == TaskStatus::Processing => {
                 match outcome {
-                    Outcome::Completed { result } => {
+                    Outcome::Completed { result, extractor } => {
                         task.status = TaskStatus::Completed;
                         task.result = Some(result);
+                        task.extractor = Some(extractor);
                     }
                     Outcome::Failed(code) => {
                         task.status = TaskStatus::Error;
@@ -76,6 +77,21 @@ impl TaskStore for MemoryTaskStore {
         Ok(self.with(|tasks| match tasks.get_mut(id) {
             Some(task) if task.status == TaskStatus::Processing && task.stage == from => {
                 task.stage = to;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.with(|tasks| match tasks.get_mut(id) {
+            Some(task)
+                if task.status == TaskStatus::Processing
+                    && (task.stage == Stage::Read
+                        || (task.stage == Stage::Extracting && task.claimed_at.is_some_and(|at| at < stale_before))) =>
+            {
+                task.stage = Stage::Extracting;
+                task.claimed_at = Some(now);
                 true
             }
             _ => false,

@@ -70,7 +70,8 @@ pub enum Created {
 /// How a task ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Completed { result: String },
+    /// `result` is sealed for the client; `extractor` names what made it.
+    Completed { result: String, extractor: String },
     Failed(ErrorCode),
 }
 
@@ -93,6 +94,11 @@ pub trait TaskStore: Send + Sync {
     /// Moves a processing task from stage `from` to `to`; false, changing nothing, when it
     /// is not processing at `from` (another delivery got there first, or it ended).
     fn advance(&self, id: &TaskId, from: Stage, to: Stage) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes a task for extraction: moves it from [`Stage::Read`] to
+    /// [`Stage::Extracting`], or takes over a claim older than `stale_before`. False,
+    /// changing nothing, when it is not processing, not read yet, or freshly claimed.
+    fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;

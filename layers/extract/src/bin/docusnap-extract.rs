@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 
 use docusnap_core::protocol::Library;
-use docusnap_extract::rules::{extract_doc, extract_form, Line};
+use docusnap_extract::rules::{extract_doc, extract_form};
 use serde_json::{json, Value};
 
 fn main() -> std::process::ExitCode {
@@ -18,16 +18,7 @@ fn main() -> std::process::ExitCode {
             eprintln!("docusnap-extract: not a docusnap-ocr JSON line: {line:.80}");
             return std::process::ExitCode::FAILURE;
         };
-        let lines: Vec<Line> = page["lines"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|l| {
-                let ys: Vec<f64> = l["box"].as_array().into_iter().flatten().filter_map(|p| p[1].as_f64()).collect();
-                let height = ys.iter().cloned().fold(f64::MIN, f64::max) - ys.iter().cloned().fold(f64::MAX, f64::min);
-                Line { text: l["text"].as_str().unwrap_or_default().to_owned(), height: height.max(0.0) as f32 }
-            })
-            .collect();
+        let lines = docusnap_extract::page_lines(&page);
         let library = Library::default();
         let result = if form { extract_form(&lines, &library) } else { extract_doc(&lines, &library) };
         let _ = writeln!(stdout.lock(), "{}", json!({"file": page["file"], "result": result}));

@@ -1,0 +1,177 @@
+//! Reading a model's answer: the JSON object inside whatever the model wrapped it in
+//! (`<think>` blocks, code fences, a sentence before or after), then the protocol's result
+//! shape with its checks. What does not fit is an [`AnswerError`] whose text is what the
+//! model is told when it is asked once more.
+
+use docusnap_core::protocol::Library;
+use docusnap_core::results::{normalise_fill, DocResult, ResultError};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("the answer holds no JSON object")]
+    NoObject,
+    #[error("\"{field}\" {problem}")]
+    Shape { field: &'static str, problem: &'static str },
+    #[error(transparent)]
+    Result(#[from] ResultError),
+}
+
+/// The first complete JSON object in `answer` that parses, after any `<think>` block.
+pub fn json_object(answer: &str) -> Result<Map<String, Value>, AnswerError> {
+    let text = strip_thinking(answer);
+    let mut from = 0;
+    while let Some(offset) = text[from..].find('{') {
+        let start = from + offset;
+        if let Some(end) = matching_brace(&text[start..]) {
+            if let Ok(Value::Object(object)) = serde_json::from_str(&text[start..start + end]) {
+                return Ok(object);
+            }
+        }
+        from = start + 1;
+    }
+    Err(AnswerError::NoObject)
+}
+
+/// Drops reasoning: everything up to the last `</think>`, or an unclosed `<think>` to the
+/// end (a model cut off while thinking has no answer).
+fn strip_thinking(answer: &str) -> &str {
+    if let Some(end) = answer.rfind("</think>") {
+        return &answer[end + "</think>".len()..];
+    }
+    match answer.find("<think>") {
+        Some(start) => &answer[..start],
+        None => answer,
+    }
+}
+
+/// The length of the balanced `{...}` that `text` starts with, braces in strings ignored.
+fn matching_brace(text: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, c) in text.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A doc or form result from the model's object: lenient where the meaning is plain
+/// (tags as one comma-separated string, missing kv or related), strict where it is not,
+/// then repaired and checked as every result is.
+pub fn doc_result(object: Map<String, Value>, is_form: bool, library: &Library) -> Result<DocResult, AnswerError> {
+    let text = |field: &'static str, required: bool| -> Result<String, AnswerError> {
+        match object.get(field) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            None | Some(Value::Null) if !required => Ok(String::new()),
+            None | Some(Value::Null) => Err(AnswerError::Shape { field, problem: "is missing" }),
+            Some(_) => Err(AnswerError::Shape { field, problem: "must be a string" }),
+        }
+    };
+    let strings = |field: &'static str| -> Result<Vec<String>, AnswerError> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(s.split([',', ';']).map(|t| t.trim().to_owned()).collect()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(AnswerError::Shape { field, problem: "must be a list of strings" }),
+            Some(_) => Err(AnswerError::Shape { field, problem: "must be a list of strings" }),
+        }
+    };
+    let kv = match object.get("kv") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(kv)) => kv.clone(),
+        Some(_) => return Err(AnswerError::Shape { field: "kv", problem: "must be an object" }),
+    };
+    let related = match object.get("related") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().filter_map(|item| serde_json::from_value(item.clone()).ok()).collect(),
+        Some(_) => return Err(AnswerError::Shape { field: "related", problem: "must be a list" }),
+    };
+    let result = DocResult {
+        title: text("title", true)?,
+        tags: strings("tags")?,
+        description: text("description", false)?,
+        kv,
+        related,
+        fields: if is_form { Some(strings("fields")?) } else { None },
+    };
+    Ok(result.normalise(is_form, library)?)
+}
+
+/// A fill result from the model's object: only the form's fields, with values and
+/// sources that exist in the library. The model may wrap it in `{"filled": ...}`.
+pub fn fill_result(mut object: Map<String, Value>, form_fields: &[String], library: &Library) -> Map<String, Value> {
+    if let Some(Value::Object(inner)) = object.remove("filled") {
+        object = inner;
+    }
+    normalise_fill(object, form_fields, library)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docusnap_core::protocol::LibraryItem;
+    use serde_json::json;
+
+    #[test]
+    fn the_object_is_found_inside_fences_thinking_and_prose() {
+        let cases = [
+            r#"{"a": 1}"#,
+            "```json\n{\"a\": 1}\n```",
+            "<think>maybe {\"a\": 2} or not</think>\nHere it is: {\"a\": 1} Hope this helps.",
+            "Sure! {not json} then {\"a\": 1}",
+            "{\"a\": 1, \"s\": \"} { \\\" \"}",
+        ];
+        for case in cases {
+            assert_eq!(json_object(case).unwrap()["a"], json!(1), "{case}");
+        }
+        assert_eq!(json_object("<think>{\"a\": 1}"), Err(AnswerError::NoObject));
+        assert_eq!(json_object("no json here"), Err(AnswerError::NoObject));
+        assert_eq!(json_object("[1, 2]"), Err(AnswerError::NoObject));
+        assert_eq!(json_object("{\"a\": "), Err(AnswerError::NoObject));
+    }
+
+    #[test]
+    fn a_document_answer_is_read_leniently_and_checked_strictly() {
+        let library = Library { doc: vec![LibraryItem { id: "7".into(), ..Default::default() }], form: vec![] };
+        let answer = json!({
+            "title": "Receipt", "tags": "receipt, food", "description": null,
+            "kv": {"Total": "9.00", "Items": [{"Name": "Tea"}]},
+            "related": [{"type": "doc", "resource_id": "7"}, {"type": "doc", "resource_id": "99"}, "junk"]
+        });
+        let doc = doc_result(answer.as_object().unwrap().clone(), false, &library).unwrap();
+        assert_eq!(doc.tags, ["receipt", "food"]);
+        assert_eq!(doc.kv["Items.1.Name"], json!("Tea"));
+        assert_eq!(doc.related.len(), 1, "the invented id 99 is dropped");
+        let no_title = json!({"tags": ["a"]});
+        assert_eq!(
+            doc_result(no_title.as_object().unwrap().clone(), false, &library).unwrap_err().to_string(),
+            "\"title\" is missing"
+        );
+        let form = json!({"title": "Visa", "tags": ["form"], "kv": {"Name": "x"}, "fields": ["Name"]});
+        assert!(matches!(
+            doc_result(form.as_object().unwrap().clone(), true, &library),
+            Err(AnswerError::Result(ResultError::NoFormType))
+        ));
+    }
+}

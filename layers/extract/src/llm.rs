@@ -1,0 +1,331 @@
+//! The LLM client: chat completions over HTTP, from Zhipu's API or any OpenAI-compatible
+//! server (vLLM, llama.cpp's server, Ollama). Calls are bounded three ways: a timeout per
+//! call, a few retries with exponential backoff and jitter (honouring `Retry-After`) on
+//! 429, 5xx and timeouts, and a deadline for all of it, so a task never outlives its Lambda.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// A model that answers a conversation with text. One HTTP implementation
+/// ([`HttpChatModel`]); tests of the extraction flow may script their own.
+pub trait ChatModel: Send + Sync {
+    /// What the task item records as its extractor, e.g. `llm:glm-4-plus`.
+    fn name(&self) -> String;
+
+    /// The assistant's answer, within `deadline`.
+    fn complete(&self, messages: &[Message], deadline: Instant) -> impl Future<Output = Result<String, LlmError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the LLM answered HTTP {status}: {body:.300}")]
+    Status { status: u16, body: String },
+    #[error("the LLM did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the LLM could not be reached: {0}")]
+    Transport(String),
+    #[error("the LLM's answer is not a chat completion: {0}")]
+    Malformed(String),
+    #[error("no time left for another LLM call (last failure: {last})")]
+    OutOfTime { last: String },
+}
+
+impl LlmError {
+    /// Worth another try: rate limits, server errors, timeouts and dropped connections.
+    fn is_transient(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => *status == 429 || *status >= 500,
+            LlmError::Timeout(_) | LlmError::Transport(_) => true,
+            LlmError::Malformed(_) | LlmError::OutOfTime { .. } => false,
+        }
+    }
+}
+
+/// Which API dialect the server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// Zhipu's `chat/completions` (GLM): adds `thinking: disabled`.
+    Zhipu,
+    /// Any server with OpenAI's `chat/completions`.
+    OpenAi,
+}
+
+impl Provider {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "zhipu" | "glm" | "bigmodel" => Some(Provider::Zhipu),
+            "openai" | "openai-compatible" | "vllm" | "ollama" | "llamacpp" => Some(Provider::OpenAi),
+            _ => None,
+        }
+    }
+
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Provider::Zhipu => Some("https://open.bigmodel.cn/api/paas/v4"),
+            Provider::OpenAi => None,
+        }
+    }
+
+    pub fn default_model(self) -> Option<&'static str> {
+        match self {
+            Provider::Zhipu => Some("glm-4-plus"),
+            Provider::OpenAi => None,
+        }
+    }
+}
+
+/// A single call may take this long: GLM answers a page's extraction in 5-20 s; a minute
+/// leaves room for a slow queue on the provider's side without hiding a dead connection.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// All calls for one task (retries and the re-ask included) end within this: the extract
+/// function's timeout is five minutes and the rules fallback and the writes need seconds.
+pub const DEFAULT_TOTAL_BUDGET: Duration = Duration::from_secs(200);
+/// Calls per request at most: one and three retries.
+pub const MAX_ATTEMPTS: u32 = 4;
+/// The first retry waits about this long (with jitter); each further one twice as long.
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// No wait between retries is longer, whatever `Retry-After` says; a longer one would
+/// rather end in the rules fallback.
+const BACKOFF_CAP: Duration = Duration::from_secs(20);
+/// An answer larger than this is not a result of ours.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// Low temperature: extraction wants the same answer for the same page.
+const TEMPERATURE: f64 = 0.1;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmSettings {
+    pub provider: Provider,
+    /// Up to the API version, e.g. `https://open.bigmodel.cn/api/paas/v4` or
+    /// `http://localhost:8000/v1`; `/chat/completions` is appended.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub call_timeout: Duration,
+    pub total_budget: Duration,
+    /// Retries wait `BACKOFF_BASE`-based delays; tests shrink them.
+    pub backoff_base: Duration,
+}
+
+impl LlmSettings {
+    pub fn new(provider: Provider, base_url: impl Into<String>, model: impl Into<String>, api_key: Option<String>) -> Self {
+        Self {
+            provider,
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            total_budget: DEFAULT_TOTAL_BUDGET,
+            backoff_base: BACKOFF_BASE,
+        }
+    }
+}
+
+/// The HTTP chat model.
+#[derive(Clone, Debug)]
+pub struct HttpChatModel {
+    http: reqwest::Client,
+    settings: LlmSettings,
+    url: String,
+}
+
+impl HttpChatModel {
+    pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| LlmError::Transport(e.to_string()))?;
+        let url = format!("{}/chat/completions", settings.base_url.trim_end_matches('/'));
+        Ok(Self { http, settings, url })
+    }
+
+    pub fn settings(&self) -> &LlmSettings {
+        &self.settings
+    }
+
+    fn body(&self, messages: &[Message]) -> Value {
+        let mut body = json!({
+            "model": self.settings.model,
+            "messages": messages,
+            "temperature": TEMPERATURE,
+            "response_format": {"type": "json_object"},
+            "stream": false,
+        });
+        if self.settings.provider == Provider::Zhipu {
+            // GLM-4.5 and later think by default: slower, and the answer is all we use.
+            body["thinking"] = json!({"type": "disabled"});
+        }
+        body
+    }
+
+    /// One HTTP call: the answer's text, or why not, with the server's `Retry-After`.
+    async fn call(&self, body: &Value, timeout: Duration) -> Result<String, (LlmError, Option<Duration>)> {
+        let mut request = self.http.post(&self.url).timeout(timeout).json(body);
+        if let Some(key) = &self.settings.api_key {
+            request = request.bearer_auth(key);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                LlmError::Timeout(timeout)
+            } else {
+                LlmError::Transport(error_chain(&e))
+            }
+        };
+        let response = request.send().await.map_err(|e| (transport(e), None))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        let bytes = response.bytes().await.map_err(|e| (transport(e), None))?;
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(2000)]).into_owned();
+            return Err((LlmError::Status { status: status.as_u16(), body }, retry_after));
+        }
+        if bytes.len() > MAX_ANSWER_BYTES {
+            return Err((LlmError::Malformed(format!("{} bytes", bytes.len())), None));
+        }
+        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| (LlmError::Malformed(e.to_string()), None))?;
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| (LlmError::Malformed("no choices[0].message.content".into()), None))
+    }
+}
+
+impl ChatModel for HttpChatModel {
+    fn name(&self) -> String {
+        format!("llm:{}", self.settings.model)
+    }
+
+    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
+        let deadline = deadline.min(Instant::now() + self.settings.total_budget);
+        let body = self.body(messages);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LlmError::OutOfTime { last: "none yet".into() });
+            }
+            let started = Instant::now();
+            let (error, retry_after) = match self.call(&body, self.settings.call_timeout.min(left)).await {
+                Ok(answer) => {
+                    info!(attempt, ms = started.elapsed().as_millis() as u64, model = %self.settings.model, "LLM answered");
+                    return Ok(answer);
+                }
+                Err(failure) => failure,
+            };
+            if !error.is_transient() || attempt >= MAX_ATTEMPTS {
+                return Err(error);
+            }
+            let wait = retry_after.unwrap_or_else(|| backoff(self.settings.backoff_base, attempt)).min(BACKOFF_CAP);
+            if Instant::now() + wait >= deadline {
+                return Err(LlmError::OutOfTime { last: error.to_string() });
+            }
+            warn!(attempt, error = %error, wait_ms = wait.as_millis() as u64, "LLM call failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// "Full jitter" backoff: uniform in [0, base * 2^(attempt-1)], so that many tasks hit by
+/// one rate limit do not come back in step.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base.saturating_mul(1 << (attempt - 1).min(10));
+    ceiling.mul_f64(jitter())
+}
+
+/// A number in [0, 1) that differs between calls and processes; backoff needs spread,
+/// not cryptographic randomness.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// reqwest's errors say the useful part ("connection refused") only in their sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_under_its_ceiling() {
+        for attempt in 1..=6 {
+            let wait = backoff(Duration::from_millis(100), attempt);
+            assert!(wait < Duration::from_millis(100 << (attempt - 1)), "{attempt}: {wait:?}");
+        }
+        let spread: std::collections::HashSet<u128> =
+            (0..20).map(|_| backoff(Duration::from_secs(1), 3).as_nanos()).collect();
+        assert!(spread.len() > 10, "jitter must spread retries");
+    }
+
+    #[test]
+    fn only_rate_limits_server_errors_and_timeouts_are_retried() {
+        let status = |status| LlmError::Status { status, body: String::new() };
+        assert!(status(429).is_transient());
+        assert!(status(503).is_transient());
+        assert!(!status(400).is_transient());
+        assert!(!status(401).is_transient());
+        assert!(LlmError::Timeout(Duration::from_secs(1)).is_transient());
+        assert!(!LlmError::Malformed(String::new()).is_transient());
+    }
+
+    #[test]
+    fn zhipu_requests_disable_thinking_and_openai_ones_do_not_mention_it() {
+        let zhipu = HttpChatModel::new(LlmSettings::new(Provider::Zhipu, "http://x/v4/", "glm-4-plus", None)).unwrap();
+        assert_eq!(zhipu.url, "http://x/v4/chat/completions");
+        let body = zhipu.body(&[Message::user("hi")]);
+        assert_eq!(body["thinking"], json!({"type": "disabled"}));
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+        assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
+        let openai = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, "http://x/v1", "qwen", None)).unwrap();
+        assert!(openai.body(&[]).get("thinking").is_none());
+        assert_eq!(openai.name(), "llm:qwen");
+    }
+}

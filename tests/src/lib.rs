@@ -153,6 +153,16 @@ pub type TestOcr = docusnap_ocr_fn::OcrFunction<
     docusnap_ocr::OcrEngine,
 >;
 
+pub type TestExtract<M> = docusnap_extract_fn::ExtractFunction<DynamoTaskStore, S3BlobStore, Arc<ManualClock>, M>;
+
+/// The LLM of tests that run on the rules.
+pub type NoLlm = docusnap_extract::llm::HttpChatModel;
+
+/// A Lambda deadline as far off as the extract function's timeout.
+pub fn lambda_deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(300)
+}
+
 impl TestStack {
     /// The OCR function over this stack, as its `main` builds it in AWS.
     pub fn ocr_function(&self) -> TestOcr {
@@ -166,6 +176,18 @@ impl TestStack {
             reader: ocr_engine(),
             limits: Limits::default(),
             parallel_pages: 2,
+        }
+    }
+
+    /// The extract function over this stack, with `model` as its LLM (none: the rules).
+    pub fn extract_function<M: docusnap_extract::llm::ChatModel>(&self, model: Option<M>) -> TestExtract<M> {
+        docusnap_extract_fn::ExtractFunction {
+            tasks: DynamoTaskStore::new(self.clients.dynamodb.clone(), self.table()),
+            blobs: S3BlobStore::new(self.clients.s3.clone(), self.bucket()),
+            clock: self.clock.clone(),
+            key: server_key(),
+            extractor: docusnap_extract::Extractor { model, fallback_to_rules: true },
+            limits: Limits::default(),
         }
     }
 

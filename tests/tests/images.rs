@@ -36,6 +36,7 @@ fn each_function_image_runs_its_own_binary_as_bootstrap() {
     for (dockerfile, manifest, binary) in [
         ("functions/upload/Dockerfile", "functions/upload/Cargo.toml", "upload"),
         ("functions/ocr/Dockerfile", "functions/ocr/Cargo.toml", "ocr"),
+        ("functions/extract/Dockerfile", "functions/extract/Cargo.toml", "extract"),
     ] {
         assert!(binaries(manifest).contains(binary), "{manifest} has no binary {binary}");
         let text = read(dockerfile);

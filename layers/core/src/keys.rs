@@ -1,4 +1,5 @@
-//! Loading the server's RSA private key from a file or from Secrets Manager.
+//! Loading the server's RSA private key from a file or from Secrets Manager, and other
+//! secrets' strings.
 
 use aws_config::SdkConfig;
 
@@ -24,19 +25,22 @@ pub async fn load_server_key(source: &KeySource, sdk: &SdkConfig) -> Result<Serv
             (origin, pem)
         }
         KeySource::Secret(secret_id) => {
-            let failed = |detail: String| KeyLoadError::Secret { secret_id: secret_id.clone(), detail };
-            let output = crate::aws::secrets_manager(sdk)
-                .get_secret_value()
-                .secret_id(secret_id)
-                .send()
+            let pem = secret_string(secret_id, sdk)
                 .await
-                .map_err(|e| failed(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()))?;
-            let pem = output
-                .secret_string()
-                .ok_or_else(|| failed("the secret has no string value".into()))?
-                .to_owned();
+                .map_err(|detail| KeyLoadError::Secret { secret_id: secret_id.clone(), detail })?;
             (format!("secret {secret_id}"), pem)
         }
     };
     ServerKey::from_pem(&pem).map_err(|source| KeyLoadError::Key { origin, source })
+}
+
+/// A Secrets Manager secret's string value; the error says why not.
+pub async fn secret_string(secret_id: &str, sdk: &SdkConfig) -> Result<String, String> {
+    let output = crate::aws::secrets_manager(sdk)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string())?;
+    output.secret_string().map(str::to_owned).ok_or_else(|| "the secret has no string value".into())
 }

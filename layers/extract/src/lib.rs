@@ -5,9 +5,11 @@
 //! are in [`values`]). Every result passes the checks in `docusnap_core::results`.
 
 pub mod answer;
+mod header;
 pub mod llm;
 pub mod prompt;
 pub mod rules;
+pub mod settings;
 pub mod values;
 
 use std::time::Instant;
@@ -39,7 +41,7 @@ pub struct OcrText {
 
 impl OcrText {
     pub fn from_json(output: &Value) -> Self {
-        let lines = output["pages"].as_array().into_iter().flatten().flat_map(|page| page_lines(page)).collect();
+        let lines = output["pages"].as_array().into_iter().flatten().flat_map(page_lines).collect();
         Self { text: output["text"].as_str().unwrap_or_default().to_owned(), lines }
     }
 }

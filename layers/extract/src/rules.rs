@@ -6,6 +6,7 @@ use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_core::results::{DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{Map, Value};
 
+use crate::header::letterhead;
 use crate::values::{find_dates, find_emails, find_phones, find_total};
 
 /// One OCR line as the extractor reads it: its text and its height in pixels (the
@@ -35,8 +36,20 @@ fn texts(lines: &[Line]) -> Vec<&str> {
 fn doc_from(lines: &[Line], texts: &[&str], library: &Library) -> DocResult {
     let mut kv = label_values(texts);
     add_found_values(texts, &mut kv);
-    let title = title(lines).unwrap_or_else(|| "Untitled document".to_owned());
     let tags = tags(texts);
+    let head = letterhead(texts);
+    let issued = tags.iter().any(|t| t == "receipt" || t == "invoice");
+    if let Some(name) = head.name.as_ref().filter(|_| head.is_company || issued) {
+        kv.entry("Company").or_insert_with(|| Value::String(name.clone()));
+    }
+    if let Some(address) = head.address {
+        kv.entry("Address").or_insert(Value::String(address));
+    }
+    // A company's letterhead names the document better than its tallest line.
+    let title = match head.name {
+        Some(name) if head.is_company => name,
+        _ => title(lines).unwrap_or_else(|| "Untitled document".to_owned()),
+    };
     let description = describe(&title, &tags, &kv);
     let related = related(&title, &kv, library);
     DocResult { title, tags, description, kv, related, fields: None }
@@ -165,14 +178,21 @@ fn add_found_values(lines: &[&str], kv: &mut Map<String, Value>) {
     }
 }
 
-/// The tallest of the first lines that reads as a heading (letters, not a label/value).
+/// The most heading-like of the first lines: tall, early, words rather than numbers, and
+/// not a label/value.
 fn title(lines: &[Line]) -> Option<String> {
+    let weight = |(i, line): &(usize, &Line)| {
+        let digits = line.text.chars().filter(|c| c.is_ascii_digit()).count();
+        let numeric = if digits > 0 { 0.7 } else { 1.0 };
+        line.height * (1.0 - 0.05 * *i as f32) * numeric
+    };
     lines
         .iter()
         .take(TITLE_WINDOW)
-        .filter(|l| l.text.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !l.text.contains(':'))
-        .max_by(|a, b| a.height.total_cmp(&b.height))
-        .map(|l| l.text.trim().to_owned())
+        .enumerate()
+        .filter(|(_, l)| l.text.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !l.text.contains(':'))
+        .max_by(|a, b| weight(a).total_cmp(&weight(b)))
+        .map(|(_, l)| l.text.trim().to_owned())
 }
 
 /// 1 to 4 tags from what the text is about.
@@ -228,7 +248,7 @@ fn related(title: &str, kv: &Map<String, Value>, library: &Library) -> Vec<Resou
         .chain(library.form.iter().map(|i| (score(i), ResourceRef { kind: LibraryKind::Form, resource_id: i.id.clone() })))
         .filter(|(s, _)| *s > 0)
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     scored.into_iter().take(MAX_RELATED).map(|(_, r)| r).collect()
 }
 

@@ -1,0 +1,229 @@
+//! The extract function: fed by the extract queue, whose messages name tasks whose pages
+//! have been read. For each it takes the task (a conditional claim, so a redelivered
+//! message makes no second set of LLM calls), builds the result with the LLM or the
+//! rules, seals it under the client's key and completes the task. [`handle`] is the whole
+//! Lambda handler, callable from tests.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use docusnap_core::clock::Clock;
+use docusnap_core::config::Limits;
+use docusnap_core::crypto::{AesKey, ServerKey};
+use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent, TaskType};
+use docusnap_core::store::{BlobStore, Outcome, StoreError, TaskStore};
+use docusnap_core::task::{Stage, TaskId, TaskMessage, TaskStatus, EXTRACT_CLAIM_SECS};
+use docusnap_extract::llm::ChatModel;
+use docusnap_extract::prompt::PromptError;
+use docusnap_extract::{ExtractError, Extractor, OcrText, Want};
+use tracing::{error, info, warn, Instrument};
+
+mod startup;
+
+pub use startup::{from_env, AwsExtract, StartupError};
+
+/// Kept back from the Lambda's deadline for sealing, storing and, after an LLM that ran
+/// out of time, the rules fallback (milliseconds of work; seconds of margin for S3).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+
+/// How often, and how long each time, a message for a task not yet marked read waits
+/// before it is left to SQS to deliver again.
+const NOT_READ_WAITS: u32 = 3;
+const NOT_READ_WAIT: Duration = Duration::from_millis(500);
+
+/// The extract function's state, built once per process.
+pub struct ExtractFunction<T, B, C, M> {
+    pub tasks: T,
+    pub blobs: B,
+    pub clock: C,
+    pub key: ServerKey,
+    pub extractor: Extractor<M>,
+    pub limits: Limits,
+}
+
+/// Why a message could not be handled now; it fails only its own record, which SQS
+/// delivers again (and after the queue's receive limit moves to the dead-letter queue).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the message does not name a task: {0}")]
+    NotATaskMessage(String),
+    /// The OCR function sends its message just before it marks the task read.
+    #[error("the task's pages are not marked read yet")]
+    NotReadYet,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the result could not be sealed: {0}")]
+    Seal(String),
+}
+
+/// The SQS handler: every record on its own, failures reported per record.
+pub async fn handle<T, B, C, M>(app: &ExtractFunction<T, B, C, M>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
+where
+    T: TaskStore,
+    B: BlobStore,
+    C: Clock,
+    M: ChatModel,
+{
+    let deadline = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or_else(Instant::now);
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        if let Err(e) = app.handle_message(body, deadline).await {
+            error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// What a task fails with, when extraction cannot make its result.
+fn error_code(task_type: TaskType, error: &ExtractError) -> ErrorCode {
+    match (error, task_type) {
+        (ExtractError::Prompt(PromptError::NoFields), _) | (ExtractError::Prompt(_), TaskType::Fill) => {
+            ErrorCode::FillPromptConstructionFailed
+        }
+        (ExtractError::Prompt(_), TaskType::Form) => ErrorCode::FormPromptConstructionFailed,
+        (ExtractError::Prompt(_), TaskType::Doc) => ErrorCode::DocPromptConstructionFailed,
+        (ExtractError::Llm(_), _) => ErrorCode::LlmFailure,
+        (ExtractError::Invalid(_), _) => ErrorCode::ProcessingError,
+    }
+}
+
+/// How a claimed task ended, before it is written.
+enum Ending {
+    Done(Outcome),
+    /// A store failed after the claim: the claim is handed back so the retry may run.
+    Retry(RecordError),
+}
+
+impl<T, B, C, M> ExtractFunction<T, B, C, M>
+where
+    T: TaskStore,
+    B: BlobStore,
+    C: Clock,
+    M: ChatModel,
+{
+    async fn handle_message(&self, body: &str, deadline: Instant) -> Result<(), RecordError> {
+        let message: TaskMessage =
+            serde_json::from_str(body).map_err(|e| RecordError::NotATaskMessage(e.to_string()))?;
+        let id = TaskId::from(message);
+        let span = tracing::info_span!("extract", task = %id);
+        self.extract_task(&id, deadline).instrument(span).await
+    }
+
+    async fn extract_task(&self, id: &TaskId, deadline: Instant) -> Result<(), RecordError> {
+        let now = self.clock.now();
+        let mut waited = 0;
+        loop {
+            let Some(task) = self.tasks.get(id, now).await? else {
+                info!("the task is gone (cleared or expired); nothing to do");
+                return Ok(());
+            };
+            if task.status != TaskStatus::Processing {
+                info!(status = task.status.as_str(), "already ended; skipped");
+                return Ok(());
+            }
+            // The OCR function marks the task read right after it sends the message; a
+            // moment's wait saves a redelivery a whole visibility timeout later.
+            if task.stage != Stage::Uploaded {
+                break;
+            }
+            if waited == NOT_READ_WAITS {
+                return Err(RecordError::NotReadYet);
+            }
+            waited += 1;
+            tokio::time::sleep(NOT_READ_WAIT).await;
+        }
+        if !self.tasks.claim(id, now, now - EXTRACT_CLAIM_SECS).await? {
+            info!("another delivery holds the task; skipped");
+            return Ok(());
+        }
+        let started = Instant::now();
+        let outcome = match self.run(id, deadline).await {
+            Ending::Done(outcome) => outcome,
+            Ending::Retry(e) => {
+                if let Err(release) = self.tasks.advance(id, Stage::Extracting, Stage::Read).await {
+                    warn!(error = %release, "the claim could not be handed back; it lapses by itself");
+                }
+                return Err(e);
+            }
+        };
+        match &outcome {
+            Outcome::Completed { extractor, .. } => {
+                info!(extractor = %extractor, ms = started.elapsed().as_millis() as u64, "task completed")
+            }
+            Outcome::Failed(code) => warn!(code = %code, "task failed"),
+        }
+        if !self.tasks.finish(id, outcome).await? {
+            info!("the task had already ended (cleared or timed out)");
+        }
+        Ok(())
+    }
+
+    /// Reads what the task needs, extracts, and seals the result.
+    async fn run(&self, id: &TaskId, deadline: Instant) -> Ending {
+        let failed = |code: ErrorCode, why: &str| {
+            warn!(code = %code, why, "extraction cannot run");
+            Ending::Done(Outcome::Failed(code))
+        };
+        let envelope = match self.blobs.get(&id.envelope_key()).await {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => return failed(ErrorCode::ProcessingError, "the envelope is missing"),
+            Err(e) => return Ending::Retry(e.into()),
+        };
+        let Some((key, content)) = self.open(id, &envelope) else {
+            return failed(ErrorCode::ProcessingError, "the envelope does not open to a valid task");
+        };
+        let extraction = match content {
+            TaskContent::Pages { library, .. } => {
+                let sealed = match self.blobs.get(&id.ocr_key()).await {
+                    Ok(Some(sealed)) => sealed,
+                    Ok(None) => return failed(ErrorCode::ProcessingError, "the OCR output is missing"),
+                    Err(e) => return Ending::Retry(e.into()),
+                };
+                let Some(ocr) = key.open(&sealed).ok().and_then(|plain| serde_json::from_slice(&plain).ok()) else {
+                    return failed(ErrorCode::ProcessingError, "the OCR output does not open");
+                };
+                let want = if id.task_type == TaskType::Form { Want::Form } else { Want::Doc };
+                self.extractor.document(&OcrText::from_json(&ocr), want, &library, deadline).await
+            }
+            TaskContent::Fill { form, library } => self.extractor.fill(&form, &library, deadline).await,
+        };
+        let extraction = match extraction {
+            Ok(extraction) => extraction,
+            Err(e) => return failed(error_code(id.task_type, &e), &e.to_string()),
+        };
+        match key.seal_base64(extraction.result.to_string().as_bytes()) {
+            Ok(result) => Ending::Done(Outcome::Completed { result, extractor: extraction.extractor }),
+            Err(e) => Ending::Retry(RecordError::Seal(e.to_string())),
+        }
+    }
+
+    /// The client's key and the task's content from its stored envelope.
+    fn open(&self, id: &TaskId, envelope: &[u8]) -> Option<(AesKey, TaskContent)> {
+        let envelope: Envelope = serde_json::from_slice(envelope).ok()?;
+        let key = self.key.unwrap_aes_key(&envelope.aes_key).ok()?;
+        let plaintext = key.open_base64(&envelope.content).ok()?;
+        let content = TaskContent::parse(id.task_type, &plaintext, &self.limits).ok()?;
+        Some((key, content))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docusnap_core::results::ResultError;
+
+    #[test]
+    fn each_failure_ends_with_the_code_of_its_task_type() {
+        let no_text = || ExtractError::Prompt(PromptError::NoText);
+        assert_eq!(error_code(TaskType::Doc, &no_text()), ErrorCode::DocPromptConstructionFailed);
+        assert_eq!(error_code(TaskType::Form, &no_text()), ErrorCode::FormPromptConstructionFailed);
+        assert_eq!(error_code(TaskType::Fill, &ExtractError::Prompt(PromptError::NoFields)), ErrorCode::FillPromptConstructionFailed);
+        assert_eq!(error_code(TaskType::Doc, &ExtractError::Llm("429".into())), ErrorCode::LlmFailure);
+        assert_eq!(error_code(TaskType::Doc, &ExtractError::Invalid(ResultError::EmptyTitle)), ErrorCode::ProcessingError);
+    }
+}

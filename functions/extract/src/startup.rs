@@ -1,0 +1,69 @@
+//! Building the function's state from the environment, once per process: the AWS
+//! clients, the RSA key and the LLM client (or none: the rules extractor).
+
+use docusnap_core::clock::SystemClock;
+use docusnap_core::config::{Config, ConfigError};
+use docusnap_core::keys::{load_server_key, secret_string, KeyLoadError};
+use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
+use docusnap_extract::llm::{HttpChatModel, LlmError};
+use docusnap_extract::settings::{self, KeySource};
+use docusnap_extract::Extractor;
+use tracing::{info, warn};
+
+use crate::ExtractFunction;
+
+/// The LLM key secret's placeholder value (template.yaml).
+const NO_KEY: &str = "none";
+
+pub type AwsExtract = ExtractFunction<DynamoTaskStore, S3BlobStore, SystemClock, HttpChatModel>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Key(#[from] KeyLoadError),
+    #[error("cannot read the LLM key secret {secret_id}: {detail}")]
+    LlmKey { secret_id: String, detail: String },
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+pub async fn from_env() -> Result<AwsExtract, StartupError> {
+    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let config = Config::from_env()?;
+    let sdk = docusnap_core::aws::sdk_config().await;
+    let key = load_server_key(&config.key_source, &sdk).await?;
+    let extractor = match settings::from_lookup(lookup)? {
+        None => {
+            info!("no LLM configured: the rules extractor answers");
+            Extractor { model: None, fallback_to_rules: true }
+        }
+        Some(mut llm) => {
+            let api_key = match llm.key.take() {
+                Some(KeySource::Value(key)) => Some(key),
+                Some(KeySource::Secret(secret_id)) => Some(
+                    secret_string(&secret_id, &sdk)
+                        .await
+                        .map_err(|detail| StartupError::LlmKey { secret_id, detail })?,
+                ),
+                None => None,
+            };
+            // The template creates the secret with the placeholder "none" until an
+            // operator stores a key: until then, the rules answer.
+            match api_key.map(|k| k.trim().to_owned()) {
+                Some(key) if key.is_empty() || key == NO_KEY => {
+                    warn!("the LLM key is empty: the rules extractor answers until one is stored");
+                    Extractor { model: None, fallback_to_rules: true }
+                }
+                api_key => {
+                    llm.settings.api_key = api_key;
+                    info!(model = %llm.settings.model, url = %llm.settings.base_url, "LLM configured");
+                    Extractor { model: Some(HttpChatModel::new(llm.settings)?), fallback_to_rules: llm.fallback_to_rules }
+                }
+            }
+        }
+    };
+    let (tasks, blobs) = docusnap_core::store::aws_stores(&config, &sdk);
+    Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor, limits: config.limits })
+}

@@ -1,0 +1,121 @@
+//! The LLM's configuration from environment variables (the README's configuration table
+//! lists them). Without a key for Zhipu, or without a base URL for an OpenAI-compatible
+//! server, there is no LLM and the rules extractor answers.
+
+use std::time::Duration;
+
+use docusnap_core::config::ConfigError;
+
+use crate::llm::{LlmSettings, Provider, DEFAULT_CALL_TIMEOUT, DEFAULT_TOTAL_BUDGET};
+
+pub mod var {
+    pub const PROVIDER: &str = "DOCUSNAP_LLM_PROVIDER";
+    pub const BASE_URL: &str = "DOCUSNAP_LLM_BASE_URL";
+    pub const MODEL: &str = "DOCUSNAP_LLM_MODEL";
+    pub const API_KEY: &str = "DOCUSNAP_LLM_API_KEY";
+    pub const API_KEY_SECRET_ID: &str = "DOCUSNAP_LLM_API_KEY_SECRET_ID";
+    pub const TIMEOUT_SECS: &str = "DOCUSNAP_LLM_TIMEOUT_SECS";
+    pub const BUDGET_SECS: &str = "DOCUSNAP_LLM_BUDGET_SECS";
+    pub const FALLBACK: &str = "DOCUSNAP_LLM_FALLBACK";
+}
+
+/// Where the API key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Value(String),
+    /// A Secrets Manager secret whose string is the key (production).
+    Secret(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmConfig {
+    /// `api_key` is filled in from `key` once it is read.
+    pub settings: LlmSettings,
+    pub key: Option<KeySource>,
+    /// Answer with the rules when the LLM fails, instead of `LLM_FAILURE`.
+    pub fallback_to_rules: bool,
+}
+
+/// The LLM's configuration, or `None` when no LLM is configured.
+pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<LlmConfig>, ConfigError> {
+    let provider = match lookup(var::PROVIDER) {
+        None => Provider::Zhipu,
+        Some(name) if name.eq_ignore_ascii_case("none") || name.eq_ignore_ascii_case("rules") => return Ok(None),
+        Some(name) => Provider::parse(&name).ok_or(ConfigError::Invalid {
+            var: var::PROVIDER,
+            value: name,
+            why: "expected zhipu, openai or none",
+        })?,
+    };
+    let key = match (lookup(var::API_KEY_SECRET_ID), lookup(var::API_KEY)) {
+        (Some(secret), _) => Some(KeySource::Secret(secret)),
+        (None, Some(key)) => Some(KeySource::Value(key)),
+        (None, None) => None,
+    };
+    let base_url = match lookup(var::BASE_URL).or(provider.default_base_url().map(str::to_owned)) {
+        Some(url) => url,
+        None => return Err(ConfigError::Missing(var::BASE_URL)),
+    };
+    // Zhipu always wants a key: without one the deployment runs on the rules.
+    if provider == Provider::Zhipu && key.is_none() {
+        return Ok(None);
+    }
+    let model = lookup(var::MODEL)
+        .or(provider.default_model().map(str::to_owned))
+        .ok_or(ConfigError::Missing(var::MODEL))?;
+    let mut settings = LlmSettings::new(provider, base_url, model, None);
+    settings.call_timeout = seconds(&lookup, var::TIMEOUT_SECS, DEFAULT_CALL_TIMEOUT)?;
+    settings.total_budget = seconds(&lookup, var::BUDGET_SECS, DEFAULT_TOTAL_BUDGET)?;
+    let fallback_to_rules = match lookup(var::FALLBACK).map(|v| v.to_ascii_lowercase()) {
+        None => true,
+        Some(v) if ["1", "true", "yes"].contains(&v.as_str()) => true,
+        Some(v) if ["0", "false", "no"].contains(&v.as_str()) => false,
+        Some(value) => return Err(ConfigError::Invalid { var: var::FALLBACK, value, why: "expected true or false" }),
+    };
+    Ok(Some(LlmConfig { settings, key, fallback_to_rules }))
+}
+
+/// A duration in whole seconds, at most its default: the defaults are what fits the
+/// extract function's timeout.
+fn seconds(lookup: &impl Fn(&str) -> Option<String>, var: &'static str, ceiling: Duration) -> Result<Duration, ConfigError> {
+    let Some(value) = lookup(var) else { return Ok(ceiling) };
+    match value.parse::<u64>() {
+        Ok(n) if n >= 1 && Duration::from_secs(n) <= ceiling => Ok(Duration::from_secs(n)),
+        _ => Err(ConfigError::Invalid { var, value, why: "expected whole seconds, from 1 up to the default" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Option<LlmConfig>, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn no_key_for_zhipu_means_the_rules() {
+        assert_eq!(config(&[]), Ok(None));
+        assert_eq!(config(&[(var::PROVIDER, "none"), (var::API_KEY, "k")]), Ok(None));
+        let zhipu = config(&[(var::API_KEY_SECRET_ID, "docusnap/llm")]).unwrap().unwrap();
+        assert_eq!(zhipu.settings.provider, Provider::Zhipu);
+        assert_eq!(zhipu.settings.model, "glm-4-plus");
+        assert_eq!(zhipu.key, Some(KeySource::Secret("docusnap/llm".into())));
+        assert!(zhipu.fallback_to_rules);
+    }
+
+    #[test]
+    fn an_openai_compatible_server_needs_its_url_and_model_but_no_key() {
+        assert_eq!(config(&[(var::PROVIDER, "openai")]), Err(ConfigError::Missing(var::BASE_URL)));
+        let local = [(var::PROVIDER, "openai"), (var::BASE_URL, "http://127.0.0.1:8080/v1")];
+        assert_eq!(config(&local), Err(ConfigError::Missing(var::MODEL)));
+        let ollama = config(&[local[0], local[1], (var::MODEL, "qwen2.5"), (var::FALLBACK, "false")]).unwrap().unwrap();
+        assert_eq!(ollama.key, None);
+        assert!(!ollama.fallback_to_rules);
+        assert!(matches!(config(&[(var::PROVIDER, "bard")]), Err(ConfigError::Invalid { .. })));
+        let too_long = config(&[(var::API_KEY, "k"), (var::BUDGET_SECS, "100000")]);
+        assert!(matches!(too_long, Err(ConfigError::Invalid { var: var::BUDGET_SECS, .. })));
+    }
+}

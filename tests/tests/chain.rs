@@ -1,0 +1,119 @@
+//! The whole chain on moto: an upload through the upload function's handler, the OCR and
+//! extract handlers fed from the real queues, and the client's poll and decryption.
+
+use docusnap_core::store::TaskStore;
+use docusnap_core::task::{Stage, TaskId, EXTRACT_CLAIM_SECS};
+use docusnap_core::TaskType;
+use docusnap_extract::RULES;
+use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use docusnap_tests::{base64, lambda_deadline, Client, NoLlm, TestStack, START};
+use serde_json::{json, Value};
+
+const RECEIPT: [&str; 6] = ["CORNER BAKERY", "12 Main Street", "Date: 25/03/2026", "Coffee 3.50", "Bagel 19.90", "TOTAL 23.40"];
+
+/// Polls as a client does and decrypts a completed result.
+async fn result_of(t: &TestStack, client: &Client, task_type: &str, upload: &docusnap_tests::Prepared) -> Value {
+    let (status, answer) = t.process(&client.poll(task_type, &upload.sha256)).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("completed")), "{answer}");
+    let plain = upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_goes_from_upload_to_a_result_with_its_date_and_total() {
+    let t = TestStack::new().await;
+    let (ocr, extract) = (t.ocr_function(), t.extract_function::<NoLlm>(None));
+    let client = Client::new("chain one");
+    let library = json!({"doc": [{"id": "old-1", "title": "Corner Bakery receipt", "tags": ["receipt"], "kv": {"Company": "CORNER BAKERY"}}]});
+    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&RECEIPT, LATIN_FONT, 32.0))], "file_lib": library}));
+    assert_eq!(t.process(&upload.body).await.0, 202);
+
+    let response = docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 202, "still processing between the stages");
+    let told = t.take_messages("ExtractQueue").await;
+    assert_eq!(told.records.len(), 1);
+    let response = docusnap_extract_fn::handle(&extract, told.clone(), lambda_deadline()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let result = result_of(&t, &client, "doc", &upload).await;
+    assert_eq!(result["kv"]["Date"], "Mar 25, 2026", "{result}");
+    assert_eq!(result["kv"]["Total"], "23.40", "{result}");
+    assert_eq!(result["title"], "CORNER BAKERY");
+    assert_eq!(result["related"], json!([{"type": "doc", "resource_id": "old-1"}]));
+    assert!(result.get("fields").is_none());
+
+    let id = TaskId::new(client.id.clone(), TaskType::Doc, upload.sha256.clone());
+    let task = t.app.tasks.get(&id, START).await.unwrap().unwrap();
+    assert_eq!(task.extractor.as_deref(), Some(RULES));
+    assert_eq!(task.wrapped_key, None, "the client's key is forgotten once the task ends");
+
+    // A redelivered message finds the task completed and changes nothing.
+    let response = docusnap_extract_fn::handle(&extract, told, lambda_deadline()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(result_of(&t, &client, "doc", &upload).await, result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_and_then_its_fill_from_the_library() {
+    let t = TestStack::new().await;
+    let (ocr, extract) = (t.ocr_function(), t.extract_function::<NoLlm>(None));
+    let client = Client::new("chain forms");
+    let page = render_png(&["VISA APPLICATION", "Full Name: ____________", "Date of Birth: ________", "Embassy: Berlin"], LATIN_FONT, 30.0);
+    let form = client.upload("form", &json!({"to_process": [base64(&page)], "file_lib": {}}));
+    t.process(&form.body).await;
+    docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+    docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    let form_result = result_of(&t, &client, "form", &form).await;
+    assert_eq!(form_result["fields"], json!(["Full Name", "Date of Birth"]), "{form_result}");
+    assert_eq!(form_result["kv"]["Embassy"], "Berlin");
+    assert!(form_result["kv"]["Form Type"].is_string());
+
+    let library = json!({"doc": [{"id": "pp-7", "title": "Passport", "kv": {"Name": "Ann Lee", "DOB": "Jan 02, 1990"}}]});
+    let fill = client.upload("fill", &json!({"to_process": form_result, "file_lib": library}));
+    t.process(&fill.body).await;
+    docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+    docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    assert_eq!(
+        result_of(&t, &client, "fill", &fill).await,
+        json!({
+            "Full Name": {"value": "Ann Lee", "source": {"type": "doc", "resource_id": "pp-7"}},
+            "Date of Birth": {"value": "1990-01-02", "source": {"type": "doc", "resource_id": "pp-7"}}
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_claim_per_task_and_early_messages_wait_for_the_pages() {
+    let t = TestStack::new().await;
+    let (ocr, extract) = (t.ocr_function(), t.extract_function::<NoLlm>(None));
+    let client = Client::new("claims");
+    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&RECEIPT, LATIN_FONT, 32.0))]}));
+    t.process(&upload.body).await;
+    let id = TaskId::new(client.id.clone(), TaskType::Doc, upload.sha256.clone());
+
+    // The extract message can arrive before the task is marked read: it is retried.
+    let early = json!({"client_id": client.id, "type": "doc", "SHA256": upload.sha256}).to_string();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![docusnap_tests::sqs_message("early", &early), docusnap_tests::sqs_message("junk", "{}")];
+    let response = docusnap_extract_fn::handle(&extract, event, lambda_deadline()).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["early", "junk"]);
+
+    docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+    // Two deliveries at once: exactly one claim wins; a claim past its time is taken over.
+    let tasks = &t.app.tasks;
+    let (a, b) = tokio::join!(tasks.claim(&id, START, START - EXTRACT_CLAIM_SECS), tasks.claim(&id, START, START - EXTRACT_CLAIM_SECS));
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(), 1);
+    let later = START + 60;
+    assert!(!tasks.claim(&id, later, later - EXTRACT_CLAIM_SECS).await.unwrap(), "a fresh claim holds");
+    let much_later = START + EXTRACT_CLAIM_SECS + 1;
+    assert!(tasks.claim(&id, much_later, much_later - EXTRACT_CLAIM_SECS).await.unwrap(), "a lapsed claim is taken over");
+    let task = tasks.get(&id, much_later).await.unwrap().unwrap();
+    assert_eq!((task.stage, task.claimed_at), (Stage::Extracting, Some(much_later)));
+
+    // While the claim holds, the extract message is a no-op that does not fail.
+    let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 202);
+}

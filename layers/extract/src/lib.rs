@@ -6,6 +6,7 @@
 
 pub mod answer;
 mod header;
+pub mod mrz;
 pub mod llm;
 pub mod prompt;
 pub mod rules;

@@ -7,7 +7,8 @@ use docusnap_core::results::{DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY,
 use serde_json::{Map, Value};
 
 use crate::header::letterhead;
-use crate::values::{find_dates, find_emails, find_phones, find_total};
+use crate::mrz::find_mrz;
+use crate::values::{find_dates, find_document_number, find_emails, find_phones, find_total};
 
 /// One OCR line as the extractor reads it: its text and its height in pixels (the
 /// tallest lines near the top are a page's title).
@@ -170,6 +171,29 @@ fn add_found_values(lines: &[&str], kv: &mut Map<String, Value>) {
         if let Some(email) = lines.iter().find_map(|l| find_emails(l).into_iter().next()) {
             kv.insert("Email".into(), Value::String(email));
         }
+    }
+    for (key, number) in lines.iter().filter_map(|l| find_document_number(l)) {
+        // A "Label: value" pair for the same number already holds it under the printed label.
+        if !kv.values().any(|v| v.as_str() == Some(number.as_str())) {
+            kv.entry(key.to_owned()).or_insert(Value::String(number));
+        }
+    }
+    if let Some(mrz) = find_mrz(lines) {
+        kv.insert("MRZ".into(), Value::String(mrz.lines.join("\n")));
+        let kv_has_value = |n: &String| kv.values().any(|v| v.as_str() == Some(n.as_str()));
+        let document_number = mrz.document_number.clone().filter(|n| !kv_has_value(n));
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                kv.entry(key.to_owned()).or_insert(Value::String(value));
+            }
+        };
+        put("Document Number", document_number);
+        put("Surname", mrz.surname);
+        put("Given Names", mrz.given_names);
+        put("Nationality", mrz.nationality);
+        put("Date of Birth", mrz.birth_date.map(|d| d.for_kv()));
+        put("Date of Expiry", mrz.expiry_date.map(|d| d.for_kv()));
+        put("Sex", mrz.sex.map(String::from));
     }
     if !has(kv, "phone") && !has(kv, "tel") {
         if let Some(phone) = lines.iter().find_map(|l| find_phones(l).into_iter().next()) {

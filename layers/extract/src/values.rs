@@ -25,6 +25,11 @@ impl Date {
         ((1..=days).contains(&day) && (1900..=2100).contains(&year)).then_some(Self { year, month, day })
     }
 
+    /// A date if it exists in the calendar (and lies between 1900 and 2100).
+    pub fn checked(year: i32, month: u32, day: u32) -> Option<Self> {
+        Self::new(year, month, day)
+    }
+
     /// As the protocol wants dates in kv: "Jan 01, 2025".
     pub fn for_kv(&self) -> String {
         format!("{} {:02}, {}", MONTHS[self.month as usize - 1], self.day, self.year)
@@ -195,6 +200,44 @@ pub fn find_emails(line: &str) -> Vec<String> {
         .collect()
 }
 
+/// Labels that introduce a document's number ("Invoice No", "Receipt #", "Passport No.").
+const NUMBER_LABELS: &[(&str, &str)] = &[
+    ("invoice", "Invoice Number"),
+    ("receipt", "Receipt Number"),
+    ("bill", "Bill Number"),
+    ("document", "Document Number"),
+    ("order", "Order Number"),
+    ("reference", "Reference Number"),
+    ("ref", "Reference Number"),
+    ("passport", "Passport Number"),
+    ("id", "ID Number"),
+    ("card", "Card Number"),
+    ("account", "Account Number"),
+];
+
+/// A document number in a line: one of [`NUMBER_LABELS`], then "no", "number" or "#",
+/// then a token with a digit in it. Returns the key it goes under and the number.
+pub fn find_document_number(line: &str) -> Option<(&'static str, String)> {
+    let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ':').filter(|w| !w.is_empty()).collect();
+    for (i, word) in words.iter().enumerate() {
+        let lower = word.to_lowercase();
+        let Some((_, key)) = NUMBER_LABELS.iter().find(|(label, _)| lower.trim_end_matches(['.', '#']) == *label) else { continue };
+        let mut j = i + 1;
+        if !lower.ends_with('#') {
+            let marker = words.get(j).map(|w| w.to_lowercase()).unwrap_or_default();
+            if !["no", "no.", "number", "#", "nr", "nr."].contains(&marker.as_str()) {
+                continue;
+            }
+            j += 1;
+        }
+        let value = words.get(j)?.trim_matches(|c: char| !c.is_alphanumeric());
+        if value.chars().any(|c| c.is_ascii_digit()) && value.len() >= 3 {
+            return Some((key, value.to_owned()));
+        }
+    }
+    None
+}
+
 /// Phone numbers in a line: runs of digits, spaces, `+`, `-` and parentheses holding 7
 /// to 15 digits (the E.164 maximum), that are not dates or amounts.
 pub fn find_phones(line: &str) -> Vec<String> {
@@ -280,6 +323,16 @@ mod tests {
         assert_eq!(find_total(&receipt), Some("9.00".into()));
         assert_eq!(find_total(&["TOTAL 12.50", "CASH 20.00"]), Some("12.50".into()));
         assert_eq!(find_total(&["SUBTOTAL 12.50"]), None);
+    }
+
+    #[test]
+    fn document_numbers_after_their_labels() {
+        assert_eq!(find_document_number("Document No : TD01167104"), Some(("Document Number", "TD01167104".into())));
+        assert_eq!(find_document_number("INVOICE # INV-2031"), Some(("Invoice Number", "INV-2031".into())));
+        assert_eq!(find_document_number("Receipt# 0042"), Some(("Receipt Number", "0042".into())));
+        assert_eq!(find_document_number("Passport No. X1234567"), Some(("Passport Number", "X1234567".into())));
+        assert_eq!(find_document_number("Bill to: ACME"), None);
+        assert_eq!(find_document_number("ID number unknown"), None);
     }
 
     #[test]

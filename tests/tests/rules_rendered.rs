@@ -1,0 +1,57 @@
+//! The rules extractor on the engine's own reading of rendered documents with known
+//! fields: what it finds must survive real OCR, not only typed-in lines.
+
+use docusnap_core::protocol::Library;
+use docusnap_extract::rules::{extract_doc, extract_form};
+use docusnap_extract::OcrText;
+use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use docusnap_tests::ocr_engine;
+use serde_json::json;
+
+fn read(lines: &[&str]) -> OcrText {
+    let page = ocr_engine().read_image(&render_png(lines, LATIN_FONT, 30.0)).expect("the page reads");
+    OcrText::from_json(&json!({"text": docusnap_ocr::document_text(std::slice::from_ref(&page)), "pages": [page]}))
+}
+
+#[test]
+fn a_passport_page_gives_its_holder_numbers_and_dates_from_labels_and_mrz() {
+    let ocr = read(&[
+        "REPUBLIC OF UTOPIA",
+        "PASSPORT",
+        "Surname: ERIKSSON",
+        "Given Names: ANNA MARIA",
+        "Passport No. L898902C3",
+        "Date of Birth: 12 AUG 1974",
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+    ]);
+    let doc = extract_doc(&ocr.lines, &Library::default());
+    assert_eq!(doc.kv["Surname"], "ERIKSSON", "{:?}", doc.kv);
+    assert_eq!(doc.kv["Date of Birth"], "Aug 12, 1974");
+    assert_eq!(doc.kv["Passport Number"], "L898902C3");
+    assert!(doc.tags.iter().any(|t| t == "identity"), "{:?}", doc.tags);
+    let mrz = doc.kv.get("MRZ").and_then(|v| v.as_str()).unwrap_or_else(|| panic!("no MRZ in {:?} from {:?}", doc.kv, ocr.lines));
+    assert!(mrz.starts_with("P<UTO") && mrz.lines().count() == 2, "{mrz}");
+    assert_eq!(doc.kv["Date of Expiry"], "Apr 15, 2012");
+    assert_eq!(doc.kv["Sex"], "F");
+}
+
+#[test]
+fn a_receipt_and_a_form_read_from_their_images() {
+    let receipt = read(&["KEDAI MAJU TRADING", "No. 12, Jalan Besar,", "81100 Johor Bahru", "Invoice No: INV-0042", "Date: 03/11/2025", "Tea 2.50", "TOTAL 12.50"]);
+    let doc = extract_doc(&receipt.lines, &Library::default());
+    assert_eq!(doc.title, "KEDAI MAJU TRADING");
+    assert_eq!(doc.kv["Company"], "KEDAI MAJU TRADING");
+    assert_eq!(doc.kv["Address"], "No. 12, Jalan Besar, 81100 Johor Bahru", "{:?}", doc.kv);
+    assert_eq!(doc.kv["Date"], "Nov 03, 2025");
+    assert_eq!(doc.kv["Total"], "12.50");
+    assert_eq!(doc.kv["Invoice No"], "INV-0042");
+
+    let form = read(&["MEMBERSHIP APPLICATION", "Club: Riverside Rowing", "Name: ____________", "Phone: ________", "[ ] Student"]);
+    let result = extract_form(&form.lines, &Library::default());
+    let fields = result.fields.clone().unwrap();
+    assert!(fields.contains(&"Name".to_string()) && fields.contains(&"Phone".to_string()), "{fields:?}");
+    assert_eq!(result.kv["Club"], "Riverside Rowing");
+    assert!(result.kv.contains_key("Form Type"));
+    assert!(fields.iter().all(|f| !result.kv.contains_key(f)));
+}

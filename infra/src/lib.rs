@@ -18,6 +18,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml::Value;
 
+pub mod events;
 mod template;
 
 pub use template::{Template, TemplateError};
@@ -32,7 +33,7 @@ pub enum InfraError {
     Unsupported { resource: String, what: String },
 }
 
-fn aws_error<E: std::error::Error>(operation: &'static str, resource: &str) -> impl FnOnce(E) -> InfraError {
+pub(crate) fn aws_error<E: std::error::Error>(operation: &'static str, resource: &str) -> impl FnOnce(E) -> InfraError {
     let resource = resource.to_owned();
     move |e| InfraError::Aws {
         operation,
@@ -249,7 +250,7 @@ pub async fn provision(template: &Template, clients: &Clients, prefix: &str) -> 
 }
 
 /// S3 bucket names allow lower-case letters, digits and hyphens only.
-fn local_name(prefix: &str, logical_id: &str) -> String {
+pub(crate) fn local_name(prefix: &str, logical_id: &str) -> String {
     let mut name = String::new();
     for (i, c) in logical_id.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {

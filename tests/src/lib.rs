@@ -4,6 +4,8 @@
 //! The moto endpoint comes from `DOCUSNAP_TEST_ENDPOINT` (set by `scripts/test`); tests
 //! that need it fail with a clear message when it is missing rather than pass vacuously.
 
+pub mod stub;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -105,7 +107,7 @@ impl TestStack {
     /// Sends one HTTP request through the upload function's handler.
     pub async fn call(&self, method: &str, path: &str, body: impl Into<Body>) -> (u16, Value) {
         let (status, text) = self.call_raw(method, path, body).await;
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
     }
 

@@ -36,7 +36,7 @@ async fn no_plaintext_reaches_s3_sqs_or_dynamodb() {
         written.push(format!("{item:?}"));
     }
     let mut messages = 0;
-    for (_, resource) in &t.stack.resources {
+    for resource in t.stack.resources.values() {
         let Some(url) = &resource.url else { continue };
         loop {
             let received = t.clients.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();

@@ -110,7 +110,7 @@ mod tests {
         let (text, score) = charset.decode(&probs, seq.len());
         assert_eq!(text, "aab c");
         assert!((score - 0.9).abs() < 1e-6);
-        let (empty, zero) = charset.decode(&vec![1.0, 0.0, 0.0, 0.0, 0.0], 1);
+        let (empty, zero) = charset.decode(&[1.0, 0.0, 0.0, 0.0, 0.0], 1);
         assert_eq!((empty.as_str(), zero), ("", 0.0));
     }
 

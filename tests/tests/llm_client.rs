@@ -1,48 +1,14 @@
 //! The LLM client and the extractor against a local HTTP server that answers as Zhipu's
 //! and OpenAI's chat-completions APIs do, failures included.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
 use docusnap_extract::rules::Line;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// One scripted HTTP answer.
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-impl Reply {
-    fn json(status: u16, body: Value) -> Self {
-        Self { status, headers: vec![], body: body.to_string(), delay: Duration::ZERO }
-    }
-    fn header(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-    fn after(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-}
-
-/// A request the server received.
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    authorization: Option<String>,
-    body: Value,
-}
+use docusnap_tests::stub::{Reply, Server};
+use serde_json::json;
 
 /// Zhipu's success body, as recorded from `POST /api/paas/v4/chat/completions`.
 fn zhipu_answer(content: &str) -> Reply {
@@ -69,83 +35,6 @@ fn zhipu_rate_limited() -> Reply {
 
 fn openai_server_error() -> Reply {
     Reply::json(500, json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}}))
-}
-
-struct Server {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    /// Serves `replies` in order, one per request; a request past the script gets 500.
-    async fn start(prefix: &str, replies: Vec<Reply>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}{prefix}", listener.local_addr().unwrap());
-        let replies = Arc::new(Mutex::new(VecDeque::from(replies)));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
-                let reply = replies.lock().unwrap().pop_front();
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let Some(request) = read_request(&mut socket).await else { return };
-                    log.lock().unwrap().push(request);
-                    let reply = reply.unwrap_or_else(|| Reply::json(500, json!({"error": "unscripted"})));
-                    tokio::time::sleep(reply.delay).await;
-                    let mut head = format!(
-                        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                        reply.status,
-                        reply.body.len()
-                    );
-                    for (name, value) in &reply.headers {
-                        head.push_str(&format!("{name}: {value}\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    let _ = socket.write_all(head.as_bytes()).await;
-                    let _ = socket.write_all(reply.body.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        Self { base, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Seen> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&data[..header_end]).into_owned();
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
-    };
-    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    while data.len() < header_end + length {
-        let n = socket.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    }
-    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
-    let body = serde_json::from_slice(&data[header_end..header_end + length]).unwrap_or(Value::Null);
-    Some(Seen { path, authorization: header("authorization"), body })
 }
 
 fn settings(provider: Provider, server: &Server) -> LlmSettings {
@@ -180,7 +69,7 @@ const GOOD: &str = r#"{"title": "Kedai Maju receipt", "tags": ["receipt"], "desc
 
 #[tokio::test]
 async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
-    let server = Server::start("/api/paas/v4", vec![zhipu_rate_limited().header("retry-after", "1"), zhipu_answer(GOOD)]).await;
+    let server = Server::scripted("/api/paas/v4", vec![zhipu_rate_limited().header("retry-after", "1"), zhipu_answer(GOOD)]).await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
     let answer = model.complete(&[Message::user("hi")], later(30)).await.unwrap();
@@ -197,18 +86,18 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
 
 #[tokio::test]
 async fn openai_server_errors_are_retried_then_given_up_on() {
-    let server = Server::start("/v1", vec![openai_server_error(), openai_answer("{}")]).await;
+    let server = Server::scripted("/v1", vec![openai_server_error(), openai_answer("{}")]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     assert_eq!(model.complete(&[Message::user("hi")], later(30)).await.unwrap(), "{}");
     assert!(server.seen()[0].body.get("thinking").is_none());
 
-    let server = Server::start("/v1", (0..10).map(|_| openai_server_error()).collect()).await;
+    let server = Server::scripted("/v1", (0..10).map(|_| openai_server_error()).collect()).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     let error = model.complete(&[Message::user("hi")], later(30)).await.unwrap_err();
     assert!(matches!(error, LlmError::Status { status: 500, .. }), "{error}");
     assert_eq!(server.seen().len(), docusnap_extract::llm::MAX_ATTEMPTS as usize);
 
-    let server = Server::start("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))]).await;
+    let server = Server::scripted("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     assert!(matches!(model.complete(&[], later(30)).await, Err(LlmError::Status { status: 401, .. })));
     assert_eq!(server.seen().len(), 1, "a refused key is not retried");
@@ -216,7 +105,7 @@ async fn openai_server_errors_are_retried_then_given_up_on() {
 
 #[tokio::test]
 async fn a_slow_answer_times_out_and_the_retry_is_used() {
-    let server = Server::start("/v1", vec![openai_answer("{\"slow\": 1}").after(Duration::from_secs(3)), openai_answer("{\"fast\": 1}")]).await;
+    let server = Server::scripted("/v1", vec![openai_answer("{\"slow\": 1}").after(Duration::from_secs(3)), openai_answer("{\"fast\": 1}")]).await;
     let mut settings = settings(Provider::OpenAi, &server);
     settings.call_timeout = Duration::from_millis(400);
     let model = HttpChatModel::new(settings).unwrap();
@@ -228,14 +117,14 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
 #[tokio::test]
 async fn no_call_outlives_the_deadline() {
     let slow = || openai_answer("{}").after(Duration::from_secs(10));
-    let server = Server::start("/v1", vec![slow(), slow(), slow(), slow()]).await;
+    let server = Server::scripted("/v1", vec![slow(), slow(), slow(), slow()]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     let started = Instant::now();
     let error = model.complete(&[], Instant::now() + Duration::from_millis(1200)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
     assert!(matches!(error, LlmError::Timeout(_) | LlmError::OutOfTime { .. }), "{error}");
     // A Retry-After past the deadline ends the task's LLM work now, not after the wait.
-    let server = Server::start("/v1", vec![zhipu_rate_limited().header("retry-after", "15")]).await;
+    let server = Server::scripted("/v1", vec![zhipu_rate_limited().header("retry-after", "15")]).await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
     assert!(matches!(model.complete(&[], later(5)).await, Err(LlmError::OutOfTime { .. })));
@@ -249,7 +138,7 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
         r#"[{"type": "doc", "resource_id": "r-41"}, {"type": "doc", "resource_id": "r-9999"}]"#,
     );
     let answer = format!("<think>The user wants JSON. {{\"title\": \"draft\"}}</think>\n```json\n{invented}\n```");
-    let server = Server::start("/api/paas/v4", vec![zhipu_answer(&answer)]).await;
+    let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer)]).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()), fallback_to_rules: true };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.extractor, "llm:glm-4-plus");
@@ -262,7 +151,7 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
 
 #[tokio::test]
 async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
-    let server = Server::start("/v1", vec![openai_answer("Sure! Here is the data: title=Receipt"), openai_answer(GOOD)]).await;
+    let server = Server::scripted("/v1", vec![openai_answer("Sure! Here is the data: title=Receipt"), openai_answer(GOOD)]).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["kv"]["Date"], "Mar 12, 2018");
@@ -276,7 +165,7 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
     // A form answer without "Form Type": the model is told exactly that.
     let form = r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Country": "X"}, "fields": ["Name"]}"#;
     let fixed = r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Form Type": "Visa", "Country": "X"}, "fields": ["Name"]}"#;
-    let server = Server::start("/v1", vec![openai_answer(form), openai_answer(fixed)]).await;
+    let server = Server::scripted("/v1", vec![openai_answer(form), openai_answer(fixed)]).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
     let done = extractor.document(&receipt(), Want::Form, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["fields"], json!(["Name"]));
@@ -287,13 +176,13 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
 #[tokio::test]
 async fn a_failing_llm_falls_back_to_the_rules_or_fails_the_task() {
     let broken = || vec![openai_answer("nope"), openai_answer("still nope")];
-    let server = Server::start("/v1", broken()).await;
+    let server = Server::scripted("/v1", broken()).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.extractor, RULES_FALLBACK);
     assert_eq!(done.result["kv"]["Total"], "9.50", "the rules read the receipt");
 
-    let server = Server::start("/v1", broken()).await;
+    let server = Server::scripted("/v1", broken()).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: false };
     let failed = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await;
     assert!(matches!(failed, Err(ExtractError::Llm(_))), "{failed:?}");
@@ -306,7 +195,7 @@ async fn fill_keeps_only_real_fields_with_real_sources() {
         "Passport Number": {"value": "E1234", "source": {"type": "doc", "resource_id": "invented"}},
         "Favourite Colour": {"value": "blue", "source": {"type": "doc", "resource_id": "p-1"}}
     });
-    let server = Server::start("/api/paas/v4", vec![zhipu_answer(&answer.to_string())]).await;
+    let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer.to_string())]).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()), fallback_to_rules: true };
     let library = Library {
         doc: vec![LibraryItem { id: "p-1".into(), title: "Passport".into(), kv: json!({"Name": "Li Wei"}).as_object().unwrap().clone(), ..Default::default() }],

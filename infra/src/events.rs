@@ -1,0 +1,269 @@
+//! The local event-source runner: what Lambda's SQS event source mappings do in AWS, for
+//! functions served by `cargo lambda watch`. For each SQS event of a function in the
+//! template it polls the queue, hands batches of up to `BatchSize` messages to the
+//! function through cargo-lambda's invoke endpoint as an SQS event, and deletes what the
+//! function handled. Failed messages (the whole batch when the invocation fails, the
+//! reported items with `ReportBatchItemFailures`) stay on the queue: they come back after
+//! the queue's visibility timeout, and the queue's own redrive policy moves them to the
+//! dead-letter queue after `maxReceiveCount` receives, as in AWS.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde_json::{json, Value};
+use serde_yaml::Value as Yaml;
+use tracing::{info, warn};
+
+use crate::template::{get_att_parts, intrinsic, scalar, Template};
+use crate::{InfraError, LocalStack};
+
+/// SQS hands out at most 10 messages per receive.
+const MAX_RECEIVE: i32 = 10;
+/// Long-poll wait per receive: short, so that stopping is quick.
+const WAIT_SECONDS: i32 = 1;
+/// An invocation may run this much past the function's own timeout before the runner
+/// gives up on it (cargo-lambda compiles a function on its first invocation).
+const INVOKE_SLACK: Duration = Duration::from_secs(600);
+
+/// One SQS event source of a function, as the template declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The function's logical id, e.g. `OcrFunction`.
+    pub function: String,
+    /// The binary cargo-lambda serves it as (the one its Dockerfile builds).
+    pub binary: String,
+    /// The queue's logical id.
+    pub queue: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+    /// The function's timeout.
+    pub timeout: Duration,
+}
+
+/// Every SQS event source in the template. `root` is where the Dockerfiles' paths start.
+pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraError> {
+    let mut out = Vec::new();
+    for (function, properties) in template.resources_of_type("AWS::Serverless::Function") {
+        let events = properties.get("Events").and_then(Yaml::as_mapping).cloned().unwrap_or_default();
+        for (_, event) in events {
+            if event.get("Type").and_then(Yaml::as_str) != Some("SQS") {
+                continue;
+            }
+            let unsupported = |what: &str| InfraError::Unsupported { resource: function.clone(), what: what.to_owned() };
+            let event = event.get("Properties").ok_or_else(|| unsupported("an SQS event without Properties"))?;
+            let queue = event
+                .get("Queue")
+                .and_then(intrinsic)
+                .filter(|(f, _)| f == "GetAtt")
+                .and_then(|(_, argument)| get_att_parts(&argument))
+                .map(|(queue, _)| queue)
+                .ok_or_else(|| unsupported("an SQS event whose Queue is not !GetAtt <queue>.Arn"))?;
+            let batch_size = event.get("BatchSize").and_then(scalar).and_then(|b| b.parse().ok()).unwrap_or(10);
+            let report_batch_item_failures = event
+                .get("FunctionResponseTypes")
+                .and_then(Yaml::as_sequence)
+                .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
+            let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
+            out.push(Mapping {
+                binary: binary_of(template, &function, root)?,
+                function: function.clone(),
+                queue,
+                batch_size,
+                report_batch_item_failures,
+                timeout: Duration::from_secs(timeout),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The binary a function's image runs: the `--bin` its Dockerfile builds.
+fn binary_of(template: &Template, function: &str, root: &Path) -> Result<String, InfraError> {
+    let unsupported = |what: String| InfraError::Unsupported { resource: function.to_owned(), what };
+    let dockerfile = template
+        .resource(function)
+        .and_then(|r| r.get("Metadata"))
+        .and_then(|m| m.get("Dockerfile"))
+        .and_then(Yaml::as_str)
+        .ok_or_else(|| unsupported("no Metadata.Dockerfile".into()))?;
+    let text = std::fs::read_to_string(root.join(dockerfile)).map_err(|e| unsupported(format!("{dockerfile}: {e}")))?;
+    text.split_whitespace()
+        .skip_while(|w| *w != "--bin")
+        .nth(1)
+        .map(str::to_owned)
+        .ok_or_else(|| unsupported(format!("{dockerfile} builds no --bin")))
+}
+
+/// What one poll of a mapping did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Poll {
+    pub received: usize,
+    pub deleted: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{0} is not provisioned")]
+    NoQueue(String),
+    #[error("SQS {operation} failed: {detail}")]
+    Sqs { operation: &'static str, detail: String },
+}
+
+fn sqs_error<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> EventError {
+    move |e| EventError::Sqs { operation, detail: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string() }
+}
+
+/// Feeds functions from their queues.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    pub sqs: aws_sdk_sqs::Client,
+    pub http: reqwest::Client,
+    /// cargo-lambda's address, e.g. `http://127.0.0.1:9000`.
+    pub invoke_base: String,
+    pub region: String,
+    /// When set, a failed message comes back after this many seconds instead of the
+    /// queue's visibility timeout (15-16 minutes for the OCR queue): for development and
+    /// tests, where waiting that long helps nobody. `None` is AWS's behaviour.
+    pub retry_after: Option<i32>,
+}
+
+impl Runner {
+    /// Receives one batch from `mapping`'s queue (if any message is there), invokes the
+    /// function with it, and settles each message by the function's answer.
+    pub async fn poll(&self, stack: &LocalStack, mapping: &Mapping) -> Result<Poll, EventError> {
+        let url = stack.queue_url(&mapping.queue).ok_or_else(|| EventError::NoQueue(mapping.queue.clone()))?;
+        let arn = stack.resources.get(&mapping.queue).map(|r| r.arn.clone()).unwrap_or_default();
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(mapping.batch_size.clamp(1, MAX_RECEIVE))
+            .wait_time_seconds(WAIT_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(sqs_error("ReceiveMessage"))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Ok(Poll::default());
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: serde_json::Map<String, Value> = m
+                    .attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
+                    .unwrap_or_default();
+                json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                    "md5OfBody": m.md5_of_body(), "attributes": attributes, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": self.region,
+                })
+            })
+            .collect();
+        let failed_ids = match self.invoke(mapping, &json!({"Records": records})).await {
+            Ok(answer) if mapping.report_batch_item_failures => answer["batchItemFailures"]
+                .as_array()
+                .map(|failures| failures.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            Ok(_) => Vec::new(),
+            Err(why) => {
+                warn!(function = %mapping.binary, why, "invocation failed; the whole batch stays on the queue");
+                messages.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect()
+            }
+        };
+        let mut poll = Poll { received: messages.len(), ..Default::default() };
+        for message in messages {
+            let receipt = message.receipt_handle().unwrap_or_default();
+            if failed_ids.iter().any(|id| Some(id.as_str()) == message.message_id()) {
+                poll.failed += 1;
+                if let Some(seconds) = self.retry_after {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(url)
+                        .receipt_handle(receipt)
+                        .visibility_timeout(seconds)
+                        .send()
+                        .await
+                        .map_err(sqs_error("ChangeMessageVisibility"))?;
+                }
+            } else {
+                self.sqs.delete_message().queue_url(url).receipt_handle(receipt).send().await.map_err(sqs_error("DeleteMessage"))?;
+                poll.deleted += 1;
+            }
+        }
+        info!(function = %mapping.binary, queue = %mapping.queue, received = poll.received, failed = poll.failed, "batch handled");
+        Ok(poll)
+    }
+
+    /// Invokes the function with `event`: its answer, or why the invocation failed.
+    async fn invoke(&self, mapping: &Mapping, event: &Value) -> Result<Value, String> {
+        let url = format!("{}/2015-03-31/functions/{}/invocations", self.invoke_base.trim_end_matches('/'), mapping.binary);
+        let response = self
+            .http
+            .post(&url)
+            .timeout(mapping.timeout + INVOKE_SLACK)
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        let function_error = response.headers().get("x-amz-function-error").is_some();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() || function_error || answer.get("errorType").is_some() {
+            return Err(format!("HTTP {status}: {text:.300}"));
+        }
+        Ok(answer)
+    }
+
+    /// Polls every mapping until the process is stopped, one task per mapping.
+    pub async fn run(self, stack: LocalStack, mappings: Vec<Mapping>) {
+        let stack = std::sync::Arc::new(stack);
+        let mut tasks = tokio::task::JoinSet::new();
+        for mapping in mappings {
+            let (runner, stack) = (self.clone(), stack.clone());
+            tasks.spawn(async move {
+                loop {
+                    match runner.poll(&stack, &mapping).await {
+                        Ok(poll) if poll.received > 0 => continue,
+                        Ok(_) => {}
+                        Err(e) => warn!(queue = %mapping.queue, error = %e, "poll failed"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The queues of an already provisioned stack (`prefix` as given to [`crate::provision`]).
+pub async fn locate_queues(template: &Template, sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<LocalStack, InfraError> {
+    let mut stack = LocalStack { prefix: prefix.to_owned(), resources: Default::default() };
+    for (id, _) in template.resources_of_type("AWS::SQS::Queue") {
+        let name = crate::local_name(prefix, &id);
+        let url = sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(crate::aws_error("SQS GetQueueUrl", &id))?
+            .queue_url
+            .unwrap_or_default();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(crate::aws_error("SQS GetQueueAttributes", &id))?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .unwrap_or_default();
+        stack.resources.insert(id, crate::Provisioned { kind: crate::ResourceKind::Queue, name, arn, url: Some(url) });
+    }
+    Ok(stack)
+}

@@ -1,0 +1,120 @@
+//! The local event-source runner (infra/src/events.rs) over moto's queues, invoking the
+//! real OCR and extract handlers behind an HTTP endpoint shaped like cargo-lambda's: the
+//! chain runs as `scripts/dev` runs it, and a poison message ends in the dead-letter queue
+//! without holding up the messages behind it.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use docusnap_infra::events::{mappings, Mapping, Runner};
+use docusnap_tests::stub::{Handler, Reply, Server};
+use docusnap_tests::{base64, lambda_deadline, repo_root, Client, NoLlm, TestStack};
+use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use serde_json::json;
+
+/// Serves `POST /2015-03-31/functions/<ocr|extract>/invocations` with the real handlers.
+async fn functions(t: &Arc<TestStack>) -> Server {
+    let t = t.clone();
+    let handler: Handler = Arc::new(move |request| {
+        let t = t.clone();
+        Box::pin(async move {
+            let Ok(event) = serde_json::from_value::<SqsEvent>(request.body) else {
+                return Reply::json(400, json!({"errorType": "InvalidEvent"}));
+            };
+            let response = if request.path.contains("/functions/ocr/") {
+                serde_json::to_value(docusnap_ocr_fn::handle(&t.ocr_function(), event).await)
+            } else if request.path.contains("/functions/extract/") {
+                serde_json::to_value(docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), event, lambda_deadline()).await)
+            } else {
+                return Reply::json(404, json!({"errorType": "ResourceNotFoundException"}));
+            };
+            Reply::json(200, response.unwrap_or_default())
+        })
+    });
+    Server::serve("", handler).await
+}
+
+fn runner(t: &TestStack, server: &Server) -> Runner {
+    Runner {
+        sqs: t.clients.sqs.clone(),
+        http: reqwest::Client::new(),
+        invoke_base: server.base.clone(),
+        region: "us-east-1".into(),
+        retry_after: Some(0),
+    }
+}
+
+fn mapping(queue: &str) -> Mapping {
+    let template = docusnap_infra::Template::from_file(&repo_root().join("template.yaml")).unwrap();
+    let all = mappings(&template, &repo_root()).unwrap();
+    all.into_iter().find(|m| m.queue == queue).unwrap_or_else(|| panic!("no mapping for {queue}"))
+}
+
+#[test]
+fn the_template_maps_each_queue_to_the_binary_its_image_runs() {
+    let (ocr, extract) = (mapping("OcrQueue"), mapping("ExtractQueue"));
+    assert_eq!((ocr.function.as_str(), ocr.binary.as_str(), ocr.batch_size), ("OcrFunction", "ocr", 1));
+    assert_eq!((extract.function.as_str(), extract.binary.as_str()), ("ExtractFunction", "extract"));
+    assert!(ocr.report_batch_item_failures && extract.report_batch_item_failures);
+    assert_eq!(extract.timeout.as_secs(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_carries_an_upload_through_both_functions() {
+    let t = Arc::new(TestStack::new().await);
+    let server = functions(&t).await;
+    let runner = runner(&t, &server);
+    let client = Client::new("runner");
+    let page = render_png(&["TOKO SINAR", "Date: 14/02/2026", "TOTAL 8.20"], LATIN_FONT, 32.0);
+    let upload = client.upload("doc", &json!({"to_process": [base64(&page)]}));
+    assert_eq!(t.process(&upload.body).await.0, 202);
+    let (ocr, extract) = (mapping("OcrQueue"), mapping("ExtractQueue"));
+    // moto may queue S3's test event first; each poll takes one message (BatchSize 1).
+    for _ in 0..3 {
+        runner.poll(&t.stack, &ocr).await.unwrap();
+    }
+    assert_eq!(runner.poll(&t.stack, &extract).await.unwrap().deleted, 1);
+    let (status, answer) = t.process(&client.poll("doc", &upload.sha256)).await;
+    assert_eq!(status, 200, "{answer}");
+    let result: serde_json::Value = serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(result["kv"]["Total"], "8.20");
+    assert!(server.seen().iter().all(|s| s.body["Records"][0]["eventSource"] == "aws:sqs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
+    let t = Arc::new(TestStack::new().await);
+    let server = functions(&t).await;
+    let runner = runner(&t, &server);
+    let ocr = mapping("OcrQueue");
+    // An object that is not a task's envelope, where envelopes go: its notification is poison.
+    t.clients.s3.put_object().bucket(t.bucket()).key("tasks/stray/envelope.json").body(b"{}".to_vec().into()).send().await.unwrap();
+    // A task whose stored envelope was replaced by something that is not one: it ends in error.
+    let client = Client::new("poisoned");
+    let broken = client.upload("doc", &json!({"to_process": [base64(b"x")]}));
+    t.process(&broken.body).await;
+    let id = docusnap_core::task::TaskId::new(client.id.clone(), docusnap_core::TaskType::Doc, broken.sha256.clone());
+    t.clients.s3.put_object().bucket(t.bucket()).key(id.envelope_key()).body(b"garbage".to_vec().into()).send().await.unwrap();
+    // And a good upload behind them.
+    let good = client.upload("form", &json!({"to_process": [base64(&render_png(&["Name: ____"], LATIN_FONT, 30.0))]}));
+    t.process(&good.body).await;
+
+    let mut failed = 0;
+    for _ in 0..12 {
+        failed += runner.poll(&t.stack, &ocr).await.unwrap().failed;
+    }
+    let redrive_after = 3; // template.yaml: OcrQueue's maxReceiveCount
+    assert_eq!(failed, redrive_after, "the poison message failed once per receive");
+    let dlq = t.stack.queue_url("OcrDeadLetterQueue").unwrap();
+    let dead = t.clients.sqs.receive_message().queue_url(dlq).max_number_of_messages(10).send().await.unwrap();
+    let bodies: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("tasks%2Fstray%2Fenvelope.json"), "{}", bodies[0]);
+    assert_eq!(
+        t.process(&client.poll("doc", &broken.sha256)).await,
+        (400, json!({"status": "error", "error_detail": "PROCESSING_ERROR"}))
+    );
+    // The good upload went on to extraction.
+    let told = t.take_messages("ExtractQueue").await;
+    assert!(told.records.iter().any(|r| r.body.as_deref().unwrap_or_default().contains(&good.sha256)));
+}

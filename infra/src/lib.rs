@@ -21,7 +21,7 @@ use serde_yaml::Value;
 pub mod events;
 mod template;
 
-pub use template::{Template, TemplateError};
+pub use template::{get_att_parts, intrinsic, scalar, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {

@@ -1,0 +1,167 @@
+//! template.yaml's wiring, read from the file: every queue has a dead-letter queue and
+//! outlasts its function, the bucket notifies the OCR queue, each function may do only
+//! what its code does, and every function deploys behind an alarm that can roll it back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use docusnap_infra::events::mappings;
+use docusnap_infra::{get_att_parts, intrinsic, scalar, Template};
+use docusnap_tests::repo_root;
+use serde_yaml::Value;
+
+fn template() -> Template {
+    Template::from_file(&repo_root().join("template.yaml")).expect("template.yaml")
+}
+
+/// `!GetAtt X.Arn` or `!Ref X` -> X.
+fn target(value: &Value) -> Option<String> {
+    let (function, argument) = intrinsic(value)?;
+    match function.as_str() {
+        "GetAtt" => get_att_parts(&argument).map(|(resource, _)| resource),
+        "Ref" => scalar(&argument),
+        _ => None,
+    }
+}
+
+fn number(value: Option<&Value>) -> u64 {
+    value.and_then(scalar).and_then(|v| v.parse().ok()).expect("a number")
+}
+
+#[test]
+fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
+    let template = template();
+    let queues: BTreeMap<String, Value> = template.resources_of_type("AWS::SQS::Queue").into_iter().collect();
+    let dead: BTreeSet<String> = queues
+        .values()
+        .filter_map(|q| q.get("RedrivePolicy").and_then(|r| r.get("deadLetterTargetArn")).and_then(target))
+        .collect();
+    for (id, queue) in &queues {
+        if dead.contains(id) {
+            assert!(queue.get("RedrivePolicy").is_none(), "{id} is a dead-letter queue; it has none itself");
+            continue;
+        }
+        let redrive = queue.get("RedrivePolicy").unwrap_or_else(|| panic!("{id} has no dead-letter queue"));
+        let receives = number(redrive.get("maxReceiveCount"));
+        assert!((2..=5).contains(&receives), "{id}: {receives} receives before the dead-letter queue");
+    }
+    assert_eq!(dead, BTreeSet::from(["OcrDeadLetterQueue".into(), "ExtractDeadLetterQueue".into()]));
+    for mapping in mappings(&template, &repo_root()).unwrap() {
+        let visibility = number(queues[&mapping.queue].get("VisibilityTimeout"));
+        assert!(visibility > mapping.timeout.as_secs(), "{}: visibility {visibility} s vs timeout {:?}", mapping.queue, mapping.timeout);
+        assert!(mapping.report_batch_item_failures, "{} reports partial batch failures", mapping.function);
+    }
+    let extract = template.resource("ExtractFunction").unwrap();
+    assert!(docusnap_core::task::EXTRACT_CLAIM_SECS as u64 > number(extract["Properties"].get("Timeout")));
+    // Every dead-letter queue is watched.
+    let alarmed: BTreeSet<String> = template
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .iter()
+        .filter_map(|(_, alarm)| alarm["Dimensions"].as_sequence()?.first()?.get("Value").and_then(target))
+        .collect();
+    assert!(dead.is_subset(&alarmed), "{dead:?} vs {alarmed:?}");
+}
+
+#[test]
+fn the_bucket_notifies_the_ocr_queue_of_new_envelopes() {
+    let template = template();
+    let bucket = template.resource("UploadsBucket").unwrap();
+    let configs = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"].as_sequence().unwrap();
+    let envelope = configs
+        .iter()
+        .find(|c| {
+            let rules = c["Filter"]["S3Key"]["Rules"].as_sequence().unwrap();
+            rules.iter().any(|r| r["Name"] == "prefix" && r["Value"] == "tasks/")
+        })
+        .expect("a notification for tasks/");
+    assert_eq!(target(&envelope["Queue"]).as_deref(), Some("OcrQueue"));
+    assert_eq!(envelope["Event"], "s3:ObjectCreated:*");
+    // S3 may write to that queue, and only from this bucket.
+    let policy = template.resource("OcrQueuePolicy").unwrap();
+    let statement = &policy["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "s3.amazonaws.com");
+    assert!(statement["Condition"]["ArnLike"].get("aws:SourceArn").is_some());
+}
+
+/// What each function's code calls, and so all its policy may allow.
+fn used_by(function: &str) -> BTreeSet<(String, String)> {
+    let table = "TasksTable";
+    let objects = "UploadsBucket/tasks/*";
+    let used: &[(&str, &str)] = match function {
+        // create, touch, finish (timeouts), delete, delete_client; envelopes in, /clear out.
+        "UploadFunction" => &[
+            ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
+            ("dynamodb:DeleteItem", table), ("dynamodb:Query", table), ("dynamodb:BatchWriteItem", table),
+            ("s3:PutObject", objects), ("s3:DeleteObject", objects), ("s3:ListBucket", "UploadsBucket"),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+        ],
+        // get, advance, finish; the envelope in, ocr.bin out; the extract message.
+        "OcrFunction" => &[
+            ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table),
+            ("s3:GetObject", objects), ("s3:PutObject", objects),
+            ("sqs:SendMessage", "ExtractQueue"), ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+        ],
+        // get, claim, advance, finish; the envelope and ocr.bin in.
+        "ExtractFunction" => &[
+            ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
+        ],
+        other => panic!("no expectations for {other}"),
+    };
+    used.iter().map(|(action, resource)| (action.to_string(), resource.to_string())).collect()
+}
+
+/// `!GetAtt X.Arn`, `!Ref X` or `!Sub "${X.Arn}/tasks/*"` as `X` or `X/tasks/*`.
+fn resource_name(value: &Value) -> String {
+    if let Some((function, argument)) = intrinsic(value) {
+        if function == "Sub" {
+            let text = scalar(&argument).unwrap_or_default();
+            return text.replace("${", "").replace(".Arn}", "");
+        }
+    }
+    target(value).unwrap_or_else(|| panic!("unexpected resource {value:?}"))
+}
+
+#[test]
+fn each_function_may_do_only_what_its_code_does() {
+    let template = template();
+    let functions = template.resources_of_type("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 3);
+    for (id, properties) in functions {
+        let mut granted = BTreeSet::new();
+        for policy in properties["Policies"].as_sequence().unwrap() {
+            for statement in policy["Statement"].as_sequence().expect("inline statements only, no managed policies") {
+                assert_eq!(statement["Effect"], "Allow");
+                let actions: Vec<String> = match &statement["Action"] {
+                    Value::Sequence(list) => list.iter().filter_map(scalar).collect(),
+                    one => vec![scalar(one).unwrap()],
+                };
+                let resources: Vec<String> = match &statement["Resource"] {
+                    Value::Sequence(list) => list.iter().map(resource_name).collect(),
+                    one => vec![resource_name(one)],
+                };
+                for action in &actions {
+                    assert!(!action.contains('*'), "{id}: wildcard action {action}");
+                    for resource in &resources {
+                        granted.insert((action.clone(), resource.clone()));
+                    }
+                }
+            }
+        }
+        assert_eq!(granted, used_by(&id), "{id}");
+    }
+}
+
+#[test]
+fn every_function_deploys_behind_an_alarm_that_rolls_it_back() {
+    let template = template();
+    let alarms: BTreeMap<String, Value> = template.resources_of_type("AWS::CloudWatch::Alarm").into_iter().collect();
+    for (id, properties) in template.resources_of_type("AWS::Serverless::Function") {
+        let preference = &properties["DeploymentPreference"];
+        let alarm = preference["Alarms"].as_sequence().and_then(|a| a.first()).and_then(target).unwrap_or_else(|| panic!("{id}: no alarm"));
+        let watched = &alarms[&alarm];
+        assert_eq!(watched["MetricName"], "Errors");
+        assert_eq!(target(&watched["Dimensions"][0]["Value"]).as_deref(), Some(id.as_str()), "{alarm} watches {id}");
+        assert_eq!(properties["PackageType"], "Image");
+        assert!(template.resource(&id).unwrap()["Metadata"]["Dockerfile"].is_string());
+    }
+}

@@ -16,7 +16,7 @@ ensure_venv() {
     if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return
     fi
-    log "installing Python tools into .venv (moto, cfn-lint, cargo-lambda)"
+    log "installing Python tools into .venv (moto, cfn-lint, cargo-lambda, playwright)"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REPO_ROOT/scripts/requirements.txt"
     echo "$want" > "$stamp"
@@ -86,5 +86,15 @@ ensure_fonts() {
         local sudo=""
         [[ $(id -u) -eq 0 ]] || sudo="sudo"
         $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" > /dev/null
+    fi
+}
+
+# Debian's chromium, for the browser test (Playwright drives it; nothing is downloaded).
+ensure_browser() {
+    if [[ ! -x /usr/bin/chromium ]]; then
+        log "installing chromium"
+        local sudo=""
+        [[ $(id -u) -eq 0 ]] || sudo="sudo"
+        $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium > /dev/null
     fi
 }

@@ -300,3 +300,18 @@ async fn the_envelope_is_stored_as_received_under_a_key_naming_the_task() {
     assert_eq!(stored["aes_key"], upload.body["aes_key"]);
     assert_eq!(stored["SHA256"], json!(upload.sha256));
 }
+
+#[tokio::test]
+async fn the_web_page_is_served_at_the_root_and_speaks_v1_itself() {
+    let t = TestStack::new().await;
+    for path in ["/", "/index.html"] {
+        let (status, page) = t.call_raw("GET", path, lambda_http::Body::Empty).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(page.starts_with("<!doctype html>"));
+        // The page's own crypto and routes: v1's RSA-OAEP-SHA256 and AES-CBC, under /api/v1.
+        for needle in ["RSA-OAEP", "SHA-256", "AES-CBC", "api/v1/", "\"process\"", "public_key"] {
+            assert!(page.contains(needle), "{needle}");
+        }
+    }
+    assert_eq!(t.call("POST", "/", lambda_http::Body::Empty).await.0, 404);
+}

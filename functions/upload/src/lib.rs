@@ -1,7 +1,7 @@
 //! The upload function: DocuSnap's v1 HTTP API.
 //!
 //! `POST /process`, `POST /clear`, `GET /check_status` and `GET /public_key`, both at the
-//! root and under `/api/v1`. [`handle`] is the whole Lambda handler, callable from tests;
+//! root and under `/api/v1`, and the web page at `GET /`. [`handle`] is the whole Lambda handler, callable from tests;
 //! the protocol's rules live in [`Upload`].
 
 use docusnap_core::clock::Clock;
@@ -18,6 +18,11 @@ mod process;
 mod startup;
 
 pub use startup::{from_env, AwsUpload, StartupError};
+
+/// The web page at `GET /`: pick images, process them as a document or a form, see the
+/// result, and fill the last form from results kept in the browser. The v1 crypto runs in
+/// the page (WebCrypto), so the page is a v1 client like the apps.
+const PAGE: &str = include_str!("page.html");
 
 /// Deployed behind API Gateway the routes carry this prefix; run locally, they do not.
 pub const API_PREFIX: &str = "/api/v1";
@@ -61,6 +66,11 @@ where
             };
             json_response(status, &answer)
         }
+        (Method::GET, "" | "/index.html") => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/html; charset=utf-8")
+            .header("cache-control", "no-cache")
+            .body(Body::Text(PAGE.to_owned())),
         (Method::GET, "/check_status") => json_response(200, &protocol::server_status()),
         (Method::GET, "/public_key") => Response::builder()
             .status(StatusCode::OK)

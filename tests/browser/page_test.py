@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The web page in headless Chromium (Debian's, driven by Playwright) against a running
+local stack: upload a rendered receipt as a document, see its title and key/values, then a
+rendered form, and fill it from the results the page kept.
+
+    .venv/bin/python tests/browser/page_test.py API_BASE
+"""
+import os, sys
+
+from playwright.sync_api import sync_playwright
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHROMIUM = os.environ.get("DOCUSNAP_CHROMIUM", "/usr/bin/chromium")
+# The first OCR or extract invocation may still start (or build) its function.
+WAIT_MS = 600_000
+
+
+def main(base):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base.rstrip("/") + "/")
+        assert page.title() == "DocuSnap", page.title()
+
+        page.set_input_files("#files", os.path.join(ROOT, "tests", "fixtures", "receipt.png"))
+        page.check("#type-doc")
+        page.click("#process")
+        page.wait_for_selector("#result:not([hidden])", timeout=WAIT_MS)
+        title = page.text_content("#title")
+        table = page.inner_text("#kv")
+        assert title == "CORNER BAKERY", title
+        assert "Total\t23.40" in table, table
+        assert "Date\tMar 25, 2026" in table, table
+        assert "receipt" in page.inner_text("#tags")
+
+        page.set_input_files("#files", os.path.join(ROOT, "tests", "fixtures", "form.png"))
+        page.check("#type-form")
+        page.click("#process")
+        page.wait_for_function("document.getElementById('fields').children.length > 0", timeout=WAIT_MS)
+        fields = page.inner_text("#fields")
+        assert "Company" in fields and "Date" in fields, fields
+
+        page.wait_for_selector("#fill:not([disabled])")
+        page.click("#fill")
+        page.wait_for_function("document.getElementById('title').textContent === 'Filled form'", timeout=WAIT_MS)
+        filled = page.inner_text("#kv")
+        assert "CORNER BAKERY" in filled and "2026-03-25" in filled, filled
+        assert not errors, errors
+        browser.close()
+    print("browser test: ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -10,6 +10,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
 use docusnap_core::crypto::{AesKey, ServerKey};
+use docusnap_core::metrics;
 use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent, TaskType};
 use docusnap_core::store::{BlobStore, Outcome, StoreError, TaskStore};
 use docusnap_core::task::{Stage, TaskId, TaskMessage, TaskStatus, EXTRACT_CLAIM_SECS};
@@ -117,7 +118,7 @@ where
     async fn extract_task(&self, id: &TaskId, deadline: Instant) -> Result<(), RecordError> {
         let now = self.clock.now();
         let mut waited = 0;
-        loop {
+        let task_created = loop {
             let Some(task) = self.tasks.get(id, now).await? else {
                 info!("the task is gone (cleared or expired); nothing to do");
                 return Ok(());
@@ -129,14 +130,14 @@ where
             // The OCR function marks the task read right after it sends the message; a
             // moment's wait saves a redelivery a whole visibility timeout later.
             if task.stage != Stage::Uploaded {
-                break;
+                break task.created_at;
             }
             if waited == NOT_READ_WAITS {
                 return Err(RecordError::NotReadYet);
             }
             waited += 1;
             tokio::time::sleep(NOT_READ_WAIT).await;
-        }
+        };
         if !self.tasks.claim(id, now, now - EXTRACT_CLAIM_SECS).await? {
             info!("another delivery holds the task; skipped");
             return Ok(());
@@ -153,10 +154,17 @@ where
         };
         match &outcome {
             Outcome::Completed { extractor, .. } => {
-                info!(extractor = %extractor, ms = started.elapsed().as_millis() as u64, "task completed")
+                info!(extractor = %extractor, ms = started.elapsed().as_millis() as u64, "task completed");
+                let kind = extractor.split(':').next().unwrap_or_default();
+                metrics::millis("ExtractMs", started.elapsed(), &[("Extractor", kind)]);
             }
-            Outcome::Failed(code) => warn!(code = %code, "task failed"),
+            Outcome::Failed(code) => {
+                warn!(code = %code, "task failed");
+                metrics::count("TaskFailures", &[("Code", code.as_str())]);
+            }
         }
+        let waited = (self.clock.now() - task_created).max(0) as f64;
+        metrics::emit(&[("Stage", "extract")], &[("TaskStageSeconds", waited, metrics::Unit::Seconds)]);
         if !self.tasks.finish(id, outcome).await? {
             info!("the task had already ended (cleared or timed out)");
         }

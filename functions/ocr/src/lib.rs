@@ -11,6 +11,7 @@ use base64::Engine;
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
 use docusnap_core::crypto::ServerKey;
+use docusnap_core::metrics;
 use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent};
 use docusnap_core::store::{BlobStore, Outcome, Queue, StoreError, TaskStore};
 use docusnap_core::task::{Stage, TaskId, TaskMessage, TaskStatus};
@@ -196,6 +197,8 @@ where
         if !self.tasks.advance(id, Stage::Uploaded, Stage::Read).await? {
             warn!("the task moved on while it was read");
         }
+        let waited = (self.clock.now() - task.created_at).max(0) as f64;
+        metrics::emit(&[("Stage", "ocr")], &[("TaskStageSeconds", waited, metrics::Unit::Seconds)]);
         Ok(())
     }
 
@@ -207,7 +210,17 @@ where
             let mut pages = Vec::with_capacity(images.len());
             for chunk in images.chunks(parallel) {
                 let read: Vec<Result<Page, OcrError>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = chunk.iter().map(|image| scope.spawn(|| reader.read_page(image))).collect();
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|image| {
+                            scope.spawn(|| {
+                                let started = std::time::Instant::now();
+                                let page = reader.read_page(image);
+                                metrics::millis("OcrPageMs", started.elapsed(), &[]);
+                                page
+                            })
+                        })
+                        .collect();
                     handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(OcrError::Panicked))).collect()
                 });
                 for page in read {
@@ -225,6 +238,7 @@ where
 
     async fn fail(&self, id: &TaskId, code: ErrorCode, why: &str) -> Result<(), RecordError> {
         warn!(code = %code, why, "task failed");
+        metrics::count("TaskFailures", &[("Code", code.as_str())]);
         if !self.tasks.finish(id, Outcome::Failed(code)).await? {
             info!("the task had already ended");
         }

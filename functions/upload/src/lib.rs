@@ -80,8 +80,12 @@ where
             json_response(405, &json!({"error": "METHOD_NOT_ALLOWED"}))
         }
         _ => json_response(404, &json!({"error": "NOT_FOUND"})),
-    };
-    Ok(response?)
+    }?;
+    let known = ["/process", "/clear", "/check_status", "/public_key", "", "/index.html"];
+    let route = if known.contains(&route) { route.trim_start_matches('/') } else { "other" };
+    let route = if route.is_empty() { "page" } else { route };
+    docusnap_core::metrics::count("Requests", &[("Route", route), ("Status", response.status().as_str())]);
+    Ok(response)
 }
 
 fn json_response(status: u16, body: &Value) -> Result<Response<Body>, http::Error> {

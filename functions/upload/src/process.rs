@@ -111,6 +111,7 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
             match self.tasks.finish(&task.id, Outcome::Failed(ErrorCode::ProcessingTimeout)).await {
                 Ok(true) => {
                     warn!("task timed out");
+                    docusnap_core::metrics::count("TaskFailures", &[("Code", ErrorCode::ProcessingTimeout.as_str())]);
                     return ProcessAnswer::Error(ErrorCode::ProcessingTimeout);
                 }
                 // It ended meanwhile: answer how.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod results;
 pub mod store;

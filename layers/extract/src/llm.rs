@@ -242,7 +242,15 @@ impl ChatModel for HttpChatModel {
                 return Err(LlmError::OutOfTime { last: "none yet".into() });
             }
             let started = Instant::now();
-            let (error, retry_after) = match self.call(&body, self.settings.call_timeout.min(left)).await {
+            let outcome = self.call(&body, self.settings.call_timeout.min(left)).await;
+            let status = match &outcome {
+                Ok(_) => "ok".to_owned(),
+                Err((LlmError::Status { status, .. }, _)) => status.to_string(),
+                Err((LlmError::Timeout(_), _)) => "timeout".to_owned(),
+                Err(_) => "error".to_owned(),
+            };
+            docusnap_core::metrics::millis("LlmCallMs", started.elapsed(), &[("Outcome", &status)]);
+            let (error, retry_after) = match outcome {
                 Ok(answer) => {
                     info!(attempt, ms = started.elapsed().as_millis() as u64, model = %self.settings.model, "LLM answered");
                     return Ok(answer);

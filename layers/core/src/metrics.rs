@@ -1,0 +1,96 @@
+//! Metrics as CloudWatch embedded metric format (EMF) log lines: one JSON object per
+//! line on standard output, which CloudWatch Logs turns into metrics with no API call and
+//! no agent. Namespace `DocuSnap`; every metric carries the function's name as a
+//! dimension, plus the few dimensions given.
+//!
+//! What is measured (README, "Observability"): requests by route and status, task time
+//! per stage, OCR and LLM latency, and failures by code.
+
+use std::io::Write;
+
+use serde_json::{json, Map, Value};
+
+pub const NAMESPACE: &str = "DocuSnap";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Seconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
+        }
+    }
+}
+
+/// The function's name as Lambda sets it, or `local`.
+fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into())
+}
+
+/// One EMF line: `metrics` under `dimensions` (plus `Function`), at `timestamp_ms`.
+pub fn line(function: &str, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)], timestamp_ms: u128) -> String {
+    let mut names: Vec<&str> = vec!["Function"];
+    names.extend(dimensions.iter().map(|(name, _)| *name));
+    let definitions: Vec<Value> = metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()})).collect();
+    let mut object = Map::new();
+    object.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [names], "Metrics": definitions}],
+        }),
+    );
+    object.insert("Function".into(), Value::String(function.to_owned()));
+    for (name, value) in dimensions {
+        object.insert((*name).to_owned(), Value::String((*value).to_owned()));
+    }
+    for (name, value, _) in metrics {
+        object.insert((*name).to_owned(), json!(value));
+    }
+    Value::Object(object).to_string()
+}
+
+/// Writes one EMF line to standard output.
+pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let text = line(&function_name(), dimensions, metrics, now);
+    // A metric that cannot be written is not worth failing a task for.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Counts one event.
+pub fn count(name: &str, dimensions: &[(&str, &str)]) {
+    emit(dimensions, &[(name, 1.0, Unit::Count)]);
+}
+
+/// Records how long something took.
+pub fn millis(name: &str, elapsed: std::time::Duration, dimensions: &[(&str, &str)]) {
+    emit(dimensions, &[(name, elapsed.as_secs_f64() * 1000.0, Unit::Milliseconds)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_embedded_metric_format() {
+        let text = line("docusnap-ocr", &[("Stage", "ocr")], &[("TaskSeconds", 2.5, Unit::Seconds), ("Pages", 3.0, Unit::Count)], 1_700_000_000_000);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(value["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(directive["Namespace"], "DocuSnap");
+        assert_eq!(directive["Dimensions"], json!([["Function", "Stage"]]));
+        assert_eq!(directive["Metrics"], json!([{"Name": "TaskSeconds", "Unit": "Seconds"}, {"Name": "Pages", "Unit": "Count"}]));
+        // Every dimension and metric named in the directive is a top-level member.
+        assert_eq!((value["Function"].as_str(), value["Stage"].as_str()), (Some("docusnap-ocr"), Some("ocr")));
+        assert_eq!((value["TaskSeconds"].as_f64(), value["Pages"].as_f64()), (Some(2.5), Some(3.0)));
+        assert!(!text.contains('\n'));
+    }
+}

@@ -18,7 +18,9 @@ use docusnap_core::config::Limits;
 use docusnap_core::crypto::{generate_private_key_pem, sha256_hex, AesKey, ClientWrap, ServerKey};
 use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
 use docusnap_infra::{Clients, LocalStack, Template};
+use docusnap_infra::events::{mappings, Mapping, Runner};
 use docusnap_upload::Upload;
+use stub::{Handler, Reply, Server};
 use lambda_http::Body;
 use serde_json::{json, Value};
 
@@ -279,3 +281,45 @@ pub fn doc_content(pages: &[&[u8]], library: Value) -> Value {
 pub fn base64(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
 }
+
+/// Serves cargo-lambda's invoke endpoint for the OCR and extract functions over `t`:
+/// `POST /2015-03-31/functions/<ocr|extract>/invocations` runs the real handlers.
+pub async fn invoke_endpoint(t: &Arc<TestStack>) -> Server {
+    let t = t.clone();
+    let handler: Handler = Arc::new(move |request| {
+        let t = t.clone();
+        Box::pin(async move {
+            let Ok(event) = serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(request.body) else {
+                return Reply::json(400, json!({"errorType": "InvalidEvent"}));
+            };
+            let response = if request.path.contains("/functions/ocr/") {
+                serde_json::to_value(docusnap_ocr_fn::handle(&t.ocr_function(), event).await)
+            } else if request.path.contains("/functions/extract/") {
+                serde_json::to_value(docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), event, lambda_deadline()).await)
+            } else {
+                return Reply::json(404, json!({"errorType": "ResourceNotFoundException"}));
+            };
+            Reply::json(200, response.unwrap_or_default())
+        })
+    });
+    Server::serve("", handler).await
+}
+
+/// The local event runner, invoking `server`; failed messages come back at once.
+pub fn event_runner(t: &TestStack, server: &Server) -> Runner {
+    Runner {
+        sqs: t.clients.sqs.clone(),
+        http: reqwest::Client::new(),
+        invoke_base: server.base.clone(),
+        region: "us-east-1".into(),
+        retry_after: Some(0),
+    }
+}
+
+/// The template's event source mapping of `queue`.
+pub fn mapping(queue: &str) -> Mapping {
+    let template = docusnap_infra::Template::from_file(&repo_root().join("template.yaml")).unwrap();
+    let all = mappings(&template, &repo_root()).unwrap();
+    all.into_iter().find(|m| m.queue == queue).unwrap_or_else(|| panic!("no mapping for {queue}"))
+}
+

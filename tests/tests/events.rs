@@ -5,50 +5,9 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use docusnap_infra::events::{mappings, Mapping, Runner};
-use docusnap_tests::stub::{Handler, Reply, Server};
-use docusnap_tests::{base64, lambda_deadline, repo_root, Client, NoLlm, TestStack};
+use docusnap_tests::{base64, event_runner, invoke_endpoint, mapping, Client, TestStack};
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
 use serde_json::json;
-
-/// Serves `POST /2015-03-31/functions/<ocr|extract>/invocations` with the real handlers.
-async fn functions(t: &Arc<TestStack>) -> Server {
-    let t = t.clone();
-    let handler: Handler = Arc::new(move |request| {
-        let t = t.clone();
-        Box::pin(async move {
-            let Ok(event) = serde_json::from_value::<SqsEvent>(request.body) else {
-                return Reply::json(400, json!({"errorType": "InvalidEvent"}));
-            };
-            let response = if request.path.contains("/functions/ocr/") {
-                serde_json::to_value(docusnap_ocr_fn::handle(&t.ocr_function(), event).await)
-            } else if request.path.contains("/functions/extract/") {
-                serde_json::to_value(docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), event, lambda_deadline()).await)
-            } else {
-                return Reply::json(404, json!({"errorType": "ResourceNotFoundException"}));
-            };
-            Reply::json(200, response.unwrap_or_default())
-        })
-    });
-    Server::serve("", handler).await
-}
-
-fn runner(t: &TestStack, server: &Server) -> Runner {
-    Runner {
-        sqs: t.clients.sqs.clone(),
-        http: reqwest::Client::new(),
-        invoke_base: server.base.clone(),
-        region: "us-east-1".into(),
-        retry_after: Some(0),
-    }
-}
-
-fn mapping(queue: &str) -> Mapping {
-    let template = docusnap_infra::Template::from_file(&repo_root().join("template.yaml")).unwrap();
-    let all = mappings(&template, &repo_root()).unwrap();
-    all.into_iter().find(|m| m.queue == queue).unwrap_or_else(|| panic!("no mapping for {queue}"))
-}
 
 #[test]
 fn the_template_maps_each_queue_to_the_binary_its_image_runs() {
@@ -62,8 +21,8 @@ fn the_template_maps_each_queue_to_the_binary_its_image_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_carries_an_upload_through_both_functions() {
     let t = Arc::new(TestStack::new().await);
-    let server = functions(&t).await;
-    let runner = runner(&t, &server);
+    let server = invoke_endpoint(&t).await;
+    let runner = event_runner(&t, &server);
     let client = Client::new("runner");
     let page = render_png(&["TOKO SINAR", "Date: 14/02/2026", "TOTAL 8.20"], LATIN_FONT, 32.0);
     let upload = client.upload("doc", &json!({"to_process": [base64(&page)]}));
@@ -84,8 +43,8 @@ async fn the_runner_carries_an_upload_through_both_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
     let t = Arc::new(TestStack::new().await);
-    let server = functions(&t).await;
-    let runner = runner(&t, &server);
+    let server = invoke_endpoint(&t).await;
+    let runner = event_runner(&t, &server);
     let ocr = mapping("OcrQueue");
     // An object that is not a task's envelope, where envelopes go: its notification is poison.
     t.clients.s3.put_object().bucket(t.bucket()).key("tasks/stray/envelope.json").body(b"{}".to_vec().into()).send().await.unwrap();

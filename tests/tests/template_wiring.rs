@@ -73,6 +73,11 @@ fn the_bucket_notifies_the_ocr_queue_of_new_envelopes() {
             rules.iter().any(|r| r["Name"] == "prefix" && r["Value"] == "tasks/")
         })
         .expect("a notification for tasks/");
+    let batch = configs
+        .iter()
+        .find(|c| c["Filter"]["S3Key"]["Rules"].as_sequence().unwrap().iter().any(|r| r["Name"] == "prefix" && r["Value"] == "batch/"))
+        .expect("a notification for batch/");
+    assert_eq!(target(&batch["Queue"]).as_deref(), Some("OcrQueue"));
     assert_eq!(target(&envelope["Queue"]).as_deref(), Some("OcrQueue"));
     assert_eq!(envelope["Event"], "s3:ObjectCreated:*");
     // S3 may write to that queue, and only from this bucket.
@@ -86,6 +91,7 @@ fn the_bucket_notifies_the_ocr_queue_of_new_envelopes() {
 fn used_by(function: &str) -> BTreeSet<(String, String)> {
     let table = "TasksTable";
     let objects = "UploadsBucket/tasks/*";
+    let batch = "UploadsBucket/batch/*";
     let used: &[(&str, &str)] = match function {
         // create, touch, finish (timeouts), delete, delete_client; envelopes in, /clear out.
         "UploadFunction" => &[
@@ -94,15 +100,19 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("s3:PutObject", objects), ("s3:DeleteObject", objects), ("s3:ListBucket", "UploadsBucket"),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
-        // get, advance, finish; the envelope in, ocr.bin out; the extract message.
+        // get, advance, finish, and create/delete for batch documents; the envelope in,
+        // ocr.bin out; batch pages listed and read, envelopes and error files written.
         "OcrFunction" => &[
-            ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table),
-            ("s3:GetObject", objects), ("s3:PutObject", objects),
+            ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
+            ("dynamodb:DeleteItem", table),
+            ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch),
+            ("s3:ListBucket", "UploadsBucket"),
             ("sqs:SendMessage", "ExtractQueue"), ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
-        // get, claim, advance, finish; the envelope and ocr.bin in.
+        // get, claim, advance, finish; the envelope and ocr.bin in; batch results out.
         "ExtractFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects),
+            ("s3:PutObject", batch),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
         ],
         other => panic!("no expectations for {other}"),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
+use docusnap_core::batch;
 use docusnap_core::crypto::{AesKey, ServerKey};
 use docusnap_core::metrics;
 use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent, TaskType};
@@ -165,8 +166,14 @@ where
         }
         let waited = (self.clock.now() - task_created).max(0) as f64;
         metrics::emit(&[("Stage", "extract")], &[("TaskStageSeconds", waited, metrics::Unit::Seconds)]);
+        let file = batch::result_key(id).map(|key| (key, batch_file(&outcome)));
         if !self.tasks.finish(id, outcome).await? {
             info!("the task had already ended (cleared or timed out)");
+            return Ok(());
+        }
+        if let Some((key, body)) = file {
+            self.blobs.put(&key, body, "application/json").await?;
+            info!(result = %key, "batch result written");
         }
         Ok(())
     }
@@ -204,7 +211,13 @@ where
             Ok(extraction) => extraction,
             Err(e) => return failed(error_code(id.task_type, &e), &e.to_string()),
         };
-        match key.seal_base64(extraction.result.to_string().as_bytes()) {
+        // A batch task's result has no client to hold its key: it is kept as it is.
+        let sealed = if batch::is_batch(id) {
+            Ok(extraction.result.to_string())
+        } else {
+            key.seal_base64(extraction.result.to_string().as_bytes())
+        };
+        match sealed {
             Ok(result) => Ending::Done(Outcome::Completed { result, extractor: extraction.extractor }),
             Err(e) => Ending::Retry(RecordError::Seal(e.to_string())),
         }
@@ -218,6 +231,22 @@ where
         let content = TaskContent::parse(id.task_type, &plaintext, &self.limits).ok()?;
         Some((key, content))
     }
+}
+
+/// A batch task's result file, shaped as v1 answers: `{"status": "completed", "result",
+/// "extractor"}` or `{"status": "error", "error_detail"}`.
+fn batch_file(outcome: &Outcome) -> Vec<u8> {
+    let value = match outcome {
+        Outcome::Completed { result, extractor } => serde_json::json!({
+            "status": "completed",
+            "result": serde_json::from_str::<serde_json::Value>(result).unwrap_or(serde_json::Value::Null),
+            "extractor": extractor,
+        }),
+        Outcome::Failed(code) => serde_json::json!({"status": "error", "error_detail": code}),
+    };
+    let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
+    body.push(b'\n');
+    body
 }
 
 #[cfg(test)]

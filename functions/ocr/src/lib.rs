@@ -1,7 +1,8 @@
 //! The OCR function: fed by the queue of the uploads bucket's `ObjectCreated`
 //! notifications. For each new envelope it reads every page, stores the OCR output sealed
 //! under the client's key, and tells the extract queue which task is ready (never what it
-//! says). [`handle`] is the whole Lambda handler, callable from tests.
+//! says). Images dropped under `batch/` become tasks of their own first
+//! (`docusnap_core::batch`). [`handle`] is the whole Lambda handler, callable from tests.
 
 use std::sync::Arc;
 
@@ -10,11 +11,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
-use docusnap_core::crypto::ServerKey;
+use docusnap_core::batch::{self, BatchDocument};
+use docusnap_core::crypto::{sha256_hex, AesKey, ClientWrap, ServerKey};
 use docusnap_core::metrics;
-use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent};
-use docusnap_core::store::{BlobStore, Outcome, Queue, StoreError, TaskStore};
-use docusnap_core::task::{Stage, TaskId, TaskMessage, TaskStatus};
+use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent, TaskType};
+use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, StoredObject, TaskStore};
+use docusnap_core::task::{Stage, Task, TaskId, TaskMessage, TaskStatus};
 use docusnap_ocr::{OcrEngine, OcrError, Page};
 use serde::Deserialize;
 use tracing::{error, info, warn, Instrument};
@@ -138,6 +140,17 @@ where
         }
         for record in notification.records {
             let key = decode_key(&record.s3.object.key);
+            if key.starts_with(batch::BATCH_PREFIX) {
+                match BatchDocument::of_object(&key) {
+                    Some(document) => {
+                        let span = tracing::info_span!("batch", document = %document.client_id());
+                        self.ingest(document, &key).instrument(span).await?;
+                    }
+                    // Results and other files written next to the images start nothing.
+                    None => info!(key, "not a page image of the batch area; ignored"),
+                }
+                continue;
+            }
             let id = TaskId::from_envelope_key(&key).ok_or(RecordError::NotAnEnvelope(key))?;
             let span = tracing::info_span!("ocr", task = %id);
             self.read_task(&id).instrument(span).await?;
@@ -242,6 +255,66 @@ where
         if !self.tasks.finish(id, Outcome::Failed(code)).await? {
             info!("the task had already ended");
         }
+        if let Some(result_key) = batch::result_key(id) {
+            let body = serde_json::json!({"status": "error", "error_detail": code}).to_string().into_bytes();
+            self.blobs.put(&result_key, body, "application/json").await?;
+        }
+        Ok(())
+    }
+
+    /// Turns a batch document into a task, as a client's upload would: its pages sealed
+    /// under a fresh key wrapped for the server, an envelope whose creation starts OCR.
+    async fn ingest(&self, document: BatchDocument, key: &str) -> Result<(), RecordError> {
+        let pages: Vec<StoredObject> =
+            self.blobs.list(document.list_prefix()).await?.into_iter().filter(|o| document.has_page(&o.key)).collect();
+        // Pages of a folder arrive one by one; the newest page's notification starts the
+        // document, so a folder copied in at once is read once, not once per page.
+        let Some(newest) = pages.iter().max_by(|a, b| (a.last_modified, &a.key).cmp(&(b.last_modified, &b.key))) else {
+            info!("the page is gone; nothing to do");
+            return Ok(());
+        };
+        if newest.key != key {
+            info!(newest = %newest.key, "a newer page's notification starts the document");
+            return Ok(());
+        }
+        let listing: String = pages.iter().map(|o| format!("{} {}\n", o.key, o.etag)).collect();
+        let id = TaskId::new(document.client_id(), TaskType::Doc, sha256_hex(listing.as_bytes()));
+        let mut images = Vec::with_capacity(pages.len());
+        for page in &pages {
+            match self.blobs.get(&page.key).await? {
+                Some(bytes) => images.push(BASE64.encode(bytes)),
+                None => {
+                    info!(page = %page.key, "a page was removed meanwhile; its removal's listing decides");
+                    return Ok(());
+                }
+            }
+        }
+        let encode = |e: docusnap_core::crypto::CryptoError| RecordError::Encode(e.to_string());
+        let aes = AesKey::generate().map_err(encode)?;
+        let content = serde_json::json!({"to_process": images, "file_lib": {}}).to_string();
+        let content = aes.seal_base64(content.as_bytes()).map_err(encode)?;
+        let wrap = ClientWrap::from_public_pem(self.key.public_key_pem()).map_err(|e| RecordError::Encode(e.to_string()))?;
+        let wrapped = wrap.wrap(aes.as_bytes()).map_err(encode)?;
+        let task = Task::new_processing(id.clone(), wrapped.clone(), self.clock.now());
+        if self.tasks.create(&task).await? == Created::AlreadyExists {
+            info!("this version of the document is already a task");
+            return Ok(());
+        }
+        let envelope = Envelope {
+            version: Envelope::VERSION,
+            client_id: id.client_id.clone(),
+            task_type: id.task_type,
+            sha256: id.sha256.clone(),
+            aes_key: wrapped,
+            content,
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|e| RecordError::Encode(e.to_string()))?;
+        if let Err(e) = self.blobs.put(&id.envelope_key(), body, Envelope::CONTENT_TYPE).await {
+            // Without its envelope the task would never start: the retry makes both anew.
+            self.tasks.delete(&id).await?;
+            return Err(e.into());
+        }
+        info!(task = %id, pages = pages.len(), "batch document queued");
         Ok(())
     }
 }

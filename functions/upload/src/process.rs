@@ -166,6 +166,9 @@ mod tests {
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
+        async fn list(&self, _: &str) -> Result<Vec<docusnap_core::store::StoredObject>, StoreError> {
+            Ok(Vec::new())
+        }
         async fn delete_prefix(&self, _: &str) -> Result<usize, StoreError> {
             Ok(0)
         }

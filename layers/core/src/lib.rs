@@ -8,6 +8,7 @@
 //! - [`config`], [`keys`], [`telemetry`]: how a function starts.
 
 pub mod aws;
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -157,6 +157,10 @@ impl ProcessRequest {
             .and_then(TaskType::parse)
             .ok_or(ErrorCode::InvalidType)?;
         let client_id = id_field(client_id)?;
+        // Batch tasks are the bucket's own: no client may read or clear them.
+        if client_id.starts_with(crate::batch::CLIENT_PREFIX) {
+            return Err(ErrorCode::InvalidField);
+        }
         let sha256 = id_field(sha256)?;
         let has_content = has_content.as_bool().ok_or(ErrorCode::InvalidField)?;
 
@@ -268,7 +272,7 @@ impl ClearRequest {
         let client_id = value
             .get("client_id")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_ID_CHARS)
+            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_ID_CHARS && !s.starts_with(crate::batch::CLIENT_PREFIX))
             .ok_or(ClearRefusal::MissingClientId)?;
         let sha256 = value.get("SHA256").and_then(Value::as_str);
         let task_type = value.get("type").and_then(Value::as_str);
@@ -442,6 +446,7 @@ mod tests {
             (r#"{"client_id":"c","type":"doc","SHA256":"x","has_content":"yes"}"#, ErrorCode::InvalidField),
             (r#"{"client_id":7,"type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::InvalidField),
             (r#"{"client_id":"","type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::InvalidField),
+            (r#"{"client_id":"batch:batch/x.jpg","type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::InvalidField),
             (r#"{"client_id":null,"type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::MissingRequiredField),
             (r#"[1,2]"#, ErrorCode::InvalidJson),
             (r#"{"client_id":"c""#, ErrorCode::InvalidJson),

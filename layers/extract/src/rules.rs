@@ -147,8 +147,11 @@ fn label_values(lines: &[&str]) -> Map<String, Value> {
         if is_blank(&value) || kv.contains_key(label) {
             continue;
         }
+        // A date's label takes only a date: "Date:" over a blank is followed by whatever
+        // comes next on the page, often not its value.
         let value = match find_dates(&value).first() {
             Some(date) if label.to_lowercase().contains("date") => date.for_kv(),
+            None if label.to_lowercase().contains("date") && !value.chars().any(|c| c.is_ascii_digit()) => continue,
             _ => value,
         };
         kv.insert(label.to_owned(), Value::String(value));
@@ -374,6 +377,14 @@ mod tests {
         assert!(result.fields.as_ref().unwrap().iter().all(|f| !result.kv.contains_key(f)));
         assert!(result.tags.contains(&"form".to_string()));
         assert!(result.normalise(true, &Library::default()).is_ok());
+    }
+
+    #[test]
+    fn a_date_label_takes_only_a_date_from_the_next_line() {
+        let doc = extract_doc(&lines(&[("CLAIM", 30.0), ("Date:", 18.0), ("CORNER BAKERY", 18.0)]), &Library::default());
+        assert_eq!(doc.kv.get("Date"), None);
+        let doc = extract_doc(&lines(&[("CLAIM", 30.0), ("Date:", 18.0), ("03/01/2026", 18.0)]), &Library::default());
+        assert_eq!(doc.kv.get("Date"), Some(&json!("Jan 03, 2026")));
     }
 
     #[test]

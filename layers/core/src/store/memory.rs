@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{BlobStore, Created, Outcome, StoreError, TaskStore};
+use super::{BlobStore, Created, Outcome, StoreError, StoredObject, TaskStore};
 use crate::clock::Timestamp;
 use crate::task::{Stage, Task, TaskId, TaskStatus};
 
@@ -114,7 +114,8 @@ impl TaskStore for MemoryTaskStore {
 
 #[derive(Debug, Default)]
 pub struct MemoryBlobStore {
-    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Each object with the order it was written in, as its "last modified".
+    objects: Mutex<BTreeMap<String, (Vec<u8>, i64)>>,
 }
 
 impl MemoryBlobStore {
@@ -125,12 +126,23 @@ impl MemoryBlobStore {
 
 impl BlobStore for MemoryBlobStore {
     async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
-        self.objects.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), body);
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let written = objects.values().map(|(_, at)| *at).max().unwrap_or(0) + 1;
+        objects.insert(key.to_owned(), (body, written));
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.objects.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned())
+        Ok(self.objects.lock().unwrap_or_else(|e| e.into_inner()).get(key).map(|(body, _)| body.clone()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        let objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(objects
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, (body, at))| StoredObject { key: key.clone(), etag: crate::crypto::sha256_hex(body), last_modified: *at })
+            .collect())
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {

@@ -107,8 +107,20 @@ pub trait TaskStore: Send + Sync {
     fn delete_client(&self, client_id: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
+/// An object as listed: enough to tell versions apart and order them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub etag: String,
+    /// Milliseconds since the epoch (S3's resolution is a second).
+    pub last_modified: i64,
+}
+
 /// The uploads bucket.
 pub trait BlobStore: Send + Sync {
+    /// Every object under `prefix`, in key order.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<StoredObject>, StoreError>> + Send;
+
     fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;

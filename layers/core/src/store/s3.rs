@@ -5,7 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 
-use super::{BlobStore, StoreError};
+use super::{BlobStore, StoreError, StoredObject};
 
 /// DeleteObjects takes at most 1000 keys.
 const DELETE_OBJECTS_MAX: usize = 1000;
@@ -46,8 +46,8 @@ impl BlobStore for S3BlobStore {
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
-        let mut keys = Vec::new();
+    async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        let mut objects = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -57,8 +57,19 @@ impl BlobStore for S3BlobStore {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(StoreError::backend("S3 ListObjectsV2"))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            objects.extend(page.contents().iter().filter_map(|o| {
+                Some(StoredObject {
+                    key: o.key()?.to_owned(),
+                    etag: o.e_tag().unwrap_or_default().to_owned(),
+                    last_modified: o.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0),
+                })
+            }));
         }
+        Ok(objects)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let keys: Vec<String> = self.list(prefix).await?.into_iter().map(|o| o.key).collect();
         for chunk in keys.chunks(DELETE_OBJECTS_MAX) {
             let objects = chunk
                 .iter()

@@ -1,0 +1,114 @@
+//! Batch ingestion: image files dropped under `batch/` in the uploads bucket start the
+//! same pipeline as an upload, with no client crypto. One image directly under `batch/`
+//! (or under any folder that holds just it) is a document; a folder's images are the pages
+//! of one document, in key order. The result lands as JSON next to the input
+//! (`batch/receipt.jpg` -> `batch/receipt.result.json`; `batch/trip/` ->
+//! `batch/trip/result.json`) and in the task table under the client id `batch:<document>`.
+//!
+//! The OCR function turns a batch document into an ordinary task (it seals the pages
+//! under a fresh key wrapped for the server, as a client would); batch tasks differ only
+//! in where their result goes and in that it is stored unsealed, since no client holds a
+//! key for it. The upload function refuses client ids in the `batch:` namespace.
+
+use crate::task::TaskId;
+
+pub const BATCH_PREFIX: &str = "batch/";
+/// Client ids of batch tasks start with this.
+pub const CLIENT_PREFIX: &str = "batch:";
+/// The result file of a folder document.
+pub const FOLDER_RESULT: &str = "result.json";
+/// Image types the engine reads, by file extension.
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"];
+
+/// A document of the batch area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchDocument {
+    /// One image directly under `batch/`: the document is that image.
+    Image { key: String },
+    /// A folder under `batch/` (with its trailing `/`): its images are the pages.
+    Folder { prefix: String },
+}
+
+fn is_image(key: &str) -> bool {
+    key.rsplit_once('.').is_some_and(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
+impl BatchDocument {
+    /// The document an object belongs to, when the object is a page image of the batch area.
+    pub fn of_object(key: &str) -> Option<Self> {
+        let rest = key.strip_prefix(BATCH_PREFIX)?;
+        if !is_image(key) || rest.is_empty() {
+            return None;
+        }
+        Some(match key.rfind('/') {
+            Some(slash) if slash >= BATCH_PREFIX.len() => BatchDocument::Folder { prefix: key[..=slash].to_owned() },
+            _ => BatchDocument::Image { key: key.to_owned() },
+        })
+    }
+
+    /// Whether a listed object is one of this document's pages.
+    pub fn has_page(&self, key: &str) -> bool {
+        match self {
+            BatchDocument::Image { key: own } => own == key,
+            // Direct children only: a subfolder is a document of its own.
+            BatchDocument::Folder { prefix } => {
+                key.strip_prefix(prefix.as_str()).is_some_and(|rest| !rest.contains('/')) && is_image(key)
+            }
+        }
+    }
+
+    /// What the listing covers: the folder, or the image itself.
+    pub fn list_prefix(&self) -> &str {
+        match self {
+            BatchDocument::Image { key } => key,
+            BatchDocument::Folder { prefix } => prefix,
+        }
+    }
+
+    /// The client id its tasks run under.
+    pub fn client_id(&self) -> String {
+        format!("{CLIENT_PREFIX}{}", self.list_prefix())
+    }
+}
+
+/// Whether a task is a batch task.
+pub fn is_batch(id: &TaskId) -> bool {
+    id.client_id.starts_with(CLIENT_PREFIX)
+}
+
+/// Where a batch task's result goes: next to its image, or into its folder.
+pub fn result_key(id: &TaskId) -> Option<String> {
+    let document = id.client_id.strip_prefix(CLIENT_PREFIX)?;
+    if document.ends_with('/') {
+        return Some(format!("{document}{FOLDER_RESULT}"));
+    }
+    let stem = document.rsplit_once('.').map_or(document, |(stem, _)| stem);
+    Some(format!("{stem}.result.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::TaskType;
+
+    #[test]
+    fn objects_map_to_documents_and_results_land_beside_them() {
+        let single = BatchDocument::of_object("batch/receipt.JPG").unwrap();
+        assert_eq!(single, BatchDocument::Image { key: "batch/receipt.JPG".into() });
+        let id = TaskId::new(single.client_id(), TaskType::Doc, "ab");
+        assert!(is_batch(&id));
+        assert_eq!(result_key(&id).as_deref(), Some("batch/receipt.result.json"));
+
+        let page = BatchDocument::of_object("batch/trip/2.png").unwrap();
+        assert_eq!(page, BatchDocument::Folder { prefix: "batch/trip/".into() });
+        assert!(page.has_page("batch/trip/1.jpg") && !page.has_page("batch/trip/result.json"));
+        assert!(!page.has_page("batch/trip/day2/1.jpg"), "a subfolder is its own document");
+        let id = TaskId::new(page.client_id(), TaskType::Doc, "ab");
+        assert_eq!(result_key(&id).as_deref(), Some("batch/trip/result.json"));
+
+        for not_a_page in ["batch/trip/result.json", "batch/receipt.result.json", "batch/", "tasks/x/doc/ab/envelope.json", "batch/notes.txt"] {
+            assert_eq!(BatchDocument::of_object(not_a_page), None, "{not_a_page}");
+        }
+        assert!(!is_batch(&TaskId::new("phone", TaskType::Doc, "ab")));
+    }
+}

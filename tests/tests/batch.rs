@@ -1,0 +1,62 @@
+//! Batch ingestion: images dropped under `batch/` go through the same pipeline, fed by the
+//! local event runner, and their results land as JSON beside them and in the table.
+
+use std::sync::Arc;
+
+use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use docusnap_tests::{event_runner, invoke_endpoint, mapping, TestStack};
+use serde_json::Value;
+
+async fn put(t: &TestStack, key: &str, body: Vec<u8>) {
+    t.clients.s3.put_object().bucket(t.bucket()).key(key).body(body.into()).send().await.expect("put");
+}
+
+async fn read_json(t: &TestStack, key: &str) -> Option<Value> {
+    let object = t.clients.s3.get_object().bucket(t.bucket()).key(key).send().await.ok()?;
+    serde_json::from_slice(&object.body.collect().await.ok()?.into_bytes()).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_dropped_under_batch_come_back_as_results_beside_them() {
+    let t = Arc::new(TestStack::new().await);
+    let server = invoke_endpoint(&t).await;
+    let runner = event_runner(&t, &server);
+    put(&t, "batch/receipt.png", render_png(&["KEDAI MAJU", "Date: 02/01/2026", "TOTAL 7.10"], LATIN_FONT, 32.0)).await;
+    put(&t, "batch/trip/1.png", render_png(&["HOTEL BAYU", "Date: 03/01/2026"], LATIN_FONT, 32.0)).await;
+    put(&t, "batch/trip/2.png", render_png(&["Room 2 nights", "TOTAL 240.00"], LATIN_FONT, 32.0)).await;
+    put(&t, "batch/notes.txt", b"not an image".to_vec()).await;
+
+    let (ocr, extract) = (mapping("OcrQueue"), mapping("ExtractQueue"));
+    let (mut single, mut folder) = (None, None);
+    for _ in 0..30 {
+        let read = runner.poll(&t.stack, &ocr).await.unwrap().received;
+        let extracted = runner.poll(&t.stack, &extract).await.unwrap().received;
+        single = read_json(&t, "batch/receipt.result.json").await;
+        folder = read_json(&t, "batch/trip/result.json").await;
+        if single.is_some() && folder.is_some() && read + extracted == 0 {
+            break;
+        }
+    }
+    let single = single.expect("batch/receipt.result.json");
+    assert_eq!(single["status"], "completed", "{single}");
+    assert_eq!(single["result"]["kv"]["Total"], "7.10");
+    assert_eq!(single["result"]["kv"]["Date"], "Jan 02, 2026");
+    assert_eq!(single["extractor"], "rules");
+    // A folder is one document: both pages in one result.
+    let folder = folder.expect("batch/trip/result.json");
+    assert_eq!(folder["result"]["kv"]["Date"], "Jan 03, 2026", "{folder}");
+    assert_eq!(folder["result"]["kv"]["Total"], "240.00");
+
+    // In the table too, under the batch namespace, unsealed (no client holds a key).
+    let items = t.items().await;
+    let clients: Vec<&str> = items.iter().filter_map(|i| i["client_id"].as_s().ok()).map(String::as_str).collect();
+    assert!(clients.contains(&"batch:batch/receipt.png") && clients.contains(&"batch:batch/trip/"), "{clients:?}");
+    assert_eq!(items.len(), 2, "one task per document, not one per page: {clients:?}");
+    let stored = items.iter().find(|i| i["client_id"].as_s().unwrap() == "batch:batch/receipt.png").unwrap();
+    let result: Value = serde_json::from_str(stored["result"].as_s().unwrap()).unwrap();
+    assert_eq!(result["kv"]["Total"], "7.10");
+
+    // A v1 client cannot read or clear batch tasks.
+    let poll = serde_json::json!({"client_id": "batch:batch/receipt.png", "type": "doc", "SHA256": "x", "has_content": false});
+    assert_eq!(t.process(&poll).await, (400, serde_json::json!({"status": "error", "error_detail": "INVALID_FIELD"})));
+}

@@ -184,6 +184,11 @@ impl OcrEngine {
                 .map_err(model_error)?
                 .with_optimization_level(GraphOptimizationLevel::Level3)
                 .map_err(|e| model_error(e.into()))?
+                // Memory patterns plan allocations per input shape; every page and every
+                // recognition batch has a shape of its own, so the plans only pile up.
+                // Measured on 20 receipts: 17% lower peak memory and 5-8% faster without.
+                .with_memory_pattern(false)
+                .map_err(|e| model_error(e.into()))?
                 .with_intra_threads(config.threads)
                 .map_err(|e| model_error(e.into()))?
                 .with_inter_threads(1)

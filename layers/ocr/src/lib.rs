@@ -110,13 +110,21 @@ const DIRECTION_THRESHOLD: f32 = 0.9;
 /// A page is upside down when more than this share of its text (by line length) is.
 const PAGE_FLIP_SHARE: f32 = 0.5;
 const DIRECTION_WIDTH: usize = 192;
+/// Below this the detection model misses receipt-sized print (SROIE CER 0.060 at 1024).
+const MIN_DET_LONG_SIDE: u32 = 1024;
 const DIRECTION_BATCH: usize = 6;
 
 impl EngineConfig {
     /// The configuration this process's environment asks for (see [`runtime::var`]).
     pub fn from_env() -> Result<Self, OcrError> {
         let set = std::env::var(runtime::var::MODEL_SET).ok().and_then(|s| ModelSet::parse(&s)).unwrap_or(DEFAULT_SET);
-        Self::for_set(set)
+        let mut config = Self::for_set(set)?;
+        // Lowering the detection side trades accuracy for memory (README, "Speed"); it is
+        // never raised past the default, whose bound keeps memory and time in check.
+        if let Some(side) = std::env::var(runtime::var::DET_LONG_SIDE).ok().and_then(|v| v.parse::<u32>().ok()) {
+            config.det_size.long_max = side.clamp(MIN_DET_LONG_SIDE, DetSize::DEFAULT.long_max);
+        }
+        Ok(config)
     }
 
     pub fn for_set(set: ModelSet) -> Result<Self, OcrError> {

@@ -15,6 +15,8 @@ pub mod var {
     pub const MODEL_SET: &str = "DOCUSNAP_OCR_MODELS";
     /// Intra-op threads per session; default: the CPUs this process may use.
     pub const THREADS: &str = "DOCUSNAP_OCR_THREADS";
+    /// Longest side of the detection input, lowered from the default to save memory.
+    pub const DET_LONG_SIDE: &str = "DOCUSNAP_OCR_DET_LONG_SIDE";
 }
 
 /// The two model sets the engine runs.

@@ -205,3 +205,13 @@ async fn fill_keeps_only_real_fields_with_real_sources() {
     let done = extractor.fill(form.as_object().unwrap(), &library, later(30)).await.unwrap();
     assert_eq!(done.result, json!({"Name": {"value": "Li Wei", "source": {"type": "doc", "resource_id": "p-1"}}}));
 }
+
+#[tokio::test]
+async fn pages_without_text_end_before_any_call() {
+    let server = Server::scripted("/v1", vec![openai_answer(GOOD)]).await;
+    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
+    let blank = OcrText { text: "\n----page 1----\n".into(), lines: vec![] };
+    let failed = extractor.document(&blank, Want::Doc, &library(), later(30)).await;
+    assert!(matches!(failed, Err(ExtractError::Prompt(docusnap_extract::prompt::PromptError::NoText))), "{failed:?}");
+    assert!(server.seen().is_empty(), "no LLM call for nothing");
+}

@@ -99,6 +99,10 @@ impl<M: ChatModel> Extractor<M> {
     /// A document's or a form's result from its OCR text.
     pub async fn document(&self, ocr: &OcrText, want: Want, library: &Library, deadline: Instant) -> Result<Extraction, ExtractError> {
         let is_form = want == Want::Form;
+        // The page markers alone are no text: pages where OCR found nothing.
+        if ocr.lines.iter().all(|l| l.text.trim().is_empty()) {
+            return Err(PromptError::NoText.into());
+        }
         let messages = prompt::doc_messages(&ocr.text, library, is_form)?;
         let llm_failure = match &self.model {
             Some(model) => {

@@ -94,7 +94,8 @@ impl Config {
     }
 }
 
-fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+/// A yes/no setting: `1`, `true`, `yes` or `0`, `false`, `no`, in any case.
+pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" => Ok(false),

@@ -135,11 +135,12 @@ fn words(text: &str) -> HashSet<String> {
 }
 
 /// The library entries that share the most words with `wanted` (and, for fill, whose kv
-/// keys name the most of its fields), best first, within the prompt's budget. Entries that
-/// share nothing are left out unless there is room for the whole library.
-fn choose_library<'a>(library: &'a Library, wanted: &HashSet<String>, fields: Option<&[String]>) -> Vec<(&'static str, &'a LibraryItem)> {
+/// keys name the most of its fields), best first, within the prompt's budget, each as the
+/// compact JSON the prompt shows. Entries that share nothing are left out unless there is
+/// room for the whole library.
+fn choose_library(library: &Library, wanted: &HashSet<String>, fields: Option<&[String]>) -> Vec<String> {
     let entries = library.doc.iter().map(|i| ("doc", i)).chain(library.form.iter().map(|i| ("form", i)));
-    let mut scored: Vec<(usize, usize, (&'static str, &LibraryItem))> = entries
+    let mut scored: Vec<(usize, usize, String)> = entries
         .enumerate()
         .map(|(order, (kind, item))| {
             let mut text = format!("{} {} {}", item.title, item.tags.join(" "), item.description);
@@ -154,11 +155,11 @@ fn choose_library<'a>(library: &'a Library, wanted: &HashSet<String>, fields: Op
                 let keys: HashSet<String> = item.kv.keys().map(|k| k.to_lowercase()).collect();
                 score += 10 * fields.iter().filter(|f| keys.contains(&f.to_lowercase())).count();
             }
-            (score, order, (kind, item))
+            (score, order, entry(item, kind).to_string())
         })
         .collect();
     let fits_whole = scored.len() <= MAX_LIBRARY_ENTRIES
-        && scored.iter().map(|(_, _, (_, item))| entry(item, "").to_string().len()).sum::<usize>() <= MAX_LIBRARY_CHARS;
+        && scored.iter().map(|(_, _, json)| json.len()).sum::<usize>() <= MAX_LIBRARY_CHARS;
     if !fits_whole {
         scored.retain(|(score, _, _)| *score > 0);
     }
@@ -166,13 +167,12 @@ fn choose_library<'a>(library: &'a Library, wanted: &HashSet<String>, fields: Op
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut chosen = Vec::new();
     let mut used = 0;
-    for (_, _, (kind, item)) in scored {
-        let size = entry(item, kind).to_string().len();
-        if chosen.len() == MAX_LIBRARY_ENTRIES || used + size > MAX_LIBRARY_CHARS {
+    for (_, _, json) in scored {
+        if chosen.len() == MAX_LIBRARY_ENTRIES || used + json.len() > MAX_LIBRARY_CHARS {
             continue;
         }
-        used += size;
-        chosen.push((kind, item));
+        used += json.len();
+        chosen.push(json);
     }
     chosen
 }
@@ -183,9 +183,9 @@ fn entry(item: &LibraryItem, kind: &str) -> Value {
     json!({"type": kind, "id": item.id, "title": item.title, "tags": item.tags, "kv": kv})
 }
 
-fn library_json(chosen: &[(&'static str, &LibraryItem)]) -> String {
-    let entries: Vec<Value> = chosen.iter().map(|(kind, item)| entry(item, kind)).collect();
-    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into())
+/// The chosen entries as one JSON array.
+fn library_json(chosen: &[String]) -> String {
+    format!("[{}]", chosen.join(","))
 }
 
 fn value_text(value: &Value) -> String {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use docusnap_core::config::ConfigError;
+use docusnap_core::config::{parse_bool, ConfigError};
 
 use crate::llm::{LlmSettings, Provider, DEFAULT_CALL_TIMEOUT, DEFAULT_TOTAL_BUDGET};
 
@@ -66,11 +66,9 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Llm
     let mut settings = LlmSettings::new(provider, base_url, model, None);
     settings.call_timeout = seconds(&lookup, var::TIMEOUT_SECS, DEFAULT_CALL_TIMEOUT)?;
     settings.total_budget = seconds(&lookup, var::BUDGET_SECS, DEFAULT_TOTAL_BUDGET)?;
-    let fallback_to_rules = match lookup(var::FALLBACK).map(|v| v.to_ascii_lowercase()) {
+    let fallback_to_rules = match lookup(var::FALLBACK) {
         None => true,
-        Some(v) if ["1", "true", "yes"].contains(&v.as_str()) => true,
-        Some(v) if ["0", "false", "no"].contains(&v.as_str()) => false,
-        Some(value) => return Err(ConfigError::Invalid { var: var::FALLBACK, value, why: "expected true or false" }),
+        Some(value) => parse_bool(var::FALLBACK, &value)?,
     };
     Ok(Some(LlmConfig { settings, key, fallback_to_rules }))
 }

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
 use tracing::{info, warn};
@@ -253,16 +253,7 @@ pub async fn locate_queues(template: &Template, sqs: &aws_sdk_sqs::Client, prefi
             .map_err(crate::aws_error("SQS GetQueueUrl", &id))?
             .queue_url
             .unwrap_or_default();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(crate::aws_error("SQS GetQueueAttributes", &id))?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .unwrap_or_default();
+        let arn = crate::queue_arn(sqs, &url, &id).await?;
         stack.resources.insert(id, crate::Provisioned { kind: crate::ResourceKind::Queue, name, arn, url: Some(url) });
     }
     Ok(stack)

@@ -181,17 +181,7 @@ pub async fn provision(template: &Template, clients: &Clients, prefix: &str) -> 
             .map_err(aws_error("SQS CreateQueue", id))?
             .queue_url
             .ok_or_else(|| InfraError::Unsupported { resource: id.clone(), what: "no queue URL returned".into() })?;
-        let arn = clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(aws_error("SQS GetQueueAttributes", id))?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .ok_or_else(|| InfraError::Unsupported { resource: id.clone(), what: "no queue ARN returned".into() })?;
+        let arn = queue_arn(&clients.sqs, &url, id).await?;
         stack.resources.insert(id.clone(), Provisioned { kind: ResourceKind::Queue, name, arn, url: Some(url) });
     }
     for (id, properties) in &template.resources_of_type("AWS::SQS::Queue") {
@@ -250,6 +240,19 @@ pub async fn provision(template: &Template, clients: &Clients, prefix: &str) -> 
 }
 
 /// S3 bucket names allow lower-case letters, digits and hyphens only.
+/// A queue's ARN, which SQS gives only as an attribute.
+pub(crate) async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str, id: &str) -> Result<String, InfraError> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(aws_error("SQS GetQueueAttributes", id))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| InfraError::Unsupported { resource: id.to_owned(), what: "no queue ARN returned".into() })
+}
+
 pub(crate) fn local_name(prefix: &str, logical_id: &str) -> String {
     let mut name = String::new();
     for (i, c) in logical_id.chars().enumerate() {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
 use docusnap_core::batch;
@@ -18,7 +18,7 @@ use docusnap_core::task::{Stage, TaskId, TaskMessage, TaskStatus, EXTRACT_CLAIM_
 use docusnap_extract::llm::ChatModel;
 use docusnap_extract::prompt::PromptError;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want};
-use tracing::{error, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 mod startup;
 
@@ -67,18 +67,7 @@ where
     M: ChatModel,
 {
     let deadline = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or_else(Instant::now);
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.as_deref().unwrap_or_default();
-        if let Err(e) = app.handle_message(body, deadline).await {
-            error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-    }
-    response
+    docusnap_core::sqs_event::each_record(event, |body| async move { app.handle_message(&body, deadline).await }).await
 }
 
 /// What a task fails with, when extraction cannot make its result.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use docusnap_core::clock::Clock;
@@ -19,7 +19,7 @@ use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, Store
 use docusnap_core::task::{Stage, Task, TaskId, TaskMessage, TaskStatus};
 use docusnap_ocr::{OcrEngine, OcrError, Page};
 use serde::Deserialize;
-use tracing::{error, info, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 mod startup;
 
@@ -74,18 +74,7 @@ where
     C: Clock,
     R: PageReader,
 {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.as_deref().unwrap_or_default();
-        if let Err(e) = app.handle_message(body).await {
-            error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
-    }
-    response
+    docusnap_core::sqs_event::each_record(event, |body| async move { app.handle_message(&body).await }).await
 }
 
 /// The parts of an S3 event notification this function reads. AWS's own records carry

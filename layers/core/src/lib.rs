@@ -16,6 +16,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod protocol;
+pub mod sqs_event;
 pub mod results;
 pub mod store;
 pub mod task;

@@ -10,9 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use serde_json::{json, Value};
-use serde_yaml::Value as Yaml;
+use serde_yaml_ng::Value as Yaml;
 use tracing::{info, warn};
 
 use crate::template::{get_att_parts, intrinsic, scalar, Template};
@@ -78,21 +78,25 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
     Ok(out)
 }
 
-/// The binary a function's image runs: the `--bin` its Dockerfile builds.
+/// The binary a function's image runs: the `FUNCTION` build argument its template
+/// metadata passes to the Dockerfile, which must build that argument's `--bin`.
 fn binary_of(template: &Template, function: &str, root: &Path) -> Result<String, InfraError> {
     let unsupported = |what: String| InfraError::Unsupported { resource: function.to_owned(), what };
-    let dockerfile = template
-        .resource(function)
-        .and_then(|r| r.get("Metadata"))
+    let metadata = template.resource(function).and_then(|r| r.get("Metadata"));
+    let dockerfile = metadata
         .and_then(|m| m.get("Dockerfile"))
         .and_then(Yaml::as_str)
         .ok_or_else(|| unsupported("no Metadata.Dockerfile".into()))?;
+    let binary = metadata
+        .and_then(|m| m.get("DockerBuildArgs"))
+        .and_then(|args| args.get("FUNCTION"))
+        .and_then(Yaml::as_str)
+        .ok_or_else(|| unsupported("no Metadata.DockerBuildArgs.FUNCTION".into()))?;
     let text = std::fs::read_to_string(root.join(dockerfile)).map_err(|e| unsupported(format!("{dockerfile}: {e}")))?;
-    text.split_whitespace()
-        .skip_while(|w| *w != "--bin")
-        .nth(1)
-        .map(str::to_owned)
-        .ok_or_else(|| unsupported(format!("{dockerfile} builds no --bin")))
+    if !text.contains("--bin ${FUNCTION}") {
+        return Err(unsupported(format!("{dockerfile} does not build --bin ${{FUNCTION}}")));
+    }
+    Ok(binary.to_owned())
 }
 
 /// What one poll of a mapping did.
@@ -134,7 +138,7 @@ impl Runner {
     /// function with it, and settles each message by the function's answer.
     pub async fn poll(&self, stack: &LocalStack, mapping: &Mapping) -> Result<Poll, EventError> {
         let url = stack.queue_url(&mapping.queue).ok_or_else(|| EventError::NoQueue(mapping.queue.clone()))?;
-        let arn = stack.resources.get(&mapping.queue).map(|r| r.arn.clone()).unwrap_or_default();
+        let arn = stack.resources.get(&mapping.queue).map(|r| r.arn.clone()).ok_or_else(|| EventError::NoQueue(mapping.queue.clone()))?;
         let received = self
             .sqs
             .receive_message()
@@ -149,25 +153,12 @@ impl Runner {
         if messages.is_empty() {
             return Ok(Poll::default());
         }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes()
-                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
-                    .unwrap_or_default();
-                json!({
-                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                    "md5OfBody": m.md5_of_body(), "attributes": attributes, "messageAttributes": {},
-                    "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": self.region,
-                })
-            })
-            .collect();
-        let failed_ids = match self.invoke(mapping, &json!({"Records": records})).await {
-            Ok(answer) if mapping.report_batch_item_failures => answer["batchItemFailures"]
-                .as_array()
-                .map(|failures| failures.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default(),
+        let mut event = SqsEvent::default();
+        event.records = messages.iter().map(|m| self.record(m, &arn)).collect();
+        let failed_ids: Vec<String> = match self.invoke(mapping, &event).await {
+            Ok(answer) if mapping.report_batch_item_failures => {
+                answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+            }
             Ok(_) => Vec::new(),
             Err(why) => {
                 warn!(function = %mapping.binary, why, "invocation failed; the whole batch stays on the queue");
@@ -198,8 +189,23 @@ impl Runner {
         Ok(poll)
     }
 
-    /// Invokes the function with `event`: its answer, or why the invocation failed.
-    async fn invoke(&self, mapping: &Mapping, event: &Value) -> Result<Value, String> {
+    /// A received message as Lambda's event source mapping delivers it.
+    fn record(&self, m: &aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id().map(str::to_owned);
+        record.receipt_handle = m.receipt_handle().map(str::to_owned);
+        record.body = m.body().map(str::to_owned);
+        record.md5_of_body = m.md5_of_body().map(str::to_owned);
+        record.attributes = m.attributes().map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect()).unwrap_or_default();
+        record.event_source = Some("aws:sqs".into());
+        record.event_source_arn = Some(arn.to_owned());
+        record.aws_region = Some(self.region.clone());
+        record
+    }
+
+    /// Invokes the function with `event`: its answer (an empty one when the function
+    /// reports no failures), or why the invocation failed.
+    async fn invoke(&self, mapping: &Mapping, event: &SqsEvent) -> Result<SqsBatchResponse, String> {
         let url = format!("{}/2015-03-31/functions/{}/invocations", self.invoke_base.trim_end_matches('/'), mapping.binary);
         let response = self
             .http
@@ -212,11 +218,12 @@ impl Runner {
         let status = response.status();
         let function_error = response.headers().get("x-amz-function-error").is_some();
         let text = response.text().await.map_err(|e| e.to_string())?;
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         if !status.is_success() || function_error || answer.get("errorType").is_some() {
             return Err(format!("HTTP {status}: {text:.300}"));
         }
-        Ok(answer)
+        // A function that returns nothing for the batch reports no failures.
+        Ok(serde_json::from_value(answer).unwrap_or_default())
     }
 
     /// Polls every mapping until the process is stopped, one task per mapping.

@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{
     QueueConfiguration, S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 pub mod events;
 mod template;

@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("{path} is not valid YAML: {source}")]
-    Parse { path: String, source: serde_yaml::Error },
+    Parse { path: String, source: serde_yaml_ng::Error },
     #[error("the template has no function {0}")]
     NoFunction(String),
 }
@@ -27,8 +27,8 @@ impl Template {
         Self::parse(&text).map_err(|source| TemplateError::Parse { path: display, source })
     }
 
-    pub fn parse(text: &str) -> Result<Self, serde_yaml::Error> {
-        Ok(Self { root: serde_yaml::from_str(text)? })
+    pub fn parse(text: &str) -> Result<Self, serde_yaml_ng::Error> {
+        Ok(Self { root: serde_yaml_ng::from_str(text)? })
     }
 
     fn resources(&self) -> impl Iterator<Item = (String, &Value)> {

@@ -225,6 +225,11 @@ pub fn sqs_message(id: &str, body: &str) -> aws_lambda_events::event::sqs::SqsMe
     message
 }
 
+/// A client id the tests know to be valid.
+pub fn client_id(id: &str) -> docusnap_core::ClientId {
+    docusnap_core::ClientId::parse(id).unwrap_or_else(|e| panic!("{id:?}: {e}"))
+}
+
 /// A v1 client: makes a fresh AES key per request and encrypts as the Android app does.
 pub struct Client {
     pub id: String,

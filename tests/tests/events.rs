@@ -52,7 +52,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
     let client = Client::new("poisoned");
     let broken = client.upload("doc", &json!({"to_process": [base64(b"x")]}));
     t.process(&broken.body).await;
-    let id = docusnap_core::task::TaskId::new(client.id.clone(), docusnap_core::TaskType::Doc, broken.sha256.clone());
+    let id = docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), docusnap_core::TaskType::Doc, broken.sha256.clone());
     t.clients.s3.put_object().bucket(t.bucket()).key(id.envelope_key()).body(b"garbage".to_vec().into()).send().await.unwrap();
     // And a good upload behind them.
     let good = client.upload("form", &json!({"to_process": [base64(&render_png(&["Name: ____"], LATIN_FONT, 30.0))]}));

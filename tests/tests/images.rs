@@ -31,31 +31,69 @@ fn copies(dockerfile: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Each function of the template as (logical id, FUNCTION build argument, build target).
+fn function_images() -> Vec<(String, String, String)> {
+    let template = docusnap_infra::Template::from_file(&repo_root().join("template.yaml")).unwrap();
+    template
+        .resources_of_type("AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, _)| {
+            let metadata = &template.resource(&id).unwrap()["Metadata"];
+            assert_eq!(metadata["Dockerfile"].as_str(), Some(DOCKERFILE), "{id} builds from the one Dockerfile");
+            assert_eq!(metadata["DockerContext"].as_str(), Some("."), "{id}: the build context is the repository root");
+            let function = metadata["DockerBuildArgs"]["FUNCTION"].as_str().unwrap_or_else(|| panic!("{id}: no FUNCTION")).to_owned();
+            let target = metadata["DockerBuildTarget"].as_str().unwrap_or_else(|| panic!("{id}: no target")).to_owned();
+            (id, function, target)
+        })
+        .collect()
+}
+
+const DOCKERFILE: &str = "functions/Dockerfile";
+
 #[test]
-fn each_function_image_runs_its_own_binary_as_bootstrap() {
-    for (dockerfile, manifest, binary) in [
-        ("functions/upload/Dockerfile", "functions/upload/Cargo.toml", "upload"),
-        ("functions/ocr/Dockerfile", "functions/ocr/Cargo.toml", "ocr"),
-        ("functions/extract/Dockerfile", "functions/extract/Cargo.toml", "extract"),
-    ] {
-        assert!(binaries(manifest).contains(binary), "{manifest} has no binary {binary}");
-        let text = read(dockerfile);
-        assert!(text.contains(&format!("cargo build --release --locked --bin {binary}")), "{dockerfile} builds {binary}");
-        let copied = copies(dockerfile);
-        assert!(
-            copied.contains(&("build".into(), format!("/src/target/release/{binary}"), "/var/runtime/bootstrap".into())),
-            "{dockerfile}: {copied:?}"
-        );
-        assert!(text.contains("FROM public.ecr.aws/lambda/provided:al2023"), "{dockerfile} runs on the custom-runtime base");
-        // The build context is the repository root (template.yaml's DockerContext).
-        let template = read("template.yaml");
-        assert!(template.contains(&format!("Dockerfile: {dockerfile}")), "template.yaml names {dockerfile}");
+fn one_dockerfile_builds_each_function_as_its_own_bootstrap() {
+    let images = function_images();
+    let functions: BTreeSet<&str> = images.iter().map(|(_, f, _)| f.as_str()).collect();
+    assert_eq!(functions, BTreeSet::from(["extract", "ocr", "upload"]));
+    for (id, function, target) in &images {
+        let manifest = format!("functions/{function}/Cargo.toml");
+        assert!(binaries(&manifest).contains(function), "{manifest} has no binary {function}");
+        let expected = if function == "ocr" { "ocr" } else { "function" };
+        assert_eq!(target, expected, "{id}: only the OCR image carries the runtime and models");
+    }
+    let text = read(DOCKERFILE);
+    assert!(text.contains("cargo build --release --locked --manifest-path functions/${FUNCTION}/Cargo.toml --bin ${FUNCTION}"));
+    let copied = copies(DOCKERFILE);
+    assert!(
+        copied.contains(&("build".into(), "/src/target/release/${FUNCTION}".into(), "/var/runtime/bootstrap".into())),
+        "{copied:?}"
+    );
+    assert!(text.contains("FROM public.ecr.aws/lambda/provided:al2023 AS function"), "runs on the custom-runtime base");
+    assert!(text.contains("FROM function AS ocr"), "the OCR target is the function image plus /opt");
+}
+
+#[test]
+fn release_builds_of_the_functions_carry_no_test_helpers() {
+    // What the Dockerfile builds: one function's package alone. Its features are resolved
+    // without the tests crate, so docusnap-core's and docusnap-ocr's `testing` stay off.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for function in ["upload", "ocr", "extract"] {
+        let manifest = repo_root().join(format!("functions/{function}/Cargo.toml"));
+        let output = std::process::Command::new(&cargo)
+            .args(["tree", "--locked", "--offline", "-e", "normal,features", "--prefix", "none", "--manifest-path"])
+            .arg(&manifest)
+            .output()
+            .expect("running cargo tree");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let tree = String::from_utf8_lossy(&output.stdout);
+        assert!(tree.contains("docusnap-core"), "{function}: {tree:.400}");
+        assert!(!tree.contains("feature \"testing\""), "{function}'s release build has test helpers:\n{tree}");
     }
 }
 
 #[test]
 fn the_ocr_image_has_the_runtime_and_models_where_the_engine_looks() {
-    let copied = copies("functions/ocr/Dockerfile");
+    let copied = copies(DOCKERFILE);
     for dir in ["/opt/lib", "/opt/models"] {
         assert!(copied.contains(&("layer".into(), dir.into(), dir.into())), "{copied:?}");
     }

@@ -141,7 +141,7 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
     let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer)]).await;
     let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()), fallback_to_rules: true };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
-    assert_eq!(done.extractor, "llm:glm-4-plus");
+    assert_eq!(done.extractor.to_string(), "llm:glm-4-plus");
     assert_eq!(done.result["title"], "Kedai Maju receipt");
     assert_eq!(done.result["kv"]["Total"], "9.50");
     assert_eq!(done.result["related"], json!([{"type": "doc", "resource_id": "r-41"}]));

@@ -37,7 +37,7 @@ async fn every_line_of_a_tasks_work_names_the_task() {
     docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), t.take_messages("ExtractQueue").await, lambda_deadline()).await;
     assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 200);
 
-    let id = TaskId::new(client.id.clone(), TaskType::Doc, upload.sha256.clone()).to_string();
+    let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone()).to_string();
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();

@@ -22,8 +22,8 @@ async fn no_plaintext_reaches_s3_sqs_or_dynamodb() {
         t.process(&client.poll(prepared.body["type"].as_str().unwrap(), &prepared.sha256)).await;
     }
     let sealed = doc.key.seal_base64(json!({"title": MARKER}).to_string().as_bytes()).unwrap();
-    let id = TaskId::new(client.id.clone(), TaskType::Doc, doc.sha256.clone());
-    t.app.tasks.finish(&id, Outcome::Completed { result: sealed, extractor: "rules".into() }).await.unwrap();
+    let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, doc.sha256.clone());
+    t.app.tasks.finish(&id, Outcome::Completed { result: sealed, extractor: docusnap_core::ExtractorKind::Rules }).await.unwrap();
 
     let needles = [MARKER.to_owned(), base64(page.as_bytes())];
     let mut written = Vec::new();

@@ -2,6 +2,7 @@
 //! notification moto delivers for it, the pages read by the real engine.
 
 use docusnap_core::store::{Outcome, TaskStore};
+use docusnap_core::ocr_output::OcrOutput;
 use docusnap_core::task::{Stage, TaskId, TaskMessage};
 use docusnap_core::{ErrorCode, TaskType};
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
@@ -23,7 +24,7 @@ async fn an_upload_is_read_and_handed_to_extraction_once() {
     let inner = json!({"to_process": [base64(&pages[0]), base64(&pages[1])], "file_lib": {}});
     let upload = client.upload("doc", &inner);
     assert_eq!(t.process(&upload.body).await.0, 202);
-    let id = TaskId::new(client.id.clone(), TaskType::Doc, upload.sha256.clone());
+    let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone());
 
     // S3's test event (if any) and the envelope's notification, exactly as moto queued them.
     let event = t.take_messages("OcrQueue").await;
@@ -42,15 +43,15 @@ async fn an_upload_is_read_and_handed_to_extraction_once() {
     let sealed = t.clients.s3.get_object().bucket(t.bucket()).key(id.ocr_key()).send().await.unwrap();
     let sealed = sealed.body.collect().await.unwrap().into_bytes();
     assert!(serde_json::from_slice::<Value>(&sealed).is_err(), "the OCR output must not be stored in the clear");
-    let output: Value = serde_json::from_slice(&upload.key.open(&sealed).unwrap()).unwrap();
-    let text = output["text"].as_str().unwrap();
+    let output = OcrOutput::from_json(&upload.key.open(&sealed).unwrap()).unwrap();
+    let text = &output.text();
     assert!(text.starts_with("\n----page 1----\n") && text.contains("\n----page 2----\n"), "{text}");
     for expected in RECEIPT.iter().chain(&["Page two"]) {
         assert!(squash(text).contains(&squash(expected)), "{expected:?} not in {text:?}");
     }
-    assert_eq!(output["pages"].as_array().unwrap().len(), 2);
+    assert_eq!(output.pages.len(), 2);
     let task = t.app.tasks.get(&id, docusnap_tests::START).await.unwrap().unwrap();
-    assert_eq!(task.stage, Stage::Read);
+    assert_eq!(task.state.stage(), Some(Stage::Read));
 
     // A redelivered notification does no work twice.
     let response = docusnap_ocr_fn::handle(&ocr, again).await;
@@ -83,13 +84,13 @@ async fn fill_tasks_go_straight_on_and_ended_tasks_are_skipped() {
     let doc = client.upload("doc", &json!({"to_process": [base64(&render_png(&["x"], LATIN_FONT, 30.0))]}));
     t.process(&fill.body).await;
     t.process(&doc.body).await;
-    let doc_id = TaskId::new(client.id.clone(), TaskType::Doc, doc.sha256.clone());
+    let doc_id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, doc.sha256.clone());
     t.app.tasks.finish(&doc_id, Outcome::Failed(ErrorCode::ProcessingTimeout)).await.unwrap();
     let response = docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
     assert!(response.batch_item_failures.is_empty());
     let told = t.take_messages("ExtractQueue").await;
     let names: Vec<TaskMessage> = told.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
-    assert_eq!(names, vec![TaskMessage { client_id: client.id.clone(), task_type: TaskType::Fill, sha256: fill.sha256.clone() }]);
+    assert_eq!(names, vec![TaskMessage { client_id: docusnap_tests::client_id(&client.id), task_type: TaskType::Fill, sha256: fill.sha256.clone() }]);
     assert!(t.object_keys().await.iter().all(|k| !k.ends_with("ocr.bin")));
 }
 

@@ -1,7 +1,7 @@
 //! Every row of PROTOCOL.md through the upload function's handler, against moto.
 
 use docusnap_core::config::Limits;
-use docusnap_core::protocol::ErrorCode;
+use docusnap_core::ErrorCode;
 use docusnap_core::store::{Outcome, TaskStore};
 use docusnap_core::task::TaskId;
 use docusnap_core::TaskType;
@@ -13,7 +13,7 @@ fn error(code: &str) -> Value {
 }
 
 fn id(client: &Client, task_type: TaskType, sha256: &str) -> TaskId {
-    TaskId::new(client.id.clone(), task_type, sha256)
+    TaskId::new(docusnap_tests::client_id(&client.id), task_type, sha256)
 }
 
 fn number(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str) -> i64 {
@@ -146,7 +146,7 @@ async fn the_three_task_states_as_answered() {
     // What the extract function will do when a result is ready: seal it under the client's key.
     let result = json!({"title": "Receipt", "tags": ["receipt"], "description": "d", "kv": {}, "related": []});
     let sealed = doc.key.seal_base64(result.to_string().as_bytes()).unwrap();
-    let done = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Completed { result: sealed, extractor: "rules".into() }).await;
+    let done = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Completed { result: sealed, extractor: docusnap_core::ExtractorKind::Rules }).await;
     assert!(done.unwrap());
     let (status, answer) = t.process(&client.poll("doc", &doc.sha256)).await;
     assert_eq!((status, &answer["status"]), (200, &json!("completed")));
@@ -226,7 +226,7 @@ async fn processing_times_out_after_ten_minutes() {
     assert_eq!(item["error_code"].as_s().unwrap(), "PROCESSING_TIMEOUT");
     assert!(!item.contains_key("wrapped_key"));
     let task = id(&client, TaskType::Doc, &upload.sha256);
-    let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into(), extractor: "rules".into() }).await;
+    let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into(), extractor: docusnap_core::ExtractorKind::Rules }).await;
     assert!(!late.unwrap());
     assert_eq!(t.process(&upload.body).await, (400, error("PROCESSING_TIMEOUT")));
 }
@@ -255,7 +255,7 @@ async fn clear_forgets_one_task_or_all_of_a_clients() {
     assert_eq!(t.process(&alice.poll("form", &a2.sha256)).await, (400, error("TASK_NOT_FOUND")));
     // A client whose id starts with another's keeps everything.
     assert_eq!(t.process(&bob.poll("doc", &b1.sha256)).await.0, 202);
-    assert_eq!(t.object_keys().await, vec![docusnap_core::TaskId::new("alice/bob", TaskType::Doc, b1.sha256.clone()).envelope_key()]);
+    assert_eq!(t.object_keys().await, vec![docusnap_core::TaskId::new(docusnap_tests::client_id("alice/bob"), TaskType::Doc, b1.sha256.clone()).envelope_key()]);
     assert_eq!(t.items().await.len(), 1);
 
     assert_eq!(t.call("POST", "/clear", "{}").await, (400, json!({"error": "Missing client_id"})));

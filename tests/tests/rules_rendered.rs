@@ -1,16 +1,18 @@
 //! The rules extractor on the engine's own reading of rendered documents with known
 //! fields: what it finds must survive real OCR, not only typed-in lines.
 
+use docusnap_core::ocr_output::{OcrOutput, PageText, TextLine, TextOrigin};
 use docusnap_core::protocol::Library;
 use docusnap_extract::rules::{extract_doc, extract_form};
 use docusnap_extract::OcrText;
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
 use docusnap_tests::ocr_engine;
-use serde_json::json;
 
 fn read(lines: &[&str]) -> OcrText {
     let page = ocr_engine().read_image(&render_png(lines, LATIN_FONT, 30.0)).expect("the page reads");
-    OcrText::from_json(&json!({"text": docusnap_ocr::document_text(std::slice::from_ref(&page)), "pages": [page]}))
+    let lines = page.lines.into_iter().map(|l| TextLine { text: l.text, score: l.score, quad: l.quad.map(|p| [p.x, p.y]) });
+    let page = PageText { width: page.width, height: page.height, origin: TextOrigin::Ocr, lines: lines.collect() };
+    OcrText::from_output(&OcrOutput { pages: vec![page] })
 }
 
 #[test]

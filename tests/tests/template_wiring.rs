@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use docusnap_infra::events::mappings;
 use docusnap_infra::{get_att_parts, intrinsic, scalar, Template};
 use docusnap_tests::repo_root;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 fn template() -> Template {
     Template::from_file(&repo_root().join("template.yaml")).expect("template.yaml")

@@ -29,7 +29,7 @@ async fn a_new_envelope_notifies_the_ocr_queue_with_its_key() {
         }
     }
     // Keys arrive URL-encoded, spaces as '+', as on AWS.
-    let expected = TaskId::new("notify me", TaskType::Doc, upload.sha256.clone());
+    let expected = TaskId::new(docusnap_tests::client_id("notify me"), TaskType::Doc, upload.sha256.clone());
     assert_eq!(keys.len(), 1, "{keys:?}");
     let decoded = keys[0].replace('+', " ");
     let decoded = percent_encoding::percent_decode_str(&decoded).decode_utf8().unwrap();

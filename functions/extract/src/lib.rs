@@ -7,14 +7,17 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use docusnap_core::batch;
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
-use docusnap_core::batch;
-use docusnap_core::crypto::{AesKey, ServerKey};
-use docusnap_core::metrics;
-use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent, TaskType};
+use docusnap_core::crypto::{CryptoError, ServerKey};
+use docusnap_core::metrics::{self, PipelineStage};
+use docusnap_core::ocr_output::OcrOutput;
+use docusnap_core::pipeline;
+use docusnap_core::protocol::TaskContent;
 use docusnap_core::store::{BlobStore, Outcome, StoreError, TaskStore};
-use docusnap_core::task::{Stage, TaskId, TaskMessage, TaskStatus, EXTRACT_CLAIM_SECS};
+use docusnap_core::task::{Stage, TaskId, TaskMessage, EXTRACT_CLAIM_SECS};
+use docusnap_core::{ErrorCode, TaskType};
 use docusnap_extract::llm::ChatModel;
 use docusnap_extract::prompt::PromptError;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want};
@@ -48,14 +51,14 @@ pub struct ExtractFunction<T, B, C, M> {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("the message does not name a task: {0}")]
-    NotATaskMessage(String),
+    NotATaskMessage(#[source] serde_json::Error),
     /// The OCR function sends its message just before it marks the task read.
     #[error("the task's pages are not marked read yet")]
     NotReadYet,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the result could not be sealed: {0}")]
-    Seal(String),
+    Seal(#[source] CryptoError),
 }
 
 /// The SQS handler: every record on its own, failures reported per record.
@@ -98,8 +101,7 @@ where
     M: ChatModel,
 {
     async fn handle_message(&self, body: &str, deadline: Instant) -> Result<(), RecordError> {
-        let message: TaskMessage =
-            serde_json::from_str(body).map_err(|e| RecordError::NotATaskMessage(e.to_string()))?;
+        let message: TaskMessage = serde_json::from_str(body).map_err(RecordError::NotATaskMessage)?;
         let id = TaskId::from(message);
         let span = tracing::info_span!("extract", task = %id);
         self.extract_task(&id, deadline).instrument(span).await
@@ -113,13 +115,13 @@ where
                 info!("the task is gone (cleared or expired); nothing to do");
                 return Ok(());
             };
-            if task.status != TaskStatus::Processing {
-                info!(status = task.status.as_str(), "already ended; skipped");
+            let Some(stage) = task.state.stage() else {
+                info!(status = task.status().as_str(), "already ended; skipped");
                 return Ok(());
-            }
+            };
             // The OCR function marks the task read right after it sends the message; a
             // moment's wait saves a redelivery a whole visibility timeout later.
-            if task.stage != Stage::Uploaded {
+            if stage != Stage::Uploaded {
                 break task.created_at;
             }
             if waited == NOT_READ_WAITS {
@@ -145,25 +147,12 @@ where
         match &outcome {
             Outcome::Completed { extractor, .. } => {
                 info!(extractor = %extractor, ms = started.elapsed().as_millis() as u64, "task completed");
-                let kind = extractor.split(':').next().unwrap_or_default();
-                metrics::millis("ExtractMs", started.elapsed(), &[("Extractor", kind)]);
+                metrics::extracted(extractor, started.elapsed());
             }
-            Outcome::Failed(code) => {
-                warn!(code = %code, "task failed");
-                metrics::count("TaskFailures", &[("Code", code.as_str())]);
-            }
+            Outcome::Failed(code) => warn!(code = %code, "task failed"),
         }
-        let waited = (self.clock.now() - task_created).max(0) as f64;
-        metrics::emit(&[("Stage", "extract")], &[("TaskStageSeconds", waited, metrics::Unit::Seconds)]);
-        let file = batch::result_key(id).map(|key| (key, batch_file(&outcome)));
-        if !self.tasks.finish(id, outcome).await? {
-            info!("the task had already ended (cleared or timed out)");
-            return Ok(());
-        }
-        if let Some((key, body)) = file {
-            self.blobs.put(&key, body, "application/json").await?;
-            info!(result = %key, "batch result written");
-        }
+        metrics::stage_seconds(PipelineStage::Extract, self.clock.now() - task_created);
+        pipeline::end_task(&self.tasks, &self.blobs, id, outcome).await?;
         Ok(())
     }
 
@@ -178,21 +167,23 @@ where
             Ok(None) => return failed(ErrorCode::ProcessingError, "the envelope is missing"),
             Err(e) => return Ending::Retry(e.into()),
         };
-        let Some((key, content)) = self.open(id, &envelope) else {
-            return failed(ErrorCode::ProcessingError, "the envelope does not open to a valid task");
+        let opened = match pipeline::open_stored(&self.key, id, &envelope, &self.limits) {
+            Ok(opened) => opened,
+            Err(e) => return failed(e.stored_code(), &e.to_string()),
         };
-        let extraction = match content {
+        let key = opened.key;
+        let extraction = match opened.content {
             TaskContent::Pages { library, .. } => {
                 let sealed = match self.blobs.get(&id.ocr_key()).await {
                     Ok(Some(sealed)) => sealed,
                     Ok(None) => return failed(ErrorCode::ProcessingError, "the OCR output is missing"),
                     Err(e) => return Ending::Retry(e.into()),
                 };
-                let Some(ocr) = key.open(&sealed).ok().and_then(|plain| serde_json::from_slice(&plain).ok()) else {
+                let Some(ocr) = key.open(&sealed).ok().and_then(|plain| OcrOutput::from_json(&plain).ok()) else {
                     return failed(ErrorCode::ProcessingError, "the OCR output does not open");
                 };
                 let want = if id.task_type == TaskType::Form { Want::Form } else { Want::Doc };
-                self.extractor.document(&OcrText::from_json(&ocr), want, &library, deadline).await
+                self.extractor.document(&OcrText::from_output(&ocr), want, &library, deadline).await
             }
             TaskContent::Fill { form, library } => self.extractor.fill(&form, &library, deadline).await,
         };
@@ -208,40 +199,17 @@ where
         };
         match sealed {
             Ok(result) => Ending::Done(Outcome::Completed { result, extractor: extraction.extractor }),
-            Err(e) => Ending::Retry(RecordError::Seal(e.to_string())),
+            Err(e) => Ending::Retry(RecordError::Seal(e)),
         }
     }
-
-    /// The client's key and the task's content from its stored envelope.
-    fn open(&self, id: &TaskId, envelope: &[u8]) -> Option<(AesKey, TaskContent)> {
-        let envelope: Envelope = serde_json::from_slice(envelope).ok()?;
-        let key = self.key.unwrap_aes_key(&envelope.aes_key).ok()?;
-        let plaintext = key.open_base64(&envelope.content).ok()?;
-        let content = TaskContent::parse(id.task_type, &plaintext, &self.limits).ok()?;
-        Some((key, content))
-    }
-}
-
-/// A batch task's result file, shaped as v1 answers: `{"status": "completed", "result",
-/// "extractor"}` or `{"status": "error", "error_detail"}`.
-fn batch_file(outcome: &Outcome) -> Vec<u8> {
-    let value = match outcome {
-        Outcome::Completed { result, extractor } => serde_json::json!({
-            "status": "completed",
-            "result": serde_json::from_str::<serde_json::Value>(result).unwrap_or(serde_json::Value::Null),
-            "extractor": extractor,
-        }),
-        Outcome::Failed(code) => serde_json::json!({"status": "error", "error_detail": code}),
-    };
-    let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
-    body.push(b'\n');
-    body
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use docusnap_core::results::ResultError;
+    use docusnap_extract::llm::LlmError;
+    use docusnap_extract::LlmFailure;
 
     #[test]
     fn each_failure_ends_with_the_code_of_its_task_type() {
@@ -249,7 +217,9 @@ mod tests {
         assert_eq!(error_code(TaskType::Doc, &no_text()), ErrorCode::DocPromptConstructionFailed);
         assert_eq!(error_code(TaskType::Form, &no_text()), ErrorCode::FormPromptConstructionFailed);
         assert_eq!(error_code(TaskType::Fill, &ExtractError::Prompt(PromptError::NoFields)), ErrorCode::FillPromptConstructionFailed);
-        assert_eq!(error_code(TaskType::Doc, &ExtractError::Llm("429".into())), ErrorCode::LlmFailure);
+        let refused = LlmError::Status { status: 401, body: String::new() };
+        assert!(!refused.is_retryable(), "a refused key is not retried like a timeout");
+        assert_eq!(error_code(TaskType::Doc, &ExtractError::Llm(LlmFailure::Call(refused))), ErrorCode::LlmFailure);
         assert_eq!(error_code(TaskType::Doc, &ExtractError::Invalid(ResultError::EmptyTitle)), ErrorCode::ProcessingError);
     }
 }

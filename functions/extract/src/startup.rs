@@ -2,8 +2,8 @@
 //! clients, the RSA key and the LLM client (or none: the rules extractor).
 
 use docusnap_core::clock::SystemClock;
-use docusnap_core::config::{Config, ConfigError};
-use docusnap_core::keys::{load_server_key, secret_string, KeyLoadError};
+use docusnap_core::keys::secret_string;
+use docusnap_core::startup::Common;
 use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
 use docusnap_extract::llm::{HttpChatModel, LlmError};
 use docusnap_extract::settings::{self, KeySource};
@@ -20,9 +20,9 @@ pub type AwsExtract = ExtractFunction<DynamoTaskStore, S3BlobStore, SystemClock,
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Common(#[from] docusnap_core::startup::StartupError),
     #[error(transparent)]
-    Key(#[from] KeyLoadError),
+    Config(#[from] docusnap_core::config::ConfigError),
     #[error("cannot read the LLM key secret {secret_id}: {detail}")]
     LlmKey { secret_id: String, detail: String },
     #[error(transparent)]
@@ -31,9 +31,7 @@ pub enum StartupError {
 
 pub async fn from_env() -> Result<AwsExtract, StartupError> {
     let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let config = Config::from_env()?;
-    let sdk = docusnap_core::aws::sdk_config().await;
-    let key = load_server_key(&config.key_source, &sdk).await?;
+    let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
     let extractor = match settings::from_lookup(lookup)? {
         None => {
             info!("no LLM configured: the rules extractor answers");
@@ -64,6 +62,5 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
             }
         }
     };
-    let (tasks, blobs) = docusnap_core::store::aws_stores(&config, &sdk);
     Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor, limits: config.limits })
 }

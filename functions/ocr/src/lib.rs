@@ -1,23 +1,28 @@
 //! The OCR function: fed by the queue of the uploads bucket's `ObjectCreated`
-//! notifications. For each new envelope it reads every page, stores the OCR output sealed
-//! under the client's key, and tells the extract queue which task is ready (never what it
-//! says). Images dropped under `batch/` become tasks of their own first
-//! (`docusnap_core::batch`). [`handle`] is the whole Lambda handler, callable from tests.
+//! notifications. For each new envelope it turns the task's items into pages (the input
+//! stage, `docusnap_ocr::input`), reads every page, stores the OCR output
+//! (`docusnap_core::ocr_output`) sealed under the client's key, and tells the extract
+//! queue which task is ready (never what it says). Images dropped under `batch/` become
+//! tasks of their own first (`docusnap_core::batch`). [`handle`] is the whole Lambda
+//! handler, callable from tests.
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use docusnap_core::batch::{self, BatchDocument};
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;
-use docusnap_core::batch::{self, BatchDocument};
-use docusnap_core::crypto::{sha256_hex, AesKey, ClientWrap, ServerKey};
-use docusnap_core::metrics;
-use docusnap_core::protocol::{Envelope, ErrorCode, TaskContent, TaskType};
+use docusnap_core::crypto::{sha256_hex, AesKey, ClientWrap, CryptoError, KeyError, ServerKey};
+use docusnap_core::metrics::{self, PipelineStage};
+use docusnap_core::ocr_output::{OcrOutput, PageText, TextLine, TextOrigin};
+use docusnap_core::pipeline;
+use docusnap_core::protocol::{decode_page, Envelope, TaskContent};
 use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, StoredObject, TaskStore};
-use docusnap_core::task::{Stage, Task, TaskId, TaskMessage, TaskStatus};
-use docusnap_ocr::{OcrEngine, OcrError, Page};
+use docusnap_core::task::{Stage, TaskId, TaskMessage};
+use docusnap_core::{ErrorCode, TaskType};
+use docusnap_ocr::{input, OcrEngine, OcrError, Page, PageInput};
 use serde::Deserialize;
 use tracing::{info, warn, Instrument};
 
@@ -25,14 +30,14 @@ mod startup;
 
 pub use startup::{from_env, AwsOcr, StartupError};
 
-/// Reads one page image. The engine in production; tests of the flow may fake it.
+/// Reads one page. The engine in production; tests of the flow may fake it.
 pub trait PageReader: Send + Sync + 'static {
-    fn read_page(&self, image: &[u8]) -> Result<Page, OcrError>;
+    fn read_page(&self, page: &PageInput) -> Result<Page, OcrError>;
 }
 
 impl PageReader for OcrEngine {
-    fn read_page(&self, image: &[u8]) -> Result<Page, OcrError> {
-        self.read_image(image)
+    fn read_page(&self, page: &PageInput) -> Result<Page, OcrError> {
+        self.read_input(page)
     }
 }
 
@@ -54,15 +59,21 @@ pub struct OcrFunction<T, B, Q, C, R> {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("the message is not an S3 notification: {0}")]
-    NotANotification(String),
+    NotANotification(#[source] serde_json::Error),
+    #[error("the notification has no records")]
+    NoRecords,
     #[error("object {0:?} is not a task envelope")]
     NotAnEnvelope(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the page reader stopped: {0}")]
-    Reader(String),
-    #[error("the OCR output or the extract message could not be encoded: {0}")]
-    Encode(String),
+    Reader(#[source] tokio::task::JoinError),
+    #[error("the OCR output could not be sealed: {0}")]
+    Seal(#[source] CryptoError),
+    #[error("the server's public key is unusable: {0}")]
+    ServerKey(#[source] KeyError),
+    #[error("the extract message could not be encoded: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 /// The SQS handler: every record on its own, failures reported per record.
@@ -118,14 +129,13 @@ where
     R: PageReader,
 {
     async fn handle_message(&self, body: &str) -> Result<(), RecordError> {
-        let notification: Notification =
-            serde_json::from_str(body).map_err(|e| RecordError::NotANotification(e.to_string()))?;
+        let notification: Notification = serde_json::from_str(body).map_err(RecordError::NotANotification)?;
         if notification.event.as_deref() == Some("s3:TestEvent") {
             info!("S3 test event ignored");
             return Ok(());
         }
         if notification.records.is_empty() {
-            return Err(RecordError::NotANotification("no records".into()));
+            return Err(RecordError::NoRecords);
         }
         for record in notification.records {
             let key = decode_key(&record.s3.object.key);
@@ -154,72 +164,60 @@ where
             info!("the task is gone (cleared or expired); nothing to do");
             return Ok(());
         };
-        if task.status != TaskStatus::Processing || task.stage != Stage::Uploaded {
-            info!(status = task.status.as_str(), stage = task.stage.as_str(), "already past OCR; skipped");
+        if task.state.stage() != Some(Stage::Uploaded) {
+            info!(status = task.status().as_str(), "already past OCR; skipped");
             return Ok(());
         }
         let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
             return self.fail(id, ErrorCode::ProcessingError, "the envelope is missing").await;
         };
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(&envelope) else {
-            return self.fail(id, ErrorCode::ProcessingError, "the envelope is not an envelope").await;
+        let opened = match pipeline::open_stored(&self.key, id, &envelope, &self.limits) {
+            Ok(opened) => opened,
+            Err(e) => return self.fail(id, e.stored_code(), &e.to_string()).await,
         };
-        // The upload function checked all of this; a failure here means the stored
-        // envelope is not the one it checked.
-        let Ok(key) = self.key.unwrap_aes_key(&envelope.aes_key) else {
-            return self.fail(id, ErrorCode::ProcessingError, "the envelope's key does not unwrap").await;
-        };
-        let Ok(plaintext) = key.open_base64(&envelope.content) else {
-            return self.fail(id, ErrorCode::ProcessingError, "the envelope's content does not decrypt").await;
-        };
-        let content = match TaskContent::parse(id.task_type, &plaintext, &self.limits) {
-            Ok(content) => content,
-            Err(e) => return self.fail(id, e.into(), "the content is not a valid task").await,
-        };
-        if let TaskContent::Pages { pages, .. } = content {
-            let images: Result<Vec<Vec<u8>>, _> = pages.iter().map(|p| decode_page(p)).collect();
-            let Ok(images) = images else {
-                return self.fail(id, ErrorCode::OcrFailure, "a page is not base64").await;
+        if let TaskContent::Pages { pages, .. } = opened.content {
+            let inputs = match input_pages(&pages) {
+                Ok(inputs) => inputs,
+                Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
             };
             let started = std::time::Instant::now();
-            let pages = match self.read_pages(images).await? {
+            let pages = match self.read_pages(inputs).await? {
                 Ok(pages) => pages,
                 Err(e) => return self.fail(id, ErrorCode::OcrFailure, &e.to_string()).await,
             };
-            let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
-            info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
-            let output = serde_json::json!({"text": docusnap_ocr::document_text(&pages), "pages": pages});
-            let sealed = key.seal(output.to_string().as_bytes()).map_err(|e| RecordError::Encode(e.to_string()))?;
+            let output = OcrOutput { pages: pages.into_iter().map(page_text).collect() };
+            let lines: usize = output.pages.iter().map(|p| p.lines.len()).sum();
+            info!(pages = output.pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
+            let sealed = opened.key.seal(&output.to_json()).map_err(RecordError::Seal)?;
             self.blobs.put(&id.ocr_key(), sealed, "application/octet-stream").await?;
         }
         // Told before the stage moves: a failure in between means one more extract
         // message, which extraction's own claim makes harmless, never a lost task.
-        let message = serde_json::to_string(&TaskMessage::from(id)).map_err(|e| RecordError::Encode(e.to_string()))?;
+        let message = serde_json::to_string(&TaskMessage::from(id)).map_err(RecordError::Encode)?;
         self.extract_queue.send(&message).await?;
         if !self.tasks.advance(id, Stage::Uploaded, Stage::Read).await? {
             warn!("the task moved on while it was read");
         }
-        let waited = (self.clock.now() - task.created_at).max(0) as f64;
-        metrics::emit(&[("Stage", "ocr")], &[("TaskStageSeconds", waited, metrics::Unit::Seconds)]);
+        metrics::stage_seconds(PipelineStage::Ocr, self.clock.now() - task.created_at);
         Ok(())
     }
 
     /// Reads pages on blocking threads, up to `parallel_pages` at once.
-    async fn read_pages(&self, images: Vec<Vec<u8>>) -> Result<Result<Vec<Page>, OcrError>, RecordError> {
+    async fn read_pages(&self, pages: Vec<PageInput>) -> Result<Result<Vec<Page>, OcrError>, RecordError> {
         let reader = self.reader.clone();
         let parallel = self.parallel_pages.max(1);
         tokio::task::spawn_blocking(move || {
-            let mut pages = Vec::with_capacity(images.len());
-            for chunk in images.chunks(parallel) {
+            let mut read_pages = Vec::with_capacity(pages.len());
+            for chunk in pages.chunks(parallel) {
                 let read: Vec<Result<Page, OcrError>> = std::thread::scope(|scope| {
                     let handles: Vec<_> = chunk
                         .iter()
-                        .map(|image| {
+                        .map(|page| {
                             scope.spawn(|| {
                                 let started = std::time::Instant::now();
-                                let page = reader.read_page(image);
-                                metrics::millis("OcrPageMs", started.elapsed(), &[]);
-                                page
+                                let read = reader.read_page(page);
+                                metrics::ocr_page(started.elapsed());
+                                read
                             })
                         })
                         .collect();
@@ -227,27 +225,20 @@ where
                 });
                 for page in read {
                     match page {
-                        Ok(page) => pages.push(page),
-                        Err(e) => return Ok(Err(e)),
+                        Ok(page) => read_pages.push(page),
+                        Err(e) => return Err(e),
                     }
                 }
             }
-            Ok(Ok(pages))
+            Ok(read_pages)
         })
         .await
-        .map_err(|e| RecordError::Reader(e.to_string()))?
+        .map_err(RecordError::Reader)
     }
 
     async fn fail(&self, id: &TaskId, code: ErrorCode, why: &str) -> Result<(), RecordError> {
         warn!(code = %code, why, "task failed");
-        metrics::count("TaskFailures", &[("Code", code.as_str())]);
-        if !self.tasks.finish(id, Outcome::Failed(code)).await? {
-            info!("the task had already ended");
-        }
-        if let Some(result_key) = batch::result_key(id) {
-            let body = serde_json::json!({"status": "error", "error_detail": code}).to_string().into_bytes();
-            self.blobs.put(&result_key, body, "application/json").await?;
-        }
+        pipeline::end_task(&self.tasks, &self.blobs, id, Outcome::Failed(code)).await?;
         Ok(())
     }
 
@@ -278,41 +269,44 @@ where
                 }
             }
         }
-        let encode = |e: docusnap_core::crypto::CryptoError| RecordError::Encode(e.to_string());
-        let aes = AesKey::generate().map_err(encode)?;
+        let aes = AesKey::generate().map_err(RecordError::Seal)?;
         let content = serde_json::json!({"to_process": images, "file_lib": {}}).to_string();
-        let content = aes.seal_base64(content.as_bytes()).map_err(encode)?;
-        let wrap = ClientWrap::from_public_pem(self.key.public_key_pem()).map_err(|e| RecordError::Encode(e.to_string()))?;
-        let wrapped = wrap.wrap(aes.as_bytes()).map_err(encode)?;
-        let task = Task::new_processing(id.clone(), wrapped.clone(), self.clock.now());
-        if self.tasks.create(&task).await? == Created::AlreadyExists {
+        let content = aes.seal_base64(content.as_bytes()).map_err(RecordError::Seal)?;
+        let wrap = ClientWrap::from_public_pem(self.key.public_key_pem()).map_err(RecordError::ServerKey)?;
+        let wrapped = wrap.wrap(aes.as_bytes()).map_err(RecordError::Seal)?;
+        let envelope = Envelope::new(&id, wrapped, content);
+        if pipeline::create_task(&self.tasks, &self.blobs, &envelope, self.clock.now()).await? == Created::AlreadyExists {
             info!("this version of the document is already a task");
             return Ok(());
-        }
-        let envelope = Envelope {
-            version: Envelope::VERSION,
-            client_id: id.client_id.clone(),
-            task_type: id.task_type,
-            sha256: id.sha256.clone(),
-            aes_key: wrapped,
-            content,
-        };
-        let body = serde_json::to_vec(&envelope).map_err(|e| RecordError::Encode(e.to_string()))?;
-        if let Err(e) = self.blobs.put(&id.envelope_key(), body, Envelope::CONTENT_TYPE).await {
-            // Without its envelope the task would never start: the retry makes both anew.
-            self.tasks.delete(&id).await?;
-            return Err(e.into());
         }
         info!(task = %id, pages = pages.len(), "batch document queued");
         Ok(())
     }
 }
 
-/// A page as clients send it: base64, possibly as a data URL.
-fn decode_page(page: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    let data = page.find(";base64,").map_or(page, |i| &page[i + ";base64,".len()..]);
-    let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-    BASE64.decode(compact)
+/// The input stage: each item (base64, possibly a data URL) decoded and split into its
+/// pages. The error says which item failed and why.
+fn input_pages(items: &[String]) -> Result<Vec<PageInput>, String> {
+    let mut pages = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let bytes = decode_page(item).map_err(|_| format!("item {} is not base64", i + 1))?;
+        pages.extend(input::split(bytes).map_err(|e| format!("item {}: {e}", i + 1))?);
+    }
+    Ok(pages)
+}
+
+/// A page as the engine read it, as the extract function will read it.
+fn page_text(page: Page) -> PageText {
+    PageText {
+        width: page.width,
+        height: page.height,
+        origin: TextOrigin::Ocr,
+        lines: page
+            .lines
+            .into_iter()
+            .map(|line| TextLine { text: line.text, score: line.score, quad: line.quad.map(|p| [p.x, p.y]) })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -323,12 +317,5 @@ mod tests {
     fn keys_arrive_url_encoded_with_plus_for_space() {
         assert_eq!(decode_key("tasks/my+phone%2F1/doc/ab/envelope.json"), "tasks/my phone/1/doc/ab/envelope.json");
         assert_eq!(decode_key("tasks/a%252Fb/doc/ab/envelope.json"), "tasks/a%2Fb/doc/ab/envelope.json");
-    }
-
-    #[test]
-    fn pages_may_be_data_urls() {
-        assert_eq!(decode_page("data:image/png;base64,aGk=").unwrap(), b"hi");
-        assert_eq!(decode_page("aG\\nk=".replace("\\n", "\n").as_str()).unwrap(), b"hi");
-        assert!(decode_page("***").is_err());
     }
 }

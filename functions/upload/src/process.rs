@@ -2,9 +2,11 @@
 
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::sha256_hex;
-use docusnap_core::protocol::{Envelope, ErrorCode, ProcessAnswer, ProcessRequest, TaskContent, Upload as Content};
+use docusnap_core::pipeline;
+use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, Upload as Content};
 use docusnap_core::store::{BlobStore, Created, Outcome, TaskStore};
-use docusnap_core::task::{Task, TaskId, TaskStatus};
+use docusnap_core::task::{Task, TaskId, TaskState};
+use docusnap_core::ErrorCode;
 use tracing::{error, info, warn, Instrument};
 
 use crate::Upload;
@@ -47,71 +49,37 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
             return Err(ErrorCode::Sha256Mismatch);
         }
         let wrapped = upload.aes_key.as_deref().ok_or(ErrorCode::RsaDecryptionFailed)?;
-        let key = self.key.unwrap_aes_key(wrapped).map_err(|_| ErrorCode::RsaDecryptionFailed)?;
-        let plaintext = key.open_base64(&upload.content).map_err(|_| ErrorCode::AesDecryptionFailed)?;
-        TaskContent::parse(id.task_type, &plaintext, &self.limits)?;
+        pipeline::open(&self.key, id, wrapped, &upload.content, &self.limits).map_err(|e| e.request_code())?;
         Ok(())
     }
 
-    /// Checks 10-11: the task item first (its conditional write makes concurrent identical
-    /// uploads create one task), then the envelope object, whose creation starts OCR.
+    /// Checks 10-11: the task item and its envelope (core's pipeline); a lost race for the
+    /// same task answers the winner's state.
     async fn create(&self, id: TaskId, upload: Content, now: Timestamp) -> ProcessAnswer {
-        let wrapped_key = upload.aes_key.clone().unwrap_or_default();
-        let task = Task::new_processing(id.clone(), wrapped_key.clone(), now);
-        match self.tasks.create(&task).await {
-            Ok(Created::New) => {}
-            Ok(Created::AlreadyExists) => {
-                // Another request for the same task won the race: answer its state.
-                return match self.tasks.touch(&id, now).await {
-                    Ok(Some(task)) => self.answer(task, now).await,
-                    Ok(None) => ProcessAnswer::Processing,
-                    Err(e) => {
-                        error!(error = %e, "task lookup after a lost race failed");
-                        ProcessAnswer::Error(ErrorCode::DatabaseError)
-                    }
-                };
-            }
+        let envelope = Envelope::new(&id, upload.aes_key.unwrap_or_default(), upload.content);
+        match pipeline::create_task(&self.tasks, &self.blobs, &envelope, now).await {
+            Ok(Created::New) => ProcessAnswer::Processing,
+            Ok(Created::AlreadyExists) => match self.tasks.touch(&id, now).await {
+                Ok(Some(task)) => self.answer(task, now).await,
+                Ok(None) => ProcessAnswer::Processing,
+                Err(e) => {
+                    error!(error = %e, "task lookup after a lost race failed");
+                    ProcessAnswer::Error(ErrorCode::DatabaseError)
+                }
+            },
             Err(e) => {
                 error!(error = %e, "task creation failed");
-                return ProcessAnswer::Error(ErrorCode::DatabaseError);
+                ProcessAnswer::Error(ErrorCode::DatabaseError)
             }
         }
-        let envelope = Envelope {
-            version: Envelope::VERSION,
-            client_id: id.client_id.clone(),
-            task_type: id.task_type,
-            sha256: id.sha256.clone(),
-            aes_key: wrapped_key,
-            content: upload.content,
-        };
-        let body = match serde_json::to_vec(&envelope) {
-            Ok(body) => body,
-            Err(e) => return self.undo_creation(&id, &e).await,
-        };
-        if let Err(e) = self.blobs.put(&id.envelope_key(), body, Envelope::CONTENT_TYPE).await {
-            return self.undo_creation(&id, &e).await;
-        }
-        info!("task created");
-        ProcessAnswer::Processing
-    }
-
-    /// A task whose envelope could not be stored would never start: remove it so that the
-    /// client's retry creates it afresh, and say the store failed.
-    async fn undo_creation(&self, id: &TaskId, cause: &(dyn std::fmt::Display + Sync)) -> ProcessAnswer {
-        error!(error = %cause, "storing the envelope failed");
-        if let Err(e) = self.tasks.delete(id).await {
-            error!(error = %e, "removing the task without an envelope failed");
-        }
-        ProcessAnswer::Error(ErrorCode::DatabaseError)
     }
 
     /// A stored task's state as the protocol answers it.
     async fn answer(&self, task: Task, now: Timestamp) -> ProcessAnswer {
         if task.is_timed_out(now) {
-            match self.tasks.finish(&task.id, Outcome::Failed(ErrorCode::ProcessingTimeout)).await {
+            match pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(ErrorCode::ProcessingTimeout)).await {
                 Ok(true) => {
                     warn!("task timed out");
-                    docusnap_core::metrics::count("TaskFailures", &[("Code", ErrorCode::ProcessingTimeout.as_str())]);
                     return ProcessAnswer::Error(ErrorCode::ProcessingTimeout);
                 }
                 // It ended meanwhile: answer how.
@@ -130,14 +98,10 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
 }
 
 fn state(task: Task) -> ProcessAnswer {
-    match (task.status, task.result) {
-        (TaskStatus::Processing, _) => ProcessAnswer::Processing,
-        (TaskStatus::Completed, Some(result)) => ProcessAnswer::Completed { result },
-        (TaskStatus::Completed, None) => {
-            error!(task = %task.id, "completed task has no result");
-            ProcessAnswer::Error(ErrorCode::ProcessingError)
-        }
-        (TaskStatus::Error, _) => ProcessAnswer::Error(task.error.unwrap_or(ErrorCode::ProcessingError)),
+    match task.state {
+        TaskState::Processing { .. } => ProcessAnswer::Processing,
+        TaskState::Completed { result, .. } => ProcessAnswer::Completed { result },
+        TaskState::Failed { code } => ProcessAnswer::Error(code),
     }
 }
 
@@ -204,7 +168,7 @@ mod tests {
         assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
         assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
         assert_eq!(app.tasks.len(), 1);
-        let id = TaskId::new("c", upload.task_type, upload.sha256.clone());
+        let id = TaskId::new(upload.client_id.clone(), upload.task_type, upload.sha256.clone());
         assert_eq!(app.blobs.keys(), vec![id.envelope_key()]);
     }
 

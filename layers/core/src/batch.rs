@@ -10,11 +10,14 @@
 //! in where their result goes and in that it is stored unsealed, since no client holds a
 //! key for it. The upload function refuses client ids in the `batch:` namespace.
 
+use serde_json::{json, Value};
+
+use crate::ids::ClientId;
+use crate::protocol::ProcessAnswer;
+use crate::store::Outcome;
 use crate::task::TaskId;
 
 pub const BATCH_PREFIX: &str = "batch/";
-/// Client ids of batch tasks start with this.
-pub const CLIENT_PREFIX: &str = "batch:";
 /// The result file of a folder document.
 pub const FOLDER_RESULT: &str = "result.json";
 /// Image types the engine reads, by file extension.
@@ -66,19 +69,35 @@ impl BatchDocument {
     }
 
     /// The client id its tasks run under.
-    pub fn client_id(&self) -> String {
-        format!("{CLIENT_PREFIX}{}", self.list_prefix())
+    pub fn client_id(&self) -> ClientId {
+        ClientId::batch(self.list_prefix())
     }
 }
 
 /// Whether a task is a batch task.
 pub fn is_batch(id: &TaskId) -> bool {
-    id.client_id.starts_with(CLIENT_PREFIX)
+    id.client_id.is_batch()
+}
+
+/// A batch task's result file, shaped as v1 answers: `{"status": "completed", "result",
+/// "extractor"}` (the result unsealed: no client holds a key for it) or v1's error answer.
+pub fn result_file(outcome: &Outcome) -> Vec<u8> {
+    let value = match outcome {
+        Outcome::Completed { result, extractor } => json!({
+            "status": "completed",
+            "result": serde_json::from_str::<Value>(result).unwrap_or(Value::Null),
+            "extractor": extractor.to_string(),
+        }),
+        Outcome::Failed(code) => ProcessAnswer::Error(*code).to_json(),
+    };
+    let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
+    body.push(b'\n');
+    body
 }
 
 /// Where a batch task's result goes: next to its image, or into its folder.
 pub fn result_key(id: &TaskId) -> Option<String> {
-    let document = id.client_id.strip_prefix(CLIENT_PREFIX)?;
+    let document = id.client_id.batch_document()?;
     if document.ends_with('/') {
         return Some(format!("{document}{FOLDER_RESULT}"));
     }
@@ -89,7 +108,7 @@ pub fn result_key(id: &TaskId) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::TaskType;
+    use crate::ids::TaskType;
 
     #[test]
     fn objects_map_to_documents_and_results_land_beside_them() {
@@ -109,6 +128,6 @@ mod tests {
         for not_a_page in ["batch/trip/result.json", "batch/receipt.result.json", "batch/", "tasks/x/doc/ab/envelope.json", "batch/notes.txt"] {
             assert_eq!(BatchDocument::of_object(not_a_page), None, "{not_a_page}");
         }
-        assert!(!is_batch(&TaskId::new("phone", TaskType::Doc, "ab")));
+        assert!(!is_batch(&TaskId::new(ClientId::parse("phone").unwrap(), TaskType::Doc, "ab")));
     }
 }

@@ -1,5 +1,6 @@
 //! Time as the task rules see it, injectable so tests can move it forward.
 
+#[cfg(any(test, feature = "testing"))]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,9 +24,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock that stands still until told to move: for tests of timeouts and expiry.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub struct ManualClock(AtomicI64);
 
+#[cfg(any(test, feature = "testing"))]
 impl ManualClock {
     pub fn starting_at(now: Timestamp) -> Self {
         Self(AtomicI64::new(now))
@@ -36,6 +39,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         self.0.load(Ordering::SeqCst)

@@ -82,7 +82,7 @@ impl ServerKey {
     /// or PKCS#1 (`BEGIN RSA PRIVATE KEY`, what older tools and the original service used).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let (label, der) = pem_decode(pem)?;
-        let pkcs8 = if label == "RSA PRIVATE KEY" { pkcs1_to_pkcs8(&der) } else { der };
+        let pkcs8 = if label == "RSA PRIVATE KEY" { pkcs1_to_pkcs8(&der)? } else { der };
         let key = PrivateDecryptingKey::from_pkcs8(&pkcs8)
             .map_err(|e| KeyError::Rejected(e.to_string()))?;
         if key.key_size_bits() < MIN_RSA_BITS {
@@ -211,55 +211,32 @@ impl AesKey {
     }
 }
 
+/// The label and DER body of the first PEM block in `pem` (RFC 7468), with any text
+/// before or after it (a comment, a certificate) left out.
 fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
     let start = pem.find("-----BEGIN ").ok_or(KeyError::NoPem)?;
-    let rest = &pem[start + "-----BEGIN ".len()..];
-    let label_end = rest.find("-----").ok_or(KeyError::NoPem)?;
-    let label = rest[..label_end].to_owned();
-    let body_start = label_end + 5;
-    let end = rest.find(&format!("-----END {label}-----")).ok_or(KeyError::NoPem)?;
-    let body: String = rest[body_start..end].chars().filter(|c| !c.is_whitespace()).collect();
-    let der = BASE64.decode(body).map_err(|_| KeyError::PemBase64)?;
-    Ok((label, der))
+    let block = &pem[start..];
+    let end_line = block.find("-----END ").ok_or(KeyError::NoPem)? + "-----END ".len();
+    let end = end_line + block[end_line..].find("-----").ok_or(KeyError::NoPem)? + "-----".len();
+    let (label, der) = pem_rfc7468::decode_vec(block[..end].as_bytes()).map_err(|e| match e {
+        pem_rfc7468::Error::Base64(_) => KeyError::PemBase64,
+        _ => KeyError::NoPem,
+    })?;
+    Ok((label.to_owned(), der))
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    let body = BASE64.encode(der);
-    let mut pem = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str(&format!("-----END {label}-----\n"));
-    pem
+    // Only a label with characters RFC 7468 forbids fails, and ours are constants.
+    pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
 }
 
 /// Wraps a PKCS#1 RSAPrivateKey in a PKCS#8 PrivateKeyInfo, the only form aws-lc-rs takes.
-fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
-    // version 0, AlgorithmIdentifier { rsaEncryption, NULL }
-    const HEADER: &[u8] = &[
-        0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
-        0x01, 0x05, 0x00,
-    ];
-    let mut octets = vec![0x04];
-    octets.extend(der_length(pkcs1.len()));
-    octets.extend_from_slice(pkcs1);
-    let mut body = HEADER.to_vec();
-    body.extend(octets);
-    let mut out = vec![0x30];
-    out.extend(der_length(body.len()));
-    out.extend(body);
-    out
-}
-
-fn der_length(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        return vec![len as u8];
-    }
-    let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
-    let mut out = vec![0x80 | bytes.len() as u8];
-    out.extend(bytes);
-    out
+fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Result<Vec<u8>, KeyError> {
+    use pkcs8::der::asn1::AnyRef;
+    use pkcs8::der::Encode;
+    const RSA_ENCRYPTION: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let algorithm = pkcs8::AlgorithmIdentifierRef { oid: RSA_ENCRYPTION, parameters: Some(AnyRef::NULL) };
+    pkcs8::PrivateKeyInfo::new(algorithm, pkcs1).to_der().map_err(|e| KeyError::Rejected(e.to_string()))
 }
 
 #[cfg(test)]
@@ -324,7 +301,7 @@ mod tests {
         let (_, der) = pem_decode(pkcs8_pem).unwrap();
         // SEQUENCE header (4) + version (3) + AlgorithmIdentifier (15) + OCTET STRING header (4)
         let pkcs1 = &der[26..];
-        assert_eq!(pkcs1_to_pkcs8(pkcs1), der);
+        assert_eq!(pkcs1_to_pkcs8(pkcs1).unwrap(), der);
         let again = ServerKey::from_pem(&pem_encode("RSA PRIVATE KEY", pkcs1)).unwrap();
         assert_eq!(again.public_key_pem(), server.public_key_pem());
     }

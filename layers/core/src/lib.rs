@@ -1,27 +1,39 @@
 //! DocuSnap's core library: what the upload, OCR and extract functions share.
 //!
-//! - [`protocol`]: the v1 wire protocol's requests, answers and error codes.
+//! - [`ids`], [`codes`]: who asks ([`ClientId`]), for what ([`TaskType`]), and every code
+//!   the service answers with ([`ErrorCode`]).
+//! - [`protocol`]: the v1 wire protocol's requests and answers.
 //! - [`crypto`]: the client envelope (RSA-OAEP key wrap, AES-256-CBC, SHA-256).
-//! - [`task`]: a task's identity, state and the rules of its lifetime.
+//! - [`task`]: a task's identity, its typed state and the rules of its lifetime.
+//! - [`pipeline`]: the steps the stages share (open an envelope, create a task, end one).
+//! - [`ocr_output`]: what OCR hands to extraction.
 //! - [`store`]: small traits for the task table, the blob bucket and the queues, with one
-//!   AWS implementation each and in-memory fakes for unit tests.
-//! - [`config`], [`keys`], [`telemetry`]: how a function starts.
+//!   AWS implementation each (and, with the `testing` feature, in-memory fakes).
+//! - [`batch`]: images dropped under `batch/` as tasks of their own.
+//! - [`startup`], [`config`], [`keys`], [`telemetry`], [`metrics`]: how a function starts
+//!   and what it reports.
 
 pub mod aws;
 pub mod batch;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod crypto;
+pub mod ids;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod ocr_output;
+pub mod pipeline;
 pub mod protocol;
-pub mod sqs_event;
 pub mod results;
+pub mod sqs_event;
+pub mod startup;
 pub mod store;
 pub mod task;
 pub mod telemetry;
 
 pub use clock::{Clock, SystemClock, Timestamp};
-pub use protocol::{ErrorCode, TaskType};
-pub use task::{Stage, Task, TaskId, TaskMessage, TaskStatus};
+pub use codes::ErrorCode;
+pub use ids::{ClientId, TaskType};
+pub use task::{ExtractorKind, Stage, Task, TaskId, TaskMessage, TaskState, TaskStatus};

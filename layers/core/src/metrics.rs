@@ -10,7 +10,66 @@ use std::io::Write;
 
 use serde_json::{json, Map, Value};
 
+use crate::codes::ErrorCode;
+use crate::task::ExtractorKind;
+
 pub const NAMESPACE: &str = "DocuSnap";
+
+/// The metric names, one place for each.
+pub mod name {
+    pub const REQUESTS: &str = "Requests";
+    pub const TASK_STAGE_SECONDS: &str = "TaskStageSeconds";
+    pub const OCR_PAGE_MS: &str = "OcrPageMs";
+    pub const LLM_CALL_MS: &str = "LlmCallMs";
+    pub const EXTRACT_MS: &str = "ExtractMs";
+    pub const TASK_FAILURES: &str = "TaskFailures";
+}
+
+/// The function stages whose time since the task's creation is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineStage {
+    Ocr,
+    Extract,
+}
+
+impl PipelineStage {
+    fn as_str(self) -> &'static str {
+        match self {
+            PipelineStage::Ocr => "ocr",
+            PipelineStage::Extract => "extract",
+        }
+    }
+}
+
+/// One API request, by route label and HTTP status.
+pub fn request(route: &str, status: u16) {
+    count(name::REQUESTS, &[("Route", route), ("Status", &status.to_string())]);
+}
+
+/// A task ended with `code`.
+pub fn task_failed(code: ErrorCode) {
+    count(name::TASK_FAILURES, &[("Code", code.as_str())]);
+}
+
+/// Seconds from a task's creation to the end of `stage`'s work on it.
+pub fn stage_seconds(stage: PipelineStage, seconds: i64) {
+    emit(&[("Stage", stage.as_str())], &[(name::TASK_STAGE_SECONDS, seconds.max(0) as f64, Unit::Seconds)]);
+}
+
+/// One page read by OCR.
+pub fn ocr_page(elapsed: std::time::Duration) {
+    millis(name::OCR_PAGE_MS, elapsed, &[]);
+}
+
+/// One LLM call, by outcome (an HTTP status, `timeout` or `transport`).
+pub fn llm_call(elapsed: std::time::Duration, outcome: &str) {
+    millis(name::LLM_CALL_MS, elapsed, &[("Outcome", outcome)]);
+}
+
+/// One extraction that made a result, by the kind of extractor.
+pub fn extracted(extractor: &ExtractorKind, elapsed: std::time::Duration) {
+    millis(name::EXTRACT_MS, elapsed, &[("Extractor", extractor.label())]);
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unit {
@@ -66,12 +125,12 @@ pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) {
 }
 
 /// Counts one event.
-pub fn count(name: &str, dimensions: &[(&str, &str)]) {
+fn count(name: &str, dimensions: &[(&str, &str)]) {
     emit(dimensions, &[(name, 1.0, Unit::Count)]);
 }
 
 /// Records how long something took.
-pub fn millis(name: &str, elapsed: std::time::Duration, dimensions: &[(&str, &str)]) {
+fn millis(name: &str, elapsed: std::time::Duration, dimensions: &[(&str, &str)]) {
     emit(dimensions, &[(name, elapsed.as_secs_f64() * 1000.0, Unit::Milliseconds)]);
 }
 

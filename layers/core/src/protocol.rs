@@ -6,117 +6,16 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::codes::ErrorCode;
 use crate::config::Limits;
+use crate::ids::{ClientId, TaskType};
 use crate::limits::{MAX_BODY_BYTES, MAX_ID_CHARS};
-
-/// What a client asks of a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskType {
-    Doc,
-    Form,
-    Fill,
-}
-
-impl TaskType {
-    pub const ALL: [TaskType; 3] = [TaskType::Doc, TaskType::Form, TaskType::Fill];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskType::Doc => "doc",
-            TaskType::Form => "form",
-            TaskType::Fill => "fill",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    /// Doc and form tasks carry page images to read; fill tasks carry an earlier result.
-    pub fn has_pages(self) -> bool {
-        !matches!(self, TaskType::Fill)
-    }
-}
-
-impl std::fmt::Display for TaskType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = $wire:literal, )*) => {
-        /// Every code the service answers with, v1's and the few this version adds.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum ErrorCode {
-            $( $(#[$doc])* $variant, )*
-        }
-
-        impl ErrorCode {
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
-
-            /// The string clients see.
-            pub fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $wire,)* }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($wire => Some(ErrorCode::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-error_codes! {
-    // v1 request codes, in the order the service checks them.
-    MissingRequiredField = "MISSING_REQUIRED_FIELD",
-    InvalidType = "INVALID_TYPE",
-    MissingContent = "MISSING_CONTENT",
-    TaskNotFound = "TASK_NOT_FOUND",
-    Sha256Mismatch = "SHA256_MISMATCH",
-    RsaDecryptionFailed = "RSA_DECRYPTION_FAILED",
-    AesDecryptionFailed = "AES_DECRYPTION_FAILED",
-    InvalidJson = "INVALID_JSON",
-    DatabaseError = "DATABASE_ERROR",
-    // v1 codes a task can end with.
-    OcrFailure = "OCR_FAILURE",
-    DocPromptConstructionFailed = "DOC_PROMPT_CONSTRUCTION_FAILED",
-    FormPromptConstructionFailed = "FORM_PROMPT_CONSTRUCTION_FAILED",
-    FillPromptConstructionFailed = "FILL_PROMPT_CONSTRUCTION_FAILED",
-    LlmFailure = "LLM_FAILURE",
-    ProcessingError = "PROCESSING_ERROR",
-    ProcessingTimeout = "PROCESSING_TIMEOUT",
-    // v1 code of /clear.
-    CacheClearFailed = "CACHE_CLEAR_FAILED",
-    /// New: a required field has the wrong JSON type, or an id is empty or too long.
-    InvalidField = "INVALID_FIELD",
-    /// New: the request body is larger than [`MAX_BODY_BYTES`].
-    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
-    /// New: the decrypted JSON is not shaped as the task type requires.
-    InvalidContent = "INVALID_CONTENT",
-    /// New: more pages than [`crate::limits::MAX_PAGES`].
-    TooManyPages = "TOO_MANY_PAGES",
-    /// New: a page image larger than [`crate::limits::MAX_IMAGE_BYTES`].
-    ImageTooLarge = "IMAGE_TOO_LARGE",
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+use crate::task::TaskId;
 
 /// A `POST /process` request that passed checks 1-3 of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub task_type: TaskType,
     pub sha256: String,
     /// Present exactly when the client said `has_content: true`.
@@ -156,11 +55,8 @@ impl ProcessRequest {
             .as_str()
             .and_then(TaskType::parse)
             .ok_or(ErrorCode::InvalidType)?;
-        let client_id = id_field(client_id)?;
-        // Batch tasks are the bucket's own: no client may read or clear them.
-        if client_id.starts_with(crate::batch::CLIENT_PREFIX) {
-            return Err(ErrorCode::InvalidField);
-        }
+        // Empty, too long, or in the batch namespace (the bucket's own tasks).
+        let client_id = client_id.as_str().and_then(|id| ClientId::parse(id).ok()).ok_or(ErrorCode::InvalidField)?;
         let sha256 = id_field(sha256)?;
         let has_content = has_content.as_bool().ok_or(ErrorCode::InvalidField)?;
 
@@ -196,7 +92,7 @@ fn id_field(value: &Value) -> Result<String, ErrorCode> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub version: u32,
-    pub client_id: String,
+    pub client_id: ClientId,
     #[serde(rename = "type")]
     pub task_type: TaskType,
     #[serde(rename = "SHA256")]
@@ -208,6 +104,27 @@ pub struct Envelope {
 impl Envelope {
     pub const VERSION: u32 = 1;
     pub const CONTENT_TYPE: &'static str = "application/json";
+
+    /// The envelope of task `id`: the wrapped key and content exactly as the client sent them.
+    pub fn new(id: &TaskId, aes_key: String, content: String) -> Self {
+        Self {
+            version: Self::VERSION,
+            client_id: id.client_id.clone(),
+            task_type: id.task_type,
+            sha256: id.sha256.clone(),
+            aes_key,
+            content,
+        }
+    }
+
+    pub fn task_id(&self) -> TaskId {
+        TaskId::new(self.client_id.clone(), self.task_type, self.sha256.clone())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Strings and a number: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
 
 /// How `POST /process` answers: a task's state, or a refused request.
@@ -240,7 +157,7 @@ impl ProcessAnswer {
 /// A `POST /clear` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClearRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub scope: ClearScope,
 }
 
@@ -272,7 +189,7 @@ impl ClearRequest {
         let client_id = value
             .get("client_id")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.chars().count() <= MAX_ID_CHARS && !s.starts_with(crate::batch::CLIENT_PREFIX))
+            .and_then(|id| ClientId::parse(id).ok())
             .ok_or(ClearRefusal::MissingClientId)?;
         let sha256 = value.get("SHA256").and_then(Value::as_str);
         let task_type = value.get("type").and_then(Value::as_str);
@@ -283,7 +200,7 @@ impl ClearRequest {
             },
             _ => ClearScope::AllTasks,
         };
-        Ok(Self { client_id: client_id.to_owned(), scope })
+        Ok(Self { client_id, scope })
     }
 }
 
@@ -419,6 +336,14 @@ impl TaskContent {
     }
 }
 
+/// A page as clients send it: base64, possibly as a data URL, possibly with line breaks.
+pub fn decode_page(page: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine;
+    let data = page.find(";base64,").map_or(page, |i| &page[i + ";base64,".len()..]);
+    let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact)
+}
+
 /// Upper bound of the bytes a base64 string decodes to, without decoding it. Data-URL
 /// prefixes and line breaks only make the bound looser, never too small.
 pub fn base64_decoded_len(s: &str) -> usize {
@@ -428,14 +353,6 @@ pub fn base64_decoded_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_codes_round_trip_through_their_wire_strings() {
-        for code in ErrorCode::ALL {
-            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
-        }
-        assert_eq!(ErrorCode::parse("NO_SUCH_CODE"), None);
-    }
 
     #[test]
     fn checks_run_in_protocol_order() {
@@ -496,6 +413,13 @@ mod tests {
         assert_eq!(TaskContent::parse(TaskType::Doc, big.as_bytes(), &limits), Err(ContentError::ImageTooLarge));
         let fill = br#"{"to_process":{"title":"Visa form","fields":["Name"]}}"#;
         assert!(matches!(TaskContent::parse(TaskType::Fill, fill, &limits), Ok(TaskContent::Fill { .. })));
+    }
+
+    #[test]
+    fn pages_may_be_data_urls() {
+        assert_eq!(decode_page("data:image/png;base64,aGk=").unwrap(), b"hi");
+        assert_eq!(decode_page("aG\nk=".replace("\\n", "\n").as_str()).unwrap(), b"hi");
+        assert!(decode_page("***").is_err());
     }
 
     #[test]

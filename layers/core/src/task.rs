@@ -1,20 +1,21 @@
 //! A task: what one client asked of one upload, and the rules of its lifetime.
 
 use crate::clock::Timestamp;
+use crate::codes::ErrorCode;
+use crate::ids::{ClientId, TaskType};
 use crate::limits::{PROCESSING_TIMEOUT_SECS, TASK_RETENTION_SECS};
-use crate::protocol::{ErrorCode, TaskType};
 
 /// A task's identity in v1: (client_id, SHA256, type).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TaskId {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub task_type: TaskType,
     pub sha256: String,
 }
 
 impl TaskId {
-    pub fn new(client_id: impl Into<String>, task_type: TaskType, sha256: impl Into<String>) -> Self {
-        Self { client_id: client_id.into(), task_type, sha256: sha256.into() }
+    pub fn new(client_id: ClientId, task_type: TaskType, sha256: impl Into<String>) -> Self {
+        Self { client_id, task_type, sha256: sha256.into() }
     }
 
     /// The sort key within a client's tasks: `type#sha256`.
@@ -22,7 +23,7 @@ impl TaskId {
         format!("{}#{}", self.task_type, self.sha256)
     }
 
-    pub fn from_sort_key(client_id: &str, sort_key: &str) -> Option<Self> {
+    pub fn from_sort_key(client_id: ClientId, sort_key: &str) -> Option<Self> {
         let (task_type, sha256) = sort_key.split_once('#')?;
         Some(Self::new(client_id, TaskType::parse(task_type)?, sha256))
     }
@@ -47,7 +48,7 @@ impl TaskId {
             return None;
         }
         let client_id = percent_encoding::percent_decode_str(client).decode_utf8().ok()?;
-        Some(Self::new(client_id, TaskType::parse(task_type)?, sha256))
+        Some(Self::new(ClientId::stored(&client_id).ok()?, TaskType::parse(task_type)?, sha256))
     }
 }
 
@@ -70,10 +71,112 @@ const KEY_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'~');
 
 /// The prefix of every object of one client.
-pub fn client_prefix(client_id: &str) -> String {
-    format!("{TASKS_PREFIX}{}/", percent_encoding::utf8_percent_encode(client_id, KEY_ESCAPE))
+pub fn client_prefix(client_id: &ClientId) -> String {
+    format!("{TASKS_PREFIX}{}/", percent_encoding::utf8_percent_encode(client_id.as_str(), KEY_ESCAPE))
 }
 
+/// How far a processing task has come, as the store conditions name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The envelope is stored; OCR has not finished.
+    Uploaded,
+    /// OCR output is stored and the extract queue told; a redelivered OCR message skips it.
+    Read,
+    /// An extract function holds the task; a second delivery of the same message leaves it
+    /// alone until the claim is older than [`EXTRACT_CLAIM_SECS`].
+    Extracting,
+}
+
+/// How long an extraction claim holds: longer than the extract function's timeout (five
+/// minutes in template.yaml), so only a claim whose holder is surely gone is taken over.
+pub const EXTRACT_CLAIM_SECS: i64 = 6 * 60;
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Uploaded => "uploaded",
+            Stage::Read => "read",
+            Stage::Extracting => "extracting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Stage::Uploaded, Stage::Read, Stage::Extracting].into_iter().find(|stage| stage.as_str() == s)
+    }
+}
+
+/// What made a result. Recorded beside the result, not in it, since v1 clients render
+/// every key they get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtractorKind {
+    /// An LLM, by its model name.
+    Llm { model: String },
+    /// The offline rules, with no LLM configured.
+    Rules,
+    /// The offline rules, because the LLM failed.
+    RulesFallback,
+}
+
+impl ExtractorKind {
+    /// The metric dimension: the kind without the model.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ExtractorKind::Llm { .. } => "llm",
+            ExtractorKind::Rules => "rules",
+            ExtractorKind::RulesFallback => "rules-fallback",
+        }
+    }
+
+    /// The stored form, `llm:<model>`, `rules` or `rules-fallback`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rules" => Some(ExtractorKind::Rules),
+            "rules-fallback" => Some(ExtractorKind::RulesFallback),
+            _ => s.strip_prefix("llm:").filter(|m| !m.is_empty()).map(|model| ExtractorKind::Llm { model: model.to_owned() }),
+        }
+    }
+}
+
+impl std::fmt::Display for ExtractorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExtractorKind::Llm { model } => write!(f, "llm:{model}"),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// Where a processing task is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Uploaded,
+    Read,
+    /// Claimed for extraction at `claimed_at`.
+    Extracting { claimed_at: Timestamp },
+}
+
+impl Progress {
+    pub fn stage(&self) -> Stage {
+        match self {
+            Progress::Uploaded => Stage::Uploaded,
+            Progress::Read => Stage::Read,
+            Progress::Extracting { .. } => Stage::Extracting,
+        }
+    }
+}
+
+/// The states a task can be in, and what each one carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Still running. The client's AES key, RSA-wrapped exactly as sent, is kept only in
+    /// this state.
+    Processing { progress: Progress, wrapped_key: String },
+    /// Done: `result` is base64(IV || AES-256-CBC(result JSON)) under the client's key.
+    Completed { result: String, extractor: ExtractorKind },
+    Failed { code: ErrorCode },
+}
+
+/// A task's status as v1 names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskStatus {
     Processing,
@@ -97,40 +200,28 @@ impl TaskStatus {
     }
 }
 
-/// How far a processing task has come.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// The envelope is stored; OCR has not finished.
-    Uploaded,
-    /// OCR output is stored and the extract queue told; a redelivered OCR message skips it.
-    Read,
-    /// An extract function holds the task (since `claimed_at`); a second delivery of the
-    /// same message leaves it alone until the claim is older than [`EXTRACT_CLAIM_SECS`].
-    Extracting,
-}
-
-/// How long an extraction claim holds: longer than the extract function's timeout (five
-/// minutes in template.yaml), so only a claim whose holder is surely gone is taken over.
-pub const EXTRACT_CLAIM_SECS: i64 = 6 * 60;
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
+impl TaskState {
+    pub fn status(&self) -> TaskStatus {
         match self {
-            Stage::Uploaded => "uploaded",
-            Stage::Read => "read",
-            Stage::Extracting => "extracting",
+            TaskState::Processing { .. } => TaskStatus::Processing,
+            TaskState::Completed { .. } => TaskStatus::Completed,
+            TaskState::Failed { .. } => TaskStatus::Error,
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Uploaded, Stage::Read, Stage::Extracting].into_iter().find(|stage| stage.as_str() == s)
+    /// The stage of a processing task; `None` once it has ended.
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            TaskState::Processing { progress, .. } => Some(progress.stage()),
+            _ => None,
+        }
     }
 }
 
 /// What a queue message between stages carries: the task's identity, never its content.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskMessage {
-    pub client_id: String,
+    pub client_id: ClientId,
     #[serde(rename = "type")]
     pub task_type: TaskType,
     #[serde(rename = "SHA256")]
@@ -163,20 +254,7 @@ impl TaskId {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
     pub id: TaskId,
-    pub status: TaskStatus,
-    pub stage: Stage,
-    /// Set when `status` is `Error`.
-    pub error: Option<ErrorCode>,
-    /// base64(IV || AES-256-CBC(result JSON)) under the client's key, when completed.
-    pub result: Option<String>,
-    /// The client's AES key, still RSA-wrapped exactly as sent; kept only while the task
-    /// runs, so the later stages can encrypt for the client.
-    pub wrapped_key: Option<String>,
-    /// Which extractor made the result (`llm:<model>` or `rules`): for operators, kept
-    /// beside the result rather than in it, since v1 clients render every key they get.
-    pub extractor: Option<String>,
-    /// When the current extraction claim was taken.
-    pub claimed_at: Option<Timestamp>,
+    pub state: TaskState,
     pub created_at: Timestamp,
     pub last_access: Timestamp,
 }
@@ -186,15 +264,21 @@ impl Task {
     pub fn new_processing(id: TaskId, wrapped_key: String, now: Timestamp) -> Self {
         Self {
             id,
-            status: TaskStatus::Processing,
-            stage: Stage::Uploaded,
-            error: None,
-            result: None,
-            wrapped_key: Some(wrapped_key),
-            extractor: None,
-            claimed_at: None,
+            state: TaskState::Processing { progress: Progress::Uploaded, wrapped_key },
             created_at: now,
             last_access: now,
+        }
+    }
+
+    pub fn status(&self) -> TaskStatus {
+        self.state.status()
+    }
+
+    /// The client's RSA-wrapped key, while the task runs.
+    pub fn wrapped_key(&self) -> Option<&str> {
+        match &self.state {
+            TaskState::Processing { wrapped_key, .. } => Some(wrapped_key),
+            _ => None,
         }
     }
 
@@ -211,7 +295,7 @@ impl Task {
 
     /// Still processing ten minutes after creation: v1 reports `PROCESSING_TIMEOUT`.
     pub fn is_timed_out(&self, now: Timestamp) -> bool {
-        self.status == TaskStatus::Processing && now >= self.created_at + PROCESSING_TIMEOUT_SECS
+        self.status() == TaskStatus::Processing && now >= self.created_at + PROCESSING_TIMEOUT_SECS
     }
 }
 
@@ -227,9 +311,10 @@ mod tests {
     #[test]
     fn envelope_keys_round_trip_even_for_odd_client_ids() {
         for client in ["plain", "with/slash", "spaces and ü", "a%2Fb", "tasks/x"] {
-            let id = TaskId::new(client, TaskType::Form, "ab12");
+            let client = ClientId::parse(client).unwrap();
+            let id = TaskId::new(client.clone(), TaskType::Form, "ab12");
             let key = id.envelope_key();
-            assert!(key.starts_with(&client_prefix(client)));
+            assert!(key.starts_with(&client_prefix(&client)));
             assert_eq!(key.matches('/').count(), 4, "{key}");
             assert_eq!(TaskId::from_envelope_key(&key), Some(id));
         }
@@ -239,25 +324,37 @@ mod tests {
 
     #[test]
     fn one_clients_prefix_never_covers_another_client() {
-        assert!(!client_prefix("ab/c").starts_with(&client_prefix("ab")));
-        assert!(!client_prefix("abc").starts_with(&client_prefix("ab")));
+        let prefix = |id: &str| client_prefix(&ClientId::parse(id).unwrap());
+        assert!(!prefix("ab/c").starts_with(&prefix("ab")));
+        assert!(!prefix("abc").starts_with(&prefix("ab")));
     }
 
     #[test]
     fn timeout_and_expiry_follow_v1_minutes() {
-        let task = Task::new_processing(TaskId::new("c", TaskType::Doc, "s"), "k".into(), 1_000);
+        let task = Task::new_processing(TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, "s"), "k".into(), 1_000);
         assert!(!task.is_timed_out(1_000 + 599));
         assert!(task.is_timed_out(1_000 + 600));
         assert!(!task.is_expired(1_000 + 1440 * 60 - 1));
         assert!(task.is_expired(1_000 + 1440 * 60));
-        let done = Task { status: TaskStatus::Completed, ..task };
+        let done = Task { state: TaskState::Completed { result: "r".into(), extractor: ExtractorKind::Rules }, ..task };
         assert!(!done.is_timed_out(1_000 + 10_000));
     }
 
     #[test]
     fn sort_keys_parse_back() {
-        let id = TaskId::new("c", TaskType::Fill, "ff");
-        assert_eq!(TaskId::from_sort_key("c", &id.sort_key()), Some(id));
-        assert_eq!(TaskId::from_sort_key("c", "nope#ff"), None);
+        let c = ClientId::parse("c").unwrap();
+        let id = TaskId::new(c.clone(), TaskType::Fill, "ff");
+        assert_eq!(TaskId::from_sort_key(c.clone(), &id.sort_key()), Some(id));
+        assert_eq!(TaskId::from_sort_key(c, "nope#ff"), None);
+    }
+
+    #[test]
+    fn extractors_round_trip_through_their_stored_names() {
+        for kind in [ExtractorKind::Rules, ExtractorKind::RulesFallback, ExtractorKind::Llm { model: "glm-4-plus".into() }] {
+            assert_eq!(ExtractorKind::parse(&kind.to_string()), Some(kind));
+        }
+        assert_eq!(ExtractorKind::Llm { model: "m:1".into() }.to_string(), "llm:m:1");
+        assert_eq!(ExtractorKind::parse("llm:"), None);
+        assert_eq!(ExtractorKind::parse("magic"), None);
     }
 }

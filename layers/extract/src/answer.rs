@@ -18,17 +18,15 @@ pub enum AnswerError {
 }
 
 /// The first complete JSON object in `answer` that parses, after any `<think>` block.
+/// Each `{` is tried as the start of a JSON value with serde_json's streaming reader,
+/// which stops at the value's end and ignores what follows it.
 pub fn json_object(answer: &str) -> Result<Map<String, Value>, AnswerError> {
     let text = strip_thinking(answer);
-    let mut from = 0;
-    while let Some(offset) = text[from..].find('{') {
-        let start = from + offset;
-        if let Some(end) = matching_brace(&text[start..]) {
-            if let Ok(Value::Object(object)) = serde_json::from_str(&text[start..start + end]) {
-                return Ok(object);
-            }
+    for (start, _) in text.match_indices('{') {
+        let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+        if let Some(Ok(Value::Object(object))) = values.next() {
+            return Ok(object);
         }
-        from = start + 1;
     }
     Err(AnswerError::NoObject)
 }
@@ -43,34 +41,6 @@ fn strip_thinking(answer: &str) -> &str {
         Some(start) => &answer[..start],
         None => answer,
     }
-}
-
-/// The length of the balanced `{...}` that `text` starts with, braces in strings ignored.
-fn matching_brace(text: &str) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, c) in text.char_indices() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// A doc or form result from the model's object: lenient where the meaning is plain

@@ -15,8 +15,10 @@ pub mod values;
 
 use std::time::Instant;
 
+use docusnap_core::ocr_output::{OcrOutput, PageText};
 use docusnap_core::protocol::Library;
 use docusnap_core::results::ResultError;
+use docusnap_core::task::ExtractorKind;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
@@ -26,12 +28,11 @@ use crate::prompt::PromptError;
 use crate::rules::Line;
 
 /// What the task item records when the rules made the result.
-pub const RULES: &str = "rules";
+pub const RULES: ExtractorKind = ExtractorKind::Rules;
 /// ... and when they made it because the LLM failed.
-pub const RULES_FALLBACK: &str = "rules-fallback";
+pub const RULES_FALLBACK: ExtractorKind = ExtractorKind::RulesFallback;
 
-/// The OCR output of a task as the OCR function stores it: `{"text", "pages": [{"lines":
-/// [{"text", "box"}]}]}`.
+/// A task's OCR output as the extractors read it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OcrText {
     /// Pages joined as PROTOCOL.md's "OCR text" says: what the LLM reads.
@@ -41,31 +42,21 @@ pub struct OcrText {
 }
 
 impl OcrText {
-    pub fn from_json(output: &Value) -> Self {
-        let lines = output["pages"].as_array().into_iter().flatten().flat_map(page_lines).collect();
-        Self { text: output["text"].as_str().unwrap_or_default().to_owned(), lines }
+    pub fn from_output(output: &OcrOutput) -> Self {
+        Self { text: output.text(), lines: output.pages.iter().flat_map(page_lines).collect() }
     }
 }
 
-/// The lines of one `docusnap-ocr` page object, each with its box's height.
-pub fn page_lines(page: &Value) -> Vec<Line> {
-    page["lines"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|line| {
-            let ys: Vec<f64> = line["box"].as_array().into_iter().flatten().filter_map(|p| p[1].as_f64()).collect();
-            let height = ys.iter().cloned().fold(f64::MIN, f64::max) - ys.iter().cloned().fold(f64::MAX, f64::min);
-            Line { text: line["text"].as_str().unwrap_or_default().to_owned(), height: height.max(0.0) as f32 }
-        })
-        .collect()
+/// The lines of one page, each with its box's height.
+pub fn page_lines(page: &PageText) -> Vec<Line> {
+    page.lines.iter().map(|line| Line { text: line.text.clone(), height: line.height() }).collect()
 }
 
 /// A finished extraction: the result JSON the client will get, and what made it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Extraction {
     pub result: Value,
-    pub extractor: String,
+    pub extractor: ExtractorKind,
 }
 
 /// What the client asked for.
@@ -82,10 +73,20 @@ pub enum ExtractError {
     Prompt(#[from] PromptError),
     /// The LLM failed and the rules fallback is switched off.
     #[error("the LLM failed: {0}")]
-    Llm(String),
+    Llm(#[source] LlmFailure),
     /// The rules made a result that does not pass the checks: a bug of ours.
     #[error("the rules' result is invalid: {0}")]
     Invalid(#[from] ResultError),
+}
+
+/// Why the LLM gave no usable answer: the call failed (a 401 and a timeout stay apart,
+/// see [`LlmError::is_retryable`]), or it answered twice with something that did not fit.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmFailure {
+    #[error(transparent)]
+    Call(#[from] LlmError),
+    #[error("the answer did not fit twice: {0}")]
+    Unfit(#[source] AnswerError),
 }
 
 /// Runs extractions with an optional LLM.
@@ -108,7 +109,7 @@ impl<M: ChatModel> Extractor<M> {
             Some(model) => {
                 let parse = |answer: &str| answer::doc_result(answer::json_object(answer)?, is_form, library);
                 match ask(model, messages, deadline, parse).await {
-                    Ok(result) => return Ok(Extraction { result: to_value(&result), extractor: model.name() }),
+                    Ok(result) => return Ok(Extraction { result: to_value(&result), extractor: model.extractor() }),
                     Err(e) => Some(e),
                 }
             }
@@ -130,7 +131,7 @@ impl<M: ChatModel> Extractor<M> {
             Some(model) => {
                 let parse = |answer: &str| Ok(answer::fill_result(answer::json_object(answer)?, &fields, library));
                 match ask(model, messages, deadline, parse).await {
-                    Ok(filled) => return Ok(Extraction { result: Value::Object(filled), extractor: model.name() }),
+                    Ok(filled) => return Ok(Extraction { result: Value::Object(filled), extractor: model.extractor() }),
                     Err(e) => Some(e),
                 }
             }
@@ -141,12 +142,12 @@ impl<M: ChatModel> Extractor<M> {
     }
 
     /// Which name the rules' result goes under, or the LLM's failure when there is no fallback.
-    fn rules_after(&self, llm_failure: Option<String>) -> Result<String, ExtractError> {
+    fn rules_after(&self, llm_failure: Option<LlmFailure>) -> Result<ExtractorKind, ExtractError> {
         match llm_failure {
-            None => Ok(RULES.to_owned()),
+            None => Ok(RULES),
             Some(why) if self.fallback_to_rules => {
                 warn!(why = %why, "the LLM failed; the rules extractor answers instead");
-                Ok(RULES_FALLBACK.to_owned())
+                Ok(RULES_FALLBACK)
             }
             Some(why) => Err(ExtractError::Llm(why)),
         }
@@ -159,8 +160,8 @@ async fn ask<M: ChatModel, T>(
     mut messages: Vec<Message>,
     deadline: Instant,
     parse: impl Fn(&str) -> Result<T, AnswerError>,
-) -> Result<T, String> {
-    let answer = model.complete(&messages, deadline).await.map_err(|e: LlmError| e.to_string())?;
+) -> Result<T, LlmFailure> {
+    let answer = model.complete(&messages, deadline).await?;
     let problem = match parse(&answer) {
         Ok(result) => return Ok(result),
         Err(problem) => problem,
@@ -168,8 +169,8 @@ async fn ask<M: ChatModel, T>(
     info!(problem = %problem, "the LLM's answer did not fit; asking once more");
     messages.push(Message::assistant(answer));
     messages.push(prompt::retry_message(&problem.to_string()));
-    let answer = model.complete(&messages, deadline).await.map_err(|e| e.to_string())?;
-    parse(&answer).map_err(|e| format!("the answer did not fit twice: {e}"))
+    let answer = model.complete(&messages, deadline).await?;
+    parse(&answer).map_err(LlmFailure::Unfit)
 }
 
 fn to_value<T: serde::Serialize>(result: &T) -> Value {

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use docusnap_core::task::ExtractorKind;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::{info, warn};
@@ -41,7 +42,7 @@ impl Message {
 /// ([`HttpChatModel`]); tests of the extraction flow may script their own.
 pub trait ChatModel: Send + Sync {
     /// What the task item records as its extractor, e.g. `llm:glm-4-plus`.
-    fn name(&self) -> String;
+    fn extractor(&self) -> ExtractorKind;
 
     /// The assistant's answer, within `deadline`.
     fn complete(&self, messages: &[Message], deadline: Instant) -> impl Future<Output = Result<String, LlmError>> + Send;
@@ -62,8 +63,9 @@ pub enum LlmError {
 }
 
 impl LlmError {
-    /// Worth another try: rate limits, server errors, timeouts and dropped connections.
-    fn is_transient(&self) -> bool {
+    /// Worth another try: rate limits, server errors, timeouts and dropped connections;
+    /// not a refused key (401, 403), a bad request or an answer that is no completion.
+    pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::Status { status, .. } => *status == 429 || *status >= 500,
             LlmError::Timeout(_) | LlmError::Transport(_) => true,
@@ -227,8 +229,8 @@ impl HttpChatModel {
 }
 
 impl ChatModel for HttpChatModel {
-    fn name(&self) -> String {
-        format!("llm:{}", self.settings.model)
+    fn extractor(&self) -> ExtractorKind {
+        ExtractorKind::Llm { model: self.settings.model.clone() }
     }
 
     async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
@@ -249,7 +251,7 @@ impl ChatModel for HttpChatModel {
                 Err((LlmError::Timeout(_), _)) => "timeout".to_owned(),
                 Err(_) => "error".to_owned(),
             };
-            docusnap_core::metrics::millis("LlmCallMs", started.elapsed(), &[("Outcome", &status)]);
+            docusnap_core::metrics::llm_call(started.elapsed(), &status);
             let (error, retry_after) = match outcome {
                 Ok(answer) => {
                     info!(attempt, ms = started.elapsed().as_millis() as u64, model = %self.settings.model, "LLM answered");
@@ -257,7 +259,7 @@ impl ChatModel for HttpChatModel {
                 }
                 Err(failure) => failure,
             };
-            if !error.is_transient() || attempt >= MAX_ATTEMPTS {
+            if !error.is_retryable() || attempt >= MAX_ATTEMPTS {
                 return Err(error);
             }
             let wait = retry_after.unwrap_or_else(|| backoff(self.settings.backoff_base, attempt)).min(BACKOFF_CAP);
@@ -316,12 +318,12 @@ mod tests {
     #[test]
     fn only_rate_limits_server_errors_and_timeouts_are_retried() {
         let status = |status| LlmError::Status { status, body: String::new() };
-        assert!(status(429).is_transient());
-        assert!(status(503).is_transient());
-        assert!(!status(400).is_transient());
-        assert!(!status(401).is_transient());
-        assert!(LlmError::Timeout(Duration::from_secs(1)).is_transient());
-        assert!(!LlmError::Malformed(String::new()).is_transient());
+        assert!(status(429).is_retryable());
+        assert!(status(503).is_retryable());
+        assert!(!status(400).is_retryable());
+        assert!(!status(401).is_retryable());
+        assert!(LlmError::Timeout(Duration::from_secs(1)).is_retryable());
+        assert!(!LlmError::Malformed(String::new()).is_retryable());
     }
 
     #[test]
@@ -334,6 +336,6 @@ mod tests {
         assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
         let openai = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, "http://x/v1", "qwen", None)).unwrap();
         assert!(openai.body(&[]).get("thinking").is_none());
-        assert_eq!(openai.name(), "llm:qwen");
+        assert_eq!(openai.extractor().to_string(), "llm:qwen");
     }
 }

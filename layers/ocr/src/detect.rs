@@ -1,9 +1,38 @@
-//! Text detection: the input-size policy, and DB post-processing of the probability map
-//! (threshold, dilation, connected regions, minimum-area boxes, scoring, unclip).
+//! Text detection: the [`Detector`] with its model, the input-size policy, and DB
+//! post-processing of the probability map (threshold, dilation, connected regions,
+//! minimum-area boxes, scoring, unclip).
 
 use image::RgbImage;
 
-use crate::geometry::{area_and_perimeter, in_quad, min_area_rect, Point, Quad};
+use crate::geometry::{area_and_perimeter, in_quad, min_area_rect, CropMap, Point, Quad};
+use crate::model::{DetectorSpec, Normalisation};
+use crate::session::Model;
+use crate::error::OcrError;
+
+/// Finds text regions on a page.
+pub(crate) struct Detector {
+    model: Model,
+    spec: DetectorSpec,
+    size: DetSize,
+    db: DbParams,
+}
+
+impl Detector {
+    pub(crate) fn new(model: Model, spec: DetectorSpec, size: DetSize, db: DbParams) -> Self {
+        Self { model, spec, size, db }
+    }
+
+    /// The page's text boxes, in page coordinates.
+    pub(crate) fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, OcrError> {
+        let (w, h) = input_size(image.width(), image.height(), self.size, self.spec.stride);
+        let mut input = vec![0.0f32; 3 * w * h];
+        fill_input(image, w, h, &self.spec.normalisation, &mut input);
+        self.model.run([1, 3, h, w], input, |out_shape, prob| {
+            let (map_h, map_w) = (out_shape[out_shape.len() - 2] as usize, out_shape[out_shape.len() - 1] as usize);
+            Ok(boxes_from_map(prob, map_w, map_h, image.width(), image.height(), &self.db))
+        })
+    }
+}
 
 /// DB post-processing parameters; the defaults are PP-OCR's (and CnOCR's).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,39 +72,39 @@ impl DetSize {
 }
 
 /// The detector's input size for a `width` x `height` page: scaled by the policy, then
-/// rounded to multiples of 32 as the network's strides need.
-pub fn input_size(width: u32, height: u32, policy: DetSize) -> (usize, usize) {
+/// rounded to multiples of the network's `stride`.
+pub(crate) fn input_size(width: u32, height: u32, policy: DetSize, stride: usize) -> (usize, usize) {
     let (w, h) = (width as f32, height as f32);
     let mut ratio = (policy.short_min as f32 / w.min(h)).max(1.0);
     if w.max(h) * ratio > policy.long_max as f32 {
         ratio = policy.long_max as f32 / w.max(h);
     }
-    let round = |v: f32| (((v * ratio) / 32.0).round() as usize * 32).max(32);
+    let round = |v: f32| (((v * ratio) / stride as f32).round() as usize * stride).max(stride);
     (round(w), round(h))
 }
 
-/// Writes the page resized to `w` x `h` into a [3, h, w] tensor, BGR, normalised to [-1, 1].
-pub fn fill_input(image: &RgbImage, w: usize, h: usize, out: &mut [f32]) {
-    let map = crate::geometry::CropMap {
+/// Writes the page resized to `w` x `h` into a [3, h, w] tensor, normalised for the model.
+fn fill_input(image: &RgbImage, w: usize, h: usize, normalisation: &Normalisation, out: &mut [f32]) {
+    let map = CropMap {
         origin: Point::new(0.0, 0.0),
         ex: Point::new(1.0, 0.0),
         ey: Point::new(0.0, 1.0),
         width: image.width() as f32,
         height: image.height() as f32,
     };
-    map.sample_into(image, w, h, w, out);
+    map.sample_into(image, w, h, w, normalisation, out);
 }
 
 /// A detected text box in page coordinates, with the detector's mean probability in it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Detection {
+pub(crate) struct Detection {
     pub quad: Quad,
     pub score: f32,
 }
 
 /// DB post-processing of a `map_w` x `map_h` probability map into boxes on a
 /// `page_w` x `page_h` page.
-pub fn boxes_from_map(prob: &[f32], map_w: usize, map_h: usize, page_w: u32, page_h: u32, params: &DbParams) -> Vec<Detection> {
+pub(crate) fn boxes_from_map(prob: &[f32], map_w: usize, map_h: usize, page_w: u32, page_h: u32, params: &DbParams) -> Vec<Detection> {
     let bitmap = dilate(&threshold(prob, params.thresh), map_w, map_h);
     let mut regions = connected_regions(&bitmap, map_w, map_h);
     regions.sort_by_key(|r| std::cmp::Reverse(r.pixels));
@@ -248,13 +277,13 @@ mod tests {
 
     #[test]
     fn input_size_policies() {
-        assert_eq!(input_size(463, 1013, DetSize::REFERENCE), (736, 1600));
-        assert_eq!(input_size(463, 1013, DetSize::DEFAULT), (512, 1120));
+        assert_eq!(input_size(463, 1013, DetSize::REFERENCE, 32), (736, 1600));
+        assert_eq!(input_size(463, 1013, DetSize::DEFAULT, 32), (512, 1120));
         // A 12-megapixel phone photo is scaled down by its long side.
         // (Rounding to 32 may pass the cap by up to 16 px, as in the reference.)
-        assert_eq!(input_size(3024, 4032, DetSize::DEFAULT), (1504, 2016));
+        assert_eq!(input_size(3024, 4032, DetSize::DEFAULT, 32), (1504, 2016));
         // A long, narrow strip is not scaled past the long-side cap.
-        assert_eq!(input_size(100, 3000, DetSize::DEFAULT), (64, 2016));
-        assert_eq!(input_size(10, 10, DetSize::DEFAULT), (512, 512));
+        assert_eq!(input_size(100, 3000, DetSize::DEFAULT, 32), (64, 2016));
+        assert_eq!(input_size(10, 10, DetSize::DEFAULT, 32), (512, 512));
     }
 }

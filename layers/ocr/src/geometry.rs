@@ -1,6 +1,8 @@
 //! Plane geometry for text boxes: convex hulls, minimum-area rectangles, and the affine
 //! map from a rectified text crop back into the page.
 
+use crate::model::Normalisation;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
     pub x: f32,
@@ -219,10 +221,19 @@ impl CropMap {
     }
 
     /// Samples the crop resized to `out_w` x `out_h` into a CHW tensor slice of row
-    /// length `stride` (the batch's padded width), normalised to [-1, 1] in the BGR order
-    /// the PP-OCR models were trained on. Columns past `out_w` are left as they are.
-    pub fn sample_into(&self, image: &image::RgbImage, out_w: usize, out_h: usize, stride: usize, out: &mut [f32]) {
+    /// length `stride` (the batch's padded width), normalised as the model wants it.
+    /// Columns past `out_w` are left as they are.
+    pub(crate) fn sample_into(
+        &self,
+        image: &image::RgbImage,
+        out_w: usize,
+        out_h: usize,
+        stride: usize,
+        normalisation: &Normalisation,
+        out: &mut [f32],
+    ) {
         let plane = out_h * stride;
+        let planes = normalisation.planes();
         let (sx, sy) = (self.width / out_w as f32, self.height / out_h as f32);
         for ty in 0..out_h {
             let v = (ty as f32 + 0.5) * sy;
@@ -230,18 +241,18 @@ impl CropMap {
             for tx in 0..out_w {
                 let u = (tx as f32 + 0.5) * sx;
                 let p = row.add(self.ex.scale(u));
-                let [r, g, b] = bilinear(image, p.x - 0.5, p.y - 0.5);
+                let rgb = bilinear(image, p.x - 0.5, p.y - 0.5);
                 let i = ty * stride + tx;
-                out[i] = b / 127.5 - 1.0;
-                out[plane + i] = g / 127.5 - 1.0;
-                out[2 * plane + i] = r / 127.5 - 1.0;
+                for (k, (channel, scale, offset)) in planes.iter().enumerate() {
+                    out[k * plane + i] = rgb[*channel] * scale + offset;
+                }
             }
         }
     }
 }
 
 /// Bilinear sample with edge pixels replicated past the border.
-pub fn bilinear(image: &image::RgbImage, x: f32, y: f32) -> [f32; 3] {
+fn bilinear(image: &image::RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (image.width() as i64, image.height() as i64);
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = (x - x0, y - y0);

@@ -1,7 +1,9 @@
 //! Reading order: lines top to bottom, left to right, with fragments of one line merged.
 
-use crate::geometry::{Point, Quad};
-use crate::TextLine;
+use crate::geometry::Quad;
+#[cfg(test)]
+use crate::geometry::Point;
+use crate::page::TextLine;
 
 /// Two boxes are in one row when their vertical extents overlap by at least this share of
 /// the smaller height. Rows are compared box to box, never by a band that grows as boxes
@@ -83,8 +85,9 @@ fn merge(a: TextLine, b: TextLine) -> TextLine {
     TextLine { text: format!("{}{joiner}{}", a.text, b.text), score, quad }
 }
 
-/// A box from its left, top, right and bottom edges: for tests and synthetic input.
-pub fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
+/// A box from its left, top, right and bottom edges.
+#[cfg(test)]
+fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
     [Point::new(l, t), Point::new(r, t), Point::new(r, b), Point::new(l, b)]
 }
 

@@ -1,10 +1,74 @@
-//! Recognition: the character set from the model's metadata, batches grouped by width,
-//! and greedy CTC decoding.
+//! Recognition: the [`Recognizer`] with its model and the character set from the model's
+//! metadata, batches grouped by width, and greedy CTC decoding.
+
+use image::RgbImage;
+
+use crate::geometry::CropMap;
+use crate::model::RecognizerSpec;
+use crate::session::Model;
+use crate::error::OcrError;
+
+/// Reads the text of rectified line crops.
+pub(crate) struct Recognizer {
+    model: Model,
+    spec: RecognizerSpec,
+    charset: Charset,
+    batching: Batching,
+}
+
+impl Recognizer {
+    /// Takes the character set from the model's `character` metadata and checks it
+    /// against the model's output classes.
+    pub(crate) fn new(model: Model, spec: RecognizerSpec, batching: Batching) -> Result<Self, OcrError> {
+        let contents = |what: String| OcrError::ModelContents { path: model.path().to_owned(), what };
+        let character = model.metadata("character").ok_or_else(|| contents("no `character` metadata".into()))?;
+        let charset = Charset::from_metadata(&character);
+        if let Some(classes) = model.output_classes() {
+            if classes != charset.len() {
+                return Err(contents(format!(
+                    "{classes} output classes but {} in its character metadata (+ blank and space)",
+                    charset.len()
+                )));
+            }
+        }
+        Ok(Self { model, spec, charset, batching })
+    }
+
+    /// Each crop's text and mean character probability, in the crops' order.
+    pub(crate) fn recognise(&self, image: &RgbImage, crops: &[CropMap]) -> Result<Vec<(String, f32)>, OcrError> {
+        let height = self.spec.height;
+        let aspects: Vec<f32> = crops.iter().map(|c| c.aspect()).collect();
+        let mut results = vec![(String::new(), 0.0f32); crops.len()];
+        for (members, width) in self.batching.plan(&aspects, height) {
+            let plane = height * width;
+            let mut input = vec![0.0f32; members.len() * 3 * plane];
+            for (k, &i) in members.iter().enumerate() {
+                let w = self.batching.crop_width(aspects[i], height).min(width);
+                let slot = &mut input[k * 3 * plane..(k + 1) * 3 * plane];
+                crops[i].sample_into(image, w, height, width, &self.spec.normalisation, slot);
+            }
+            self.model.run([members.len(), 3, height, width], input, |out_shape, probs| {
+                let (steps, classes) = (out_shape[1] as usize, out_shape[2] as usize);
+                if classes != self.charset.len() {
+                    return Err(OcrError::ModelContents {
+                        path: self.model.path().to_owned(),
+                        what: format!("recognition gave {classes} classes, the charset has {}", self.charset.len()),
+                    });
+                }
+                for (k, &i) in members.iter().enumerate() {
+                    results[i] = self.charset.decode(&probs[k * steps * classes..(k + 1) * steps * classes], steps);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(results)
+    }
+}
 
 /// The recognition model's classes: the CTC blank, the characters its `character`
 /// metadata lists one per line, then a space.
 #[derive(Clone, Debug)]
-pub struct Charset {
+pub(crate) struct Charset {
     classes: Vec<String>,
 }
 
@@ -16,12 +80,9 @@ impl Charset {
         Self { classes }
     }
 
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.classes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.classes.is_empty()
     }
 
     /// Greedy CTC decoding of one sequence of `steps` x `classes` probabilities: the best
@@ -57,7 +118,6 @@ impl Charset {
 /// time on short words for the same text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
-    pub height: usize,
     pub batch: usize,
     pub min_width: usize,
     pub max_width: usize,
@@ -66,25 +126,25 @@ pub struct Batching {
 
 impl Default for Batching {
     fn default() -> Self {
-        Self { height: 48, batch: 6, min_width: 320, max_width: 3200, align: 8 }
+        Self { batch: 6, min_width: 320, max_width: 3200, align: 8 }
     }
 }
 
 impl Batching {
-    /// The crop's width when scaled to the model's height, within the limits.
-    pub fn crop_width(&self, aspect: f32) -> usize {
-        ((self.height as f32 * aspect).ceil() as usize).clamp(1, self.max_width)
+    /// The crop's width when scaled to the model's `height`, within the limits.
+    pub(crate) fn crop_width(&self, aspect: f32, height: usize) -> usize {
+        ((height as f32 * aspect).ceil() as usize).clamp(1, self.max_width)
     }
 
     /// Groups crop indices into batches of similar width; returns each batch's members
     /// and its padded width.
-    pub fn plan(&self, aspects: &[f32]) -> Vec<(Vec<usize>, usize)> {
+    pub(crate) fn plan(&self, aspects: &[f32], height: usize) -> Vec<(Vec<usize>, usize)> {
         let mut order: Vec<usize> = (0..aspects.len()).collect();
         order.sort_by(|&a, &b| aspects[a].total_cmp(&aspects[b]));
         order
             .chunks(self.batch.max(1))
             .map(|members| {
-                let widest = members.iter().map(|&i| self.crop_width(aspects[i])).max().unwrap_or(1);
+                let widest = members.iter().map(|&i| self.crop_width(aspects[i], height)).max().unwrap_or(1);
                 let width = widest.max(self.min_width).div_ceil(self.align) * self.align;
                 (members.to_vec(), width.min(self.max_width.div_ceil(self.align) * self.align))
             })
@@ -117,9 +177,9 @@ mod tests {
     #[test]
     fn batches_group_similar_widths() {
         let batching = Batching { batch: 2, min_width: 64, ..Batching::default() };
-        let plan = batching.plan(&[10.0, 1.0, 2.0, 9.0]);
+        let plan = batching.plan(&[10.0, 1.0, 2.0, 9.0], 48);
         assert_eq!(plan, vec![(vec![1, 2], 96), (vec![3, 0], 480)]);
         let reference = Batching::default();
-        assert_eq!(reference.plan(&[1.0]), vec![(vec![0], 320)]);
+        assert_eq!(reference.plan(&[1.0], 48), vec![(vec![0], 320)]);
     }
 }

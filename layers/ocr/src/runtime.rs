@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::ModelSet;
+
 /// The shared library inside the `onnxruntime==1.31.1` wheel.
 pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
 
@@ -17,38 +19,6 @@ pub mod var {
     pub const THREADS: &str = "DOCUSNAP_OCR_THREADS";
     /// Longest side of the detection input, lowered from the default to save memory.
     pub const DET_LONG_SIDE: &str = "DOCUSNAP_OCR_DET_LONG_SIDE";
-}
-
-/// The two model sets the engine runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelSet {
-    /// PP-OCRv4, as CnOCR and `rapidocr_onnxruntime==1.4.4` run it.
-    PpOcrV4,
-    /// PP-OCRv6 small, as `rapidocr==3.10.0` ships it.
-    PpOcrV6,
-}
-
-impl ModelSet {
-    pub const ALL: [ModelSet; 2] = [ModelSet::PpOcrV4, ModelSet::PpOcrV6];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelSet::PpOcrV4 => "ppocr-v4",
-            ModelSet::PpOcrV6 => "ppocr-v6",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|set| set.name() == name)
-    }
-
-    /// Detection, recognition and direction model files, as the wheels name them.
-    pub fn files(self) -> [&'static str; 3] {
-        match self {
-            ModelSet::PpOcrV4 => ["ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx"],
-            ModelSet::PpOcrV6 => ["PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx"],
-        }
-    }
 }
 
 /// Roots that may hold `lib/` and `models/`, in the order they are tried.

@@ -11,8 +11,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::{Created, Outcome, StoreError, TaskStore};
 use crate::clock::Timestamp;
-use crate::protocol::ErrorCode;
-use crate::task::{expiry_after, Stage, Task, TaskId, TaskStatus};
+use crate::codes::ErrorCode;
+use crate::ids::ClientId;
+use crate::task::{expiry_after, ExtractorKind, Progress, Stage, Task, TaskId, TaskState, TaskStatus};
 
 /// Attribute names, shared with `template.yaml` (key schema and TTL).
 pub mod attr {
@@ -62,7 +63,7 @@ impl DynamoTaskStore {
 
     fn key(id: &TaskId) -> HashMap<String, AttributeValue> {
         HashMap::from([
-            (attr::CLIENT_ID.to_owned(), s(&id.client_id)),
+            (attr::CLIENT_ID.to_owned(), s(id.client_id.as_str())),
             (attr::TASK_KEY.to_owned(), s(id.sort_key())),
         ])
     }
@@ -78,22 +79,22 @@ fn n(value: Timestamp) -> AttributeValue {
 
 fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
     let mut item = DynamoTaskStore::key(&task.id);
-    item.insert(attr::STATUS.into(), s(task.status.as_str()));
-    item.insert(attr::STAGE.into(), s(task.stage.as_str()));
-    if let Some(code) = task.error {
-        item.insert(attr::ERROR_CODE.into(), s(code.as_str()));
-    }
-    if let Some(result) = &task.result {
-        item.insert(attr::RESULT.into(), s(result));
-    }
-    if let Some(key) = &task.wrapped_key {
-        item.insert(attr::WRAPPED_KEY.into(), s(key));
-    }
-    if let Some(extractor) = &task.extractor {
-        item.insert(attr::EXTRACTOR.into(), s(extractor));
-    }
-    if let Some(at) = task.claimed_at {
-        item.insert(attr::CLAIMED_AT.into(), n(at));
+    item.insert(attr::STATUS.into(), s(task.status().as_str()));
+    match &task.state {
+        TaskState::Processing { progress, wrapped_key } => {
+            item.insert(attr::STAGE.into(), s(progress.stage().as_str()));
+            item.insert(attr::WRAPPED_KEY.into(), s(wrapped_key));
+            if let Progress::Extracting { claimed_at } = progress {
+                item.insert(attr::CLAIMED_AT.into(), n(*claimed_at));
+            }
+        }
+        TaskState::Completed { result, extractor } => {
+            item.insert(attr::RESULT.into(), s(result));
+            item.insert(attr::EXTRACTOR.into(), s(extractor.to_string()));
+        }
+        TaskState::Failed { code } => {
+            item.insert(attr::ERROR_CODE.into(), s(code.as_str()));
+        }
     }
     item.insert(attr::CREATED_AT.into(), n(task.created_at));
     item.insert(attr::LAST_ACCESS.into(), n(task.last_access));
@@ -101,35 +102,44 @@ fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
     item
 }
 
+/// Reads an item into a task, once: every combination of attributes a task cannot have
+/// is a [`StoreError::Malformed`] here, not a case for the callers.
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
+    let malformed = |what: &str| StoreError::Malformed(what.to_owned());
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| -> Result<Timestamp, StoreError> {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Malformed(format!("{name} is missing or not a number")))
-    };
-    let client_id = text(attr::CLIENT_ID).ok_or_else(|| StoreError::Malformed("no client_id".into()))?;
+    let number = |name: &str| -> Option<Timestamp> { item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) };
+    let client_id = text(attr::CLIENT_ID).and_then(|id| ClientId::stored(&id).ok()).ok_or_else(|| malformed("client_id"))?;
     let sort_key = text(attr::TASK_KEY).unwrap_or_default();
-    let id = TaskId::from_sort_key(&client_id, &sort_key)
-        .ok_or_else(|| StoreError::Malformed(format!("task key {sort_key:?}")))?;
-    let status = text(attr::STATUS)
-        .and_then(|v| TaskStatus::parse(&v))
-        .ok_or_else(|| StoreError::Malformed("status".into()))?;
-    let stage = text(attr::STAGE).and_then(|v| Stage::parse(&v)).unwrap_or(Stage::Uploaded);
-    // A code this version does not know still ends the task as an error.
-    let error = text(attr::ERROR_CODE).map(|code| ErrorCode::parse(&code).unwrap_or(ErrorCode::ProcessingError));
+    let id = TaskId::from_sort_key(client_id, &sort_key).ok_or_else(|| malformed(&format!("task key {sort_key:?}")))?;
+    let status = text(attr::STATUS).and_then(|v| TaskStatus::parse(&v)).ok_or_else(|| malformed("status"))?;
+    let state = match status {
+        TaskStatus::Processing => {
+            let progress = match text(attr::STAGE).and_then(|v| Stage::parse(&v)).unwrap_or(Stage::Uploaded) {
+                Stage::Uploaded => Progress::Uploaded,
+                Stage::Read => Progress::Read,
+                Stage::Extracting => {
+                    Progress::Extracting { claimed_at: number(attr::CLAIMED_AT).ok_or_else(|| malformed("a claim without claimed_at"))? }
+                }
+            };
+            let wrapped_key = text(attr::WRAPPED_KEY).ok_or_else(|| malformed("a processing task without its wrapped key"))?;
+            TaskState::Processing { progress, wrapped_key }
+        }
+        TaskStatus::Completed => TaskState::Completed {
+            result: text(attr::RESULT).ok_or_else(|| malformed("a completed task without a result"))?,
+            extractor: text(attr::EXTRACTOR)
+                .and_then(|e| ExtractorKind::parse(&e))
+                .ok_or_else(|| malformed("a completed task without a known extractor"))?,
+        },
+        // A code this version does not know still ends the task as an error.
+        TaskStatus::Error => TaskState::Failed {
+            code: text(attr::ERROR_CODE).and_then(|c| ErrorCode::parse(&c)).unwrap_or(ErrorCode::ProcessingError),
+        },
+    };
     Ok(Task {
         id,
-        status,
-        stage,
-        error,
-        result: text(attr::RESULT),
-        wrapped_key: text(attr::WRAPPED_KEY),
-        extractor: text(attr::EXTRACTOR),
-        claimed_at: item.get(attr::CLAIMED_AT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
-        created_at: number(attr::CREATED_AT)?,
-        last_access: number(attr::LAST_ACCESS)?,
+        state,
+        created_at: number(attr::CREATED_AT).ok_or_else(|| malformed("created_at"))?,
+        last_access: number(attr::LAST_ACCESS).ok_or_else(|| malformed("last_access"))?,
     })
 }
 
@@ -188,7 +198,7 @@ impl TaskStore for DynamoTaskStore {
 
     async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
         let (status, field, value, extractor) = match outcome {
-            Outcome::Completed { result, extractor } => (TaskStatus::Completed, attr::RESULT, result, Some(extractor)),
+            Outcome::Completed { result, extractor } => (TaskStatus::Completed, attr::RESULT, result, Some(extractor.to_string())),
             Outcome::Failed(code) => (TaskStatus::Error, attr::ERROR_CODE, code.as_str().to_owned(), None),
         };
         let mut request = self.update(id);
@@ -253,7 +263,7 @@ impl TaskStore for DynamoTaskStore {
         Ok(())
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<usize, StoreError> {
+    async fn delete_client(&self, client_id: &ClientId) -> Result<usize, StoreError> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
@@ -262,7 +272,7 @@ impl TaskStore for DynamoTaskStore {
             .key_condition_expression("#pk = :client")
             .expression_attribute_names("#pk", attr::CLIENT_ID)
             .expression_attribute_names("#sk", attr::TASK_KEY)
-            .expression_attribute_values(":client", s(client_id))
+            .expression_attribute_values(":client", s(client_id.as_str()))
             .projection_expression("#pk, #sk")
             .consistent_read(true)
             .into_paginator()
@@ -312,25 +322,37 @@ impl TaskStore for DynamoTaskStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::TaskType;
+    use crate::ids::TaskType;
+
+    fn id() -> TaskId {
+        TaskId::new(ClientId::parse("c").unwrap(), TaskType::Form, "ab")
+    }
 
     #[test]
-    fn items_round_trip() {
-        let mut task = Task::new_processing(TaskId::new("c", TaskType::Form, "ab"), "wrapped".into(), 100);
+    fn items_round_trip_in_every_state() {
+        let mut task = Task::new_processing(id(), "wrapped".into(), 100);
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
-        task.status = TaskStatus::Error;
-        task.error = Some(ErrorCode::OcrFailure);
-        task.wrapped_key = None;
+        task.state = TaskState::Processing { progress: Progress::Extracting { claimed_at: 150 }, wrapped_key: "w".into() };
+        assert_eq!(from_item(&to_item(&task)).unwrap(), task);
+        task.state = TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into() } };
+        assert_eq!(from_item(&to_item(&task)).unwrap(), task);
+        task.state = TaskState::Failed { code: ErrorCode::OcrFailure };
         let item = to_item(&task);
         assert_eq!(item[attr::EXPIRES_AT], n(100 + 1440 * 60));
+        assert!(!item.contains_key(attr::WRAPPED_KEY));
         assert_eq!(from_item(&item).unwrap(), task);
     }
 
     #[test]
     fn malformed_items_are_errors_not_panics() {
-        let mut item = to_item(&Task::new_processing(TaskId::new("c", TaskType::Doc, "ab"), "k".into(), 1));
+        let mut item = to_item(&Task::new_processing(id(), "k".into(), 1));
         item.insert(attr::STATUS.into(), s("dancing"));
         assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))));
+        item.insert(attr::STATUS.into(), s("completed"));
+        assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))), "completed without a result");
+        item.insert(attr::STATUS.into(), s("processing"));
+        item.insert(attr::STAGE.into(), s("extracting"));
+        assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))), "a claim without its time");
         item.remove(attr::CLIENT_ID);
         assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))));
     }

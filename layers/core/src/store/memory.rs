@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use super::{BlobStore, Created, Outcome, StoreError, StoredObject, TaskStore};
 use crate::clock::Timestamp;
-use crate::task::{Stage, Task, TaskId, TaskStatus};
+use crate::ids::ClientId;
+use crate::task::{Progress, Stage, Task, TaskId, TaskState};
 
 #[derive(Debug, Default)]
 pub struct MemoryTaskStore {
@@ -54,19 +55,11 @@ impl TaskStore for MemoryTaskStore {
 
     async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
         Ok(self.with(|tasks| match tasks.get_mut(id) {
-            Some(task) if task.status == TaskStatus::Processing => {
-                match outcome {
-                    Outcome::Completed { result, extractor } => {
-                        task.status = TaskStatus::Completed;
-                        task.result = Some(result);
-                        task.extractor = Some(extractor);
-                    }
-                    Outcome::Failed(code) => {
-                        task.status = TaskStatus::Error;
-                        task.error = Some(code);
-                    }
-                }
-                task.wrapped_key = None;
+            Some(task) if matches!(task.state, TaskState::Processing { .. }) => {
+                task.state = match outcome {
+                    Outcome::Completed { result, extractor } => TaskState::Completed { result, extractor },
+                    Outcome::Failed(code) => TaskState::Failed { code },
+                };
                 true
             }
             _ => false,
@@ -74,9 +67,15 @@ impl TaskStore for MemoryTaskStore {
     }
 
     async fn advance(&self, id: &TaskId, from: Stage, to: Stage) -> Result<bool, StoreError> {
-        Ok(self.with(|tasks| match tasks.get_mut(id) {
-            Some(task) if task.status == TaskStatus::Processing && task.stage == from => {
-                task.stage = to;
+        Ok(self.with(|tasks| match tasks.get_mut(id).map(|task| &mut task.state) {
+            Some(TaskState::Processing { progress, .. }) if progress.stage() == from => {
+                *progress = match (to, &*progress) {
+                    (Stage::Uploaded, _) => Progress::Uploaded,
+                    (Stage::Read, _) => Progress::Read,
+                    (Stage::Extracting, Progress::Extracting { claimed_at }) => Progress::Extracting { claimed_at: *claimed_at },
+                    // Only a claim moves a task into extraction, with its time.
+                    (Stage::Extracting, _) => return false,
+                };
                 true
             }
             _ => false,
@@ -84,14 +83,15 @@ impl TaskStore for MemoryTaskStore {
     }
 
     async fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> Result<bool, StoreError> {
-        Ok(self.with(|tasks| match tasks.get_mut(id) {
-            Some(task)
-                if task.status == TaskStatus::Processing
-                    && (task.stage == Stage::Read
-                        || (task.stage == Stage::Extracting && task.claimed_at.is_some_and(|at| at < stale_before))) =>
+        Ok(self.with(|tasks| match tasks.get_mut(id).map(|task| &mut task.state) {
+            Some(TaskState::Processing { progress, .. })
+                if match &*progress {
+                    Progress::Read => true,
+                    Progress::Extracting { claimed_at } => *claimed_at < stale_before,
+                    Progress::Uploaded => false,
+                } =>
             {
-                task.stage = Stage::Extracting;
-                task.claimed_at = Some(now);
+                *progress = Progress::Extracting { claimed_at: now };
                 true
             }
             _ => false,
@@ -103,10 +103,10 @@ impl TaskStore for MemoryTaskStore {
         Ok(())
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<usize, StoreError> {
+    async fn delete_client(&self, client_id: &ClientId) -> Result<usize, StoreError> {
         Ok(self.with(|tasks| {
             let before = tasks.len();
-            tasks.retain(|id, _| id.client_id != client_id);
+            tasks.retain(|id, _| &id.client_id != client_id);
             before - tasks.len()
         }))
     }

@@ -5,10 +5,12 @@
 use std::future::Future;
 
 use crate::clock::Timestamp;
-use crate::protocol::ErrorCode;
-use crate::task::{Stage, Task, TaskId};
+use crate::codes::ErrorCode;
+use crate::ids::ClientId;
+use crate::task::{ExtractorKind, Stage, Task, TaskId};
 
 pub mod dynamo;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod s3;
 pub mod sqs;
@@ -21,7 +23,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backing service failed or could not be reached; worth retrying.
+    /// The backing service failed or could not be reached.
     #[error("{operation} failed: {detail}")]
     Backend {
         operation: &'static str,
@@ -32,9 +34,16 @@ pub enum StoreError {
     /// An item that this code did not write, or wrote with another schema.
     #[error("malformed stored item: {0}")]
     Malformed(String),
-    /// The service took the request but left part of a batch undone; worth retrying.
+    /// The service took the request but left part of a batch undone.
     #[error("partly done: {0}")]
     Partial(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later. A malformed item stays malformed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, StoreError::Malformed(_))
+    }
 }
 
 impl StoreError {
@@ -71,7 +80,7 @@ pub enum Created {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// `result` is sealed for the client; `extractor` names what made it.
-    Completed { result: String, extractor: String },
+    Completed { result: String, extractor: ExtractorKind },
     Failed(ErrorCode),
 }
 
@@ -104,7 +113,7 @@ pub trait TaskStore: Send + Sync {
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Forgets every task of a client; returns how many there were.
-    fn delete_client(&self, client_id: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    fn delete_client(&self, client_id: &ClientId) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// An object as listed: enough to tell versions apart and order them.

@@ -5,23 +5,32 @@
 
 use std::io::{BufRead, Write};
 
+use docusnap_core::ocr_output::{PageText, TextLine};
 use docusnap_core::protocol::Library;
 use docusnap_extract::rules::{extract_doc, extract_form};
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// One line of `docusnap-ocr`'s output.
+#[derive(Deserialize)]
+struct OcrLine {
+    file: Value,
+    lines: Vec<TextLine>,
+}
 
 fn main() -> std::process::ExitCode {
     let form = std::env::args().skip(1).any(|a| a == "--form");
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { return std::process::ExitCode::FAILURE };
-        let Ok(page) = serde_json::from_str::<Value>(&line) else {
+        let Ok(page) = serde_json::from_str::<OcrLine>(&line) else {
             eprintln!("docusnap-extract: not a docusnap-ocr JSON line: {line:.80}");
             return std::process::ExitCode::FAILURE;
         };
-        let lines = docusnap_extract::page_lines(&page);
+        let lines = docusnap_extract::page_lines(&PageText { lines: page.lines, ..PageText::default() });
         let library = Library::default();
         let result = if form { extract_form(&lines, &library) } else { extract_doc(&lines, &library) };
-        let _ = writeln!(stdout.lock(), "{}", json!({"file": page["file"], "result": result}));
+        let _ = writeln!(stdout.lock(), "{}", json!({"file": page.file, "result": result}));
     }
     std::process::ExitCode::SUCCESS
 }

@@ -1,0 +1,85 @@
+//! Every code the service answers with, in one registry with their wire strings.
+
+use serde::Serialize;
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $wire:literal, )*) => {
+        /// Every code the service answers with, v1's and the few this version adds.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The string clients see.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $wire,)* }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // v1 request codes, in the order the service checks them.
+    MissingRequiredField = "MISSING_REQUIRED_FIELD",
+    InvalidType = "INVALID_TYPE",
+    MissingContent = "MISSING_CONTENT",
+    TaskNotFound = "TASK_NOT_FOUND",
+    Sha256Mismatch = "SHA256_MISMATCH",
+    RsaDecryptionFailed = "RSA_DECRYPTION_FAILED",
+    AesDecryptionFailed = "AES_DECRYPTION_FAILED",
+    InvalidJson = "INVALID_JSON",
+    DatabaseError = "DATABASE_ERROR",
+    // v1 codes a task can end with.
+    OcrFailure = "OCR_FAILURE",
+    DocPromptConstructionFailed = "DOC_PROMPT_CONSTRUCTION_FAILED",
+    FormPromptConstructionFailed = "FORM_PROMPT_CONSTRUCTION_FAILED",
+    FillPromptConstructionFailed = "FILL_PROMPT_CONSTRUCTION_FAILED",
+    LlmFailure = "LLM_FAILURE",
+    ProcessingError = "PROCESSING_ERROR",
+    ProcessingTimeout = "PROCESSING_TIMEOUT",
+    // v1 code of /clear.
+    CacheClearFailed = "CACHE_CLEAR_FAILED",
+    /// New: a required field has the wrong JSON type, or an id is empty or too long.
+    InvalidField = "INVALID_FIELD",
+    /// New: the request body is larger than [`crate::limits::MAX_BODY_BYTES`].
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    /// New: the decrypted JSON is not shaped as the task type requires.
+    InvalidContent = "INVALID_CONTENT",
+    /// New: more pages than [`crate::limits::MAX_PAGES`].
+    TooManyPages = "TOO_MANY_PAGES",
+    /// New: a page image larger than [`crate::limits::MAX_IMAGE_BYTES`].
+    ImageTooLarge = "IMAGE_TOO_LARGE",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip_through_their_wire_strings() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+        assert_eq!(ErrorCode::parse("NO_SUCH_CODE"), None);
+    }
+}

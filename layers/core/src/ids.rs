@@ -1,0 +1,148 @@
+//! Identities parsed once at the edge: what a client asks for ([`TaskType`]) and who asks
+//! ([`ClientId`]). Past the edge an invalid id cannot exist.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::limits::MAX_ID_CHARS;
+
+/// What a client asks of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskType {
+    Doc,
+    Form,
+    Fill,
+}
+
+impl TaskType {
+    pub const ALL: [TaskType; 3] = [TaskType::Doc, TaskType::Form, TaskType::Fill];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskType::Doc => "doc",
+            TaskType::Form => "form",
+            TaskType::Fill => "fill",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Doc and form tasks carry page images to read; fill tasks carry an earlier result.
+    pub fn has_pages(self) -> bool {
+        !matches!(self, TaskType::Fill)
+    }
+}
+
+impl std::fmt::Display for TaskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Client ids of batch tasks start with this; no client may use the namespace, so no
+/// client can read or clear the bucket's own tasks.
+pub const BATCH_NAMESPACE: &str = "batch:";
+
+/// Who a task belongs to: a client's `client_id`, or a batch document's own id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+/// Why a client id was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientIdError {
+    #[error("the client id is empty")]
+    Empty,
+    #[error("the client id is longer than {MAX_ID_CHARS} characters")]
+    TooLong,
+    #[error("the client id is in the batch namespace")]
+    BatchNamespace,
+}
+
+impl ClientId {
+    /// A client's id as a request carries it: non-empty, at most [`MAX_ID_CHARS`]
+    /// characters, outside the batch namespace.
+    pub fn parse(id: &str) -> Result<Self, ClientIdError> {
+        let id = Self::stored(id)?;
+        if id.is_batch() {
+            return Err(ClientIdError::BatchNamespace);
+        }
+        Ok(id)
+    }
+
+    /// An id read back from our own stores (table items, object keys, queue messages),
+    /// where batch ids are legitimate.
+    pub fn stored(id: &str) -> Result<Self, ClientIdError> {
+        if id.is_empty() {
+            return Err(ClientIdError::Empty);
+        }
+        if id.chars().count() > MAX_ID_CHARS {
+            return Err(ClientIdError::TooLong);
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// The id of a batch document, named by its key or folder prefix in the bucket.
+    pub fn batch(document: &str) -> Self {
+        Self(format!("{BATCH_NAMESPACE}{document}"))
+    }
+
+    /// The batch document a batch task reads, or `None` for a client's task.
+    pub fn batch_document(&self) -> Option<&str> {
+        self.0.strip_prefix(BATCH_NAMESPACE)
+    }
+
+    pub fn is_batch(&self) -> bool {
+        self.batch_document().is_some()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ClientId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(d)?;
+        ClientId::stored(&id).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_checked_once_at_the_edge() {
+        assert_eq!(ClientId::parse("phone-1").map(|c| c.to_string()), Ok("phone-1".to_owned()));
+        assert_eq!(ClientId::parse(""), Err(ClientIdError::Empty));
+        assert_eq!(ClientId::parse(&"é".repeat(MAX_ID_CHARS)).map(|c| c.as_str().chars().count()), Ok(MAX_ID_CHARS));
+        assert_eq!(ClientId::parse(&"x".repeat(MAX_ID_CHARS + 1)), Err(ClientIdError::TooLong));
+        assert_eq!(ClientId::parse("batch:batch/x.jpg"), Err(ClientIdError::BatchNamespace));
+        let batch = ClientId::batch("batch/x.jpg");
+        assert_eq!(ClientId::stored(batch.as_str()), Ok(batch.clone()));
+        assert_eq!(batch.batch_document(), Some("batch/x.jpg"));
+        assert!(!ClientId::parse("phone").unwrap().is_batch());
+    }
+
+    #[test]
+    fn task_types_round_trip_through_their_names() {
+        for t in TaskType::ALL {
+            assert_eq!(TaskType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(TaskType::parse("Doc"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The steps every stage of a task shares, in one place: opening an envelope, creating a
+//! task with its envelope (and undoing it when the envelope cannot be stored), and ending
+//! a task (its outcome, its failure metric, a batch document's result file).
+//!
+//! The upload function, batch ingestion in the OCR function, and the extract function call
+//! these; none of them writes the steps again.
+
+use tracing::{error, info};
+
+use crate::batch;
+use crate::clock::Timestamp;
+use crate::codes::ErrorCode;
+use crate::config::Limits;
+use crate::crypto::{AesKey, CryptoError, ServerKey};
+use crate::metrics;
+use crate::protocol::{ContentError, Envelope, TaskContent};
+use crate::store::{BlobStore, Created, Outcome, StoreError, TaskStore};
+use crate::task::{Task, TaskId};
+
+/// Why an envelope (or a request's encrypted part) does not open to a valid task.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the stored envelope is not an envelope: {0}")]
+    NotAnEnvelope(#[source] serde_json::Error),
+    #[error("the AES key does not unwrap: {0}")]
+    Key(#[source] CryptoError),
+    #[error("the content does not decrypt: {0}")]
+    Decrypt(#[source] CryptoError),
+    #[error(transparent)]
+    Content(#[from] ContentError),
+}
+
+impl OpenError {
+    /// The code a client's request is refused with (PROTOCOL.md checks 7-9).
+    pub fn request_code(&self) -> ErrorCode {
+        match self {
+            OpenError::NotAnEnvelope(_) => ErrorCode::InvalidJson,
+            OpenError::Key(_) => ErrorCode::RsaDecryptionFailed,
+            OpenError::Decrypt(_) => ErrorCode::AesDecryptionFailed,
+            OpenError::Content(e) => (*e).into(),
+        }
+    }
+
+    /// The code a stored task ends with. The upload function checked the key and the
+    /// ciphertext, so their failure means the stored envelope is not the one it checked.
+    pub fn stored_code(&self) -> ErrorCode {
+        match self {
+            OpenError::Content(e) => (*e).into(),
+            _ => ErrorCode::ProcessingError,
+        }
+    }
+}
+
+/// An opened envelope: the client's key (for sealing what goes back) and the content.
+#[derive(Debug)]
+pub struct Opened {
+    pub key: AesKey,
+    pub content: TaskContent,
+}
+
+/// Unwraps the key, decrypts the content and parses it for `id`'s task type.
+pub fn open(server: &ServerKey, id: &TaskId, wrapped_key: &str, content: &str, limits: &Limits) -> Result<Opened, OpenError> {
+    let key = server.unwrap_aes_key(wrapped_key).map_err(OpenError::Key)?;
+    let plaintext = key.open_base64(content).map_err(OpenError::Decrypt)?;
+    let content = TaskContent::parse(id.task_type, &plaintext, limits)?;
+    Ok(Opened { key, content })
+}
+
+/// Opens a stored envelope, as the OCR and extract functions read it from the bucket.
+pub fn open_stored(server: &ServerKey, id: &TaskId, envelope: &[u8], limits: &Limits) -> Result<Opened, OpenError> {
+    let envelope: Envelope = serde_json::from_slice(envelope).map_err(OpenError::NotAnEnvelope)?;
+    open(server, id, &envelope.aes_key, &envelope.content, limits)
+}
+
+/// Creates the task an envelope starts: the item first (its conditional write makes
+/// concurrent identical uploads create one task), then the envelope object, whose creation
+/// starts OCR. A task whose envelope cannot be stored would never start, so its item is
+/// removed again and the store's error returned: a retry creates both afresh.
+pub async fn create_task<T: TaskStore, B: BlobStore>(
+    tasks: &T,
+    blobs: &B,
+    envelope: &Envelope,
+    now: Timestamp,
+) -> Result<Created, StoreError> {
+    let id = envelope.task_id();
+    let task = Task::new_processing(id.clone(), envelope.aes_key.clone(), now);
+    if tasks.create(&task).await? == Created::AlreadyExists {
+        return Ok(Created::AlreadyExists);
+    }
+    if let Err(e) = blobs.put(&id.envelope_key(), envelope.to_json(), Envelope::CONTENT_TYPE).await {
+        error!(error = %e, "storing the envelope failed");
+        if let Err(undo) = tasks.delete(&id).await {
+            error!(error = %undo, "removing the task without an envelope failed");
+        }
+        return Err(e);
+    }
+    info!(task = %id, "task created");
+    Ok(Created::New)
+}
+
+/// Ends a processing task with `outcome`. Counts a failure once, for the delivery that
+/// ended the task, and writes a batch document's result file beside its images. False,
+/// changing nothing, when the task had already ended (cleared, timed out, or finished by
+/// another delivery).
+pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
+    let file = batch::result_key(id).map(|key| (key, batch::result_file(&outcome)));
+    let failed = match &outcome {
+        Outcome::Failed(code) => Some(*code),
+        Outcome::Completed { .. } => None,
+    };
+    if !tasks.finish(id, outcome).await? {
+        info!("the task had already ended");
+        return Ok(false);
+    }
+    if let Some(code) = failed {
+        metrics::task_failed(code);
+    }
+    if let Some((key, body)) = file {
+        blobs.put(&key, body, "application/json").await?;
+        info!(result = %key, "batch result written");
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::crypto::{generate_private_key_pem, ClientWrap};
+    use crate::ids::{ClientId, TaskType};
+    use crate::store::memory::{MemoryBlobStore, MemoryTaskStore};
+    use crate::task::{ExtractorKind, TaskState};
+
+    fn envelope(server: &ServerKey, plaintext: &str) -> (Envelope, AesKey) {
+        let key = AesKey::generate().unwrap();
+        let content = key.seal_base64(plaintext.as_bytes()).unwrap();
+        let wrapped = ClientWrap::from_public_pem(server.public_key_pem()).unwrap().wrap(key.as_bytes()).unwrap();
+        let id = TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, crate::crypto::sha256_hex(content.as_bytes()));
+        (Envelope::new(&id, wrapped, content), key)
+    }
+
+    #[tokio::test]
+    async fn an_envelope_is_created_once_and_opens_to_its_content() {
+        let server = ServerKey::from_pem(&generate_private_key_pem().unwrap()).unwrap();
+        let (envelope, key) = envelope(&server, r#"{"to_process": ["aGk="]}"#);
+        let (tasks, blobs) = (MemoryTaskStore::default(), MemoryBlobStore::default());
+        let now = crate::clock::SystemClock.now();
+        assert_eq!(create_task(&tasks, &blobs, &envelope, now).await.unwrap(), Created::New);
+        assert_eq!(create_task(&tasks, &blobs, &envelope, now).await.unwrap(), Created::AlreadyExists);
+        let id = envelope.task_id();
+        let stored = blobs.get(&id.envelope_key()).await.unwrap().unwrap();
+        let opened = open_stored(&server, &id, &stored, &Limits::default()).unwrap();
+        assert_eq!(opened.key, key);
+        assert!(matches!(opened.content, TaskContent::Pages { ref pages, .. } if pages == &["aGk="]));
+        assert_eq!(open_stored(&server, &id, b"{}", &Limits::default()).unwrap_err().stored_code(), ErrorCode::ProcessingError);
+    }
+
+    #[tokio::test]
+    async fn opening_failures_map_to_the_protocols_codes() {
+        let server = ServerKey::from_pem(&generate_private_key_pem().unwrap()).unwrap();
+        let (envelope, _) = envelope(&server, "not json");
+        let id = envelope.task_id();
+        let limits = Limits::default();
+        let code = |e: OpenError| (e.request_code(), e.stored_code());
+        assert_eq!(code(open(&server, &id, "AAAA", &envelope.content, &limits).unwrap_err()), (ErrorCode::RsaDecryptionFailed, ErrorCode::ProcessingError));
+        let truncated = &envelope.content[..envelope.content.len() - 4];
+        assert_eq!(code(open(&server, &id, &envelope.aes_key, truncated, &limits).unwrap_err()).0, ErrorCode::AesDecryptionFailed);
+        assert_eq!(code(open(&server, &id, &envelope.aes_key, &envelope.content, &limits).unwrap_err()), (ErrorCode::InvalidJson, ErrorCode::InvalidJson));
+    }
+
+    #[tokio::test]
+    async fn a_task_ends_once_and_a_batch_task_leaves_its_result_file() {
+        let (tasks, blobs) = (MemoryTaskStore::default(), MemoryBlobStore::default());
+        let id = TaskId::new(ClientId::batch("batch/r.jpg"), TaskType::Doc, "ab");
+        tasks.create(&Task::new_processing(id.clone(), "k".into(), 1)).await.unwrap();
+        let outcome = Outcome::Completed { result: r#"{"title": "t"}"#.into(), extractor: ExtractorKind::Rules };
+        assert!(end_task(&tasks, &blobs, &id, outcome.clone()).await.unwrap());
+        assert!(!end_task(&tasks, &blobs, &id, Outcome::Failed(ErrorCode::OcrFailure)).await.unwrap());
+        let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
+        assert_eq!(file, serde_json::json!({"status": "completed", "result": {"title": "t"}, "extractor": "rules"}));
+        assert!(matches!(tasks.get(&id, 2).await.unwrap().unwrap().state, TaskState::Completed { .. }));
+    }
+}

@@ -76,16 +76,20 @@ fn one_dockerfile_builds_each_function_as_its_own_bootstrap() {
 fn release_builds_of_the_functions_carry_no_test_helpers() {
     // What the Dockerfile builds: one function's package alone. Its features are resolved
     // without the tests crate, so docusnap-core's and docusnap-ocr's `testing` stay off.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for function in ["upload", "ocr", "extract"] {
-        let manifest = repo_root().join(format!("functions/{function}/Cargo.toml"));
-        let output = std::process::Command::new(&cargo)
+    let tree = |manifest: &str| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = std::process::Command::new(cargo)
             .args(["tree", "--locked", "--offline", "-e", "normal,features", "--prefix", "none", "--manifest-path"])
-            .arg(&manifest)
+            .arg(repo_root().join(manifest))
             .output()
             .expect("running cargo tree");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let tree = String::from_utf8_lossy(&output.stdout);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // The tests crate does switch the helpers on: the check can see them.
+    assert!(tree("tests/Cargo.toml").contains("docusnap-core feature \"testing\""));
+    for function in ["upload", "ocr", "extract"] {
+        let tree = tree(&format!("functions/{function}/Cargo.toml"));
         assert!(tree.contains("docusnap-core"), "{function}: {tree:.400}");
         assert!(!tree.contains("feature \"testing\""), "{function}'s release build has test helpers:\n{tree}");
     }

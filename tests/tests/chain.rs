@@ -112,8 +112,23 @@ async fn one_claim_per_task_and_early_messages_wait_for_the_pages() {
     let task = tasks.get(&id, much_later).await.unwrap().unwrap();
     assert!(matches!(task.state, TaskState::Processing { progress: Progress::Extracting { claimed_at }, .. } if claimed_at == much_later));
 
-    // While the claim holds, the extract message is a no-op that does not fail.
+    // While the claim holds, the extract message fails its record: SQS brings it back after
+    // the visibility timeout, when a dead holder's claim has lapsed. Deleting it would lose
+    // the task if the holder never finished.
     let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
-    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
     assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 202);
+    // The holder died: the redelivery, once its claim (taken at much_later) has lapsed,
+    // finishes the task.
+    t.clock.advance(much_later - START + EXTRACT_CLAIM_SECS + 1);
+    let redelivered = json!({"client_id": client.id, "type": "doc", "SHA256": upload.sha256}).to_string();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![docusnap_tests::sqs_message("again", &redelivered)];
+    let response = docusnap_extract_fn::handle(&extract, event, lambda_deadline()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 200);
+    // A late duplicate of a finished task is deleted: nothing is left to do.
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![docusnap_tests::sqs_message("late", &redelivered)];
+    assert!(docusnap_extract_fn::handle(&extract, event, lambda_deadline()).await.batch_item_failures.is_empty());
 }

@@ -232,6 +232,32 @@ async fn processing_times_out_after_ten_minutes() {
 }
 
 #[tokio::test]
+async fn a_malformed_clear_field_never_widens_the_deletion() {
+    let t = TestStack::new().await;
+    let carol = Client::new("carol");
+    let (c1, c2) = (carol.upload("doc", &doc_content(&[b"c1"], json!({}))), carol.upload("doc", &doc_content(&[b"c2"], json!({}))));
+    for prepared in [&c1, &c2] {
+        assert_eq!(t.process(&prepared.body).await.0, 202);
+    }
+    for malformed in [json!({"client_id": "carol", "SHA256": 123, "type": "doc"}), json!({"client_id": "carol", "SHA256": c1.sha256, "type": 7})] {
+        assert_eq!(t.call("POST", "/clear", malformed.to_string()).await, (400, json!({"error": "INVALID_FIELD"})), "{malformed}");
+    }
+    for prepared in [&c1, &c2] {
+        assert_eq!(t.process(&carol.poll("doc", &prepared.sha256)).await.0, 202, "both tasks are still there");
+    }
+    assert_eq!(t.object_keys().await.len(), 2);
+}
+
+#[tokio::test]
+async fn client_ids_with_control_characters_are_refused() {
+    let t = TestStack::new().await;
+    let sneaky = Client::new("phone\u{1}1");
+    let upload = sneaky.upload("doc", &doc_content(&[b"x"], json!({})));
+    assert_eq!(t.process(&upload.body).await, (400, error("INVALID_FIELD")));
+    assert!(t.items().await.is_empty() && t.object_keys().await.is_empty());
+}
+
+#[tokio::test]
 async fn clear_forgets_one_task_or_all_of_a_clients() {
     let t = TestStack::new().await;
     let alice = Client::new("alice");

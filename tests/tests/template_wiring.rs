@@ -50,8 +50,13 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
         assert!(visibility > mapping.timeout.as_secs(), "{}: visibility {visibility} s vs timeout {:?}", mapping.queue, mapping.timeout);
         assert!(mapping.report_batch_item_failures, "{} reports partial batch failures", mapping.function);
     }
+    // function timeout < claim lifetime < visibility timeout: a message that comes back
+    // after its holder died finds the claim lapsed, and no live holder loses its claim.
     let extract = template.resource("ExtractFunction").unwrap();
-    assert!(docusnap_core::task::EXTRACT_CLAIM_SECS as u64 > number(extract["Properties"].get("Timeout")));
+    let claim = docusnap_core::task::EXTRACT_CLAIM_SECS as u64;
+    let timeout = number(extract["Properties"].get("Timeout"));
+    let visibility = number(queues["ExtractQueue"].get("VisibilityTimeout"));
+    assert!(timeout < claim && claim < visibility, "timeout {timeout} s, claim {claim} s, visibility {visibility} s");
     // Every dead-letter queue is watched.
     let alarmed: BTreeSet<String> = template
         .resources_of_type("AWS::CloudWatch::Alarm")

@@ -55,6 +55,11 @@ pub enum RecordError {
     /// The OCR function sends its message just before it marks the task read.
     #[error("the task's pages are not marked read yet")]
     NotReadYet,
+    /// Another delivery holds a fresh claim on the task. The message must come back: if
+    /// that holder dies, only a redelivery (after the queue's visibility timeout, which
+    /// outlasts the claim) can take the lapsed claim over and finish the task.
+    #[error("another delivery holds the task's claim")]
+    ClaimHeld,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the result could not be sealed: {0}")]
@@ -131,7 +136,13 @@ where
             tokio::time::sleep(NOT_READ_WAIT).await;
         };
         if !self.tasks.claim(id, now, now - EXTRACT_CLAIM_SECS).await? {
-            info!("another delivery holds the task; skipped");
+            // Deleted only once the task has ended or left extraction, never while a claim
+            // whose holder may have died still stands.
+            let held = self.tasks.get(id, now).await?.is_some_and(|task| task.state.stage() == Some(Stage::Extracting));
+            if held {
+                return Err(RecordError::ClaimHeld);
+            }
+            info!("the task ended or moved on meanwhile; nothing to do");
             return Ok(());
         }
         let started = Instant::now();

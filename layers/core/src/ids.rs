@@ -58,12 +58,18 @@ pub enum ClientIdError {
     TooLong,
     #[error("the client id is in the batch namespace")]
     BatchNamespace,
+    /// Control characters have no place in an id that ends up in logs and storage keys.
+    #[error("the client id holds a control character")]
+    ControlCharacter,
 }
 
 impl ClientId {
     /// A client's id as a request carries it: non-empty, at most [`MAX_ID_CHARS`]
-    /// characters, outside the batch namespace.
+    /// characters, no control characters, outside the batch namespace.
     pub fn parse(id: &str) -> Result<Self, ClientIdError> {
+        if id.chars().any(char::is_control) {
+            return Err(ClientIdError::ControlCharacter);
+        }
         let id = Self::stored(id)?;
         if id.is_batch() {
             return Err(ClientIdError::BatchNamespace);
@@ -132,6 +138,9 @@ mod tests {
         assert_eq!(ClientId::parse(&"é".repeat(MAX_ID_CHARS)).map(|c| c.as_str().chars().count()), Ok(MAX_ID_CHARS));
         assert_eq!(ClientId::parse(&"x".repeat(MAX_ID_CHARS + 1)), Err(ClientIdError::TooLong));
         assert_eq!(ClientId::parse("batch:batch/x.jpg"), Err(ClientIdError::BatchNamespace));
+        for control in ["a\u{1}b", "tab\there", "line\n", "del\u{7f}", "c1\u{85}"] {
+            assert_eq!(ClientId::parse(control), Err(ClientIdError::ControlCharacter), "{control:?}");
+        }
         let batch = ClientId::batch("batch/x.jpg");
         assert_eq!(ClientId::stored(batch.as_str()), Ok(batch.clone()));
         assert_eq!(batch.batch_document(), Some("batch/x.jpg"));

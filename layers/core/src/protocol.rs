@@ -178,6 +178,9 @@ pub enum ClearScope {
 pub enum ClearRefusal {
     MissingClientId,
     PayloadTooLarge,
+    /// `SHA256` or `type` is present but not a string. Read as absent, it would widen the
+    /// clear to every task of the client; a malformed field never widens a deletion.
+    InvalidField,
 }
 
 impl ClearRequest {
@@ -191,8 +194,13 @@ impl ClearRequest {
             .and_then(Value::as_str)
             .and_then(|id| ClientId::parse(id).ok())
             .ok_or(ClearRefusal::MissingClientId)?;
-        let sha256 = value.get("SHA256").and_then(Value::as_str);
-        let task_type = value.get("type").and_then(Value::as_str);
+        let optional_string = |name: &str| match value.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(ClearRefusal::InvalidField),
+        };
+        let sha256 = optional_string("SHA256")?;
+        let task_type = optional_string("type")?;
         let scope = match (sha256, task_type) {
             (Some(sha256), Some(t)) => match TaskType::parse(t) {
                 Some(task_type) => ClearScope::Task { task_type, sha256: sha256.to_owned() },
@@ -212,6 +220,7 @@ pub fn clear_refused(refusal: ClearRefusal) -> (u16, Value) {
     match refusal {
         ClearRefusal::MissingClientId => (400, json!({"error": "Missing client_id"})),
         ClearRefusal::PayloadTooLarge => (400, json!({"error": ErrorCode::PayloadTooLarge})),
+        ClearRefusal::InvalidField => (400, json!({"error": ErrorCode::InvalidField})),
     }
 }
 
@@ -432,5 +441,8 @@ mod tests {
         assert_eq!(odd.scope, ClearScope::NoSuchTask);
         assert_eq!(ClearRequest::parse(b"{}"), Err(ClearRefusal::MissingClientId));
         assert_eq!(ClearRequest::parse(b"garbage"), Err(ClearRefusal::MissingClientId));
+        for malformed in [r#"{"client_id":"c","SHA256":123,"type":"doc"}"#, r#"{"client_id":"c","SHA256":"s","type":["doc"]}"#, r#"{"client_id":"c","type":{}}"#] {
+            assert_eq!(ClearRequest::parse(malformed.as_bytes()), Err(ClearRefusal::InvalidField), "{malformed}");
+        }
     }
 }

@@ -132,3 +132,32 @@ async fn one_claim_per_task_and_early_messages_wait_for_the_pages() {
     event.records = vec![docusnap_tests::sqs_message("late", &redelivered)];
     assert!(docusnap_extract_fn::handle(&extract, event, lambda_deadline()).await.batch_item_failures.is_empty());
 }
+
+/// `cargo lambda watch` sends a deadline in 1970: read as time left, no LLM was ever asked
+/// locally. The configured timeout stands in for it, and the LLM answers.
+#[tokio::test]
+async fn with_cargo_lambdas_deadline_the_llm_is_still_asked() {
+    use docusnap_extract::llm::{HttpChatModel, LlmSettings, Provider};
+    use docusnap_tests::stub::{Reply, Server};
+    let t = TestStack::new().await;
+    let answer = r#"{"title": "Corner Bakery receipt", "tags": ["receipt"], "description": "A receipt.", "kv": {"Total": "23.40"}}"#;
+    let server = Server::scripted("/v1", vec![Reply::json(200, json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]
+    }))]).await;
+    let model = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, server.base.clone(), "qwen", None)).unwrap();
+    let (ocr, extract) = (t.ocr_function(), t.extract_function(Some(model)));
+    let client = Client::new("local-deadline");
+    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&RECEIPT, LATIN_FONT, 32.0))]}));
+    t.process(&upload.body).await;
+    docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = 600_000;
+    let deadline = docusnap_extract_fn::invocation_deadline(&context, docusnap_extract_fn::DEFAULT_FUNCTION_TIMEOUT);
+    let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, deadline).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(server.seen().len(), 1, "the LLM was asked once");
+    let result = result_of(&t, &client, "doc", &upload).await;
+    assert_eq!(result["title"], "Corner Bakery receipt", "{result}");
+}

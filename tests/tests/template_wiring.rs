@@ -57,6 +57,9 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
     let timeout = number(extract["Properties"].get("Timeout"));
     let visibility = number(queues["ExtractQueue"].get("VisibilityTimeout"));
     assert!(timeout < claim && claim < visibility, "timeout {timeout} s, claim {claim} s, visibility {visibility} s");
+    // The function knows its own timeout, for invocations whose deadline is unusable.
+    let told = &extract["Properties"]["Environment"]["Variables"][docusnap_extract_fn::FUNCTION_TIMEOUT_VAR];
+    assert_eq!(number(Some(told)), timeout);
     // Every dead-letter queue is watched.
     let alarmed: BTreeSet<String> = template
         .resources_of_type("AWS::CloudWatch::Alarm")

@@ -4,7 +4,7 @@
 //! rules, seals it under the client's key and completes the task. [`handle`] is the whole
 //! Lambda handler, callable from tests.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docusnap_core::batch;
@@ -30,6 +30,27 @@ pub use startup::{from_env, AwsExtract, StartupError};
 /// Kept back from the Lambda's deadline for sealing, storing and, after an LLM that ran
 /// out of time, the rules fallback (milliseconds of work; seconds of margin for S3).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+
+/// The function's timeout when the environment does not say (template.yaml's `Timeout`).
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// The function's configured timeout, in seconds: template.yaml sets it to the function's
+/// own `Timeout`, and so does the local stack, which resolves the template.
+pub const FUNCTION_TIMEOUT_VAR: &str = "DOCUSNAP_FUNCTION_TIMEOUT_SECS";
+
+/// The invocation's deadline. Lambda sends it as milliseconds since the epoch; `cargo
+/// lambda watch` sends the literal 600000 (a moment in 1970), which read as a time left the
+/// LLM was never asked. A deadline already past when the invocation starts is therefore
+/// taken as unknown, and the configured `timeout` stands in for it.
+pub fn invocation_deadline(context: &lambda_runtime::Context, timeout: Duration) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    match context.deadline.checked_sub(now_ms).filter(|&left| left > 0) {
+        Some(left) => Instant::now() + Duration::from_millis(left),
+        None => {
+            warn!(deadline_ms = context.deadline, timeout_s = timeout.as_secs(), "the invocation's deadline has already passed; the configured timeout stands in");
+            Instant::now() + timeout
+        }
+    }
+}
 
 /// How often, and how long each time, a message for a task not yet marked read waits
 /// before it is left to SQS to deliver again.
@@ -221,6 +242,20 @@ mod tests {
     use docusnap_core::results::ResultError;
     use docusnap_extract::llm::LlmError;
     use docusnap_extract::LlmFailure;
+
+    #[test]
+    fn a_deadline_already_past_is_replaced_by_the_configured_timeout() {
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = 600_000; // what cargo lambda watch sends
+        let timeout = Duration::from_secs(300);
+        let deadline = invocation_deadline(&context, timeout);
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(295) && left <= timeout, "{left:?}");
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        context.deadline = now_ms + 42_000; // what Lambda sends
+        let left = invocation_deadline(&context, timeout).saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(40) && left <= Duration::from_secs(42), "{left:?}");
+    }
 
     #[test]
     fn each_failure_ends_with_the_code_of_its_task_type() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The web page in headless Chromium (Debian's, driven by Playwright) against a running
 local stack: upload a rendered receipt as a document, see its title and key/values, then a
-rendered form, and fill it from the results the page kept.
+rendered form, and fill it from the results the page kept; then forget the results, in the
+browser and on the server. The page runs under its Content-Security-Policy: a script or
+style it blocks would break these steps and show up as a console error.
 
     .venv/bin/python tests/browser/page_test.py API_BASE
 """
@@ -21,8 +23,10 @@ def main(base):
         page = browser.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(base.rstrip("/") + "/")
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        response = page.goto(base.rstrip("/") + "/")
         assert page.title() == "DocuSnap", page.title()
+        assert "default-src 'none'" in response.headers.get("content-security-policy", ""), response.headers
 
         page.set_input_files("#files", os.path.join(ROOT, "tests", "fixtures", "receipt.png"))
         page.check("#type-doc")
@@ -47,6 +51,15 @@ def main(base):
         page.wait_for_function("document.getElementById('title').textContent === 'Filled form'", timeout=WAIT_MS)
         filled = page.inner_text("#kv")
         assert "CORNER BAKERY" in filled and "2026-03-25" in filled, filled
+
+        # "Forget my results" clears this browser's tasks on the server too.
+        client = page.evaluate("localStorage.getItem('docusnap.client')")
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/clear")) as cleared:
+            page.click("#forget")
+        assert cleared.value.status == 200, cleared.value.status
+        assert client in cleared.value.request.post_data, cleared.value.request.post_data
+        page.wait_for_function("document.getElementById('status').textContent.includes('on the server')", timeout=30_000)
+        assert page.evaluate("localStorage.getItem('docusnap.library')") is None
         assert not errors, errors
         browser.close()
     print("browser test: ok")

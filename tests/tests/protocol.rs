@@ -341,3 +341,22 @@ async fn the_web_page_is_served_at_the_root_and_speaks_v1_itself() {
     }
     assert_eq!(t.call("POST", "/", lambda_http::Body::Empty).await.0, 404);
 }
+
+#[tokio::test]
+async fn the_page_is_served_with_a_policy_that_admits_only_its_own_code() {
+    let t = TestStack::new().await;
+    let request = http::Request::builder().method("GET").uri("/").body(lambda_http::Body::Empty).unwrap();
+    let response = docusnap_upload::handle(&t.app, request).await.unwrap();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "DENY");
+    let policy = header("content-security-policy");
+    assert!(policy.starts_with("default-src 'none';") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    // The hashes are those of the page's own inline blocks, and there is one per block.
+    let page = String::from_utf8(response.body().to_vec()).unwrap();
+    let script = page.split("<script>").nth(1).and_then(|r| r.split("</script>").next()).unwrap();
+    let script_hash = format!("script-src 'sha256-{}';", docusnap_core::crypto::sha256_base64(script.as_bytes()));
+    assert!(policy.contains(&script_hash), "{policy}");
+    assert_eq!(policy.matches("'sha256-").count(), page.matches("<script>").count() + page.matches("<style>").count());
+    assert!(!page.contains(" onclick=") && !page.contains(" style="), "inline handlers and style attributes would be blocked");
+}

@@ -65,6 +65,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex
 }
 
+/// Base64 SHA-256, as Content-Security-Policy hashes and HTTP digests carry it.
+pub fn sha256_base64(data: &[u8]) -> String {
+    BASE64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
 /// The server's RSA key pair: unwraps clients' AES keys, and publishes its public half.
 pub struct ServerKey {
     private: OaepPrivateDecryptingKey,
@@ -259,6 +264,11 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn base64_sha256_matches_the_known_vector() {
+        assert_eq!(sha256_base64(b"abc"), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
     }
 
     #[test]

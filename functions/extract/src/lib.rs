@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(error_code(TaskType::Doc, &no_text()), ErrorCode::DocPromptConstructionFailed);
         assert_eq!(error_code(TaskType::Form, &no_text()), ErrorCode::FormPromptConstructionFailed);
         assert_eq!(error_code(TaskType::Fill, &ExtractError::Prompt(PromptError::NoFields)), ErrorCode::FillPromptConstructionFailed);
-        let refused = LlmError::Status { status: 401, body: String::new() };
+        let refused = LlmError::Status { status: 401, body_bytes: 0 };
         assert!(!refused.is_retryable(), "a refused key is not retried like a timeout");
         assert_eq!(error_code(TaskType::Doc, &ExtractError::Llm(LlmFailure::Call(refused))), ErrorCode::LlmFailure);
         assert_eq!(error_code(TaskType::Doc, &ExtractError::Invalid(ResultError::EmptyTitle)), ErrorCode::ProcessingError);

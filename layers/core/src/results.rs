@@ -59,8 +59,20 @@ pub enum ResultError {
     TagCount(usize),
     #[error("a form's kv must hold \"{FORM_TYPE_KEY}\"")]
     NoFormType,
-    #[error("\"{0}\" is both a pre-printed value and a field to fill")]
+    /// The label is document text: it is in [`ResultError::for_model`], never in the
+    /// message (which ends up in logs).
+    #[error("a label is both a pre-printed value and a field to fill")]
     FieldInKv(String),
+}
+
+impl ResultError {
+    /// The reason as the model is told it when asked once more: with the label it chose.
+    pub fn for_model(&self) -> String {
+        match self {
+            ResultError::FieldInKv(label) => format!("\"{label}\" is both a pre-printed value and a field to fill"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Flattens nested objects and lists into dotted keys, lists numbered from 1:

@@ -17,6 +17,17 @@ pub enum AnswerError {
     Result(#[from] ResultError),
 }
 
+impl AnswerError {
+    /// What the model is told when asked once more. Unlike the message, it may quote
+    /// document text (a label the model chose), so it goes to the model, not to logs.
+    pub fn for_model(&self) -> String {
+        match self {
+            AnswerError::Result(e) => e.for_model(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The first complete JSON object in `answer` that parses, after any `<think>` block.
 /// Each `{` is tried as the start of a JSON value with serde_json's streaming reader,
 /// which stops at the value's end and ignores what follows it.

@@ -168,7 +168,7 @@ async fn ask<M: ChatModel, T>(
     };
     info!(problem = %problem, "the LLM's answer did not fit; asking once more");
     messages.push(Message::assistant(answer));
-    messages.push(prompt::retry_message(&problem.to_string()));
+    messages.push(prompt::retry_message(&problem.for_model()));
     let answer = model.complete(&messages, deadline).await?;
     parse(&answer).map_err(LlmFailure::Unfit)
 }

@@ -50,8 +50,10 @@ pub trait ChatModel: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    #[error("the LLM answered HTTP {status}: {body:.300}")]
-    Status { status: u16, body: String },
+    /// The body is not kept: a provider's error may quote the prompt, and with it the
+    /// document, and errors end up in logs.
+    #[error("the LLM answered HTTP {status} ({body_bytes} bytes of body)")]
+    Status { status: u16, body_bytes: usize },
     #[error("the LLM did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the LLM could not be reached: {0}")]
@@ -214,8 +216,7 @@ impl HttpChatModel {
             .map(Duration::from_secs_f64);
         let bytes = response.bytes().await.map_err(|e| (transport(e), None))?;
         if !status.is_success() {
-            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(2000)]).into_owned();
-            return Err((LlmError::Status { status: status.as_u16(), body }, retry_after));
+            return Err((LlmError::Status { status: status.as_u16(), body_bytes: bytes.len() }, retry_after));
         }
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err((LlmError::Malformed(format!("{} bytes", bytes.len())), None));
@@ -317,7 +318,7 @@ mod tests {
 
     #[test]
     fn only_rate_limits_server_errors_and_timeouts_are_retried() {
-        let status = |status| LlmError::Status { status, body: String::new() };
+        let status = |status| LlmError::Status { status, body_bytes: 0 };
         assert!(status(429).is_retryable());
         assert!(status(503).is_retryable());
         assert!(!status(400).is_retryable());

@@ -109,17 +109,19 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
         // get, advance, finish, and create/delete for batch documents; the envelope in,
-        // ocr.bin out; batch pages listed and read, envelopes and error files written.
+        // ocr.bin out, both deleted when a task ends here; batch pages listed and read,
+        // envelopes and error files written.
         "OcrFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
             ("dynamodb:DeleteItem", table),
             ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch),
-            ("s3:ListBucket", "UploadsBucket"),
+            ("s3:ListBucket", "UploadsBucket"), ("s3:DeleteObject", objects),
             ("sqs:SendMessage", "ExtractQueue"), ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
-        // get, claim, advance, finish; the envelope and ocr.bin in; batch results out.
+        // get, claim, advance, finish; the envelope and ocr.bin in, and deleted when the
+        // task ends; batch results out.
         "ExtractFunction" => &[
-            ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects),
+            ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects), ("s3:DeleteObject", objects),
             ("s3:PutObject", batch),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
         ],

@@ -133,6 +133,9 @@ mod tests {
         async fn list(&self, _: &str) -> Result<Vec<docusnap_core::store::StoredObject>, StoreError> {
             Ok(Vec::new())
         }
+        async fn delete(&self, _: &[String]) -> Result<(), StoreError> {
+            Ok(())
+        }
         async fn delete_prefix(&self, _: &str) -> Result<usize, StoreError> {
             Ok(0)
         }

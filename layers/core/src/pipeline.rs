@@ -83,7 +83,7 @@ pub async fn create_task<T: TaskStore, B: BlobStore>(
     now: Timestamp,
 ) -> Result<Created, StoreError> {
     let id = envelope.task_id();
-    let task = Task::new_processing(id.clone(), envelope.aes_key.clone(), now);
+    let task = Task::new_processing(id.clone(), now);
     if tasks.create(&task).await? == Created::AlreadyExists {
         return Ok(Created::AlreadyExists);
     }
@@ -99,9 +99,10 @@ pub async fn create_task<T: TaskStore, B: BlobStore>(
 }
 
 /// Ends a processing task with `outcome`. Counts a failure once, for the delivery that
-/// ended the task, and writes a batch document's result file beside its images. False,
-/// changing nothing, when the task had already ended (cleared, timed out, or finished by
-/// another delivery).
+/// ended the task, writes a batch document's result file beside its images, and deletes
+/// the task's envelope and OCR output: the result in the table is all a client can still
+/// fetch, so nothing else of the document stays at rest. False, changing nothing, when the
+/// task had already ended (cleared, timed out, or finished by another delivery).
 pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
     let file = batch::result_key(id).map(|key| (key, batch::result_file(&outcome)));
     let failed = match &outcome {
@@ -118,6 +119,11 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &Tas
     if let Some((key, body)) = file {
         blobs.put(&key, body, "application/json").await?;
         info!(result = %key, "batch result written");
+    }
+    // The bucket's lifecycle rule removes task objects after a day in any case: a failed
+    // delete is logged, not retried.
+    if let Err(e) = blobs.delete(&[id.envelope_key(), id.ocr_key()]).await {
+        error!(error = %e, "deleting the ended task's objects failed; the lifecycle rule removes them");
     }
     Ok(true)
 }
@@ -172,12 +178,15 @@ mod tests {
     async fn a_task_ends_once_and_a_batch_task_leaves_its_result_file() {
         let (tasks, blobs) = (MemoryTaskStore::default(), MemoryBlobStore::default());
         let id = TaskId::new(ClientId::batch("batch/r.jpg"), TaskType::Doc, "ab");
-        tasks.create(&Task::new_processing(id.clone(), "k".into(), 1)).await.unwrap();
+        tasks.create(&Task::new_processing(id.clone(), 1)).await.unwrap();
+        blobs.put(&id.envelope_key(), b"{}".to_vec(), "application/json").await.unwrap();
+        blobs.put(&id.ocr_key(), b"sealed".to_vec(), "application/octet-stream").await.unwrap();
         let outcome = Outcome::Completed { result: r#"{"title": "t"}"#.into(), extractor: ExtractorKind::Rules };
         assert!(end_task(&tasks, &blobs, &id, outcome.clone()).await.unwrap());
         assert!(!end_task(&tasks, &blobs, &id, Outcome::Failed(ErrorCode::OcrFailure)).await.unwrap());
         let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
         assert_eq!(file, serde_json::json!({"status": "completed", "result": {"title": "t"}, "extractor": "rules"}));
         assert!(matches!(tasks.get(&id, 2).await.unwrap().unwrap().state, TaskState::Completed { .. }));
+        assert_eq!(blobs.keys(), vec!["batch/r.result.json".to_owned()], "nothing of the task stays but its result");
     }
 }

@@ -168,9 +168,9 @@ impl Progress {
 /// The states a task can be in, and what each one carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskState {
-    /// Still running. The client's AES key, RSA-wrapped exactly as sent, is kept only in
-    /// this state.
-    Processing { progress: Progress, wrapped_key: String },
+    /// Still running. (The client's RSA-wrapped key is in the task's envelope in S3, and
+    /// nowhere in the table, so no table backup holds it.)
+    Processing { progress: Progress },
     /// Done: `result` is base64(IV || AES-256-CBC(result JSON)) under the client's key.
     Completed { result: String, extractor: ExtractorKind },
     Failed { code: ErrorCode },
@@ -212,7 +212,7 @@ impl TaskState {
     /// The stage of a processing task; `None` once it has ended.
     pub fn stage(&self) -> Option<Stage> {
         match self {
-            TaskState::Processing { progress, .. } => Some(progress.stage()),
+            TaskState::Processing { progress } => Some(progress.stage()),
             _ => None,
         }
     }
@@ -261,10 +261,10 @@ pub struct Task {
 
 impl Task {
     /// A task just accepted for processing.
-    pub fn new_processing(id: TaskId, wrapped_key: String, now: Timestamp) -> Self {
+    pub fn new_processing(id: TaskId, now: Timestamp) -> Self {
         Self {
             id,
-            state: TaskState::Processing { progress: Progress::Uploaded, wrapped_key },
+            state: TaskState::Processing { progress: Progress::Uploaded },
             created_at: now,
             last_access: now,
         }
@@ -272,14 +272,6 @@ impl Task {
 
     pub fn status(&self) -> TaskStatus {
         self.state.status()
-    }
-
-    /// The client's RSA-wrapped key, while the task runs.
-    pub fn wrapped_key(&self) -> Option<&str> {
-        match &self.state {
-            TaskState::Processing { wrapped_key, .. } => Some(wrapped_key),
-            _ => None,
-        }
     }
 
     /// When the table's TTL may delete the item: a day after the last access.
@@ -331,7 +323,7 @@ mod tests {
 
     #[test]
     fn timeout_and_expiry_follow_v1_minutes() {
-        let task = Task::new_processing(TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, "s"), "k".into(), 1_000);
+        let task = Task::new_processing(TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, "s"), 1_000);
         assert!(!task.is_timed_out(1_000 + 599));
         assert!(task.is_timed_out(1_000 + 600));
         assert!(!task.is_expired(1_000 + 1440 * 60 - 1));

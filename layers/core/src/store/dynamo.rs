@@ -23,6 +23,8 @@ pub mod attr {
     pub const STAGE: &str = "stage";
     pub const ERROR_CODE: &str = "error_code";
     pub const RESULT: &str = "result";
+    /// Written by versions before 2026-11-29 (the client's wrapped key); removed when such
+    /// a task ends, never written now.
     pub const WRAPPED_KEY: &str = "wrapped_key";
     pub const EXTRACTOR: &str = "extractor";
     pub const CLAIMED_AT: &str = "claimed_at";
@@ -81,9 +83,8 @@ fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
     let mut item = DynamoTaskStore::key(&task.id);
     item.insert(attr::STATUS.into(), s(task.status().as_str()));
     match &task.state {
-        TaskState::Processing { progress, wrapped_key } => {
+        TaskState::Processing { progress } => {
             item.insert(attr::STAGE.into(), s(progress.stage().as_str()));
-            item.insert(attr::WRAPPED_KEY.into(), s(wrapped_key));
             if let Progress::Extracting { claimed_at } = progress {
                 item.insert(attr::CLAIMED_AT.into(), n(*claimed_at));
             }
@@ -121,8 +122,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError>
                     Progress::Extracting { claimed_at: number(attr::CLAIMED_AT).ok_or_else(|| malformed("a claim without claimed_at"))? }
                 }
             };
-            let wrapped_key = text(attr::WRAPPED_KEY).ok_or_else(|| malformed("a processing task without its wrapped key"))?;
-            TaskState::Processing { progress, wrapped_key }
+            TaskState::Processing { progress }
         }
         TaskStatus::Completed => TaskState::Completed {
             result: text(attr::RESULT).ok_or_else(|| malformed("a completed task without a result"))?,
@@ -330,22 +330,22 @@ mod tests {
 
     #[test]
     fn items_round_trip_in_every_state() {
-        let mut task = Task::new_processing(id(), "wrapped".into(), 100);
+        let mut task = Task::new_processing(id(), 100);
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
-        task.state = TaskState::Processing { progress: Progress::Extracting { claimed_at: 150 }, wrapped_key: "w".into() };
+        assert!(!to_item(&task).contains_key(attr::WRAPPED_KEY), "the client's key is never stored in the table");
+        task.state = TaskState::Processing { progress: Progress::Extracting { claimed_at: 150 } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
         task.state = TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into() } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
         task.state = TaskState::Failed { code: ErrorCode::OcrFailure };
         let item = to_item(&task);
         assert_eq!(item[attr::EXPIRES_AT], n(100 + 1440 * 60));
-        assert!(!item.contains_key(attr::WRAPPED_KEY));
         assert_eq!(from_item(&item).unwrap(), task);
     }
 
     #[test]
     fn malformed_items_are_errors_not_panics() {
-        let mut item = to_item(&Task::new_processing(id(), "k".into(), 1));
+        let mut item = to_item(&Task::new_processing(id(), 1));
         item.insert(attr::STATUS.into(), s("dancing"));
         assert!(matches!(from_item(&item), Err(StoreError::Malformed(_))));
         item.insert(attr::STATUS.into(), s("completed"));

@@ -145,6 +145,14 @@ impl BlobStore for MemoryBlobStore {
             .collect())
     }
 
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            objects.remove(key);
+        }
+        Ok(())
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
         let before = objects.len();

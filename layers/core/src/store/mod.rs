@@ -134,6 +134,9 @@ pub trait BlobStore: Send + Sync {
 
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
+    /// Deletes these objects; keys that name no object are no error.
+    fn delete(&self, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Deletes every object under `prefix`; returns how many there were.
     fn delete_prefix(&self, prefix: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

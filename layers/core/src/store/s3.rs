@@ -68,8 +68,7 @@ impl BlobStore for S3BlobStore {
         Ok(objects)
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
-        let keys: Vec<String> = self.list(prefix).await?.into_iter().map(|o| o.key).collect();
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
         for chunk in keys.chunks(DELETE_OBJECTS_MAX) {
             let objects = chunk
                 .iter()
@@ -98,6 +97,12 @@ impl BlobStore for S3BlobStore {
                 )));
             }
         }
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let keys: Vec<String> = self.list(prefix).await?.into_iter().map(|o| o.key).collect();
+        self.delete(&keys).await?;
         Ok(keys.len())
     }
 }

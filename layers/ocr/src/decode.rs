@@ -13,6 +13,10 @@ pub const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
 pub const MAX_PIXELS: u64 = 50_000_000;
 /// Longest side: a panorama or a long receipt photographed in one piece fits.
 pub const MAX_SIDE: u32 = 20_000;
+/// Most bytes an image may decode to in its own pixel format: a [`MAX_PIXELS`] photo as
+/// 8-bit RGB. Counting pixels alone let a 50-megapixel 16-bit RGBA PNG (0.4 MB on the
+/// wire) decode to 400 MB; such an image must now be smaller in pixels to be read.
+pub const MAX_DECODED_BYTES: u64 = MAX_PIXELS * 3;
 /// The decoder's own allocation cap, a backstop for formats whose header understates
 /// what decoding allocates.
 const MAX_DECODER_ALLOC: u64 = 512 * 1024 * 1024;
@@ -23,6 +27,8 @@ pub enum DecodeError {
     TooManyBytes(usize),
     #[error("the image is {width}x{height}; the limits are {MAX_PIXELS} pixels and {MAX_SIDE} per side")]
     TooManyPixels { width: u32, height: u32 },
+    #[error("the image decodes to {0} bytes in its pixel format; the limit is {MAX_DECODED_BYTES}")]
+    TooManyDecodedBytes(u64),
     #[error("not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF)")]
     UnknownFormat,
     #[error("the image cannot be decoded: {0}")]
@@ -48,8 +54,14 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE || width == 0 || height == 0 {
         return Err(DecodeError::TooManyPixels { width, height });
     }
+    let decoded_bytes = decoder.total_bytes();
+    if decoded_bytes > MAX_DECODED_BYTES {
+        return Err(DecodeError::TooManyDecodedBytes(decoded_bytes));
+    }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(limit_or_corrupt)?;
+    // To 8-bit RGB first, dropping the decoded buffer, then turned upright: a rotation
+    // copies the image, and an 8-bit RGB copy is the smallest there is.
+    let mut image = DynamicImage::ImageRgb8(DynamicImage::from_decoder(decoder).map_err(limit_or_corrupt)?.into_rgb8());
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
 }
@@ -109,6 +121,23 @@ mod tests {
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(decode(&png), Err(DecodeError::TooManyPixels { width: 10_000, height: 10_000 })));
+    }
+
+    /// A 16-bit RGBA PNG under the pixel limit but over the decoded-byte limit (8 bytes a
+    /// pixel): refused from its header, before its pixels are allocated.
+    #[test]
+    fn a_deep_image_is_refused_by_its_decoded_bytes() {
+        let small = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_pixel(2, 2, image::Rgba([65535; 4]));
+        let mut png = Cursor::new(Vec::new());
+        small.write_to(&mut png, ImageFormat::Png).unwrap();
+        let mut png = png.into_inner();
+        assert_eq!(decode(&png).unwrap().dimensions(), (2, 2), "a small deep image still reads");
+        // 8000x6000: 48 megapixels (within MAX_PIXELS), 384 MB as 16-bit RGBA.
+        png[16..20].copy_from_slice(&8_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&6_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(decode(&png), Err(DecodeError::TooManyDecodedBytes(384_000_000))), "{:?}", decode(&png).err());
     }
 
     fn crc32(data: &[u8]) -> u32 {

@@ -60,3 +60,24 @@ async fn images_dropped_under_batch_come_back_as_results_beside_them() {
     let poll = serde_json::json!({"client_id": "batch:batch/receipt.png", "type": "doc", "SHA256": "x", "has_content": false});
     assert_eq!(t.process(&poll).await, (400, serde_json::json!({"status": "error", "error_detail": "INVALID_FIELD"})));
 }
+
+/// A batch document over a limit is refused from the bucket's listing, before a page is
+/// loaded: its result file says which limit, and no task is made.
+#[tokio::test]
+async fn a_batch_document_over_a_limit_gets_an_error_result_and_no_task() {
+    let t = TestStack::new().await;
+    let mut ocr = t.ocr_function();
+    ocr.limits.max_pages = 2;
+    ocr.limits.max_image_bytes = 10_000;
+    for i in 1..=3 {
+        put(&t, &format!("batch/long/{i}.png"), render_png(&["page"], LATIN_FONT, 20.0)).await;
+    }
+    put(&t, "batch/big.png", vec![0u8; 10_001]).await;
+    let response = docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let long = read_json(&t, "batch/long/result.json").await.expect("a result for the folder");
+    assert_eq!(long, serde_json::json!({"status": "error", "error_detail": "TOO_MANY_PAGES"}));
+    let big = read_json(&t, "batch/big.result.json").await.expect("a result for the image");
+    assert_eq!(big, serde_json::json!({"status": "error", "error_detail": "IMAGE_TOO_LARGE"}));
+    assert!(t.items().await.is_empty(), "no task was made");
+}

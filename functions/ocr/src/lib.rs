@@ -259,6 +259,21 @@ where
         }
         let listing: String = pages.iter().map(|o| format!("{} {}\n", o.key, o.etag)).collect();
         let id = TaskId::new(document.client_id(), TaskType::Doc, sha256_hex(listing.as_bytes()));
+        // The limits are checked from the listing, before a page is loaded: a document over
+        // one gets its error result file and never becomes a task.
+        let over = if pages.len() > self.limits.max_pages {
+            Some(ErrorCode::TooManyPages)
+        } else if pages.iter().any(|p| p.size > self.limits.max_image_bytes as u64) {
+            Some(ErrorCode::ImageTooLarge)
+        } else {
+            None
+        };
+        if let (Some(code), Some(result_key)) = (over, batch::result_key(&id)) {
+            warn!(code = %code, pages = pages.len(), "the batch document is over a limit");
+            metrics::task_failed(code);
+            self.blobs.put(&result_key, batch::result_file(&Outcome::Failed(code)), "application/json").await?;
+            return Ok(());
+        }
         let mut images = Vec::with_capacity(pages.len());
         for page in &pages {
             match self.blobs.get(&page.key).await? {

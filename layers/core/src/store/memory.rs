@@ -141,7 +141,12 @@ impl BlobStore for MemoryBlobStore {
         Ok(objects
             .iter()
             .filter(|(key, _)| key.starts_with(prefix))
-            .map(|(key, (body, at))| StoredObject { key: key.clone(), etag: crate::crypto::sha256_hex(body), last_modified: *at })
+            .map(|(key, (body, at))| StoredObject {
+                key: key.clone(),
+                etag: crate::crypto::sha256_hex(body),
+                last_modified: *at,
+                size: body.len() as u64,
+            })
             .collect())
     }
 

@@ -123,6 +123,8 @@ pub struct StoredObject {
     pub etag: String,
     /// Milliseconds since the epoch (S3's resolution is a second).
     pub last_modified: i64,
+    /// Bytes, as stored.
+    pub size: u64,
 }
 
 /// The uploads bucket.

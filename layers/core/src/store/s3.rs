@@ -62,6 +62,7 @@ impl BlobStore for S3BlobStore {
                     key: o.key()?.to_owned(),
                     etag: o.e_tag().unwrap_or_default().to_owned(),
                     last_modified: o.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0),
+                    size: o.size().unwrap_or(0).max(0) as u64,
                 })
             }));
         }

@@ -100,6 +100,7 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
     let table = "TasksTable";
     let objects = "UploadsBucket/tasks/*";
     let batch = "UploadsBucket/batch/*";
+    let batch_results = "UploadsBucket/batch/*result.json";
     let used: &[(&str, &str)] = match function {
         // create, touch, finish (timeouts), delete, delete_client; envelopes in, /clear out.
         "UploadFunction" => &[
@@ -114,7 +115,7 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
         "OcrFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
             ("dynamodb:DeleteItem", table),
-            ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch),
+            ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch_results),
             ("s3:ListBucket", "UploadsBucket"), ("s3:DeleteObject", objects),
             ("sqs:SendMessage", "ExtractQueue"), ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
@@ -122,7 +123,7 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
         // task ends; batch results out.
         "ExtractFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects), ("s3:DeleteObject", objects),
-            ("s3:PutObject", batch),
+            ("s3:PutObject", batch_results),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
         ],
         other => panic!("no expectations for {other}"),
@@ -184,4 +185,53 @@ fn every_function_deploys_behind_an_alarm_that_rolls_it_back() {
         assert_eq!(properties["PackageType"], "Image");
         assert!(template.resource(&id).unwrap()["Metadata"]["Dockerfile"].is_string());
     }
+}
+
+/// The audit's template items: TLS only, lists scoped to their prefixes, batch images never
+/// overwritten, logs kept for a period, API access logged, OCR fan-out capped, the API's
+/// concurrency reserved, and no CORS unless origins are given.
+#[test]
+fn the_template_guards_the_bucket_the_logs_and_the_fan_out() {
+    let template = template();
+    let policy = &template.resource("UploadsBucketPolicy").expect("a bucket policy")["Properties"];
+    let statement = &policy["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(statement["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    assert_eq!(statement["Resource"].as_sequence().map(Vec::len), Some(2), "the bucket and its objects");
+
+    let statements = |function: &str| -> Vec<Value> {
+        let policies = template.resource(function).unwrap()["Properties"]["Policies"].as_sequence().unwrap().clone();
+        policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()).collect()
+    };
+    for (function, prefix) in [("UploadFunction", "tasks/*"), ("OcrFunction", "batch/*")] {
+        let list = statements(function).into_iter().find(|s| s["Action"] == "s3:ListBucket").unwrap();
+        assert_eq!(list["Condition"]["StringLike"]["s3:prefix"], prefix, "{function} lists only {prefix}");
+    }
+    // Result files are all a function writes under batch/, and the code names them so.
+    for key in ["batch/receipt.jpg", "batch/trip/"] {
+        let id = docusnap_core::TaskId::new(docusnap_core::ClientId::batch(key), docusnap_core::TaskType::Doc, "ab");
+        assert!(docusnap_core::batch::result_key(&id).unwrap().ends_with("result.json"));
+    }
+
+    let log_groups: BTreeSet<String> = template
+        .resources_of_type("AWS::Logs::LogGroup")
+        .into_iter()
+        .filter_map(|(_, group)| {
+            assert!(group.get("RetentionInDays").is_some(), "{group:?} keeps its logs forever");
+            let (_, name) = intrinsic(group.get("LogGroupName")?)?;
+            scalar(&name)
+        })
+        .collect();
+    for function in ["UploadFunction", "OcrFunction", "ExtractFunction"] {
+        assert!(log_groups.contains(&format!("/aws/lambda/${{{function}}}")), "{function} has no log group: {log_groups:?}");
+    }
+    let api = &template.resource("HttpApi").unwrap()["Properties"];
+    assert_eq!(target(&api["AccessLogSettings"]["DestinationArn"]).as_deref(), Some("ApiAccessLogs"));
+    assert!(!api["AccessLogSettings"]["Format"].as_str().unwrap().contains("body"));
+
+    let ocr_events = &template.resource("OcrFunction").unwrap()["Properties"]["Events"];
+    let ocr_mapping = ocr_events.as_mapping().unwrap().values().next().unwrap();
+    assert_eq!(target(&ocr_mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]).as_deref(), Some("OcrMaxConcurrency"));
+    assert!(template.resource("UploadFunction").unwrap()["Properties"].get("ReservedConcurrentExecutions").is_some());
+    assert_eq!(template.parameter_default("AllowedOrigins").as_deref(), Some(""), "no CORS unless an operator names origins");
 }

@@ -143,7 +143,7 @@ where
             };
             let Some(stage) = task.state.stage() else {
                 info!(status = task.status().as_str(), "already ended; skipped");
-                return Ok(());
+                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id).await?);
             };
             // The OCR function marks the task read right after it sends the message; a
             // moment's wait saves a redelivery a whole visibility timeout later.

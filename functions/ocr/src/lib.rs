@@ -164,9 +164,16 @@ where
             info!("the task is gone (cleared or expired); nothing to do");
             return Ok(());
         };
-        if task.state.stage() != Some(Stage::Uploaded) {
-            info!(status = task.status().as_str(), "already past OCR; skipped");
-            return Ok(());
+        match task.state.stage() {
+            Some(Stage::Uploaded) => {}
+            Some(_) => {
+                info!("already past OCR; skipped");
+                return Ok(());
+            }
+            None => {
+                info!(status = task.status().as_str(), "already ended; skipped");
+                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id).await?);
+            }
         }
         let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
             return self.fail(id, ErrorCode::ProcessingError, "the envelope is missing").await;

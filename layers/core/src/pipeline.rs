@@ -15,7 +15,7 @@ use crate::crypto::{AesKey, CryptoError, ServerKey};
 use crate::metrics;
 use crate::protocol::{ContentError, Envelope, TaskContent};
 use crate::store::{BlobStore, Created, Outcome, StoreError, TaskStore};
-use crate::task::{Task, TaskId};
+use crate::task::{Task, TaskId, TaskState};
 
 /// Why an envelope (or a request's encrypted part) does not open to a valid task.
 #[derive(Debug, thiserror::Error)]
@@ -101,31 +101,67 @@ pub async fn create_task<T: TaskStore, B: BlobStore>(
 /// Ends a processing task with `outcome`. Counts a failure once, for the delivery that
 /// ended the task, writes a batch document's result file beside its images, and deletes
 /// the task's envelope and OCR output: the result in the table is all a client can still
-/// fetch, so nothing else of the document stays at rest. False, changing nothing, when the
-/// task had already ended (cleared, timed out, or finished by another delivery).
+/// fetch, so nothing else of the document stays at rest. False, changing nothing in the
+/// table, when the task had already ended (cleared, timed out, or finished by another
+/// delivery).
+///
+/// A batch task's file is written from the table's state when the task had already ended:
+/// a delivery whose file write failed after the task ended is retried by SQS, and the retry
+/// must write the file rather than skip it.
 pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
-    let file = batch::result_key(id).map(|key| (key, batch::result_file(&outcome)));
     let failed = match &outcome {
         Outcome::Failed(code) => Some(*code),
         Outcome::Completed { .. } => None,
     };
-    if !tasks.finish(id, outcome).await? {
+    let ended_now = tasks.finish(id, outcome.clone()).await?;
+    if ended_now {
+        if let Some(code) = failed {
+            metrics::task_failed(code);
+        }
+    } else {
         info!("the task had already ended");
-        return Ok(false);
     }
-    if let Some(code) = failed {
-        metrics::task_failed(code);
+    match batch::result_key(id) {
+        Some(key) if ended_now => {
+            blobs.put(&key, batch::result_file(&outcome), "application/json").await?;
+            info!(result = %key, "batch result written");
+        }
+        Some(_) => ensure_batch_result(tasks, blobs, id).await?,
+        None => {}
     }
-    if let Some((key, body)) = file {
-        blobs.put(&key, body, "application/json").await?;
-        info!(result = %key, "batch result written");
+    if ended_now {
+        // The bucket's lifecycle rule removes task objects after a day in any case: a
+        // failed delete is logged, not retried.
+        if let Err(e) = blobs.delete(&[id.envelope_key(), id.ocr_key()]).await {
+            error!(error = %e, "deleting the ended task's objects failed; the lifecycle rule removes them");
+        }
     }
-    // The bucket's lifecycle rule removes task objects after a day in any case: a failed
-    // delete is logged, not retried.
-    if let Err(e) = blobs.delete(&[id.envelope_key(), id.ocr_key()]).await {
-        error!(error = %e, "deleting the ended task's objects failed; the lifecycle rule removes them");
+    Ok(ended_now)
+}
+
+/// For a batch task that has ended, its result file from the table's state, unless the
+/// file is there already. A delivery that finds its task ended calls this: the delivery
+/// that ended it may have failed to write the file, and SQS brought its message back.
+pub async fn ensure_batch_result<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId) -> Result<(), StoreError> {
+    let Some(key) = batch::result_key(id) else { return Ok(()) };
+    if blobs.get(&key).await?.is_some() {
+        return Ok(());
     }
-    Ok(true)
+    if let Some(ended) = ended_outcome(tasks, id).await? {
+        blobs.put(&key, batch::result_file(&ended), "application/json").await?;
+        info!(result = %key, "batch result written by a later delivery");
+    }
+    Ok(())
+}
+
+/// How a task ended, as the table holds it; `None` while it runs or once it is gone.
+async fn ended_outcome<T: TaskStore>(tasks: &T, id: &TaskId) -> Result<Option<Outcome>, StoreError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as Timestamp);
+    Ok(tasks.get(id, now).await?.and_then(|task| match task.state {
+        TaskState::Completed { result, extractor } => Some(Outcome::Completed { result, extractor }),
+        TaskState::Failed { code } => Some(Outcome::Failed(code)),
+        TaskState::Processing { .. } => None,
+    }))
 }
 
 #[cfg(test)]
@@ -135,7 +171,8 @@ mod tests {
     use crate::crypto::{generate_private_key_pem, ClientWrap};
     use crate::ids::{ClientId, TaskType};
     use crate::store::memory::{MemoryBlobStore, MemoryTaskStore};
-    use crate::task::{ExtractorKind, TaskState};
+    use crate::store::StoredObject;
+    use crate::task::ExtractorKind;
 
     fn envelope(server: &ServerKey, plaintext: &str) -> (Envelope, AesKey) {
         let key = AesKey::generate().unwrap();
@@ -188,5 +225,48 @@ mod tests {
         assert_eq!(file, serde_json::json!({"status": "completed", "result": {"title": "t"}, "extractor": "rules"}));
         assert!(matches!(tasks.get(&id, 2).await.unwrap().unwrap().state, TaskState::Completed { .. }));
         assert_eq!(blobs.keys(), vec!["batch/r.result.json".to_owned()], "nothing of the task stays but its result");
+    }
+
+    /// A bucket whose next write fails, as S3 does now and then.
+    #[derive(Default)]
+    struct FlakyBucket {
+        inner: MemoryBlobStore,
+        fail_next_put: std::sync::atomic::AtomicBool,
+    }
+
+    impl BlobStore for FlakyBucket {
+        async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+            if self.fail_next_put.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Partial("S3 is unavailable".into()));
+            }
+            self.inner.put(key, body, content_type).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+            self.inner.delete(keys).await
+        }
+        async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+            self.inner.delete_prefix(prefix).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_result_file_that_failed_to_write_is_written_by_the_retry() {
+        let (tasks, blobs) = (MemoryTaskStore::default(), FlakyBucket::default());
+        let id = TaskId::new(ClientId::batch("batch/r.jpg"), TaskType::Doc, "ab");
+        tasks.create(&Task::new_processing(id.clone(), crate::clock::SystemClock.now())).await.unwrap();
+        blobs.fail_next_put.store(true, std::sync::atomic::Ordering::SeqCst);
+        let outcome = Outcome::Failed(ErrorCode::OcrFailure);
+        assert!(end_task(&tasks, &blobs, &id, outcome.clone()).await.is_err(), "the first delivery fails on the write");
+        assert_eq!(blobs.get("batch/r.result.json").await.unwrap(), None);
+        // SQS delivers the message again; the task has ended, and its file is written.
+        ensure_batch_result(&tasks, &blobs, &id).await.unwrap();
+        let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
+        assert_eq!(file, serde_json::json!({"status": "error", "error_detail": "OCR_FAILURE"}));
     }
 }

@@ -16,7 +16,7 @@ use base64::Engine;
 use docusnap_core::clock::ManualClock;
 use docusnap_core::config::Limits;
 use docusnap_core::crypto::{generate_private_key_pem, sha256_hex, AesKey, ClientWrap, ServerKey};
-use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
+use docusnap_core::store::{DynamoKeyBindings, DynamoTaskStore, S3BlobStore};
 use docusnap_infra::{Clients, LocalStack, Template};
 use docusnap_infra::events::{mappings, Mapping, Runner};
 use docusnap_upload::Upload;
@@ -28,7 +28,7 @@ pub const ENDPOINT_VAR: &str = "DOCUSNAP_TEST_ENDPOINT";
 /// A fixed, plausible start time (2026-11-01) so tests can move the clock freely.
 pub const START: i64 = 1_793_491_200;
 
-pub type TestUpload = Upload<DynamoTaskStore, S3BlobStore, Arc<ManualClock>>;
+pub type TestUpload = Upload<DynamoTaskStore, S3BlobStore, DynamoKeyBindings, Arc<ManualClock>>;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -91,6 +91,7 @@ impl TestStack {
         let app = Upload {
             tasks: DynamoTaskStore::new(clients.dynamodb.clone(), stack.table("TasksTable").expect("tasks table")),
             blobs: S3BlobStore::new(clients.s3.clone(), stack.bucket("UploadsBucket").expect("uploads bucket")),
+            keys: DynamoKeyBindings::new(clients.dynamodb.clone(), stack.table("KeyBindingsTable").expect("key bindings table")),
             clock: clock.clone(),
             key: server_key(),
             limits,

@@ -68,8 +68,11 @@ async fn each_request_error_code_in_its_order() {
         .unwrap();
     let body = with(json!({"aes_key": other.body["aes_key"]}));
     assert_eq!(t.process(&body).await, (400, error("AES_DECRYPTION_FAILED")));
-    // 8. content that is not base64 (its hash matches, so the check reaches the cipher)
+    // 8. content that is not base64 (its hash matches, so the check reaches the cipher),
+    // under a fresh key as clients send one: a key seen before with other content is
+    // refused before the cipher (see a_reused_key_is_refused_before_decryption_...).
     let mut body = good.body.clone();
+    body["aes_key"] = client.upload("doc", &doc_content(&[b"fresh"], json!({}))).body["aes_key"].clone();
     body["content"] = json!("@@not-base64@@");
     body["SHA256"] = json!(docusnap_core::crypto::sha256_hex(b"@@not-base64@@"));
     assert_eq!(t.process(&body).await, (400, error("AES_DECRYPTION_FAILED")));
@@ -229,6 +232,41 @@ async fn processing_times_out_after_ten_minutes() {
     let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into(), extractor: docusnap_core::ExtractorKind::Rules }).await;
     assert!(!late.unwrap());
     assert_eq!(t.process(&upload.body).await, (400, error("PROCESSING_TIMEOUT")));
+}
+
+/// The padding oracle: with a victim's `aes_key` and `content` (say, read from the bucket),
+/// an attacker posts variations of the content under that key. Before, an altered IV
+/// answered INVALID_JSON and an altered last block AES_DECRYPTION_FAILED: about 128
+/// requests a byte recover the plaintext. Now every variation gets the same answer, before
+/// anything is decrypted.
+#[tokio::test]
+async fn a_reused_key_is_refused_before_decryption_whatever_the_padding() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let t = TestStack::new().await;
+    let victim = Client::new("victim");
+    let upload = victim.upload("doc", &doc_content(&[b"secret page"], json!({})));
+    assert_eq!(t.process(&upload.body).await.0, 202);
+    let sealed = b64.decode(upload.body["content"].as_str().unwrap()).unwrap();
+    let variation = |flip_at: usize| {
+        let mut altered = sealed.clone();
+        altered[flip_at] ^= 0x01;
+        let content = b64.encode(&altered);
+        json!({
+            "client_id": "mallory", "type": "doc", "SHA256": docusnap_core::crypto::sha256_hex(content.as_bytes()),
+            "has_content": true, "aes_key": upload.body["aes_key"], "content": content,
+        })
+    };
+    let in_the_iv = variation(0);
+    let in_the_last_block = variation(sealed.len() - 1);
+    for attempt in [&in_the_iv, &in_the_last_block] {
+        assert_eq!(t.process(attempt).await, (400, error("KEY_ALREADY_USED")));
+    }
+    // The victim's own request, sent again, still answers as v1 does.
+    assert_eq!(t.process(&upload.body).await.0, 202);
+    // An honest client's fresh key goes through as before.
+    let fresh = Client::new("mallory").upload("doc", &doc_content(&[b"own page"], json!({})));
+    assert_eq!(t.process(&fresh.body).await.0, 202);
 }
 
 #[tokio::test]

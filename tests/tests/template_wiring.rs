@@ -102,10 +102,12 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
     let batch = "UploadsBucket/batch/*";
     let batch_results = "UploadsBucket/batch/*result.json";
     let used: &[(&str, &str)] = match function {
-        // create, touch, finish (timeouts), delete, delete_client; envelopes in, /clear out.
+        // create, touch, finish (timeouts), delete, delete_client; key bindings; envelopes
+        // in, /clear out.
         "UploadFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
             ("dynamodb:DeleteItem", table), ("dynamodb:Query", table), ("dynamodb:BatchWriteItem", table),
+            ("dynamodb:PutItem", "KeyBindingsTable"),
             ("s3:PutObject", objects), ("s3:DeleteObject", objects), ("s3:ListBucket", "UploadsBucket"),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],

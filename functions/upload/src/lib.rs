@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use docusnap_core::crypto::{sha256_base64, ServerKey};
 use docusnap_core::metrics;
 use docusnap_core::protocol::{self, ClearRequest, ProcessRequest};
-use docusnap_core::store::{BlobStore, TaskStore};
+use docusnap_core::store::{BlobStore, KeyBindings, TaskStore};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -30,9 +30,11 @@ pub use startup::{from_env, AwsUpload};
 const PAGE: &str = include_str!("page.html");
 
 /// The upload function's state, built once per process and shared by every invocation.
-pub struct Upload<T, B, C> {
+pub struct Upload<T, B, K, C> {
     pub tasks: T,
     pub blobs: B,
+    /// Each wrapped key's first content: a reused key is refused before decryption.
+    pub keys: K,
     pub clock: C,
     pub key: ServerKey,
     pub limits: Limits,
@@ -40,10 +42,11 @@ pub struct Upload<T, B, C> {
 
 /// The Lambda handler. Every answer is a protocol answer: no error escapes as a 500 but
 /// `/clear`'s storage failure, which v1 answers with 500 itself.
-pub async fn handle<T, B, C>(app: &Upload<T, B, C>, request: Request) -> Result<Response<Body>, lambda_http::Error>
+pub async fn handle<T, B, K, C>(app: &Upload<T, B, K, C>, request: Request) -> Result<Response<Body>, lambda_http::Error>
 where
     T: TaskStore,
     B: BlobStore,
+    K: KeyBindings,
     C: Clock,
 {
     let route = Route::parse(request.method(), request.uri().path());

@@ -4,14 +4,15 @@ use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::sha256_hex;
 use docusnap_core::pipeline;
 use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, Upload as Content};
-use docusnap_core::store::{BlobStore, Created, Outcome, TaskStore};
+use docusnap_core::limits::KEY_BINDING_SECS;
+use docusnap_core::store::{Binding, BlobStore, Created, KeyBindings, Outcome, TaskStore};
 use docusnap_core::task::{Task, TaskId, TaskState};
 use docusnap_core::ErrorCode;
 use tracing::{error, info, warn, Instrument};
 
 use crate::Upload;
 
-impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
+impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock> Upload<T, B, K, C> {
     /// Answers a parsed `POST /process` request.
     pub async fn process(&self, request: ProcessRequest) -> ProcessAnswer {
         let id = TaskId::new(request.client_id, request.task_type, request.sha256);
@@ -34,7 +35,7 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
         let Some(upload) = upload else {
             return ProcessAnswer::Error(ErrorCode::TaskNotFound);
         };
-        match self.accept(&id, &upload) {
+        match self.accept(&id, &upload, now).await {
             Ok(()) => self.create(id, upload, now).await,
             Err(code) => {
                 info!(code = %code, "upload refused");
@@ -43,12 +44,24 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
         }
     }
 
-    /// Checks 6-9: the hash, the key, the ciphertext and the JSON inside it.
-    fn accept(&self, id: &TaskId, upload: &Content) -> Result<(), ErrorCode> {
+    /// Checks 6-9: the hash, the key, the ciphertext and the JSON inside it. Before anything
+    /// is decrypted, the wrapped key is bound to this content: a key that came before with
+    /// other content is refused with `KEY_ALREADY_USED`, whatever the content holds, so
+    /// variations of a victim's content tell an attacker nothing about its padding.
+    async fn accept(&self, id: &TaskId, upload: &Content, now: Timestamp) -> Result<(), ErrorCode> {
         if sha256_hex(upload.content.as_bytes()) != id.sha256 {
             return Err(ErrorCode::Sha256Mismatch);
         }
         let wrapped = upload.aes_key.as_deref().ok_or(ErrorCode::RsaDecryptionFailed)?;
+        let digest = wrapped_key_digest(wrapped).ok_or(ErrorCode::RsaDecryptionFailed)?;
+        match self.keys.bind(&digest, &id.sha256, now, now + KEY_BINDING_SECS).await {
+            Ok(Binding::Allowed) => {}
+            Ok(Binding::OtherContent) => return Err(ErrorCode::KeyAlreadyUsed),
+            Err(e) => {
+                error!(error = %e, "binding the key failed");
+                return Err(ErrorCode::DatabaseError);
+            }
+        }
         pipeline::open(&self.key, id, wrapped, &upload.content, &self.limits).map_err(|e| e.request_code())?;
         Ok(())
     }
@@ -97,6 +110,14 @@ impl<T: TaskStore, B: BlobStore, C: Clock> Upload<T, B, C> {
     }
 }
 
+/// The digest a wrapped key is bound under: of its bytes, so that another base64 spelling
+/// of the same ciphertext is the same key. `None` when it is not base64.
+fn wrapped_key_digest(wrapped: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(wrapped.trim()).ok()?;
+    Some(sha256_hex(&bytes))
+}
+
 fn state(task: Task) -> ProcessAnswer {
     match task.state {
         TaskState::Processing { .. } => ProcessAnswer::Processing,
@@ -113,7 +134,7 @@ mod tests {
     use docusnap_core::config::Limits;
     use docusnap_core::crypto::{generate_private_key_pem, AesKey, ClientWrap, ServerKey};
     use docusnap_core::protocol::{ProcessAnswer, ProcessRequest};
-    use docusnap_core::store::memory::{MemoryBlobStore, MemoryTaskStore};
+    use docusnap_core::store::memory::{MemoryBlobStore, MemoryKeyBindings, MemoryTaskStore};
     use docusnap_core::store::{BlobStore, StoreError};
     use serde_json::json;
 
@@ -141,10 +162,11 @@ mod tests {
         }
     }
 
-    fn app<B: BlobStore>(blobs: B, pem: &str) -> Upload<MemoryTaskStore, B, Arc<ManualClock>> {
+    fn app<B: BlobStore>(blobs: B, pem: &str) -> Upload<MemoryTaskStore, B, MemoryKeyBindings, Arc<ManualClock>> {
         Upload {
             tasks: MemoryTaskStore::default(),
             blobs,
+            keys: MemoryKeyBindings::default(),
             clock: Arc::new(ManualClock::starting_at(1_000)),
             key: ServerKey::from_pem(pem).unwrap(),
             limits: Limits::default(),

@@ -56,6 +56,9 @@ error_codes! {
     TooManyPages = "TOO_MANY_PAGES",
     /// New: a page image larger than [`crate::limits::MAX_IMAGE_BYTES`].
     ImageTooLarge = "IMAGE_TOO_LARGE",
+    /// New: the `aes_key` came before with other content. Clients make a fresh key per
+    /// request; refusing a reused one before decrypting closes AES-CBC's padding oracle.
+    KeyAlreadyUsed = "KEY_ALREADY_USED",
 }
 
 impl std::fmt::Display for ErrorCode {

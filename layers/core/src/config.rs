@@ -9,6 +9,7 @@ pub mod var {
     pub const TASKS_TABLE: &str = "DOCUSNAP_TASKS_TABLE";
     pub const UPLOADS_BUCKET: &str = "DOCUSNAP_UPLOADS_BUCKET";
     pub const EXTRACT_QUEUE_URL: &str = "DOCUSNAP_EXTRACT_QUEUE_URL";
+    pub const KEYS_TABLE: &str = "DOCUSNAP_KEYS_TABLE";
     pub const RSA_KEY_PATH: &str = "DOCUSNAP_RSA_KEY_PATH";
     pub const RSA_KEY_SECRET_ID: &str = "DOCUSNAP_RSA_KEY_SECRET_ID";
     pub const S3_FORCE_PATH_STYLE: &str = "DOCUSNAP_S3_FORCE_PATH_STYLE";
@@ -53,6 +54,8 @@ pub struct Config {
     pub tasks_table: String,
     pub uploads_bucket: String,
     pub extract_queue_url: Option<String>,
+    /// The key-binding table (the upload function's alone).
+    pub keys_table: Option<String>,
     pub key_source: KeySource,
     /// Path-style S3 addressing: needed for local endpoints, where `bucket.localhost`
     /// does not resolve. Defaults to on whenever an endpoint override is set.
@@ -87,6 +90,7 @@ impl Config {
             tasks_table: required(var::TASKS_TABLE)?,
             uploads_bucket: required(var::UPLOADS_BUCKET)?,
             extract_queue_url: lookup(var::EXTRACT_QUEUE_URL),
+            keys_table: lookup(var::KEYS_TABLE),
             key_source,
             s3_force_path_style,
             limits,

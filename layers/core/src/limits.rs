@@ -22,3 +22,9 @@ pub const PROCESSING_TIMEOUT_SECS: i64 = 10 * 60;
 
 /// A task in any state is forgotten this long after it was last read (v1 behaviour).
 pub const TASK_RETENTION_SECS: i64 = 1440 * 60;
+
+/// How long a wrapped key stays bound to the content it first came with. While it is, a
+/// padding-oracle attacker gets no answer but `KEY_ALREADY_USED` for any variation; after,
+/// one variation may bind the key anew and every other is refused again. A week is many
+/// times any honest retry.
+pub const KEY_BINDING_SECS: i64 = 7 * 24 * 60 * 60;

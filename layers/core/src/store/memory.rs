@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{BlobStore, Created, Outcome, StoreError, StoredObject, TaskStore};
+use super::{Binding, BlobStore, Created, KeyBindings, Outcome, StoreError, StoredObject, TaskStore};
 use crate::clock::Timestamp;
 use crate::ids::ClientId;
 use crate::task::{Progress, Stage, Task, TaskId, TaskState};
@@ -163,5 +163,24 @@ impl BlobStore for MemoryBlobStore {
         let before = objects.len();
         objects.retain(|key, _| !key.starts_with(prefix));
         Ok(before - objects.len())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryKeyBindings {
+    /// Key digest -> (content, expires_at).
+    bindings: Mutex<HashMap<String, (String, Timestamp)>>,
+}
+
+impl KeyBindings for MemoryKeyBindings {
+    async fn bind(&self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp) -> Result<Binding, StoreError> {
+        let mut bindings = self.bindings.lock().unwrap_or_else(|e| e.into_inner());
+        match bindings.get(key) {
+            Some((bound, until)) if *until > now && bound != content => Ok(Binding::OtherContent),
+            _ => {
+                bindings.insert(key.to_owned(), (content.to_owned(), expires_at));
+                Ok(Binding::Allowed)
+            }
+        }
     }
 }

@@ -10,12 +10,14 @@ use crate::ids::ClientId;
 use crate::task::{ExtractorKind, Stage, Task, TaskId};
 
 pub mod dynamo;
+pub mod keys;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod s3;
 pub mod sqs;
 
 pub use dynamo::DynamoTaskStore;
+pub use keys::DynamoKeyBindings;
 pub use s3::S3BlobStore;
 pub use sqs::SqsQueue;
 
@@ -141,6 +143,23 @@ pub trait BlobStore: Send + Sync {
 
     /// Deletes every object under `prefix`; returns how many there were.
     fn delete_prefix(&self, prefix: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// What a key binding allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// The key was free (now bound to this content), or is bound to this same content.
+    Allowed,
+    /// The key is bound to other content: refuse without decrypting anything.
+    OtherContent,
+}
+
+/// Each wrapped key's first content ([`keys`] says why).
+pub trait KeyBindings: Send + Sync {
+    /// Binds `key` (a digest of the wrapped key) to `content` (the content's SHA-256) until
+    /// `expires_at`, unless it is bound already. Of concurrent binds of one key to
+    /// different contents exactly one is allowed; binding the same content again is.
+    fn bind(&self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp) -> impl Future<Output = Result<Binding, StoreError>> + Send;
 }
 
 /// A queue that hands work to the next function.

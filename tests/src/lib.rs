@@ -181,6 +181,7 @@ impl TestStack {
             reader: ocr_engine(),
             limits: Limits::default(),
             parallel_pages: 2,
+            max_receives: docusnap_ocr_fn::DEFAULT_MAX_RECEIVES,
         }
     }
 

@@ -128,3 +128,24 @@ async fn poison_and_transient_failures_fail_only_their_record() {
     let failed: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
     assert_eq!(failed, envelopes);
 }
+
+/// A message on its last receive (the earlier runs did not finish: a page that ran the
+/// function out of memory, say) ends its task with OCR_FAILURE instead of a third run.
+#[tokio::test]
+async fn the_last_receive_ends_the_task_instead_of_reading_it_again() {
+    let t = TestStack::new().await;
+    let ocr = t.ocr_function();
+    let client = Client::new("crashy");
+    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&["TOTAL 3.00"], LATIN_FONT, 30.0))]}));
+    assert_eq!(t.process(&upload.body).await.0, 202);
+    let mut event = t.take_messages("OcrQueue").await;
+    for record in &mut event.records {
+        record.attributes.insert("ApproximateReceiveCount".into(), ocr.max_receives.to_string());
+    }
+    let response = docusnap_ocr_fn::handle(&ocr, event).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await, (400, json!({"status": "error", "error_detail": "OCR_FAILURE"})));
+    let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone());
+    assert!(!t.object_keys().await.contains(&id.ocr_key()), "the pages were not read again");
+    assert!(t.take_messages("ExtractQueue").await.records.is_empty());
+}

@@ -104,7 +104,7 @@ async fn storing_failures_answer_database_error_and_leave_no_task() {
 
 #[tokio::test]
 async fn requests_the_original_could_not_parse_get_codes_not_500s() {
-    let t = TestStack::with_limits(Limits { max_pages: 2, max_image_bytes: 64 }).await;
+    let t = TestStack::with_limits(Limits { max_pages: 2, max_image_bytes: 64, ..Limits::default() }).await;
     let client = Client::new("bad-input");
     let cases: Vec<(String, &str)> = vec![
         ("not json at all".into(), "INVALID_JSON"),
@@ -267,6 +267,28 @@ async fn a_reused_key_is_refused_before_decryption_whatever_the_padding() {
     // An honest client's fresh key goes through as before.
     let fresh = Client::new("mallory").upload("doc", &doc_content(&[b"own page"], json!({})));
     assert_eq!(t.process(&fresh.body).await.0, 202);
+}
+
+/// One client id cannot queue work without bound: past its limit of tasks in flight an
+/// upload is refused until one ends (or times out); other clients are not affected.
+#[tokio::test]
+async fn a_client_with_too_many_tasks_in_flight_is_refused_until_one_ends() {
+    let t = TestStack::with_limits(Limits { max_tasks_in_flight: 2, ..Limits::default() }).await;
+    let busy = Client::new("busy");
+    let uploads: Vec<_> = (0..4).map(|i| busy.upload("doc", &doc_content(&[format!("page {i}").as_bytes()], json!({})))).collect();
+    assert_eq!(t.process(&uploads[0].body).await.0, 202);
+    assert_eq!(t.process(&uploads[1].body).await.0, 202);
+    assert_eq!(t.process(&uploads[2].body).await, (400, error("TOO_MANY_TASKS")));
+    assert_eq!(t.process(&busy.poll("doc", &uploads[0].sha256)).await.0, 202, "polls still answer");
+    let other = Client::new("other").upload("doc", &doc_content(&[b"page"], json!({})));
+    assert_eq!(t.process(&other.body).await.0, 202, "another client is not affected");
+    // One ends: room for one more.
+    t.app.tasks.finish(&id(&busy, TaskType::Doc, &uploads[0].sha256), Outcome::Failed(ErrorCode::OcrFailure)).await.unwrap();
+    assert_eq!(t.process(&uploads[2].body).await.0, 202);
+    assert_eq!(t.process(&uploads[3].body).await, (400, error("TOO_MANY_TASKS")));
+    // Tasks past the processing timeout no longer count, read or not.
+    t.clock.advance(601);
+    assert_eq!(t.process(&uploads[3].body).await.0, 202);
 }
 
 #[tokio::test]

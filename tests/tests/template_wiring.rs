@@ -57,6 +57,11 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
     let timeout = number(extract["Properties"].get("Timeout"));
     let visibility = number(queues["ExtractQueue"].get("VisibilityTimeout"));
     assert!(timeout < claim && claim < visibility, "timeout {timeout} s, claim {claim} s, visibility {visibility} s");
+    // The OCR function knows its queue's receive limit, to end a task on the last receive.
+    let ocr = template.resource("OcrFunction").unwrap();
+    let told = &ocr["Properties"]["Environment"]["Variables"][docusnap_ocr_fn::MAX_RECEIVES_VAR];
+    assert_eq!(number(Some(told)), number(queues["OcrQueue"]["RedrivePolicy"].get("maxReceiveCount")));
+    assert_eq!(number(Some(told)), u64::from(docusnap_ocr_fn::DEFAULT_MAX_RECEIVES));
     // The function knows its own timeout, for invocations whose deadline is unusable.
     let told = &extract["Properties"]["Environment"]["Variables"][docusnap_extract_fn::FUNCTION_TIMEOUT_VAR];
     assert_eq!(number(Some(told)), timeout);

@@ -96,7 +96,7 @@ where
     M: ChatModel,
 {
     let deadline = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or_else(Instant::now);
-    docusnap_core::sqs_event::each_record(event, |body| async move { app.handle_message(&body, deadline).await }).await
+    docusnap_core::sqs_event::each_record(event, |record| async move { app.handle_message(&record.body, deadline).await }).await
 }
 
 /// What a task fails with, when extraction cannot make its result.

@@ -19,6 +19,7 @@ use docusnap_core::metrics::{self, PipelineStage};
 use docusnap_core::ocr_output::{OcrOutput, PageText, TextLine, TextOrigin};
 use docusnap_core::pipeline;
 use docusnap_core::protocol::{decode_page, Envelope, TaskContent};
+use docusnap_core::sqs_event::Record;
 use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, StoredObject, TaskStore};
 use docusnap_core::task::{Stage, TaskId, TaskMessage};
 use docusnap_core::{ErrorCode, TaskType};
@@ -52,7 +53,15 @@ pub struct OcrFunction<T, B, Q, C, R> {
     pub limits: Limits,
     /// Pages read at once: the CPUs the function may use.
     pub parallel_pages: usize,
+    /// The OCR queue's receive limit (`maxReceiveCount`): on a message's last receive its
+    /// task ends with `OCR_FAILURE` instead of being read once more.
+    pub max_receives: u32,
 }
+
+/// The OCR queue's `maxReceiveCount`, which template.yaml passes to the function.
+pub const MAX_RECEIVES_VAR: &str = "DOCUSNAP_OCR_MAX_RECEIVES";
+/// ... and its value when the environment does not say (template.yaml's).
+pub const DEFAULT_MAX_RECEIVES: u32 = 3;
 
 /// Why a message could not be handled now. Each fails only its own record, which SQS
 /// delivers again (and after the queue's receive limit, moves to its dead-letter queue).
@@ -85,7 +94,7 @@ where
     C: Clock,
     R: PageReader,
 {
-    docusnap_core::sqs_event::each_record(event, |body| async move { app.handle_message(&body).await }).await
+    docusnap_core::sqs_event::each_record(event, |record| async move { app.handle_message(&record).await }).await
 }
 
 /// The parts of an S3 event notification this function reads. AWS's own records carry
@@ -128,8 +137,12 @@ where
     C: Clock,
     R: PageReader,
 {
-    async fn handle_message(&self, body: &str) -> Result<(), RecordError> {
-        let notification: Notification = serde_json::from_str(body).map_err(RecordError::NotANotification)?;
+    async fn handle_message(&self, record: &Record) -> Result<(), RecordError> {
+        let notification: Notification = serde_json::from_str(&record.body).map_err(RecordError::NotANotification)?;
+        // The queue's last receive: earlier runs of this message did not finish (a page that
+        // runs the function out of memory or time, say). Running it once more would only cost
+        // as much again before the message goes to the dead-letter queue.
+        let last_receive = record.receive_count >= self.max_receives;
         if notification.event.as_deref() == Some("s3:TestEvent") {
             info!("S3 test event ignored");
             return Ok(());
@@ -152,14 +165,14 @@ where
             }
             let id = TaskId::from_envelope_key(&key).ok_or(RecordError::NotAnEnvelope(key))?;
             let span = tracing::info_span!("ocr", task = %id);
-            self.read_task(&id).instrument(span).await?;
+            self.read_task(&id, last_receive).instrument(span).await?;
         }
         Ok(())
     }
 
     /// Reads one task's pages; a task that cannot be read ends with its code, and only a
     /// failure worth retrying is an error.
-    async fn read_task(&self, id: &TaskId) -> Result<(), RecordError> {
+    async fn read_task(&self, id: &TaskId, last_receive: bool) -> Result<(), RecordError> {
         let Some(task) = self.tasks.get(id, self.clock.now()).await? else {
             info!("the task is gone (cleared or expired); nothing to do");
             return Ok(());
@@ -174,6 +187,9 @@ where
                 info!(status = task.status().as_str(), "already ended; skipped");
                 return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id).await?);
             }
+        }
+        if last_receive {
+            return self.fail(id, ErrorCode::OcrFailure, "the last receive of a message whose earlier runs did not finish").await;
         }
         let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
             return self.fail(id, ErrorCode::ProcessingError, "the envelope is missing").await;

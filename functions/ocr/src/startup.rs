@@ -40,5 +40,10 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
         reader: Arc::new(engine),
         limits: config.limits,
         parallel_pages: threads,
+        max_receives: std::env::var(crate::MAX_RECEIVES_VAR)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(crate::DEFAULT_MAX_RECEIVES),
     })
 }

@@ -4,7 +4,7 @@ use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::sha256_hex;
 use docusnap_core::pipeline;
 use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, Upload as Content};
-use docusnap_core::limits::KEY_BINDING_SECS;
+use docusnap_core::limits::{KEY_BINDING_SECS, PROCESSING_TIMEOUT_SECS};
 use docusnap_core::store::{Binding, BlobStore, Created, KeyBindings, Outcome, TaskStore};
 use docusnap_core::task::{Task, TaskId, TaskState};
 use docusnap_core::ErrorCode;
@@ -36,7 +36,17 @@ impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock> Upload<T, B, K, C> {
             return ProcessAnswer::Error(ErrorCode::TaskNotFound);
         };
         match self.accept(&id, &upload, now).await {
-            Ok(()) => self.create(id, upload, now).await,
+            Ok(()) => match self.tasks.count_in_flight(&id.client_id, now - PROCESSING_TIMEOUT_SECS).await {
+                Ok(n) if n >= self.limits.max_tasks_in_flight => {
+                    info!(in_flight = n, "too many tasks in flight; upload refused");
+                    ProcessAnswer::Error(ErrorCode::TooManyTasks)
+                }
+                Ok(_) => self.create(id, upload, now).await,
+                Err(e) => {
+                    error!(error = %e, "counting the client's tasks failed");
+                    ProcessAnswer::Error(ErrorCode::DatabaseError)
+                }
+            },
             Err(code) => {
                 info!(code = %code, "upload refused");
                 ProcessAnswer::Error(code)

@@ -59,6 +59,8 @@ error_codes! {
     /// New: the `aes_key` came before with other content. Clients make a fresh key per
     /// request; refusing a reused one before decrypting closes AES-CBC's padding oracle.
     KeyAlreadyUsed = "KEY_ALREADY_USED",
+    /// New: the client has [`crate::limits::MAX_TASKS_IN_FLIGHT`] tasks processing already.
+    TooManyTasks = "TOO_MANY_TASKS",
 }
 
 impl std::fmt::Display for ErrorCode {

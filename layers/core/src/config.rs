@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::limits::{MAX_IMAGE_BYTES, MAX_PAGES};
+use crate::limits::{MAX_IMAGE_BYTES, MAX_PAGES, MAX_TASKS_IN_FLIGHT};
 
 pub mod var {
     pub const TASKS_TABLE: &str = "DOCUSNAP_TASKS_TABLE";
@@ -15,6 +15,7 @@ pub mod var {
     pub const S3_FORCE_PATH_STYLE: &str = "DOCUSNAP_S3_FORCE_PATH_STYLE";
     pub const MAX_PAGES: &str = "DOCUSNAP_MAX_PAGES";
     pub const MAX_IMAGE_BYTES: &str = "DOCUSNAP_MAX_IMAGE_BYTES";
+    pub const MAX_TASKS_IN_FLIGHT: &str = "DOCUSNAP_MAX_TASKS_IN_FLIGHT";
     /// Read by the AWS SDK itself; named here because it also decides path-style S3.
     pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 }
@@ -41,11 +42,12 @@ pub enum KeySource {
 pub struct Limits {
     pub max_pages: usize,
     pub max_image_bytes: usize,
+    pub max_tasks_in_flight: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_pages: MAX_PAGES, max_image_bytes: MAX_IMAGE_BYTES }
+        Self { max_pages: MAX_PAGES, max_image_bytes: MAX_IMAGE_BYTES, max_tasks_in_flight: MAX_TASKS_IN_FLIGHT }
     }
 }
 
@@ -85,6 +87,7 @@ impl Config {
         let limits = Limits {
             max_pages: parse_limit(&lookup, var::MAX_PAGES, defaults.max_pages)?,
             max_image_bytes: parse_limit(&lookup, var::MAX_IMAGE_BYTES, defaults.max_image_bytes)?,
+            max_tasks_in_flight: parse_limit(&lookup, var::MAX_TASKS_IN_FLIGHT, defaults.max_tasks_in_flight)?,
         };
         Ok(Self {
             tasks_table: required(var::TASKS_TABLE)?,

@@ -28,3 +28,9 @@ pub const TASK_RETENTION_SECS: i64 = 1440 * 60;
 /// one variation may bind the key anew and every other is refused again. A week is many
 /// times any honest retry.
 pub const KEY_BINDING_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// Most tasks one client may have processing at once. A phone sends a few documents at a
+/// time; ten tasks of up to 20 pages are 200 pages, minutes of OCR. Past it an upload is
+/// refused with `TOO_MANY_TASKS` until some finish, so one client id cannot queue work
+/// without bound. (A soft limit: uploads racing each other may pass it by a few.)
+pub const MAX_TASKS_IN_FLIGHT: usize = 10;

@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn content_is_checked_against_its_task_type_and_limits() {
-        let limits = Limits { max_pages: 2, max_image_bytes: 100 };
+        let limits = Limits { max_pages: 2, max_image_bytes: 100, ..Limits::default() };
         let pages = br#"{"to_process":["aGVsbG8="],"file_lib":{"doc":[{"id":3,"title":"t"}],"form":null}}"#;
         match TaskContent::parse(TaskType::Doc, pages, &limits).unwrap() {
             TaskContent::Pages { pages, library } => {

@@ -6,18 +6,28 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tracing::error;
 
-/// Runs `handle` on each record's body, one record after the other; a record it fails is
-/// reported by its message id.
+/// One record as the handler reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub body: String,
+    /// How often SQS has handed this message out, this time included (1 when the event
+    /// does not say).
+    pub receive_count: u32,
+}
+
+/// Runs `handle` on each record, one after the other; a record it fails is reported by
+/// its message id.
 pub async fn each_record<F, Fut, E>(event: SqsEvent, mut handle: F) -> SqsBatchResponse
 where
-    F: FnMut(String) -> Fut,
+    F: FnMut(Record) -> Fut,
     Fut: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let message_id = record.message_id.unwrap_or_default();
-        if let Err(e) = handle(record.body.unwrap_or_default()).await {
+        let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
+        if let Err(e) = handle(Record { body: record.body.unwrap_or_default(), receive_count }).await {
             error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;

@@ -263,6 +263,29 @@ impl TaskStore for DynamoTaskStore {
         Ok(())
     }
 
+    async fn count_in_flight(&self, client_id: &ClientId, since: Timestamp) -> Result<usize, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :client")
+            .filter_expression("#status = :processing AND #created > :since")
+            .expression_attribute_names("#pk", attr::CLIENT_ID)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#created", attr::CREATED_AT)
+            .expression_attribute_values(":client", s(client_id.as_str()))
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .expression_attribute_values(":since", n(since))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            count += page.map_err(StoreError::backend("DynamoDB Query (in flight)"))?.count().max(0) as usize;
+        }
+        Ok(count)
+    }
+
     async fn delete_client(&self, client_id: &ClientId) -> Result<usize, StoreError> {
         let mut keys = Vec::new();
         let mut pages = self

@@ -103,6 +103,15 @@ impl TaskStore for MemoryTaskStore {
         Ok(())
     }
 
+    async fn count_in_flight(&self, client_id: &ClientId, since: Timestamp) -> Result<usize, StoreError> {
+        Ok(self.with(|tasks| {
+            tasks
+                .values()
+                .filter(|t| &t.id.client_id == client_id && matches!(t.state, TaskState::Processing { .. }) && t.created_at > since)
+                .count()
+        }))
+    }
+
     async fn delete_client(&self, client_id: &ClientId) -> Result<usize, StoreError> {
         Ok(self.with(|tasks| {
             let before = tasks.len();

@@ -114,6 +114,10 @@ pub trait TaskStore: Send + Sync {
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// How many of a client's tasks are processing and were created after `since` (older
+    /// ones have timed out, whether or not anyone has read them since).
+    fn count_in_flight(&self, client_id: &ClientId, since: Timestamp) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
     /// Forgets every task of a client; returns how many there were.
     fn delete_client(&self, client_id: &ClientId) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

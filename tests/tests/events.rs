@@ -59,19 +59,29 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
     t.process(&good.body).await;
 
     let mut failed = 0;
-    for _ in 0..12 {
+    for _ in 0..16 {
         failed += runner.poll(&t.stack, &ocr).await.unwrap().failed;
     }
     let redrive_after = 3; // template.yaml: OcrQueue's maxReceiveCount
-    assert_eq!(failed, redrive_after, "the poison message failed once per receive");
+    // Three poison messages: the stray object's, and both of the broken task's key (the
+    // upload wrote the envelope, then it was overwritten).
+    assert_eq!(failed, 3 * redrive_after, "each poison message failed once per receive");
     let dlq = t.stack.queue_url("OcrDeadLetterQueue").unwrap();
     let dead = t.clients.sqs.receive_message().queue_url(dlq).max_number_of_messages(10).send().await.unwrap();
-    let bodies: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
-    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let mut bodies: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
+    bodies.sort_by_key(|b| !b.contains("tasks%2Fstray%2Fenvelope.json"));
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
     assert!(bodies[0].contains("tasks%2Fstray%2Fenvelope.json"), "{}", bodies[0]);
+    // Object keys name the client by digest, so a task whose envelope is not an envelope
+    // cannot be found from its key: its message is poison too, and the task, left
+    // processing, answers PROCESSING_TIMEOUT once its ten minutes are up.
+    let broken_key = id.envelope_key().replace('/', "%2F");
+    assert!(bodies[1..].iter().all(|b| b.contains(&broken_key)), "{bodies:?} vs {broken_key}");
+    assert_eq!(t.process(&client.poll("doc", &broken.sha256)).await.0, 202);
+    t.clock.advance(601);
     assert_eq!(
         t.process(&client.poll("doc", &broken.sha256)).await,
-        (400, json!({"status": "error", "error_detail": "PROCESSING_ERROR"}))
+        (400, json!({"status": "error", "error_detail": "PROCESSING_TIMEOUT"}))
     );
     // The good upload went on to extraction.
     let told = t.take_messages("ExtractQueue").await;

@@ -71,6 +71,9 @@ pub enum RecordError {
     NotANotification(#[source] serde_json::Error),
     #[error("the notification has no records")]
     NoRecords,
+    /// Not where an envelope goes, or not an envelope of the task whose key it has. The
+    /// task cannot be told from the key alone (it names the client by digest), so the
+    /// message goes to the dead-letter queue and its task, if any, times out.
     #[error("object {0:?} is not a task envelope")]
     NotAnEnvelope(String),
     #[error(transparent)]
@@ -163,16 +166,28 @@ where
                 }
                 continue;
             }
-            let id = TaskId::from_envelope_key(&key).ok_or(RecordError::NotAnEnvelope(key))?;
+            // The key names the client by digest only; the envelope names the task, and must
+            // be this key's own.
+            if !TaskId::is_envelope_key(&key) {
+                return Err(RecordError::NotAnEnvelope(key));
+            }
+            let Some(envelope) = self.blobs.get(&key).await? else {
+                info!(key, "the envelope is gone (the task was cleared or has ended); nothing to do");
+                continue;
+            };
+            let id = match serde_json::from_slice::<Envelope>(&envelope) {
+                Ok(parsed) if parsed.task_id().envelope_key() == key => parsed.task_id(),
+                _ => return Err(RecordError::NotAnEnvelope(key)),
+            };
             let span = tracing::info_span!("ocr", task = %id);
-            self.read_task(&id, last_receive).instrument(span).await?;
+            self.read_task(&id, &envelope, last_receive).instrument(span).await?;
         }
         Ok(())
     }
 
     /// Reads one task's pages; a task that cannot be read ends with its code, and only a
     /// failure worth retrying is an error.
-    async fn read_task(&self, id: &TaskId, last_receive: bool) -> Result<(), RecordError> {
+    async fn read_task(&self, id: &TaskId, envelope: &[u8], last_receive: bool) -> Result<(), RecordError> {
         let Some(task) = self.tasks.get(id, self.clock.now()).await? else {
             info!("the task is gone (cleared or expired); nothing to do");
             return Ok(());
@@ -191,10 +206,7 @@ where
         if last_receive {
             return self.fail(id, ErrorCode::OcrFailure, "the last receive of a message whose earlier runs did not finish").await;
         }
-        let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
-            return self.fail(id, ErrorCode::ProcessingError, "the envelope is missing").await;
-        };
-        let opened = match pipeline::open_stored(&self.key, id, &envelope, &self.limits) {
+        let opened = match pipeline::open_stored(&self.key, id, envelope, &self.limits) {
             Ok(opened) => opened,
             Err(e) => return self.fail(id, e.stored_code(), &e.to_string()).await,
         };

@@ -4,6 +4,8 @@ use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::{ClientId, TaskType};
 use crate::limits::{PROCESSING_TIMEOUT_SECS, TASK_RETENTION_SECS};
+#[cfg(test)]
+use crate::limits::MAX_ID_CHARS;
 
 /// A task's identity in v1: (client_id, SHA256, type).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -28,10 +30,11 @@ impl TaskId {
         Some(Self::new(client_id, TaskType::parse(task_type)?, sha256))
     }
 
-    /// Where a task's objects live in the uploads bucket. The client id is escaped so that
-    /// one client's prefix can never contain another's.
+    /// Where a task's objects live in the uploads bucket: under its client's prefix, then
+    /// `type/sha256/`. A created task's `sha256` is the 64 hex digits of its content's
+    /// hash, so every key is short and of one shape.
     pub fn object_prefix(&self) -> String {
-        format!("{}{}/", client_prefix(&self.client_id), self.sort_key().replace('#', "/"))
+        format!("{}{}/{}/", client_prefix(&self.client_id), self.task_type, self.sha256)
     }
 
     /// The object that holds the envelope as the client sent it; its creation starts OCR.
@@ -39,16 +42,15 @@ impl TaskId {
         format!("{}{ENVELOPE_OBJECT}", self.object_prefix())
     }
 
-    /// Reads a task back from its envelope key, as an S3 notification names it.
-    pub fn from_envelope_key(key: &str) -> Option<Self> {
-        let rest = key.strip_prefix(TASKS_PREFIX)?;
-        let mut parts = rest.split('/');
-        let (client, task_type, sha256, object) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if object != ENVELOPE_OBJECT || parts.next().is_some() {
-            return None;
-        }
-        let client_id = percent_encoding::percent_decode_str(client).decode_utf8().ok()?;
-        Some(Self::new(ClientId::stored(&client_id).ok()?, TaskType::parse(task_type)?, sha256))
+    /// Whether `key` is where some task's envelope would be. The key does not name the
+    /// client (only its digest): the envelope itself does (`protocol::Envelope`), and a
+    /// reader checks that the envelope's task has this very key.
+    pub fn is_envelope_key(key: &str) -> bool {
+        let Some(rest) = key.strip_prefix(TASKS_PREFIX) else { return false };
+        let parts: Vec<&str> = rest.split('/').collect();
+        matches!(parts.as_slice(), [digest, task_type, sha256, object]
+            if digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+                && TaskType::parse(task_type).is_some() && !sha256.is_empty() && *object == ENVELOPE_OBJECT)
     }
 }
 
@@ -63,16 +65,12 @@ pub const TASKS_PREFIX: &str = "tasks/";
 /// The envelope's object name within a task's prefix; the notification's suffix filter.
 pub const ENVELOPE_OBJECT: &str = "envelope.json";
 
-/// Characters kept as they are in a client's key prefix: RFC 3986 unreserved ones.
-const KEY_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// The prefix of every object of one client.
+/// The prefix of every object of one client: `tasks/<SHA-256 of the client id, hex>/`.
+/// A digest, not the id: an id of 128 characters of any script escapes to as much as 1.5
+/// KB, past S3's 1,024-byte key limit, while a digest keeps every key near 160 bytes and
+/// no client's prefix can cover another's.
 pub fn client_prefix(client_id: &ClientId) -> String {
-    format!("{TASKS_PREFIX}{}/", percent_encoding::utf8_percent_encode(client_id.as_str(), KEY_ESCAPE))
+    format!("{TASKS_PREFIX}{}/", crate::crypto::sha256_hex(client_id.as_str().as_bytes()))
 }
 
 /// How far a processing task has come, as the store conditions name it.
@@ -301,24 +299,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelope_keys_round_trip_even_for_odd_client_ids() {
-        for client in ["plain", "with/slash", "spaces and ü", "a%2Fb", "tasks/x"] {
+    fn object_keys_are_short_whatever_the_client_id() {
+        let long_cjk = "文".repeat(MAX_ID_CHARS);
+        for client in ["plain", "with/slash", "spaces and ü", "a%2Fb", "tasks/x", long_cjk.as_str()] {
             let client = ClientId::parse(client).unwrap();
-            let id = TaskId::new(client.clone(), TaskType::Form, "ab12");
+            let id = TaskId::new(client.clone(), TaskType::Form, "ab".repeat(32));
             let key = id.envelope_key();
             assert!(key.starts_with(&client_prefix(&client)));
-            assert_eq!(key.matches('/').count(), 4, "{key}");
-            assert_eq!(TaskId::from_envelope_key(&key), Some(id));
+            assert!(key.len() <= 200, "{} bytes: {key}", key.len());
+            assert!(TaskId::is_envelope_key(&key), "{key}");
         }
-        assert_eq!(TaskId::from_envelope_key("tasks/c/doc/ab/other.bin"), None);
-        assert_eq!(TaskId::from_envelope_key("batch/c/doc/ab/envelope.json"), None);
-    }
-
-    #[test]
-    fn one_clients_prefix_never_covers_another_client() {
-        let prefix = |id: &str| client_prefix(&ClientId::parse(id).unwrap());
-        assert!(!prefix("ab/c").starts_with(&prefix("ab")));
-        assert!(!prefix("abc").starts_with(&prefix("ab")));
+        for not_one in ["tasks/c/doc/ab/envelope.json", "batch/x/doc/ab/envelope.json", &format!("tasks/{}/doc/ab/ocr.bin", "0".repeat(64)), &format!("tasks/{}/nope/ab/envelope.json", "0".repeat(64))] {
+            assert!(!TaskId::is_envelope_key(not_one), "{not_one}");
+        }
     }
 
     #[test]

@@ -193,7 +193,6 @@ impl TestStack {
             clock: self.clock.clone(),
             key: server_key(),
             extractor: docusnap_extract::Extractor { model, fallback_to_rules: true },
-            limits: Limits::default(),
         }
     }
 

@@ -39,11 +39,15 @@ async fn an_upload_is_read_and_handed_to_extraction_once() {
     let message: TaskMessage = serde_json::from_str(told.records[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(TaskId::from(message), id);
 
-    // The OCR output is sealed under the client's key and holds the pages' text in order.
+    // The OCR output is sealed under the client's key (beside the key, wrapped as the
+    // client sent it) and holds the pages' text in order.
     let sealed = t.clients.s3.get_object().bucket(t.bucket()).key(id.ocr_key()).send().await.unwrap();
     let sealed = sealed.body.collect().await.unwrap().into_bytes();
-    assert!(serde_json::from_slice::<Value>(&sealed).is_err(), "the OCR output must not be stored in the clear");
-    let output = OcrOutput::from_json(&upload.key.open(&sealed).unwrap()).unwrap();
+    let stored: Value = serde_json::from_slice(&sealed).unwrap();
+    assert_eq!(stored["aes_key"], upload.body["aes_key"]);
+    let raw = String::from_utf8_lossy(&sealed);
+    assert!(!raw.contains("pages") && !raw.to_uppercase().contains("TOTAL"), "the OCR output must not be stored in the clear");
+    let output = OcrOutput::from_json(&upload.key.open_base64(stored["content"].as_str().unwrap()).unwrap()).unwrap();
     let text = &output.text();
     assert!(text.starts_with("\n----page 1----\n") && text.contains("\n----page 2----\n"), "{text}");
     for expected in RECEIPT.iter().chain(&["Page two"]) {
@@ -91,7 +95,15 @@ async fn fill_tasks_go_straight_on_and_ended_tasks_are_skipped() {
     let told = t.take_messages("ExtractQueue").await;
     let names: Vec<TaskMessage> = told.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
     assert_eq!(names, vec![TaskMessage { client_id: docusnap_tests::client_id(&client.id), task_type: TaskType::Fill, sha256: fill.sha256.clone() }]);
-    assert!(t.object_keys().await.iter().all(|k| !k.ends_with("ocr.bin")));
+    // The ended task was not read; the fill task was handed on without OCR, its form and
+    // library sealed for extraction (which never opens the envelope).
+    let keys = t.object_keys().await;
+    assert!(!keys.contains(&doc_id.ocr_key()), "{keys:?}");
+    let fill_id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Fill, fill.sha256.clone());
+    let object = t.clients.s3.get_object().bucket(t.bucket()).key(fill_id.ocr_key()).send().await.unwrap();
+    let (_, output) = docusnap_core::pipeline::open_output(&docusnap_tests::server_key(), &fill_id, &object.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert!(output.pages.is_empty());
+    assert_eq!(output.form.unwrap()["fields"], json!(["Name"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ fn read(lines: &[&str]) -> OcrText {
     let page = ocr_engine().read_image(&render_png(lines, LATIN_FONT, 30.0)).expect("the page reads");
     let lines = page.lines.into_iter().map(|l| TextLine { text: l.text, score: l.score, quad: l.quad.map(|p| [p.x, p.y]) });
     let page = PageText { width: page.width, height: page.height, origin: TextOrigin::Ocr, lines: lines.collect() };
-    OcrText::from_output(&OcrOutput { pages: vec![page] })
+    OcrText::from_output(&OcrOutput { pages: vec![page], ..OcrOutput::default() })
 }
 
 #[test]

@@ -9,12 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docusnap_core::batch;
 use docusnap_core::clock::Clock;
-use docusnap_core::config::Limits;
 use docusnap_core::crypto::{CryptoError, ServerKey};
 use docusnap_core::metrics::{self, PipelineStage};
-use docusnap_core::ocr_output::OcrOutput;
 use docusnap_core::pipeline;
-use docusnap_core::protocol::TaskContent;
 use docusnap_core::store::{BlobStore, Outcome, StoreError, TaskStore};
 use docusnap_core::task::{Stage, TaskId, TaskMessage, EXTRACT_CLAIM_SECS};
 use docusnap_core::{ErrorCode, TaskType};
@@ -64,7 +61,6 @@ pub struct ExtractFunction<T, B, C, M> {
     pub clock: C,
     pub key: ServerKey,
     pub extractor: Extractor<M>,
-    pub limits: Limits,
 }
 
 /// Why a message could not be handled now; it fails only its own record, which SQS
@@ -194,30 +190,24 @@ where
             warn!(code = %code, why, "extraction cannot run");
             Ending::Done(Outcome::Failed(code))
         };
-        let envelope = match self.blobs.get(&id.envelope_key()).await {
-            Ok(Some(envelope)) => envelope,
-            Ok(None) => return failed(ErrorCode::ProcessingError, "the envelope is missing"),
+        // The OCR output carries what extraction needs: the envelope (and its images) is
+        // never opened here.
+        let sealed = match self.blobs.get(&id.ocr_key()).await {
+            Ok(Some(sealed)) => sealed,
+            Ok(None) => return failed(ErrorCode::ProcessingError, "the OCR output is missing"),
             Err(e) => return Ending::Retry(e.into()),
         };
-        let opened = match pipeline::open_stored(&self.key, id, &envelope, &self.limits) {
+        let (key, ocr) = match pipeline::open_output(&self.key, id, &sealed) {
             Ok(opened) => opened,
             Err(e) => return failed(e.stored_code(), &e.to_string()),
         };
-        let key = opened.key;
-        let extraction = match opened.content {
-            TaskContent::Pages { library, .. } => {
-                let sealed = match self.blobs.get(&id.ocr_key()).await {
-                    Ok(Some(sealed)) => sealed,
-                    Ok(None) => return failed(ErrorCode::ProcessingError, "the OCR output is missing"),
-                    Err(e) => return Ending::Retry(e.into()),
-                };
-                let Some(ocr) = key.open(&sealed).ok().and_then(|plain| OcrOutput::from_json(&plain).ok()) else {
-                    return failed(ErrorCode::ProcessingError, "the OCR output does not open");
-                };
-                let want = if id.task_type == TaskType::Form { Want::Form } else { Want::Doc };
-                self.extractor.document(&OcrText::from_output(&ocr), want, &library, deadline).await
+        let extraction = match (id.task_type, &ocr.form) {
+            (TaskType::Fill, Some(form)) => self.extractor.fill(form, &ocr.library, deadline).await,
+            (TaskType::Fill, None) => return failed(ErrorCode::ProcessingError, "a fill task's OCR output has no form"),
+            (task_type, _) => {
+                let want = if task_type == TaskType::Form { Want::Form } else { Want::Doc };
+                self.extractor.document(&OcrText::from_output(&ocr), want, &ocr.library, deadline).await
             }
-            TaskContent::Fill { form, library } => self.extractor.fill(&form, &library, deadline).await,
         };
         let extraction = match extraction {
             Ok(extraction) => extraction,

@@ -31,7 +31,7 @@ pub enum StartupError {
 
 pub async fn from_env() -> Result<AwsExtract, StartupError> {
     let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
+    let Common { sdk, key, tasks, blobs, .. } = Common::from_env().await?;
     let extractor = match settings::from_lookup(lookup)? {
         None => {
             info!("no LLM configured: the rules extractor answers");
@@ -62,5 +62,5 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
             }
         }
     };
-    Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor, limits: config.limits })
+    Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor })
 }

@@ -210,22 +210,27 @@ where
             Ok(opened) => opened,
             Err(e) => return self.fail(id, e.stored_code(), &e.to_string()).await,
         };
-        if let TaskContent::Pages { pages, .. } = opened.content {
-            let inputs = match input_pages(&pages) {
-                Ok(inputs) => inputs,
-                Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
-            };
-            let started = std::time::Instant::now();
-            let pages = match self.read_pages(inputs).await? {
-                Ok(pages) => pages,
-                Err(e) => return self.fail(id, ErrorCode::OcrFailure, &e.to_string()).await,
-            };
-            let output = OcrOutput { pages: pages.into_iter().map(page_text).collect() };
-            let lines: usize = output.pages.iter().map(|p| p.lines.len()).sum();
-            info!(pages = output.pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
-            let sealed = opened.key.seal(&output.to_json()).map_err(RecordError::Seal)?;
-            self.blobs.put(&id.ocr_key(), sealed, "application/octet-stream").await?;
-        }
+        let output = match &opened.content {
+            TaskContent::Pages { pages, library } => {
+                let inputs = match input_pages(pages) {
+                    Ok(inputs) => inputs,
+                    Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
+                };
+                let started = std::time::Instant::now();
+                let pages = match self.read_pages(inputs).await? {
+                    Ok(pages) => pages,
+                    Err(e) => return self.fail(id, ErrorCode::OcrFailure, &e.to_string()).await,
+                };
+                let pages: Vec<PageText> = pages.into_iter().map(page_text).collect();
+                let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
+                info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
+                OcrOutput { pages, library: library.clone(), form: None }
+            }
+            // A fill task has no pages: it is handed on with its form and library.
+            TaskContent::Fill { form, library } => OcrOutput { pages: Vec::new(), library: library.clone(), form: Some(form.clone()) },
+        };
+        let sealed = pipeline::seal_output(id, &opened, &output).map_err(RecordError::Seal)?;
+        self.blobs.put(&id.ocr_key(), sealed, "application/json").await?;
         // Told before the stage moves: a failure in between means one more extract
         // message, which extraction's own claim makes harmless, never a lost task.
         let message = serde_json::to_string(&TaskMessage::from(id)).map_err(RecordError::Encode)?;

@@ -1,9 +1,14 @@
 //! What the OCR function hands to the extract function: every page's lines with their
-//! text, score and box, sealed under the client's key in the task's `ocr.bin`. One type,
+//! text, score and box, and what else extraction needs from the envelope (the library, a
+//! fill task's form), sealed under the client's key in the task's `ocr.bin`. Extraction
+//! reads that one small object and never opens the envelope and its images. One type,
 //! serialised by the writer and parsed by the reader, so a renamed field fails to compile
 //! (or to parse, for an object an older version wrote) instead of reading as "no text".
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::protocol::Library;
 
 /// A point on a page, in the page's pixels.
 pub type Point = [f32; 2];
@@ -56,10 +61,15 @@ impl PageText {
     }
 }
 
-/// A task's OCR output: its pages in order.
+/// A task's OCR output: its pages in order (none for a fill task), its library, and a
+/// fill task's form.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OcrOutput {
     pub pages: Vec<PageText>,
+    #[serde(default)]
+    pub library: Library,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Map<String, Value>>,
 }
 
 impl OcrOutput {
@@ -99,16 +109,21 @@ mod tests {
                 PageText { width: 1, height: 1, origin: TextOrigin::Ocr, lines: vec![line("a", 0.0), line("b", 20.0)] },
                 PageText { width: 1, height: 1, origin: TextOrigin::TextLayer, lines: vec![line("c", 0.0)] },
             ],
+            ..OcrOutput::default()
         };
         assert_eq!(output.text(), "\n----page 1----\na b\n----page 2----\nc");
         assert!(output.has_text());
-        assert!(!OcrOutput { pages: vec![PageText::default()] }.has_text());
+        assert!(!OcrOutput { pages: vec![PageText::default()], ..OcrOutput::default() }.has_text());
         assert_eq!(output.pages[0].lines[1].height(), 12.0);
     }
 
     #[test]
     fn the_wire_form_round_trips_and_names_its_fields() {
-        let output = OcrOutput { pages: vec![PageText { width: 7, height: 9, origin: TextOrigin::TextLayer, lines: vec![line("x", 1.0)] }] };
+        let output = OcrOutput {
+            pages: vec![PageText { width: 7, height: 9, origin: TextOrigin::TextLayer, lines: vec![line("x", 1.0)] }],
+            form: Some(serde_json::from_str(r#"{"fields": ["Name"]}"#).unwrap()),
+            ..OcrOutput::default()
+        };
         let json: serde_json::Value = serde_json::from_slice(&output.to_json()).unwrap();
         assert_eq!(json["pages"][0]["lines"][0]["box"][2], serde_json::json!([10.0, 13.0]));
         assert_eq!(json["pages"][0]["origin"], "text_layer");

@@ -13,6 +13,7 @@ use crate::codes::ErrorCode;
 use crate::config::Limits;
 use crate::crypto::{AesKey, CryptoError, ServerKey};
 use crate::metrics;
+use crate::ocr_output::OcrOutput;
 use crate::protocol::{ContentError, Envelope, TaskContent};
 use crate::store::{BlobStore, Created, Outcome, StoreError, TaskStore};
 use crate::task::{Task, TaskId, TaskState};
@@ -28,13 +29,17 @@ pub enum OpenError {
     Decrypt(#[source] CryptoError),
     #[error(transparent)]
     Content(#[from] ContentError),
+    #[error("the sealed object is not an OCR output: {0}")]
+    NotOcrOutput(#[source] serde_json::Error),
+    #[error("the sealed object belongs to another task")]
+    OtherTask,
 }
 
 impl OpenError {
     /// The code a client's request is refused with (PROTOCOL.md checks 7-9).
     pub fn request_code(&self) -> ErrorCode {
         match self {
-            OpenError::NotAnEnvelope(_) => ErrorCode::InvalidJson,
+            OpenError::NotAnEnvelope(_) | OpenError::NotOcrOutput(_) | OpenError::OtherTask => ErrorCode::InvalidJson,
             OpenError::Key(_) => ErrorCode::RsaDecryptionFailed,
             OpenError::Decrypt(_) => ErrorCode::AesDecryptionFailed,
             OpenError::Content(e) => (*e).into(),
@@ -51,9 +56,11 @@ impl OpenError {
     }
 }
 
-/// An opened envelope: the client's key (for sealing what goes back) and the content.
+/// An opened envelope: the client's key (for sealing what goes back), still wrapped as
+/// sent and unwrapped, and the content.
 #[derive(Debug)]
 pub struct Opened {
+    pub wrapped_key: String,
     pub key: AesKey,
     pub content: TaskContent,
 }
@@ -63,13 +70,32 @@ pub fn open(server: &ServerKey, id: &TaskId, wrapped_key: &str, content: &str, l
     let key = server.unwrap_aes_key(wrapped_key).map_err(OpenError::Key)?;
     let plaintext = key.open_base64(content).map_err(OpenError::Decrypt)?;
     let content = TaskContent::parse(id.task_type, &plaintext, limits)?;
-    Ok(Opened { key, content })
+    Ok(Opened { wrapped_key: wrapped_key.to_owned(), key, content })
 }
 
 /// Opens a stored envelope, as the OCR and extract functions read it from the bucket.
 pub fn open_stored(server: &ServerKey, id: &TaskId, envelope: &[u8], limits: &Limits) -> Result<Opened, OpenError> {
     let envelope: Envelope = serde_json::from_slice(envelope).map_err(OpenError::NotAnEnvelope)?;
     open(server, id, &envelope.aes_key, &envelope.content, limits)
+}
+
+/// A task's OCR output sealed for extraction, as an envelope is: the client's wrapped key
+/// beside the sealed JSON, so that extraction reads this one small object.
+pub fn seal_output(id: &TaskId, opened: &Opened, output: &OcrOutput) -> Result<Vec<u8>, CryptoError> {
+    let content = opened.key.seal_base64(&output.to_json())?;
+    Ok(Envelope::new(id, opened.wrapped_key.clone(), content).to_json())
+}
+
+/// Opens what [`seal_output`] sealed: the client's key and the OCR output.
+pub fn open_output(server: &ServerKey, id: &TaskId, sealed: &[u8]) -> Result<(AesKey, OcrOutput), OpenError> {
+    let envelope: Envelope = serde_json::from_slice(sealed).map_err(OpenError::NotAnEnvelope)?;
+    if envelope.task_id() != *id {
+        return Err(OpenError::OtherTask);
+    }
+    let key = server.unwrap_aes_key(&envelope.aes_key).map_err(OpenError::Key)?;
+    let plaintext = key.open_base64(&envelope.content).map_err(OpenError::Decrypt)?;
+    let output = OcrOutput::from_json(&plaintext).map_err(OpenError::NotOcrOutput)?;
+    Ok((key, output))
 }
 
 /// Creates the task an envelope starts: the item first (its conditional write makes
@@ -195,6 +221,13 @@ mod tests {
         let opened = open_stored(&server, &id, &stored, &Limits::default()).unwrap();
         assert_eq!(opened.key, key);
         assert!(matches!(opened.content, TaskContent::Pages { ref pages, .. } if pages == &["aGk="]));
+        // The OCR output travels sealed beside the same wrapped key, and opens alone.
+        let output = OcrOutput { form: Some(serde_json::Map::new()), ..OcrOutput::default() };
+        let sealed = seal_output(&id, &opened, &output).unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("\"form\""), "sealed, not in the clear");
+        assert_eq!(open_output(&server, &id, &sealed).unwrap(), (key, output));
+        let elsewhere = TaskId::new(ClientId::parse("d").unwrap(), TaskType::Doc, id.sha256.clone());
+        assert!(matches!(open_output(&server, &elsewhere, &sealed), Err(OpenError::OtherTask)));
         assert_eq!(open_stored(&server, &id, b"{}", &Limits::default()).unwrap_err().stored_code(), ErrorCode::ProcessingError);
     }
 

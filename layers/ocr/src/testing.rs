@@ -54,6 +54,15 @@ pub fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
 }
 
 
+pub use image::ImageFormat;
+
+/// A rendered page encoded in `format` (PNG, JPEG, TIFF, WebP, BMP).
+pub fn render_as(lines: &[&str], font_path: &str, px: f32, format: ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    render(lines, font_path, px).write_to(&mut out, format).expect("encoding a page");
+    out.into_inner()
+}
+
 /// A rendered page encoded as PNG, as a client would upload it.
 pub fn render_png(lines: &[&str], font_path: &str, px: f32) -> Vec<u8> {
     let mut png = std::io::Cursor::new(Vec::new());

@@ -1,0 +1,209 @@
+//! Hostile input, generated: everything that parses what outsiders send (the v1 request
+//! parsers, the envelope and OCR-output openers, the image decoder, the batch key parser,
+//! the LLM answer parser) must answer any input with a value or a typed error: no panic,
+//! and memory bounded. Property-based (proptest, stable Rust): random inputs, and valid
+//! inputs mutated byte by byte, truncated, or given absurd image dimensions.
+//!
+//! The test command runs `DOCUSNAP_FUZZ_CASES` cases per target (default 2,000); the long
+//! run is `scripts/fuzz` (100,000 by default). Each target prints how many cases it ran.
+
+use std::sync::OnceLock;
+
+use docusnap_core::config::Limits;
+use docusnap_core::crypto::{AesKey, ClientWrap, ServerKey};
+use docusnap_core::protocol::{ClearRequest, Envelope, Library, LibraryItem, ProcessRequest, TaskContent};
+use docusnap_core::{ClientId, TaskId, TaskType};
+use docusnap_ocr::testing::{render_as, ImageFormat, LATIN_FONT};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{json, Value};
+
+/// Cases per target: a short run in the test command, a long one from scripts/fuzz.
+fn cases() -> u32 {
+    std::env::var("DOCUSNAP_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+}
+
+/// Runs `check` on `cases()` inputs of `strategy`; a panic inside it is a failure that
+/// proptest shrinks to a small input and reports.
+fn fuzz<S: Strategy>(target: &str, strategy: S, check: impl Fn(S::Value)) {
+    let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    runner
+        .run(&strategy, |input| {
+            check(input);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{target}: {e}"));
+    println!("fuzz {target}: {} cases, 0 panics", cases());
+}
+
+/// `seed` with a few bytes changed, and maybe cut short.
+fn mutated(seed: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let len = seed.len().max(1);
+    (prop::collection::vec((0..len, any::<u8>()), 0..8), 0..=len, any::<bool>()).prop_map(move |(edits, cut, truncate)| {
+        let mut bytes = seed.clone();
+        for (at, value) in edits {
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte = value;
+            }
+        }
+        if truncate {
+            bytes.truncate(cut);
+        }
+        bytes
+    })
+}
+
+/// Any JSON value, a few levels deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-zA-Z_0-9]{0,12}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A JSON object over the protocol's own field names, with values of any type.
+fn protocol_object() -> impl Strategy<Value = Vec<u8>> {
+    let names = prop::sample::select(vec!["client_id", "type", "SHA256", "has_content", "content", "aes_key", "to_process", "file_lib", "doc", "form", "id", "kv"]);
+    prop::collection::btree_map(names, json_value(), 0..8).prop_map(|m| serde_json::to_vec(&m).unwrap())
+}
+
+fn server() -> &'static ServerKey {
+    static KEY: OnceLock<ServerKey> = OnceLock::new();
+    KEY.get_or_init(docusnap_tests::server_key)
+}
+
+#[test]
+fn the_v1_request_parsers_answer_every_input() {
+    let valid = json!({"client_id": "c", "type": "doc", "SHA256": "ab", "has_content": true, "content": "Zm9v", "aes_key": "a2V5"});
+    let inputs = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        mutated(serde_json::to_vec(&valid).unwrap()),
+        protocol_object(),
+    ];
+    let limits = Limits { max_pages: 3, max_image_bytes: 1024, ..Limits::default() };
+    fuzz("v1 request parsers", inputs, |body| {
+        let _ = ProcessRequest::parse(&body);
+        let _ = ClearRequest::parse(&body);
+        for task_type in TaskType::ALL {
+            let _ = TaskContent::parse(task_type, &body, &limits);
+        }
+    });
+}
+
+#[test]
+fn the_envelope_and_output_openers_answer_every_input() {
+    let key = AesKey::generate().unwrap();
+    let content = key.seal_base64(json!({"to_process": ["aGk="], "file_lib": {"doc": [{"id": 1}]}}).to_string().as_bytes()).unwrap();
+    let wrapped = ClientWrap::from_public_pem(server().public_key_pem()).unwrap().wrap(key.as_bytes()).unwrap();
+    let id = TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, docusnap_core::crypto::sha256_hex(content.as_bytes()));
+    let envelope = Envelope::new(&id, wrapped, content).to_json();
+    assert!(docusnap_core::pipeline::open_stored(server(), &id, &envelope, &Limits::default()).is_ok(), "the seed opens");
+    let inputs = prop_oneof![prop::collection::vec(any::<u8>(), 0..1024), mutated(envelope), protocol_object()];
+    fuzz("envelope and OCR-output openers", inputs, |bytes| {
+        let _ = docusnap_core::pipeline::open_stored(server(), &id, &bytes, &Limits::default());
+        let _ = docusnap_core::pipeline::open_output(server(), &id, &bytes);
+        let _ = docusnap_core::ocr_output::OcrOutput::from_json(&bytes);
+    });
+}
+
+/// A PNG's IHDR with other dimensions, its CRC made right so the decoder believes it.
+fn png_with_size(png: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut png = png.to_vec();
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// The process's peak resident memory, from Linux's own count.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[test]
+fn the_image_decoder_answers_every_input_within_bounded_memory() {
+    let seeds: Vec<Vec<u8>> = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Tiff, ImageFormat::WebP, ImageFormat::Bmp]
+        .into_iter()
+        .map(|format| render_as(&["TOTAL 12.50"], LATIN_FONT, 24.0, format))
+        .collect();
+    let png = seeds[0].clone();
+    let inputs = prop_oneof![
+        prop::sample::select(seeds).prop_flat_map(mutated),
+        // Huge and odd dimensions over a tiny body: refused from the header, or a short
+        // read of the body; never the pixels' allocation above the limits.
+        (prop_oneof![0u32..2048, any::<u32>()], prop_oneof![0u32..2048, any::<u32>()]).prop_map(move |(w, h)| png_with_size(&png, w, h)),
+        prop::collection::vec(any::<u8>(), 0..256),
+    ];
+    fuzz("image decoder and input stage", inputs, |bytes| {
+        if let Ok(pages) = docusnap_ocr::input::split(bytes) {
+            for docusnap_ocr::PageInput::Image(bytes) in pages {
+                let _ = docusnap_ocr::decode::decode(&bytes);
+            }
+        }
+    });
+    // The decoder's own allocation cap (512 MiB) plus the test's images and runtime.
+    let peak = peak_rss_bytes();
+    println!("fuzz image decoder: peak RSS {} MiB", peak / (1 << 20));
+    assert!(peak < 1 << 30, "peak RSS {peak} bytes");
+}
+
+#[test]
+fn the_batch_key_parser_answers_every_key() {
+    let keys = prop_oneof![".{0,60}", "batch/[a-zA-Z0-9 ./_-]{0,40}", "tasks/[a-f0-9/]{0,80}(envelope\\.json)?"];
+    fuzz("batch and envelope key parsers", keys, |key: String| {
+        if let Some(document) = docusnap_core::batch::BatchDocument::of_object(&key) {
+            assert!(document.has_page(&key) || key.ends_with('/'), "{key}: its own page");
+            let id = TaskId::new(document.client_id(), TaskType::Doc, "ab");
+            let result = docusnap_core::batch::result_key(&id).expect("a batch task has a result key");
+            assert!(docusnap_core::batch::BatchDocument::of_object(&result).is_none(), "{result} would start a document");
+        }
+        let _ = TaskId::is_envelope_key(&key);
+    });
+}
+
+#[test]
+fn the_llm_answer_parser_answers_every_answer() {
+    let good = r#"<think>{"draft": 1}</think>```json
+{"title": "Receipt", "tags": ["receipt"], "description": "d", "kv": {"Total": "9.50", "Form Type": "x"}, "fields": ["Name"], "related": [{"type": "doc", "resource_id": "r-1"}], "Name": {"value": "A", "source": {"type": "doc", "resource_id": "r-1"}}}
+```"#;
+    let library = Library { doc: vec![LibraryItem { id: "r-1".into(), ..Default::default() }], form: vec![] };
+    let answers = prop_oneof![
+        ".{0,200}",
+        mutated(good.as_bytes().to_vec()).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        json_value().prop_map(|v| format!("Sure: {v}")),
+    ];
+    fuzz("LLM answer parser", answers, |answer: String| {
+        if let Ok(object) = docusnap_extract::answer::json_object(&answer) {
+            let _ = docusnap_extract::answer::doc_result(object.clone(), false, &library);
+            let _ = docusnap_extract::answer::doc_result(object.clone(), true, &library);
+            let _ = docusnap_extract::answer::fill_result(object, &["Name".to_owned()], &library);
+        }
+    });
+}

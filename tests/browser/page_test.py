@@ -42,13 +42,15 @@ def main(base):
         page.set_input_files("#files", os.path.join(ROOT, "tests", "fixtures", "form.png"))
         page.check("#type-form")
         page.click("#process")
-        page.wait_for_function("document.getElementById('fields').children.length > 0", timeout=WAIT_MS)
+        # Selectors, not wait_for_function: its string predicates need eval, which the
+        # page's policy forbids (as it should).
+        page.wait_for_selector("#fields li", timeout=WAIT_MS)
         fields = page.inner_text("#fields")
         assert "Company" in fields and "Date" in fields, fields
 
         page.wait_for_selector("#fill:not([disabled])")
         page.click("#fill")
-        page.wait_for_function("document.getElementById('title').textContent === 'Filled form'", timeout=WAIT_MS)
+        page.wait_for_selector("#title:text-is('Filled form')", timeout=WAIT_MS)
         filled = page.inner_text("#kv")
         assert "CORNER BAKERY" in filled and "2026-03-25" in filled, filled
 
@@ -58,7 +60,7 @@ def main(base):
             page.click("#forget")
         assert cleared.value.status == 200, cleared.value.status
         assert client in cleared.value.request.post_data, cleared.value.request.post_data
-        page.wait_for_function("document.getElementById('status').textContent.includes('on the server')", timeout=30_000)
+        page.wait_for_selector("#status:has-text('on the server')", timeout=30_000)
         assert page.evaluate("localStorage.getItem('docusnap.library')") is None
         assert not errors, errors
         browser.close()

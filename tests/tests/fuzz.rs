@@ -13,7 +13,7 @@ use docusnap_core::config::Limits;
 use docusnap_core::crypto::{AesKey, ClientWrap, ServerKey};
 use docusnap_core::protocol::{ClearRequest, Envelope, Library, LibraryItem, ProcessRequest, TaskContent};
 use docusnap_core::{ClientId, TaskId, TaskType};
-use docusnap_ocr::testing::{render_as, ImageFormat, LATIN_FONT};
+use docusnap_ocr::testing::{png_with_size, render_as, ImageFormat, LATIN_FONT};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
@@ -114,27 +114,6 @@ fn the_envelope_and_output_openers_answer_every_input() {
         let _ = docusnap_core::pipeline::open_output(server(), &id, &bytes);
         let _ = docusnap_core::ocr_output::OcrOutput::from_json(&bytes);
     });
-}
-
-/// A PNG's IHDR with other dimensions, its CRC made right so the decoder believes it.
-fn png_with_size(png: &[u8], width: u32, height: u32) -> Vec<u8> {
-    let mut png = png.to_vec();
-    png[16..20].copy_from_slice(&width.to_be_bytes());
-    png[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
-    png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 /// The process's peak resident memory, from Linux's own count.

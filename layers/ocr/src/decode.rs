@@ -76,6 +76,7 @@ fn limit_or_corrupt(e: image::ImageError) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::png_with_size;
     use image::{ImageFormat, Rgb};
 
     fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
@@ -107,20 +108,12 @@ mod tests {
     /// few bytes: refused from the header, without allocating the pixels.
     #[test]
     fn a_decompression_bomb_is_refused_from_its_header() {
-        let mut png = encode(&RgbImage::new(1, 1), ImageFormat::Png);
-        // IHDR width and height are the big-endian u32s at offsets 16 and 20.
-        png[16..20].copy_from_slice(&60_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&60_000u32.to_be_bytes());
-        // The IHDR CRC is now wrong; fix it so the header itself is valid.
-        let crc = crc32(&png[12..29]);
-        png[29..33].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(decode(&png), Err(DecodeError::TooManyPixels { .. } | DecodeError::Corrupt(_))), "{:?}", decode(&png).err());
+        let png = encode(&RgbImage::new(1, 1), ImageFormat::Png);
+        let bomb = png_with_size(&png, 60_000, 60_000);
+        assert!(matches!(decode(&bomb), Err(DecodeError::TooManyPixels { .. } | DecodeError::Corrupt(_))), "{:?}", decode(&bomb).err());
         // Within the side limit but over the pixel limit: the typed error.
-        png[16..20].copy_from_slice(&10_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&10_000u32.to_be_bytes());
-        let crc = crc32(&png[12..29]);
-        png[29..33].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(decode(&png), Err(DecodeError::TooManyPixels { width: 10_000, height: 10_000 })));
+        let bomb = png_with_size(&png, 10_000, 10_000);
+        assert!(matches!(decode(&bomb), Err(DecodeError::TooManyPixels { width: 10_000, height: 10_000 })));
     }
 
     /// A 16-bit RGBA PNG under the pixel limit but over the decoded-byte limit (8 bytes a
@@ -130,25 +123,11 @@ mod tests {
         let small = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_pixel(2, 2, image::Rgba([65535; 4]));
         let mut png = Cursor::new(Vec::new());
         small.write_to(&mut png, ImageFormat::Png).unwrap();
-        let mut png = png.into_inner();
+        let png = png.into_inner();
         assert_eq!(decode(&png).unwrap().dimensions(), (2, 2), "a small deep image still reads");
         // 8000x6000: 48 megapixels (within MAX_PIXELS), 384 MB as 16-bit RGBA.
-        png[16..20].copy_from_slice(&8_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&6_000u32.to_be_bytes());
-        let crc = crc32(&png[12..29]);
-        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        let png = png_with_size(&png, 8_000, 6_000);
         assert!(matches!(decode(&png), Err(DecodeError::TooManyDecodedBytes(384_000_000))), "{:?}", decode(&png).err());
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
     }
 
     /// A JPEG carrying EXIF orientation 6 (rotate 90° clockwise to view) comes out upright.

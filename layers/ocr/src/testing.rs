@@ -69,3 +69,28 @@ pub fn render_png(lines: &[&str], font_path: &str, px: f32) -> Vec<u8> {
     render(lines, font_path, px).write_to(&mut png, image::ImageFormat::Png).expect("encoding a PNG");
     png.into_inner()
 }
+
+/// `png` with its IHDR claiming `width` x `height`, its CRC made right so that a decoder
+/// believes the header: for tests of decompression bombs and absurd dimensions.
+pub fn png_with_size(png: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut png = png.to_vec();
+    // IHDR's width and height are the big-endian u32s at offsets 16 and 20; its CRC
+    // covers bytes 12..29 and sits at 29..33.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// The CRC-32 of PNG chunks (ISO 3309).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

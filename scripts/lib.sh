@@ -50,11 +50,12 @@ wait_for_port() {
     return 1
 }
 
-# Starts moto_server on loopback; sets MOTO_PID and MOTO_ENDPOINT.
+# Starts moto's server on loopback (scripts/moto_server.py: DynamoDB's requests served one
+# at a time, so conditional writes are atomic as on AWS); sets MOTO_PID and MOTO_ENDPOINT.
 start_moto() {
     local port=${1:-$(free_port)}
     mkdir -p "$LOCAL/logs"
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$LOCAL/logs/moto.log" 2>&1 &
+    "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" 127.0.0.1 "$port" > "$LOCAL/logs/moto.log" 2>&1 &
     MOTO_PID=$!
     MOTO_ENDPOINT="http://127.0.0.1:$port"
     if ! wait_for_port "$port" 30; then

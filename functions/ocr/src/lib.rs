@@ -175,10 +175,11 @@ where
                 info!(key, "the envelope is gone (the task was cleared or has ended); nothing to do");
                 continue;
             };
-            let id = match serde_json::from_slice::<Envelope>(&envelope) {
-                Ok(parsed) if parsed.task_id().envelope_key() == key => parsed.task_id(),
+            let envelope = match serde_json::from_slice::<Envelope>(&envelope) {
+                Ok(parsed) if parsed.task_id().envelope_key() == key => parsed,
                 _ => return Err(RecordError::NotAnEnvelope(key)),
             };
+            let id = envelope.task_id();
             let span = tracing::info_span!("ocr", task = %id);
             self.read_task(&id, &envelope, last_receive).instrument(span).await?;
         }
@@ -187,7 +188,7 @@ where
 
     /// Reads one task's pages; a task that cannot be read ends with its code, and only a
     /// failure worth retrying is an error.
-    async fn read_task(&self, id: &TaskId, envelope: &[u8], last_receive: bool) -> Result<(), RecordError> {
+    async fn read_task(&self, id: &TaskId, envelope: &Envelope, last_receive: bool) -> Result<(), RecordError> {
         let Some(task) = self.tasks.get(id, self.clock.now()).await? else {
             info!("the task is gone (cleared or expired); nothing to do");
             return Ok(());
@@ -206,7 +207,7 @@ where
         if last_receive {
             return self.fail(id, ErrorCode::OcrFailure, "the last receive of a message whose earlier runs did not finish").await;
         }
-        let opened = match pipeline::open_stored(&self.key, id, envelope, &self.limits) {
+        let opened = match pipeline::open_envelope(&self.key, envelope, &self.limits) {
             Ok(opened) => opened,
             Err(e) => return self.fail(id, e.stored_code(), &e.to_string()).await,
         };

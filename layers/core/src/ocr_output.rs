@@ -79,11 +79,6 @@ impl OcrOutput {
         self.pages.iter().enumerate().map(|(i, page)| format!("\n----page {}----\n{}", i + 1, page.text())).collect()
     }
 
-    /// Whether any page holds text at all (the page markers alone are none).
-    pub fn has_text(&self) -> bool {
-        self.pages.iter().flat_map(|p| &p.lines).any(|l| !l.text.trim().is_empty())
-    }
-
     pub fn to_json(&self) -> Vec<u8> {
         // Strings, numbers and lists only: serialising cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -112,8 +107,6 @@ mod tests {
             ..OcrOutput::default()
         };
         assert_eq!(output.text(), "\n----page 1----\na b\n----page 2----\nc");
-        assert!(output.has_text());
-        assert!(!OcrOutput { pages: vec![PageText::default()], ..OcrOutput::default() }.has_text());
         assert_eq!(output.pages[0].lines[1].height(), 12.0);
     }
 

@@ -139,7 +139,7 @@ where
             };
             let Some(stage) = task.state.stage() else {
                 info!(status = task.status().as_str(), "already ended; skipped");
-                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id).await?);
+                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id, now).await?);
             };
             // The OCR function marks the task read right after it sends the message; a
             // moment's wait saves a redelivery a whole visibility timeout later.
@@ -180,7 +180,7 @@ where
             Outcome::Failed(code) => warn!(code = %code, "task failed"),
         }
         metrics::stage_seconds(PipelineStage::Extract, self.clock.now() - task_created);
-        pipeline::end_task(&self.tasks, &self.blobs, id, outcome).await?;
+        pipeline::end_task(&self.tasks, &self.blobs, id, outcome, self.clock.now()).await?;
         Ok(())
     }
 

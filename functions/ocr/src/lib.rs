@@ -201,7 +201,7 @@ where
             }
             None => {
                 info!(status = task.status().as_str(), "already ended; skipped");
-                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id).await?);
+                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id, self.clock.now()).await?);
             }
         }
         if last_receive {
@@ -279,7 +279,7 @@ where
 
     async fn fail(&self, id: &TaskId, code: ErrorCode, why: &str) -> Result<(), RecordError> {
         warn!(code = %code, why, "task failed");
-        pipeline::end_task(&self.tasks, &self.blobs, id, Outcome::Failed(code)).await?;
+        pipeline::end_task(&self.tasks, &self.blobs, id, Outcome::Failed(code), self.clock.now()).await?;
         Ok(())
     }
 

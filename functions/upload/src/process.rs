@@ -100,7 +100,7 @@ impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock> Upload<T, B, K, C> {
     /// A stored task's state as the protocol answers it.
     async fn answer(&self, task: Task, now: Timestamp) -> ProcessAnswer {
         if task.is_timed_out(now) {
-            match pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(ErrorCode::ProcessingTimeout)).await {
+            match pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(ErrorCode::ProcessingTimeout), now).await {
                 Ok(true) => {
                     warn!("task timed out");
                     return ProcessAnswer::Error(ErrorCode::ProcessingTimeout);

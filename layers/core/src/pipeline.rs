@@ -134,7 +134,13 @@ pub async fn create_task<T: TaskStore, B: BlobStore>(
 /// A batch task's file is written from the table's state when the task had already ended:
 /// a delivery whose file write failed after the task ended is retried by SQS, and the retry
 /// must write the file rather than skip it.
-pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
+pub async fn end_task<T: TaskStore, B: BlobStore>(
+    tasks: &T,
+    blobs: &B,
+    id: &TaskId,
+    outcome: Outcome,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
     let failed = match &outcome {
         Outcome::Failed(code) => Some(*code),
         Outcome::Completed { .. } => None,
@@ -152,7 +158,7 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &Tas
             blobs.put(&key, batch::result_file(&outcome), "application/json").await?;
             info!(result = %key, "batch result written");
         }
-        Some(_) => ensure_batch_result(tasks, blobs, id).await?,
+        Some(_) => ensure_batch_result(tasks, blobs, id, now).await?,
         None => {}
     }
     if ended_now {
@@ -168,12 +174,12 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &Tas
 /// For a batch task that has ended, its result file from the table's state, unless the
 /// file is there already. A delivery that finds its task ended calls this: the delivery
 /// that ended it may have failed to write the file, and SQS brought its message back.
-pub async fn ensure_batch_result<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId) -> Result<(), StoreError> {
+pub async fn ensure_batch_result<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, now: Timestamp) -> Result<(), StoreError> {
     let Some(key) = batch::result_key(id) else { return Ok(()) };
     if blobs.get(&key).await?.is_some() {
         return Ok(());
     }
-    if let Some(ended) = ended_outcome(tasks, id).await? {
+    if let Some(ended) = ended_outcome(tasks, id, now).await? {
         blobs.put(&key, batch::result_file(&ended), "application/json").await?;
         info!(result = %key, "batch result written by a later delivery");
     }
@@ -181,8 +187,7 @@ pub async fn ensure_batch_result<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &
 }
 
 /// How a task ended, as the table holds it; `None` while it runs or once it is gone.
-async fn ended_outcome<T: TaskStore>(tasks: &T, id: &TaskId) -> Result<Option<Outcome>, StoreError> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as Timestamp);
+async fn ended_outcome<T: TaskStore>(tasks: &T, id: &TaskId, now: Timestamp) -> Result<Option<Outcome>, StoreError> {
     Ok(tasks.get(id, now).await?.and_then(|task| match task.state {
         TaskState::Completed { result, extractor } => Some(Outcome::Completed { result, extractor }),
         TaskState::Failed { code } => Some(Outcome::Failed(code)),
@@ -252,8 +257,8 @@ mod tests {
         blobs.put(&id.envelope_key(), b"{}".to_vec(), "application/json").await.unwrap();
         blobs.put(&id.ocr_key(), b"sealed".to_vec(), "application/octet-stream").await.unwrap();
         let outcome = Outcome::Completed { result: r#"{"title": "t"}"#.into(), extractor: ExtractorKind::Rules };
-        assert!(end_task(&tasks, &blobs, &id, outcome.clone()).await.unwrap());
-        assert!(!end_task(&tasks, &blobs, &id, Outcome::Failed(ErrorCode::OcrFailure)).await.unwrap());
+        assert!(end_task(&tasks, &blobs, &id, outcome.clone(), 2).await.unwrap());
+        assert!(!end_task(&tasks, &blobs, &id, Outcome::Failed(ErrorCode::OcrFailure), 3).await.unwrap());
         let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
         assert_eq!(file, serde_json::json!({"status": "completed", "result": {"title": "t"}, "extractor": "rules"}));
         assert!(matches!(tasks.get(&id, 2).await.unwrap().unwrap().state, TaskState::Completed { .. }));
@@ -292,13 +297,14 @@ mod tests {
     async fn a_batch_result_file_that_failed_to_write_is_written_by_the_retry() {
         let (tasks, blobs) = (MemoryTaskStore::default(), FlakyBucket::default());
         let id = TaskId::new(ClientId::batch("batch/r.jpg"), TaskType::Doc, "ab");
-        tasks.create(&Task::new_processing(id.clone(), crate::clock::SystemClock.now())).await.unwrap();
+        // The functions' clock, not the machine's: a task of a test clock is still live.
+        tasks.create(&Task::new_processing(id.clone(), 1_000)).await.unwrap();
         blobs.fail_next_put.store(true, std::sync::atomic::Ordering::SeqCst);
         let outcome = Outcome::Failed(ErrorCode::OcrFailure);
-        assert!(end_task(&tasks, &blobs, &id, outcome.clone()).await.is_err(), "the first delivery fails on the write");
+        assert!(end_task(&tasks, &blobs, &id, outcome.clone(), 1_001).await.is_err(), "the first delivery fails on the write");
         assert_eq!(blobs.get("batch/r.result.json").await.unwrap(), None);
         // SQS delivers the message again; the task has ended, and its file is written.
-        ensure_batch_result(&tasks, &blobs, &id).await.unwrap();
+        ensure_batch_result(&tasks, &blobs, &id, 1_002).await.unwrap();
         let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
         assert_eq!(file, serde_json::json!({"status": "error", "error_detail": "OCR_FAILURE"}));
     }

@@ -1,13 +1,15 @@
-//! The local event-source runner: what Lambda's SQS event source mappings do in AWS, for
-//! functions served by `cargo lambda watch`. For each SQS event of a function in the
-//! template it polls the queue, hands batches of up to `BatchSize` messages to the
-//! function through cargo-lambda's invoke endpoint as an SQS event, and deletes what the
-//! function handled. Failed messages (the whole batch when the invocation fails, the
+//! The local event-source runner: what Lambda's SQS event source mappings do in AWS. For
+//! each SQS event of a function in the template it polls the queue, hands batches of up to
+//! `BatchSize` messages to the function as an SQS event (in a local execution environment
+//! of [`crate::runtime`], or through `cargo lambda watch`'s invoke endpoint), and deletes
+//! what the function handled. Failed messages (the whole batch when the invocation fails, the
 //! reported items with `ReportBatchItemFailures`) stay on the queue: they come back after
 //! the queue's visibility timeout, and the queue's own redrive policy moves them to the
 //! dead-letter queue after `maxReceiveCount` receives, as in AWS.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -15,6 +17,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_yaml_ng::Value as Yaml;
 use tracing::{info, warn};
 
+use crate::runtime::Environments;
 use crate::template::{get_att_parts, intrinsic, scalar, Template};
 use crate::{InfraError, LocalStack};
 
@@ -39,6 +42,12 @@ pub struct Mapping {
     pub report_batch_item_failures: bool,
     /// The function's timeout.
     pub timeout: Duration,
+    /// The function's memory, in MB.
+    pub memory_mb: u32,
+    /// The queue's visibility timeout: how long a failed message stays hidden.
+    pub visibility_timeout: Duration,
+    /// Batches the local runner hands to the function at once (1 unless told otherwise).
+    pub concurrency: usize,
 }
 
 /// Every SQS event source in the template. `root` is where the Dockerfiles' paths start.
@@ -65,6 +74,14 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 .and_then(Yaml::as_sequence)
                 .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
             let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
+            let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
+            // SQS's default visibility timeout is 30 s.
+            let visibility = template
+                .resource(&queue)
+                .and_then(|q| q.get("Properties")?.get("VisibilityTimeout"))
+                .and_then(scalar)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30);
             out.push(Mapping {
                 binary: binary_of(template, &function, root)?,
                 function: function.clone(),
@@ -72,6 +89,9 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 batch_size,
                 report_batch_item_failures,
                 timeout: Duration::from_secs(timeout),
+                memory_mb,
+                visibility_timeout: Duration::from_secs(visibility),
+                concurrency: 1,
             });
         }
     }
@@ -99,6 +119,18 @@ fn binary_of(template: &Template, function: &str, root: &Path) -> Result<String,
     Ok(binary.to_owned())
 }
 
+impl Mapping {
+    /// The mapping on a clock `factor` times faster: its function's timeout and its
+    /// queue's visibility timeout divided alike, so that local fault runs see redeliveries
+    /// and lapsed claims in seconds, in the order AWS would.
+    pub fn scaled(mut self, factor: u32) -> Self {
+        let factor = factor.max(1);
+        self.timeout /= factor;
+        self.visibility_timeout /= factor;
+        self
+    }
+}
+
 /// What one poll of a mapping did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Poll {
@@ -119,18 +151,32 @@ fn sqs_error<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) ->
     move |e| EventError::Sqs { operation, detail: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string() }
 }
 
+/// How the runner reaches a function.
+pub enum Invoke {
+    /// An invoke endpoint such as `cargo lambda watch`'s, e.g. `http://127.0.0.1:9000`.
+    Http { http: reqwest::Client, base: String },
+    /// Local execution environments, by binary name.
+    Local(HashMap<String, Arc<Environments>>),
+}
+
 /// Feeds functions from their queues.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Runner {
     pub sqs: aws_sdk_sqs::Client,
-    pub http: reqwest::Client,
-    /// cargo-lambda's address, e.g. `http://127.0.0.1:9000`.
-    pub invoke_base: String,
+    pub invoke: Arc<Invoke>,
     pub region: String,
+    /// Fault injection: every batch is handed to the function twice at once, as SQS's
+    /// at-least-once delivery may do (scripts/chaos).
+    pub deliver_twice: bool,
     /// When set, a failed message comes back after this many seconds instead of the
     /// queue's visibility timeout (15-16 minutes for the OCR queue): for development and
     /// tests, where waiting that long helps nobody. `None` is AWS's behaviour.
     pub retry_after: Option<i32>,
+    /// A failed message comes back after its mapping's `visibility_timeout` rather than
+    /// the provisioned queue's: set when the mappings run on a shortened clock
+    /// ([`Mapping::scaled`]), which keeps the timings' order (function timeout < extract
+    /// claim < visibility timeout) that `retry_after` would break.
+    pub visibility_from_mapping: bool,
 }
 
 impl Runner {
@@ -155,22 +201,35 @@ impl Runner {
         }
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.record(m, &arn)).collect();
-        let failed_ids: Vec<String> = match self.invoke(mapping, &event).await {
-            Ok(answer) if mapping.report_batch_item_failures => {
-                answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-            }
-            Ok(_) => Vec::new(),
-            Err(why) => {
-                warn!(function = %mapping.binary, why, "invocation failed; the whole batch stays on the queue");
-                messages.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect()
+        let settle = |answer: Result<SqsBatchResponse, String>| -> Vec<String> {
+            match answer {
+                Ok(answer) if mapping.report_batch_item_failures => {
+                    answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+                }
+                Ok(_) => Vec::new(),
+                Err(why) => {
+                    warn!(function = %mapping.binary, why, "invocation failed; the whole batch stays on the queue");
+                    messages.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect()
+                }
             }
         };
+        let mut failed_ids = if self.deliver_twice {
+            let (first, second) = tokio::join!(self.invoke(mapping, &event), self.invoke(mapping, &event));
+            let mut ids = settle(first);
+            ids.extend(settle(second));
+            ids
+        } else {
+            settle(self.invoke(mapping, &event).await)
+        };
+        failed_ids.sort_unstable();
+        failed_ids.dedup();
         let mut poll = Poll { received: messages.len(), ..Default::default() };
         for message in messages {
             let receipt = message.receipt_handle().unwrap_or_default();
             if failed_ids.iter().any(|id| Some(id.as_str()) == message.message_id()) {
                 poll.failed += 1;
-                if let Some(seconds) = self.retry_after {
+                let mapping_visibility = self.visibility_from_mapping.then(|| mapping.visibility_timeout.as_secs() as i32);
+                if let Some(seconds) = self.retry_after.or(mapping_visibility) {
                     self.sqs
                         .change_message_visibility()
                         .queue_url(url)
@@ -206,21 +265,34 @@ impl Runner {
     /// Invokes the function with `event`: its answer (an empty one when the function
     /// reports no failures), or why the invocation failed.
     async fn invoke(&self, mapping: &Mapping, event: &SqsEvent) -> Result<SqsBatchResponse, String> {
-        let url = format!("{}/2015-03-31/functions/{}/invocations", self.invoke_base.trim_end_matches('/'), mapping.binary);
-        let response = self
-            .http
-            .post(&url)
-            .timeout(mapping.timeout + INVOKE_SLACK)
-            .json(event)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        let status = response.status();
-        let function_error = response.headers().get("x-amz-function-error").is_some();
-        let text = response.text().await.map_err(|e| e.to_string())?;
+        let text = match &*self.invoke {
+            Invoke::Http { http, base } => {
+                let url = format!("{}/2015-03-31/functions/{}/invocations", base.trim_end_matches('/'), mapping.binary);
+                let response = http
+                    .post(&url)
+                    .timeout(mapping.timeout + INVOKE_SLACK)
+                    .json(event)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                let status = response.status();
+                let function_error = response.headers().get("x-amz-function-error").is_some();
+                let text = response.text().await.map_err(|e| e.to_string())?;
+                if !status.is_success() || function_error {
+                    return Err(format!("HTTP {status}: {text:.300}"));
+                }
+                text
+            }
+            Invoke::Local(functions) => {
+                let environments = functions.get(&mapping.binary).ok_or_else(|| format!("no local function {}", mapping.binary))?;
+                let event = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+                let answer = environments.invoke(event.into()).await.map_err(|e| e.to_string())?;
+                String::from_utf8_lossy(&answer).into_owned()
+            }
+        };
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        if !status.is_success() || function_error || answer.get("errorType").is_some() {
-            return Err(format!("HTTP {status}: {text:.300}"));
+        if answer.get("errorType").is_some() {
+            return Err(format!("{text:.300}"));
         }
         // A function that returns nothing for the batch reports no failures.
         Ok(serde_json::from_value(answer).unwrap_or_default())
@@ -230,7 +302,8 @@ impl Runner {
     pub async fn run(self, stack: LocalStack, mappings: Vec<Mapping>) {
         let stack = std::sync::Arc::new(stack);
         let mut tasks = tokio::task::JoinSet::new();
-        for mapping in mappings {
+        // One poller per batch in flight, as many as the mapping's concurrency.
+        for mapping in mappings.into_iter().flat_map(|m| std::iter::repeat_n(m.clone(), m.concurrency.max(1))) {
             let (runner, stack) = (self.clone(), stack.clone());
             tasks.spawn(async move {
                 loop {

@@ -19,6 +19,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml_ng::Value;
 
 pub mod events;
+pub mod runtime;
 mod template;
 
 pub use template::{get_att_parts, intrinsic, scalar, Template, TemplateError};

@@ -18,7 +18,7 @@ use docusnap_core::config::Limits;
 use docusnap_core::crypto::{generate_private_key_pem, sha256_hex, AesKey, ClientWrap, ServerKey};
 use docusnap_core::store::{DynamoKeyBindings, DynamoTaskStore, S3BlobStore};
 use docusnap_infra::{Clients, LocalStack, Template};
-use docusnap_infra::events::{mappings, Mapping, Runner};
+use docusnap_infra::events::{mappings, Invoke, Mapping, Runner};
 use docusnap_upload::Upload;
 use stub::{Handler, Reply, Server};
 use lambda_http::Body;
@@ -182,6 +182,7 @@ impl TestStack {
             limits: Limits::default(),
             parallel_pages: 2,
             max_receives: docusnap_ocr_fn::DEFAULT_MAX_RECEIVES,
+            dead_letter_arn: self.stack.resources.get("OcrDeadLetterQueue").map(|r| r.arn.clone()),
         }
     }
 
@@ -193,6 +194,8 @@ impl TestStack {
             clock: self.clock.clone(),
             key: server_key(),
             extractor: docusnap_extract::Extractor { model, fallback_to_rules: true },
+            timeout: docusnap_extract_fn::DEFAULT_FUNCTION_TIMEOUT,
+            dead_letter_arn: self.stack.resources.get("ExtractDeadLetterQueue").map(|r| r.arn.clone()),
         }
     }
 
@@ -315,10 +318,11 @@ pub async fn invoke_endpoint(t: &Arc<TestStack>) -> Server {
 pub fn event_runner(t: &TestStack, server: &Server) -> Runner {
     Runner {
         sqs: t.clients.sqs.clone(),
-        http: reqwest::Client::new(),
-        invoke_base: server.base.clone(),
+        invoke: Arc::new(Invoke::Http { http: reqwest::Client::new(), base: server.base.clone() }),
         region: "us-east-1".into(),
         retry_after: Some(0),
+        visibility_from_mapping: false,
+        deliver_twice: false,
     }
 }
 

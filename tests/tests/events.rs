@@ -87,3 +87,79 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
     let told = t.take_messages("ExtractQueue").await;
     assert!(told.records.iter().any(|r| r.body.as_deref().unwrap_or_default().contains(&good.sha256)));
 }
+
+/// Moves every message now on `queue` to `dead_letter_queue`, as SQS's redrive does after
+/// the last failed receive.
+async fn dead_letter_all(t: &TestStack, queue: &str, dead_letter_queue: &str) -> usize {
+    let messages = t.take_messages(queue).await;
+    let url = t.stack.queue_url(dead_letter_queue).unwrap();
+    for record in &messages.records {
+        t.clients.sqs.send_message().queue_url(url).message_body(record.body.clone().unwrap()).send().await.unwrap();
+    }
+    messages.records.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_upload_ends_with_ocr_failure_instead_of_processing_for_good() {
+    let t = Arc::new(TestStack::new().await);
+    let server = invoke_endpoint(&t).await;
+    let runner = event_runner(&t, &server);
+    let client = Client::new("dead letters");
+    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&["TOTAL 1.00"], LATIN_FONT, 30.0))]}));
+    assert_eq!(t.process(&upload.body).await.0, 202);
+    // Every run of its OCR message died (a process killed each time, say): SQS moved it on.
+    assert!(dead_letter_all(&t, "OcrQueue", "OcrDeadLetterQueue").await >= 1);
+    // And a dead letter that names no task at all.
+    let dlq = t.stack.queue_url("OcrDeadLetterQueue").unwrap();
+    t.clients.sqs.send_message().queue_url(dlq).message_body("not a notification").send().await.unwrap();
+    let dead = mapping("OcrDeadLetterQueue");
+    assert_eq!(dead.function, "OcrFunction");
+    let mut handled = docusnap_infra::events::Poll::default();
+    for _ in 0..4 {
+        let poll = runner.poll(&t.stack, &dead).await.unwrap();
+        handled.received += poll.received;
+        handled.failed += poll.failed;
+    }
+    assert_eq!(handled.failed, 0, "a dead letter is handled once, not sent round again");
+    assert_eq!(
+        t.process(&client.poll("doc", &upload.sha256)).await,
+        (400, json!({"status": "error", "error_detail": "OCR_FAILURE"}))
+    );
+    let id = docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), docusnap_core::TaskType::Doc, upload.sha256.clone());
+    assert!(t.object_keys().await.iter().all(|k| !k.starts_with(&id.object_prefix())), "the ended task's objects are gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_extraction_ends_with_a_code_unless_a_fresh_claim_holds_it() {
+    let t = Arc::new(TestStack::new().await);
+    let server = invoke_endpoint(&t).await;
+    let runner = event_runner(&t, &server);
+    let client = Client::new("dead extraction");
+    let page = base64(&render_png(&["TOTAL 2.00"], LATIN_FONT, 30.0));
+    let (held, lapsed) = (client.upload("doc", &json!({"to_process": [page.clone()]})), client.upload("form", &json!({"to_process": [page]})));
+    for upload in [&held, &lapsed] {
+        assert_eq!(t.process(&upload.body).await.0, 202);
+    }
+    docusnap_ocr_fn::handle(&t.ocr_function(), t.take_messages("OcrQueue").await).await;
+    let task = |kind, upload: &docusnap_tests::Prepared| docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), kind, upload.sha256.clone());
+    let (held_id, lapsed_id) = (task(docusnap_core::TaskType::Doc, &held), task(docusnap_core::TaskType::Form, &lapsed));
+    // One task is being extracted right now; the other's holder died long ago.
+    use docusnap_core::store::TaskStore;
+    let now = docusnap_tests::START;
+    assert!(t.app.tasks.claim(&held_id, now, now - 360).await.unwrap());
+    assert!(t.app.tasks.claim(&lapsed_id, now - 1_000, now - 1_360).await.unwrap());
+    assert_eq!(dead_letter_all(&t, "ExtractQueue", "ExtractDeadLetterQueue").await, 2);
+    let dead = mapping("ExtractDeadLetterQueue");
+    // The held task's dead letter fails, and comes back after a while (here 30 s).
+    let runner = docusnap_infra::events::Runner { retry_after: Some(30), ..runner };
+    let mut failed = 0;
+    for _ in 0..3 {
+        failed += runner.poll(&t.stack, &dead).await.unwrap().failed;
+    }
+    assert_eq!(failed, 1, "the held task's dead letter comes back later");
+    assert_eq!(t.process(&client.poll("doc", &held.sha256)).await.0, 202, "a live holder keeps its task");
+    assert_eq!(
+        t.process(&client.poll("form", &lapsed.sha256)).await,
+        (400, json!({"status": "error", "error_detail": "PROCESSING_ERROR"}))
+    );
+}

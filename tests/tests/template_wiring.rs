@@ -37,6 +37,7 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
         .collect();
     for (id, queue) in &queues {
         if dead.contains(id) {
+            // Consumed until its message is handled (retention: 14 days).
             assert!(queue.get("RedrivePolicy").is_none(), "{id} is a dead-letter queue; it has none itself");
             continue;
         }
@@ -53,8 +54,8 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
     // function timeout < claim lifetime < visibility timeout: a message that comes back
     // after its holder died finds the claim lapsed, and no live holder loses its claim.
     let extract = template.resource("ExtractFunction").unwrap();
-    let claim = docusnap_core::task::EXTRACT_CLAIM_SECS as u64;
     let timeout = number(extract["Properties"].get("Timeout"));
+    let claim = docusnap_core::task::extract_claim_secs(timeout) as u64;
     let visibility = number(queues["ExtractQueue"].get("VisibilityTimeout"));
     assert!(timeout < claim && claim < visibility, "timeout {timeout} s, claim {claim} s, visibility {visibility} s");
     // The OCR function knows its queue's receive limit, to end a task on the last receive.
@@ -65,13 +66,26 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
     // The function knows its own timeout, for invocations whose deadline is unusable.
     let told = &extract["Properties"]["Environment"]["Variables"][docusnap_extract_fn::FUNCTION_TIMEOUT_VAR];
     assert_eq!(number(Some(told)), timeout);
-    // Every dead-letter queue is watched.
+    // Every dead-letter queue is consumed by the function whose queue feeds it (which ends
+    // each dead letter's task with a code: none stays processing for good), and watched
+    // through that function's DeadLetters metric, since a consumed queue shows no backlog.
+    let all = mappings(&template, &repo_root()).unwrap();
     let alarmed: BTreeSet<String> = template
         .resources_of_type("AWS::CloudWatch::Alarm")
         .iter()
+        .filter(|(_, alarm)| alarm["MetricName"].as_str() == Some(docusnap_core::metrics::name::DEAD_LETTERS))
         .filter_map(|(_, alarm)| alarm["Dimensions"].as_sequence()?.first()?.get("Value").and_then(target))
         .collect();
-    assert!(dead.is_subset(&alarmed), "{dead:?} vs {alarmed:?}");
+    for queue in &dead {
+        let feeds = queues.iter().find(|(_, q)| q.get("RedrivePolicy").and_then(|r| r.get("deadLetterTargetArn")).and_then(target).as_ref() == Some(queue));
+        let (work_queue, _) = feeds.unwrap();
+        let owner = all.iter().find(|m| &m.queue == work_queue).map(|m| m.function.clone()).unwrap();
+        assert!(all.iter().any(|m| &m.queue == queue && m.function == owner), "{owner} does not consume {queue}");
+        assert!(alarmed.contains(&owner), "no DeadLetters alarm for {owner}: {alarmed:?}");
+        let told = &template.resource(&owner).unwrap()["Properties"]["Environment"]["Variables"];
+        let arn_var = if owner == "OcrFunction" { docusnap_ocr_fn::DEAD_LETTER_ARN_VAR } else { docusnap_extract_fn::DEAD_LETTER_ARN_VAR };
+        assert_eq!(told.get(arn_var).and_then(target).as_ref(), Some(queue), "{owner} is not told {queue}'s ARN");
+    }
 }
 
 #[test]

@@ -13,19 +13,20 @@ use docusnap_core::crypto::{CryptoError, ServerKey};
 use docusnap_core::metrics::{self, PipelineStage};
 use docusnap_core::pipeline;
 use docusnap_core::store::{BlobStore, Outcome, StoreError, TaskStore};
-use docusnap_core::task::{Stage, TaskId, TaskMessage, EXTRACT_CLAIM_SECS};
+use docusnap_core::task::{extract_claim_secs, Progress, Stage, TaskId, TaskMessage, TaskState};
 use docusnap_core::{ErrorCode, TaskType};
 use docusnap_extract::llm::ChatModel;
 use docusnap_extract::prompt::PromptError;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want};
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 mod startup;
 
 pub use startup::{from_env, AwsExtract, StartupError};
 
 /// Kept back from the Lambda's deadline for sealing, storing and, after an LLM that ran
-/// out of time, the rules fallback (milliseconds of work; seconds of margin for S3).
+/// out of time, the rules fallback (milliseconds of work; seconds of margin for S3): a
+/// twentieth of the function's timeout, at most this (15 s of template.yaml's 300 s).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
 
 /// The function's timeout when the environment does not say (template.yaml's `Timeout`).
@@ -61,7 +62,16 @@ pub struct ExtractFunction<T, B, C, M> {
     pub clock: C,
     pub key: ServerKey,
     pub extractor: Extractor<M>,
+    /// The function's configured timeout: the deadline of an invocation whose own is
+    /// unusable, and what the claim's lifetime is derived from.
+    pub timeout: Duration,
+    /// The extract queue's dead-letter queue, which also feeds this function: a message
+    /// from it ends its task with `PROCESSING_ERROR`, so no task is left processing.
+    pub dead_letter_arn: Option<String>,
 }
+
+/// The extract dead-letter queue's ARN, which template.yaml passes to the function.
+pub const DEAD_LETTER_ARN_VAR: &str = "DOCUSNAP_EXTRACT_DEAD_LETTER_QUEUE_ARN";
 
 /// Why a message could not be handled now; it fails only its own record, which SQS
 /// delivers again (and after the queue's receive limit moves to the dead-letter queue).
@@ -91,8 +101,15 @@ where
     C: Clock,
     M: ChatModel,
 {
-    let deadline = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or_else(Instant::now);
-    docusnap_core::sqs_event::each_record(event, |record| async move { app.handle_message(&record.body, deadline).await }).await
+    let deadline = deadline.checked_sub((app.timeout / 20).min(DEADLINE_MARGIN)).unwrap_or_else(Instant::now);
+    docusnap_core::sqs_event::each_record(event, |record| async move {
+        if record.is_dead_letter(app.dead_letter_arn.as_deref()) {
+            app.handle_dead_letter(&record.body).await
+        } else {
+            app.handle_message(&record.body, deadline).await
+        }
+    })
+    .await
 }
 
 /// What a task fails with, when extraction cannot make its result.
@@ -129,6 +146,47 @@ where
         self.extract_task(&id, deadline).instrument(span).await
     }
 
+    /// A message the extract queue gave up on: every run of it failed. Its task ends with
+    /// `PROCESSING_ERROR` unless it ended already, is still OCR's (not read yet: the OCR
+    /// queue, and its own dead-letter queue, answer for it), or is held by a fresh claim
+    /// (the message comes back after the dead-letter queue's visibility timeout). A message
+    /// that names no task is logged, counted and dropped.
+    async fn handle_dead_letter(&self, body: &str) -> Result<(), RecordError> {
+        metrics::dead_letter();
+        let message: TaskMessage = match serde_json::from_str(body) {
+            Ok(message) => message,
+            Err(e) => {
+                error!(error = %e, "a dead letter that names no task; dropped");
+                return Ok(());
+            }
+        };
+        let id = TaskId::from(message);
+        let span = tracing::info_span!("extract", task = %id);
+        async {
+            let now = self.clock.now();
+            let Some(task) = self.tasks.get(&id, now).await? else { return Ok(()) };
+            match task.state {
+                TaskState::Processing { progress: Progress::Uploaded } => {
+                    info!("a dead letter for a task not read yet; the OCR queue answers for it");
+                    Ok(())
+                }
+                TaskState::Processing { progress: Progress::Extracting { claimed_at } }
+                    if claimed_at > now - extract_claim_secs(self.timeout.as_secs()) =>
+                {
+                    Err(RecordError::ClaimHeld)
+                }
+                TaskState::Processing { .. } => {
+                    warn!(code = %ErrorCode::ProcessingError, "every delivery of the task's message failed; it ends");
+                    pipeline::end_task(&self.tasks, &self.blobs, &id, Outcome::Failed(ErrorCode::ProcessingError), now).await?;
+                    Ok(())
+                }
+                _ => Ok(pipeline::settle_ended(&self.tasks, &self.blobs, &id, now).await?),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn extract_task(&self, id: &TaskId, deadline: Instant) -> Result<(), RecordError> {
         let now = self.clock.now();
         let mut waited = 0;
@@ -139,7 +197,7 @@ where
             };
             let Some(stage) = task.state.stage() else {
                 info!(status = task.status().as_str(), "already ended; skipped");
-                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id, now).await?);
+                return Ok(pipeline::settle_ended(&self.tasks, &self.blobs, id, now).await?);
             };
             // The OCR function marks the task read right after it sends the message; a
             // moment's wait saves a redelivery a whole visibility timeout later.
@@ -152,7 +210,7 @@ where
             waited += 1;
             tokio::time::sleep(NOT_READ_WAIT).await;
         };
-        if !self.tasks.claim(id, now, now - EXTRACT_CLAIM_SECS).await? {
+        if !self.tasks.claim(id, now, now - extract_claim_secs(self.timeout.as_secs())).await? {
             // Deleted only once the task has ended or left extraction, never while a claim
             // whose holder may have died still stands.
             let held = self.tasks.get(id, now).await?.is_some_and(|task| task.state.stage() == Some(Stage::Extracting));

@@ -62,5 +62,20 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
             }
         }
     };
-    Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor })
+    let timeout = match lookup(crate::FUNCTION_TIMEOUT_VAR) {
+        None => crate::DEFAULT_FUNCTION_TIMEOUT,
+        Some(value) => match value.parse::<u64>() {
+            Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs),
+            _ => {
+                return Err(docusnap_core::config::ConfigError::Invalid {
+                    var: crate::FUNCTION_TIMEOUT_VAR,
+                    value,
+                    why: "expected whole seconds above 0",
+                }
+                .into())
+            }
+        },
+    };
+    let dead_letter_arn = lookup(crate::DEAD_LETTER_ARN_VAR);
+    Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor, timeout, dead_letter_arn })
 }

@@ -25,7 +25,7 @@ use docusnap_core::task::{Stage, TaskId, TaskMessage};
 use docusnap_core::{ErrorCode, TaskType};
 use docusnap_ocr::{input, OcrEngine, OcrError, Page, PageInput};
 use serde::Deserialize;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 mod startup;
 
@@ -56,7 +56,13 @@ pub struct OcrFunction<T, B, Q, C, R> {
     /// The OCR queue's receive limit (`maxReceiveCount`): on a message's last receive its
     /// task ends with `OCR_FAILURE` instead of being read once more.
     pub max_receives: u32,
+    /// The OCR queue's dead-letter queue, which also feeds this function: a message from
+    /// it ends its task with `OCR_FAILURE`, so no task is left processing for good.
+    pub dead_letter_arn: Option<String>,
 }
+
+/// The OCR dead-letter queue's ARN, which template.yaml passes to the function.
+pub const DEAD_LETTER_ARN_VAR: &str = "DOCUSNAP_OCR_DEAD_LETTER_QUEUE_ARN";
 
 /// The OCR queue's `maxReceiveCount`, which template.yaml passes to the function.
 pub const MAX_RECEIVES_VAR: &str = "DOCUSNAP_OCR_MAX_RECEIVES";
@@ -141,11 +147,29 @@ where
     R: PageReader,
 {
     async fn handle_message(&self, record: &Record) -> Result<(), RecordError> {
+        let dead_letter = record.is_dead_letter(self.dead_letter_arn.as_deref());
+        if !dead_letter {
+            return self.handle_notification(record, record.receive_count >= self.max_receives).await;
+        }
+        // Every run of this message failed, the last receive's included (a process killed
+        // before it could end the task): its task ends with OCR_FAILURE now. A message that
+        // names no task cannot be helped by coming back: it is logged and counted (the
+        // dead-letter alarm watches the count), then dropped.
+        metrics::dead_letter();
+        match self.handle_notification(record, true).await {
+            Err(e @ (RecordError::NotANotification(_) | RecordError::NoRecords | RecordError::NotAnEnvelope(_))) => {
+                error!(error = %e, "a dead letter that names no task; dropped");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// `last_receive`: earlier runs of this message did not finish (a page that runs the
+    /// function out of memory or time, say). Running it once more would only cost as much
+    /// again before the message goes to the dead-letter queue, so its task ends instead.
+    async fn handle_notification(&self, record: &Record, last_receive: bool) -> Result<(), RecordError> {
         let notification: Notification = serde_json::from_str(&record.body).map_err(RecordError::NotANotification)?;
-        // The queue's last receive: earlier runs of this message did not finish (a page that
-        // runs the function out of memory or time, say). Running it once more would only cost
-        // as much again before the message goes to the dead-letter queue.
-        let last_receive = record.receive_count >= self.max_receives;
         if notification.event.as_deref() == Some("s3:TestEvent") {
             info!("S3 test event ignored");
             return Ok(());
@@ -159,7 +183,7 @@ where
                 match BatchDocument::of_object(&key) {
                     Some(document) => {
                         let span = tracing::info_span!("batch", document = %document.client_id());
-                        self.ingest(document, &key).instrument(span).await?;
+                        self.ingest(document, &key, last_receive).instrument(span).await?;
                     }
                     // Results and other files written next to the images start nothing.
                     None => info!(key, "not a page image of the batch area; ignored"),
@@ -201,7 +225,7 @@ where
             }
             None => {
                 info!(status = task.status().as_str(), "already ended; skipped");
-                return Ok(pipeline::ensure_batch_result(&self.tasks, &self.blobs, id, self.clock.now()).await?);
+                return Ok(pipeline::settle_ended(&self.tasks, &self.blobs, id, self.clock.now()).await?);
             }
         }
         if last_receive {
@@ -285,7 +309,7 @@ where
 
     /// Turns a batch document into a task, as a client's upload would: its pages sealed
     /// under a fresh key wrapped for the server, an envelope whose creation starts OCR.
-    async fn ingest(&self, document: BatchDocument, key: &str) -> Result<(), RecordError> {
+    async fn ingest(&self, document: BatchDocument, key: &str, last_receive: bool) -> Result<(), RecordError> {
         let pages: Vec<StoredObject> =
             self.blobs.list(document.list_prefix()).await?.into_iter().filter(|o| document.has_page(&o.key)).collect();
         // Pages of a folder arrive one by one; the newest page's notification starts the
@@ -302,7 +326,11 @@ where
         let id = TaskId::new(document.client_id(), TaskType::Doc, sha256_hex(listing.as_bytes()));
         // The limits are checked from the listing, before a page is loaded: a document over
         // one gets its error result file and never becomes a task.
-        let over = if pages.len() > self.limits.max_pages {
+        // On the last receive (earlier runs died loading the pages, say) the document ends
+        // with OCR_FAILURE, unless an earlier run did make it a task.
+        let over = if last_receive && self.tasks.get(&id, self.clock.now()).await?.is_none() {
+            Some(ErrorCode::OcrFailure)
+        } else if pages.len() > self.limits.max_pages {
             Some(ErrorCode::TooManyPages)
         } else if pages.iter().any(|p| p.size > self.limits.max_image_bytes as u64) {
             Some(ErrorCode::ImageTooLarge)
@@ -310,7 +338,7 @@ where
             None
         };
         if let (Some(code), Some(result_key)) = (over, batch::result_key(&id)) {
-            warn!(code = %code, pages = pages.len(), "the batch document is over a limit");
+            warn!(code = %code, pages = pages.len(), "the batch document cannot be read");
             metrics::task_failed(code);
             self.blobs.put(&result_key, batch::result_file(&Outcome::Failed(code)), "application/json").await?;
             return Ok(());

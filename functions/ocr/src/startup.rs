@@ -45,5 +45,6 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
             .and_then(|v| v.parse().ok())
             .filter(|&n| n > 0)
             .unwrap_or(crate::DEFAULT_MAX_RECEIVES),
+        dead_letter_arn: std::env::var(crate::DEAD_LETTER_ARN_VAR).ok().filter(|arn| !arn.is_empty()),
     })
 }

@@ -1,47 +1,109 @@
 //! `docusnap-events`: the local event-source runner. Feeds every function that template.yaml
-//! gives an SQS event from its queue, through cargo-lambda's invoke endpoint, until stopped.
+//! gives an SQS event from its queue until stopped: either in local execution environments
+//! of its own (`--run DIR`: the functions' binaries in DIR, Lambda's behaviour on a crash or
+//! a time-out), or through an invoke endpoint such as `cargo lambda watch`'s (`--invoke URL`).
 //!
-//!     docusnap-events --invoke http://127.0.0.1:9000 [--template template.yaml]
-//!                     [--prefix docusnap-dev] [--retry-after SECONDS]
+//!     docusnap-events (--run target/debug --env-file FILE [--function-log FILE] | --invoke URL)
+//!                     [--template template.yaml] [--prefix docusnap-dev] [--retry-after SECONDS]
+//!                     [--concurrency N] [--deliver-twice] [--time-scale K]
+//!
+//! `--time-scale K` runs every function's timeout and every queue's visibility timeout K
+//! times shorter (each function is told its shortened timeout): fault runs then see
+//! redeliveries and lapsed claims in seconds, in the order AWS would (scripts/chaos).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use docusnap_infra::events::{locate_queues, mappings, Runner};
+use docusnap_infra::events::{locate_queues, mappings, Invoke, Runner};
+use docusnap_infra::runtime::{read_env_file, Environments, FunctionSpec};
+
+const USAGE: &str = "usage: docusnap-events (--run DIR --env-file FILE [--function-log FILE] | --invoke URL) \
+[--template FILE] [--prefix NAME] [--retry-after SECONDS] [--concurrency N|BINARY=N] [--deliver-twice] [--time-scale K]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
     docusnap_core::telemetry::init();
     let mut template_path = PathBuf::from("template.yaml");
     let mut prefix = String::from("docusnap");
-    let mut invoke_base = String::from("http://127.0.0.1:9000");
-    let mut retry_after = None;
+    let (mut invoke_base, mut run_dir, mut env_file, mut function_log) = (None, None::<PathBuf>, None::<PathBuf>, None);
+    let (mut retry_after, mut deliver_twice, mut time_scale) = (None, false, 1u32);
+    let mut concurrency: HashMap<String, usize> = HashMap::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--template" => template_path = value()?.into(),
             "--prefix" => prefix = value()?,
-            "--invoke" => invoke_base = value()?,
+            "--invoke" => invoke_base = Some(value()?),
+            "--run" => run_dir = Some(value()?.into()),
+            "--env-file" => env_file = Some(value()?.into()),
+            "--function-log" => function_log = Some(value()?.into()),
             "--retry-after" => retry_after = Some(value()?.parse().context("--retry-after takes whole seconds")?),
+            // `N` for every function, `BINARY=N` for one (a later one wins).
+            "--concurrency" => {
+                let value = value()?;
+                let (name, n) = value.split_once('=').unwrap_or(("", &value));
+                concurrency.insert(name.to_owned(), n.parse().context("--concurrency takes N or BINARY=N")?);
+            }
+            "--deliver-twice" => deliver_twice = true,
+            "--time-scale" => time_scale = value()?.parse().context("--time-scale takes a whole number")?,
             "-h" | "--help" => {
-                println!("usage: docusnap-events [--template FILE] [--prefix NAME] [--invoke URL] [--retry-after SECONDS]");
+                println!("{USAGE}");
                 return Ok(());
             }
-            other => bail!("unknown argument {other}"),
+            other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
     let template = docusnap_infra::load_template(&template_path)?;
     let root = template_path.parent().map(PathBuf::from).unwrap_or_default();
-    let mappings = mappings(&template, &root)?;
+    let mut mappings: Vec<_> = mappings(&template, &root)?.into_iter().map(|m| m.scaled(time_scale)).collect();
+    for m in &mut mappings {
+        m.concurrency = concurrency.get(&m.binary).or(concurrency.get("")).copied().unwrap_or(1).max(1);
+    }
+    let invoke = match (invoke_base, run_dir) {
+        (Some(base), None) => Invoke::Http { http: reqwest::Client::new(), base },
+        (None, Some(dir)) => {
+            let env = match &env_file {
+                Some(path) => read_env_file(path).with_context(|| format!("reading {}", path.display()))?,
+                None => Vec::new(),
+            };
+            // One pool per function, shared by its mappings (its queue and its dead-letter
+            // queue), as Lambda's concurrency is the function's.
+            let mut functions = HashMap::new();
+            for m in &mappings {
+                if functions.contains_key(&m.binary) {
+                    continue;
+                }
+                let mut env = env.clone();
+                if time_scale > 1 {
+                    // What template.yaml tells the extract function of its own timeout.
+                    env.push(("DOCUSNAP_FUNCTION_TIMEOUT_SECS".into(), m.timeout.as_secs().to_string()));
+                }
+                let spec = FunctionSpec {
+                    name: m.binary.clone(),
+                    program: dir.join(&m.binary),
+                    env,
+                    timeout: m.timeout,
+                    memory_mb: m.memory_mb,
+                    log: function_log.clone(),
+                };
+                functions.insert(m.binary.clone(), Arc::new(Environments::new(spec, m.concurrency)));
+            }
+            Invoke::Local(functions)
+        }
+        _ => bail!("give one of --invoke and --run\n{USAGE}"),
+    };
     let sdk = docusnap_core::aws::sdk_config().await;
     let sqs = docusnap_core::aws::sqs(&sdk);
     let stack = locate_queues(&template, &sqs, &prefix).await?;
     for m in &mappings {
-        tracing::info!(function = %m.binary, queue = %m.queue, batch = m.batch_size, "feeding");
+        tracing::info!(function = %m.binary, queue = %m.queue, batch = m.batch_size, concurrency = m.concurrency, timeout_s = m.timeout.as_secs(), deliver_twice, "feeding");
     }
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-    let runner = Runner { sqs, http: reqwest::Client::new(), invoke_base, region, retry_after };
+    let visibility_from_mapping = time_scale > 1;
+    let runner = Runner { sqs, invoke: Arc::new(invoke), region, retry_after, visibility_from_mapping, deliver_twice };
     runner.run(stack, mappings).await;
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod name {
     pub const LLM_CALL_MS: &str = "LlmCallMs";
     pub const EXTRACT_MS: &str = "ExtractMs";
     pub const TASK_FAILURES: &str = "TaskFailures";
+    pub const DEAD_LETTERS: &str = "DeadLetters";
 }
 
 /// The function stages whose time since the task's creation is measured.
@@ -49,6 +50,12 @@ pub fn request(route: &str, status: u16) {
 /// A task ended with `code`.
 pub fn task_failed(code: ErrorCode) {
     count(name::TASK_FAILURES, &[("Code", code.as_str())]);
+}
+
+/// A message taken from a dead-letter queue (its task, if it has one, is ended with a code):
+/// what the dead-letter alarms watch, since a consumed queue never shows a backlog.
+pub fn dead_letter() {
+    count(name::DEAD_LETTERS, &[]);
 }
 
 /// Seconds from a task's creation to the end of `stage`'s work on it.

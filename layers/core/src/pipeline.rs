@@ -5,7 +5,7 @@
 //! The upload function, batch ingestion in the OCR function, and the extract function call
 //! these; none of them writes the steps again.
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::batch;
 use crate::clock::Timestamp;
@@ -16,7 +16,7 @@ use crate::metrics;
 use crate::ocr_output::OcrOutput;
 use crate::protocol::{ContentError, Envelope, TaskContent};
 use crate::store::{BlobStore, Created, Outcome, StoreError, TaskStore};
-use crate::task::{Task, TaskId, TaskState};
+use crate::task::{Stage, Task, TaskId, TaskState};
 
 /// Why an envelope (or a request's encrypted part) does not open to a valid task.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,11 @@ pub fn open_output(server: &ServerKey, id: &TaskId, sealed: &[u8]) -> Result<(Ae
 /// concurrent identical uploads create one task), then the envelope object, whose creation
 /// starts OCR. A task whose envelope cannot be stored would never start, so its item is
 /// removed again and the store's error returned: a retry creates both afresh.
+///
+/// An item that exists already may be this very upload's: its conditional write landed but
+/// the answer was lost, and the SDK's retry found the item (seen under injected faults by
+/// scripts/chaos: the task stayed processing for good, with no envelope to start it). So a
+/// task still waiting for its pages whose envelope is missing gets it now.
 pub async fn create_task<T: TaskStore, B: BlobStore>(
     tasks: &T,
     blobs: &B,
@@ -111,6 +116,11 @@ pub async fn create_task<T: TaskStore, B: BlobStore>(
     let id = envelope.task_id();
     let task = Task::new_processing(id.clone(), now);
     if tasks.create(&task).await? == Created::AlreadyExists {
+        let waiting = tasks.get(&id, now).await?.is_some_and(|t| t.state.stage() == Some(Stage::Uploaded));
+        if waiting && !blobs.list(&id.envelope_key()).await?.iter().any(|o| o.key == id.envelope_key()) {
+            warn!(task = %id, "the task exists without its envelope; storing it");
+            blobs.put(&id.envelope_key(), envelope.to_json(), Envelope::CONTENT_TYPE).await?;
+        }
         return Ok(Created::AlreadyExists);
     }
     if let Err(e) = blobs.put(&id.envelope_key(), envelope.to_json(), Envelope::CONTENT_TYPE).await {
@@ -145,30 +155,40 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(
         Outcome::Failed(code) => Some(*code),
         Outcome::Completed { .. } => None,
     };
-    let ended_now = tasks.finish(id, outcome.clone()).await?;
-    if ended_now {
-        if let Some(code) = failed {
-            metrics::task_failed(code);
-        }
-    } else {
+    if !tasks.finish(id, outcome.clone()).await? {
         info!("the task had already ended");
+        settle_ended(tasks, blobs, id, now).await?;
+        return Ok(false);
     }
-    match batch::result_key(id) {
-        Some(key) if ended_now => {
-            blobs.put(&key, batch::result_file(&outcome), "application/json").await?;
-            info!(result = %key, "batch result written");
-        }
-        Some(_) => ensure_batch_result(tasks, blobs, id, now).await?,
-        None => {}
+    // One line per result written: scripts/chaos counts them to find a task ended twice.
+    info!(status = if failed.is_some() { "failed" } else { "completed" }, "task ended");
+    if let Some(code) = failed {
+        metrics::task_failed(code);
     }
-    if ended_now {
-        // The bucket's lifecycle rule removes task objects after a day in any case: a
-        // failed delete is logged, not retried.
-        if let Err(e) = blobs.delete(&[id.envelope_key(), id.ocr_key()]).await {
-            error!(error = %e, "deleting the ended task's objects failed; the lifecycle rule removes them");
-        }
+    if let Some(key) = batch::result_key(id) {
+        blobs.put(&key, batch::result_file(&outcome), "application/json").await?;
+        info!(result = %key, "batch result written");
     }
-    Ok(ended_now)
+    forget_objects(blobs, id).await;
+    Ok(true)
+}
+
+/// What a delivery that finds its task already ended still owes it: the batch result file
+/// and the deletion of the task's objects. The delivery that ended the task may have
+/// failed at either, or never learned that its write landed (its answer lost), and SQS
+/// brought its message back.
+pub async fn settle_ended<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, now: Timestamp) -> Result<(), StoreError> {
+    ensure_batch_result(tasks, blobs, id, now).await?;
+    forget_objects(blobs, id).await;
+    Ok(())
+}
+
+/// Deletes an ended task's objects. The bucket's lifecycle rule removes them after a day in
+/// any case, so a failed delete is logged, not retried.
+async fn forget_objects<B: BlobStore>(blobs: &B, id: &TaskId) {
+    if let Err(e) = blobs.delete(&[id.envelope_key(), id.ocr_key()]).await {
+        error!(error = %e, "deleting the ended task's objects failed; the lifecycle rule removes them");
+    }
 }
 
 /// For a batch task that has ended, its result file from the table's state, unless the
@@ -234,6 +254,25 @@ mod tests {
         let elsewhere = TaskId::new(ClientId::parse("d").unwrap(), TaskType::Doc, id.sha256.clone());
         assert!(matches!(open_output(&server, &elsewhere, &sealed), Err(OpenError::OtherTask)));
         assert_eq!(open_output(&server, &id, b"{}").unwrap_err().stored_code(), ErrorCode::ProcessingError);
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_item_write_landed_unseen_still_gets_its_envelope() {
+        let server = ServerKey::from_pem(&generate_private_key_pem().unwrap()).unwrap();
+        let (envelope, _) = envelope(&server, r#"{"to_process": ["aGk="]}"#);
+        let (tasks, blobs) = (MemoryTaskStore::default(), MemoryBlobStore::default());
+        let now = crate::clock::SystemClock.now();
+        let id = envelope.task_id();
+        // The first attempt's conditional write landed, but its answer was lost: the retry
+        // finds the item, and nothing else was stored.
+        tasks.create(&Task::new_processing(id.clone(), now)).await.unwrap();
+        assert_eq!(create_task(&tasks, &blobs, &envelope, now).await.unwrap(), Created::AlreadyExists);
+        assert_eq!(blobs.get(&id.envelope_key()).await.unwrap(), Some(envelope.to_json()), "the envelope that starts OCR");
+        // A task already past its upload gets nothing stored again.
+        assert!(tasks.advance(&id, Stage::Uploaded, Stage::Read).await.unwrap());
+        blobs.delete(&[id.envelope_key()]).await.unwrap();
+        assert_eq!(create_task(&tasks, &blobs, &envelope, now).await.unwrap(), Created::AlreadyExists);
+        assert_eq!(blobs.get(&id.envelope_key()).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -13,6 +13,15 @@ pub struct Record {
     /// How often SQS has handed this message out, this time included (1 when the event
     /// does not say).
     pub receive_count: u32,
+    /// The ARN of the queue it came from.
+    pub queue_arn: String,
+}
+
+impl Record {
+    /// Whether it came from `dead_letter_arn`: a message its own queue gave up on.
+    pub fn is_dead_letter(&self, dead_letter_arn: Option<&str>) -> bool {
+        dead_letter_arn.is_some_and(|arn| arn == self.queue_arn)
+    }
 }
 
 /// Runs `handle` on each record, one after the other; a record it fails is reported by
@@ -27,7 +36,8 @@ where
     for record in event.records {
         let message_id = record.message_id.unwrap_or_default();
         let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
-        if let Err(e) = handle(Record { body: record.body.unwrap_or_default(), receive_count }).await {
+        let queue_arn = record.event_source_arn.unwrap_or_default();
+        if let Err(e) = handle(Record { body: record.body.unwrap_or_default(), receive_count, queue_arn }).await {
             error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;

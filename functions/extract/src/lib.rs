@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docusnap_core::batch;
-use docusnap_core::clock::Clock;
+use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::{CryptoError, ServerKey};
 use docusnap_core::metrics::{self, PipelineStage};
 use docusnap_core::pipeline;
@@ -139,6 +139,11 @@ where
     C: Clock,
     M: ChatModel,
 {
+    /// Claims taken before this are lapsed: their holders are surely gone.
+    fn claim_stale_before(&self, now: Timestamp) -> Timestamp {
+        now - extract_claim_secs(self.timeout.as_secs())
+    }
+
     async fn handle_message(&self, body: &str, deadline: Instant) -> Result<(), RecordError> {
         let message: TaskMessage = serde_json::from_str(body).map_err(RecordError::NotATaskMessage)?;
         let id = TaskId::from(message);
@@ -170,9 +175,7 @@ where
                     info!("a dead letter for a task not read yet; the OCR queue answers for it");
                     Ok(())
                 }
-                TaskState::Processing { progress: Progress::Extracting { claimed_at } }
-                    if claimed_at > now - extract_claim_secs(self.timeout.as_secs()) =>
-                {
+                TaskState::Processing { progress: Progress::Extracting { claimed_at } } if claimed_at > self.claim_stale_before(now) => {
                     Err(RecordError::ClaimHeld)
                 }
                 TaskState::Processing { .. } => {
@@ -210,7 +213,7 @@ where
             waited += 1;
             tokio::time::sleep(NOT_READ_WAIT).await;
         };
-        if !self.tasks.claim(id, now, now - extract_claim_secs(self.timeout.as_secs())).await? {
+        if !self.tasks.claim(id, now, self.claim_stale_before(now)).await? {
             // Deleted only once the task has ended or left extraction, never while a claim
             // whose holder may have died still stands.
             let held = self.tasks.get(id, now).await?.is_some_and(|task| task.state.stage() == Some(Stage::Extracting));

@@ -71,17 +71,21 @@ async fn a_form_and_then_its_fill_from_the_library() {
     let t = TestStack::new().await;
     let (ocr, extract) = (t.ocr_function(), t.extract_function::<NoLlm>(None));
     let client = Client::new("chain forms");
-    let page = render_png(&["VISA APPLICATION", "Full Name: ____________", "Date of Birth: ________", "Embassy: Berlin"], LATIN_FONT, 30.0);
+    let page = render_png(&["VISA APPLICATION", "Name: ____________", "Date of birth: ________", "Embassy: Berlin"], LATIN_FONT, 30.0);
     let form = client.upload("form", &json!({"to_process": [base64(&page)], "file_lib": {}}));
     t.process(&form.body).await;
     docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
     docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
     let form_result = result_of(&t, &client, "form", &form).await;
-    assert_eq!(form_result["fields"], json!(["Full Name", "Date of Birth"]), "{form_result}");
+    assert_eq!(form_result["fields"], json!(["Name", "Date of birth"]), "{form_result}");
     assert_eq!(form_result["kv"]["Embassy"], "Berlin");
     assert!(form_result["kv"]["Form Type"].is_string());
 
-    let library = json!({"doc": [{"id": "pp-7", "title": "Passport", "kv": {"Name": "Ann Lee", "DOB": "Jan 02, 1990"}}]});
+    // A library as the original service built it: its prompts' key names, not the form's.
+    let library = json!({"doc": [
+        {"id": "pp-7", "title": "Passport", "tags": ["identity"], "kv": {"Full Name (English/Latin)": "Ann Lee", "Date of Birth (Full)": "Jan 02, 1990"}},
+        {"id": "r-2", "title": "Pharmacy receipt", "tags": ["receipt"], "kv": {"Full Name (English/Latin)": "A. LEE"}}
+    ]});
     let fill = client.upload("fill", &json!({"to_process": form_result, "file_lib": library}));
     t.process(&fill.body).await;
     docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
@@ -89,8 +93,8 @@ async fn a_form_and_then_its_fill_from_the_library() {
     assert_eq!(
         result_of(&t, &client, "fill", &fill).await,
         json!({
-            "Full Name": {"value": "Ann Lee", "source": {"type": "doc", "resource_id": "pp-7"}},
-            "Date of Birth": {"value": "1990-01-02", "source": {"type": "doc", "resource_id": "pp-7"}}
+            "Name": {"value": "Ann Lee", "source": {"type": "doc", "resource_id": "pp-7"}},
+            "Date of birth": {"value": "1990-01-02", "source": {"type": "doc", "resource_id": "pp-7"}}
         })
     );
 }
@@ -152,7 +156,9 @@ async fn with_cargo_lambdas_deadline_the_llm_is_still_asked() {
     use docusnap_extract::llm::{HttpChatModel, LlmSettings, Provider};
     use docusnap_tests::stub::{Reply, Server};
     let t = TestStack::new().await;
-    let answer = r#"{"title": "Corner Bakery receipt", "tags": ["receipt"], "description": "A receipt.", "kv": {"Total": "23.40"}}"#;
+    // Keys in the model's order, which is not alphabetical: v1 clients show kv as received.
+    let answer = r#"{"title": "Corner Bakery receipt", "tags": ["receipt"], "description": "A receipt.",
+        "kv": {"Company": "CORNER BAKERY", "Address": "12 Main Street", "Date": "Mar 25, 2026", "Bagel": "19.90", "Total": "23.40"}}"#;
     let server = Server::scripted("/v1", vec![Reply::json(200, json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]
@@ -172,4 +178,43 @@ async fn with_cargo_lambdas_deadline_the_llm_is_still_asked() {
     assert_eq!(server.seen().len(), 1, "the LLM was asked once");
     let result = result_of(&t, &client, "doc", &upload).await;
     assert_eq!(result["title"], "Corner Bakery receipt", "{result}");
+    // Read back from the client's decrypted bytes: the order is the wire's, not a map's.
+    let keys: Vec<&String> = result["kv"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["Company", "Address", "Date", "Bagel", "Total"]);
+}
+
+/// The rules answering because the LLM failed is recorded on the task and counted in the
+/// metric the fallback alarm watches; the rules' own kv comes in page order.
+#[tokio::test]
+async fn a_fallback_is_recorded_and_counted() {
+    use docusnap_core::metrics;
+    use docusnap_extract::llm::{HttpChatModel, LlmSettings, Provider};
+    use docusnap_tests::stub::{Reply, Server};
+    let t = TestStack::new().await;
+    let down = Reply::json(503, json!({"error": {"message": "overloaded"}}));
+    let server = Server::scripted("/v1", vec![down.clone(), down.clone(), down.clone(), down]).await;
+    let mut settings = LlmSettings::new(Provider::OpenAi, server.base.clone(), "qwen", None);
+    settings.backoff_base = std::time::Duration::from_millis(10);
+    let model = HttpChatModel::new(settings).unwrap();
+    let (ocr, extract) = (t.ocr_function(), t.extract_function(Some(model)));
+    let client = Client::new("fallback");
+    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&RECEIPT, LATIN_FONT, 32.0))]}));
+    t.process(&upload.body).await;
+    docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+
+    let counted = metrics::capture();
+    let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(server.seen().len(), 4, "asked with every retry before falling back");
+    let extractions: Vec<Value> = counted.lines().into_iter().filter(|l| l.get(metrics::name::EXTRACTIONS).is_some()).collect();
+    assert_eq!(extractions.len(), 1, "{extractions:?}");
+    assert_eq!(extractions[0]["Extractor"], "rules-fallback");
+    assert_eq!(extractions[0][metrics::name::EXTRACTIONS], 1.0);
+
+    let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone());
+    let task = t.app.tasks.get(&id, START).await.unwrap().unwrap();
+    assert!(matches!(task.state, TaskState::Completed { ref extractor, .. } if *extractor == docusnap_extract::RULES_FALLBACK), "{:?}", task.state);
+    let result = result_of(&t, &client, "doc", &upload).await;
+    let keys: Vec<&String> = result["kv"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["Company", "Address", "Date", "Total"], "the rules' kv in page order: {result}");
 }

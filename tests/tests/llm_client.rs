@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
-use docusnap_extract::rules::Line;
+use docusnap_extract::layout::Line;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -52,7 +52,7 @@ fn receipt() -> OcrText {
     let texts = ["KEDAI MAJU", "Date: 12/03/2018", "TOTAL 9.50"];
     OcrText {
         text: format!("\n----page 1----\n{}", texts.join(" ")),
-        lines: texts.iter().map(|t| Line { text: t.to_string(), height: 20.0 }).collect(),
+        lines: Line::stacked(&texts.iter().map(|t| (*t, 20.0)).collect::<Vec<_>>()),
     }
 }
 

@@ -146,6 +146,8 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects), ("s3:DeleteObject", objects),
             ("s3:PutObject", batch_results),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
+            // With LlmProvider bedrock only: the Converse call, on the configured model.
+            ("bedrock:InvokeModel", "arn:AWS::Partition}:bedrock:AWS::Region}::foundation-model/BedrockModelId}"),
         ],
         other => panic!("no expectations for {other}"),
     };
@@ -172,6 +174,12 @@ fn each_function_may_do_only_what_its_code_does() {
         let mut granted = BTreeSet::new();
         for policy in properties["Policies"].as_sequence().unwrap() {
             for statement in policy["Statement"].as_sequence().expect("inline statements only, no managed policies") {
+                // `!If [Condition, statement, !Ref AWS::NoValue]`: granted when the
+                // condition holds, so counted as granted.
+                let statement = match intrinsic(statement) {
+                    Some((function, argument)) if function == "If" => argument[1].clone(),
+                    _ => statement.clone(),
+                };
                 assert_eq!(statement["Effect"], "Allow");
                 let actions: Vec<String> = match &statement["Action"] {
                     Value::Sequence(list) => list.iter().filter_map(scalar).collect(),
@@ -255,4 +263,39 @@ fn the_template_guards_the_bucket_the_logs_and_the_fan_out() {
     assert_eq!(target(&ocr_mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]).as_deref(), Some("OcrMaxConcurrency"));
     assert!(template.resource("UploadFunction").unwrap()["Properties"].get("ReservedConcurrentExecutions").is_some());
     assert_eq!(template.parameter_default("AllowedOrigins").as_deref(), Some(""), "no CORS unless an operator names origins");
+}
+
+/// A rising share of tasks answered by the rules because the LLM failed is alarmed on,
+/// from the metric the extract function writes, at the rate the operator chose; Bedrock,
+/// when chosen, may be invoked for the configured model and nothing else.
+#[test]
+fn the_llm_fallback_rate_is_alarmed_and_bedrock_is_allowed_one_model() {
+    use docusnap_core::task::ExtractorKind;
+    let template = template();
+    let alarm = template.resource("LlmFallbackAlarm").expect("LlmFallbackAlarm")["Properties"].clone();
+    assert_eq!(alarm["Threshold"].clone(), serde_yaml_ng::from_str::<Value>("!Ref LlmFallbackAlarmRate").unwrap());
+    let queries = alarm["Metrics"].as_sequence().unwrap();
+    let watched: BTreeMap<String, (String, String)> = queries
+        .iter()
+        .filter_map(|q| {
+            let metric = q.get("MetricStat")?.get("Metric")?;
+            let dimensions = metric["Dimensions"].as_sequence()?;
+            let function = dimensions.iter().find(|d| d["Name"] == "Function").and_then(|d| target(&d["Value"]))?;
+            let extractor = dimensions.iter().find(|d| d["Name"] == "Extractor").and_then(|d| scalar(&d["Value"]))?;
+            assert_eq!(metric["MetricName"].as_str(), Some(docusnap_core::metrics::name::EXTRACTIONS));
+            Some((scalar(&q["Id"])?, (function, extractor)))
+        })
+        .collect();
+    assert_eq!(watched["fallback"], ("ExtractFunction".to_string(), ExtractorKind::RulesFallback.label().to_string()));
+    assert_eq!(watched["llm"], ("ExtractFunction".to_string(), ExtractorKind::Llm { model: String::new() }.label().to_string()));
+    let rate = queries.iter().find(|q| q["ReturnData"].as_bool() == Some(true)).unwrap();
+    let expression = rate["Expression"].as_str().unwrap();
+    assert!(expression.starts_with("FILL(fallback, 0) /") && expression.contains("FILL(llm, 0)"), "{expression}");
+
+    // The grant itself (InvokeModel on that model's ARN only) is checked with every other
+    // in each_function_may_do_only_what_its_code_does.
+    let extract = template.resource("ExtractFunction").unwrap();
+    let variables = &extract["Properties"]["Environment"]["Variables"];
+    let model = serde_yaml_ng::to_string(&variables["DOCUSNAP_LLM_MODEL"]).unwrap();
+    assert!(model.contains("UsesBedrock") && model.contains("BedrockModelId"), "{model}");
 }

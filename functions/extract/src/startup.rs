@@ -5,17 +5,19 @@ use docusnap_core::clock::SystemClock;
 use docusnap_core::keys::secret_string;
 use docusnap_core::startup::Common;
 use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
-use docusnap_extract::llm::{HttpChatModel, LlmError};
+use docusnap_extract::bedrock::BedrockChatModel;
+use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, Provider};
+use docusnap_extract::model::AnyChatModel;
 use docusnap_extract::settings::{self, KeySource};
 use docusnap_extract::Extractor;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::ExtractFunction;
 
 /// The LLM key secret's placeholder value (template.yaml).
 const NO_KEY: &str = "none";
 
-pub type AwsExtract = ExtractFunction<DynamoTaskStore, S3BlobStore, SystemClock, HttpChatModel>;
+pub type AwsExtract = ExtractFunction<DynamoTaskStore, S3BlobStore, SystemClock, AnyChatModel>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -48,17 +50,21 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
                 None => None,
             };
             // The template creates the secret with the placeholder "none" until an
-            // operator stores a key: until then, the rules answer.
-            match api_key.map(|k| k.trim().to_owned()) {
-                Some(key) if key.is_empty() || key == NO_KEY => {
-                    warn!("the LLM key is empty: the rules extractor answers until one is stored");
-                    Extractor { model: None, fallback_to_rules: true }
-                }
-                api_key => {
-                    llm.settings.api_key = api_key;
-                    info!(model = %llm.settings.model, url = %llm.settings.base_url, "LLM configured");
-                    Extractor { model: Some(HttpChatModel::new(llm.settings)?), fallback_to_rules: llm.fallback_to_rules }
-                }
+            // operator stores a key: until then Zhipu's API (which needs one) is not
+            // called and the rules answer. A local OpenAI-compatible server needs none.
+            let api_key = usable_key(api_key);
+            if api_key.is_none() && llm.settings.provider == Provider::Zhipu {
+                warn!("the LLM key is empty: the rules extractor answers until one is stored");
+                Extractor { model: None, fallback_to_rules: true }
+            } else {
+                llm.settings.api_key = api_key;
+                info!(provider = ?llm.settings.provider, model = %llm.settings.model, url = %llm.settings.base_url, "LLM configured");
+                let model = match llm.settings.provider {
+                    Provider::Bedrock => AnyChatModel::Bedrock(BedrockChatModel::new(&sdk, llm.settings)),
+                    Provider::Zhipu | Provider::OpenAi => AnyChatModel::Http(HttpChatModel::new(llm.settings)?),
+                };
+                probe_in_background(model.clone());
+                Extractor { model: Some(model), fallback_to_rules: llm.fallback_to_rules }
             }
         }
     };
@@ -78,4 +84,41 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
     };
     let dead_letter_arn = lookup(crate::DEAD_LETTER_ARN_VAR);
     Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor, timeout, dead_letter_arn })
+}
+
+/// The key to send, if any: the template's placeholder ("none") and an empty secret are no
+/// key. Whether a provider can do without one is the caller's question.
+fn usable_key(key: Option<String>) -> Option<String> {
+    key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty() && k != NO_KEY)
+}
+
+/// Checks the LLM's key and endpoint once, beside the first invocations (not before them:
+/// a slow provider must not hold a cold start). A failure is logged as an error that says
+/// what it means, so a wrong key is seen in the logs and alarms within minutes.
+fn probe_in_background(model: AnyChatModel) {
+    tokio::spawn(async move {
+        let settings = model.settings().clone();
+        match model.probe().await {
+            Ok(()) => info!(model = %settings.model, "LLM check passed: the key and endpoint answer"),
+            Err(e) => error!(
+                error = %e,
+                model = %settings.model,
+                url = %settings.base_url,
+                "LLM check failed: the key, the model or the endpoint is wrong or unreachable; tasks fall back to the rules until it is fixed"
+            ),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_placeholder_is_no_key() {
+        assert_eq!(usable_key(Some(" none ".into())), None);
+        assert_eq!(usable_key(Some(String::new())), None);
+        assert_eq!(usable_key(None), None);
+        assert_eq!(usable_key(Some(" sk-1 ".into())), Some("sk-1".into()));
+    }
 }

@@ -100,11 +100,23 @@ pub fn doc_result(object: Map<String, Value>, is_form: bool, library: &Library) 
 }
 
 /// A fill result from the model's object: only the form's fields, with values and
-/// sources that exist in the library. The model may wrap it in `{"filled": ...}`.
+/// sources that exist in the library. The model may wrap it in `{"filled": ...}`, and may
+/// spell a label differently from the form ("Date of birth:" for "Date of Birth"): such a
+/// key is matched back to the form's field by its words, not dropped.
 pub fn fill_result(mut object: Map<String, Value>, form_fields: &[String], library: &Library) -> Map<String, Value> {
-    if let Some(Value::Object(inner)) = object.remove("filled") {
+    if let Some(Value::Object(inner)) = object.shift_remove("filled") {
         object = inner;
     }
+    let object = object
+        .into_iter()
+        .filter_map(|(key, value)| {
+            if form_fields.contains(&key) {
+                return Some((key, value));
+            }
+            let spelled = crate::fill::words(&key);
+            form_fields.iter().find(|f| crate::fill::words(f) == spelled).map(|f| (f.clone(), value))
+        })
+        .collect();
     normalise_fill(object, form_fields, library)
 }
 
@@ -154,5 +166,19 @@ mod tests {
             doc_result(form.as_object().unwrap().clone(), true, &library),
             Err(AnswerError::Result(ResultError::NoFormType))
         ));
+    }
+
+    #[test]
+    fn a_fill_label_spelled_differently_is_matched_back_to_the_forms_field() {
+        let library = Library { doc: vec![LibraryItem { id: "p".into(), ..Default::default() }], form: vec![] };
+        let fields = vec!["Date of Birth".to_string(), "E-mail".to_string()];
+        let answer = json!({"filled": {
+            "date of birth:": {"value": "1990-01-02", "source": {"type": "doc", "resource_id": "p"}},
+            "E mail": {"value": "a@b.c", "source": {"type": "doc", "resource_id": "p"}},
+            "Favourite colour": {"value": "blue", "source": {"type": "doc", "resource_id": "p"}}
+        }});
+        let filled = fill_result(answer.as_object().unwrap().clone(), &fields, &library);
+        let keys: Vec<&String> = filled.keys().collect();
+        assert_eq!(keys, ["Date of Birth", "E-mail"], "matched back by words; a field the form lacks is dropped");
     }
 }

@@ -5,12 +5,17 @@
 //! are in [`values`]). Every result passes the checks in `docusnap_core::results`.
 
 pub mod answer;
+pub mod bedrock;
+pub mod fill;
 mod header;
+pub mod layout;
 pub mod mrz;
 pub mod llm;
+pub mod model;
 pub mod prompt;
 pub mod rules;
 pub mod settings;
+mod table;
 pub mod values;
 
 use std::time::Instant;
@@ -25,7 +30,7 @@ use tracing::{info, warn};
 use crate::answer::AnswerError;
 use crate::llm::{ChatModel, LlmError, Message};
 use crate::prompt::PromptError;
-use crate::rules::Line;
+use crate::layout::Line;
 
 /// What the task item records when the rules made the result.
 pub const RULES: ExtractorKind = ExtractorKind::Rules;
@@ -43,13 +48,14 @@ pub struct OcrText {
 
 impl OcrText {
     pub fn from_output(output: &OcrOutput) -> Self {
-        Self { text: output.text(), lines: output.pages.iter().flat_map(page_lines).collect() }
+        let lines = output.pages.iter().enumerate().flat_map(|(i, page)| page_lines(page, i)).collect();
+        Self { text: output.text(), lines }
     }
 }
 
-/// The lines of one page, each with its box's height.
-pub fn page_lines(page: &PageText) -> Vec<Line> {
-    page.lines.iter().map(|line| Line { text: line.text.clone(), height: line.height() }).collect()
+/// The lines of one page (`index` from 0), each with its box.
+pub fn page_lines(page: &PageText, index: usize) -> Vec<Line> {
+    page.lines.iter().map(|line| Line::from_text_line(line, index)).collect()
 }
 
 /// A finished extraction: the result JSON the client will get, and what made it.
@@ -138,7 +144,7 @@ impl<M: ChatModel> Extractor<M> {
             None => None,
         };
         let extractor = self.rules_after(llm_failure)?;
-        Ok(Extraction { result: Value::Object(rules::fill(&fields, library)), extractor })
+        Ok(Extraction { result: Value::Object(fill::fill(&fields, library)), extractor })
     }
 
     /// Which name the rules' result goes under, or the LLM's failure when there is no fallback.

@@ -1,7 +1,9 @@
-//! The LLM client: chat completions over HTTP, from Zhipu's API or any OpenAI-compatible
-//! server (vLLM, llama.cpp's server, Ollama). Calls are bounded three ways: a timeout per
-//! call, a few retries with exponential backoff and jitter (honouring `Retry-After`) on
-//! 429, 5xx and timeouts, and a deadline for all of it, so a task never outlives its Lambda.
+//! The LLM clients: chat completions over HTTP, from Zhipu's API or any OpenAI-compatible
+//! server (vLLM, llama.cpp's server, Ollama); Amazon Bedrock's Converse API has its own
+//! client module. Calls are bounded three ways, the same for every provider
+//! ([`bounded`]): a timeout per call, a few retries with exponential backoff and jitter
+//! (honouring `Retry-After`) on 429, 5xx and timeouts, and a deadline for all of it, so a
+//! task never outlives its Lambda.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -46,7 +48,20 @@ pub trait ChatModel: Send + Sync {
 
     /// The assistant's answer, within `deadline`.
     fn complete(&self, messages: &[Message], deadline: Instant) -> impl Future<Output = Result<String, LlmError>> + Send;
+
+    /// One small authenticated call, made once at start-up: a wrong key or endpoint shows
+    /// in the log within minutes, not in quality reports weeks later.
+    fn probe(&self) -> impl Future<Output = Result<(), LlmError>> + Send {
+        async move {
+            let messages = [Message::user("Answer with the JSON object {} and nothing else.")];
+            self.complete(&messages, Instant::now() + PROBE_BUDGET).await.map(|_| ())
+        }
+    }
 }
+
+/// The start-up probe's time, retries included: enough for a cold provider, short enough
+/// not to hold the first tasks' LLM calls back.
+pub const PROBE_BUDGET: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -83,6 +98,8 @@ pub enum Provider {
     Zhipu,
     /// Any server with OpenAI's `chat/completions`.
     OpenAi,
+    /// Amazon Bedrock's Converse API, through the AWS SDK and the function's IAM role.
+    Bedrock,
 }
 
 impl Provider {
@@ -90,6 +107,7 @@ impl Provider {
         match name.to_ascii_lowercase().as_str() {
             "zhipu" | "glm" | "bigmodel" => Some(Provider::Zhipu),
             "openai" | "openai-compatible" | "vllm" | "ollama" | "llamacpp" => Some(Provider::OpenAi),
+            "bedrock" | "amazon-bedrock" => Some(Provider::Bedrock),
             _ => None,
         }
     }
@@ -97,6 +115,8 @@ impl Provider {
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
             Provider::Zhipu => Some("https://open.bigmodel.cn/api/paas/v4"),
+            // The SDK's regional endpoint.
+            Provider::Bedrock => Some(""),
             Provider::OpenAi => None,
         }
     }
@@ -104,7 +124,7 @@ impl Provider {
     pub fn default_model(self) -> Option<&'static str> {
         match self {
             Provider::Zhipu => Some("glm-4-plus"),
-            Provider::OpenAi => None,
+            Provider::OpenAi | Provider::Bedrock => None,
         }
     }
 }
@@ -235,41 +255,52 @@ impl ChatModel for HttpChatModel {
     }
 
     async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
-        let deadline = deadline.min(Instant::now() + self.settings.total_budget);
         let body = self.body(messages);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(LlmError::OutOfTime { last: "none yet".into() });
-            }
-            let started = Instant::now();
-            let outcome = self.call(&body, self.settings.call_timeout.min(left)).await;
-            let status = match &outcome {
-                Ok(_) => "ok".to_owned(),
-                Err((LlmError::Status { status, .. }, _)) => status.to_string(),
-                Err((LlmError::Timeout(_), _)) => "timeout".to_owned(),
-                Err(_) => "error".to_owned(),
-            };
-            docusnap_core::metrics::llm_call(started.elapsed(), &status);
-            let (error, retry_after) = match outcome {
-                Ok(answer) => {
-                    info!(attempt, ms = started.elapsed().as_millis() as u64, model = %self.settings.model, "LLM answered");
-                    return Ok(answer);
-                }
-                Err(failure) => failure,
-            };
-            if !error.is_retryable() || attempt >= MAX_ATTEMPTS {
-                return Err(error);
-            }
-            let wait = retry_after.unwrap_or_else(|| backoff(self.settings.backoff_base, attempt)).min(BACKOFF_CAP);
-            if Instant::now() + wait >= deadline {
-                return Err(LlmError::OutOfTime { last: error.to_string() });
-            }
-            warn!(attempt, error = %error, wait_ms = wait.as_millis() as u64, "LLM call failed; retrying");
-            tokio::time::sleep(wait).await;
+        bounded(&self.settings, deadline, |timeout| self.call(&body, timeout)).await
+    }
+}
+
+/// Runs `call` (one request with the timeout it is given) until it answers, retrying what
+/// [`LlmError::is_retryable`] allows with backoff, within `deadline` and the settings'
+/// budget. Every attempt is measured (`LlmCallMs`, by outcome).
+pub(crate) async fn bounded<F, Fut>(settings: &LlmSettings, deadline: Instant, call: F) -> Result<String, LlmError>
+where
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = Result<String, (LlmError, Option<Duration>)>>,
+{
+    let deadline = deadline.min(Instant::now() + settings.total_budget);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LlmError::OutOfTime { last: "none yet".into() });
         }
+        let started = Instant::now();
+        let outcome = call(settings.call_timeout.min(left)).await;
+        let status = match &outcome {
+            Ok(_) => "ok".to_owned(),
+            Err((LlmError::Status { status, .. }, _)) => status.to_string(),
+            Err((LlmError::Timeout(_), _)) => "timeout".to_owned(),
+            Err(_) => "error".to_owned(),
+        };
+        docusnap_core::metrics::llm_call(started.elapsed(), &status);
+        let (error, retry_after) = match outcome {
+            Ok(answer) => {
+                info!(attempt, ms = started.elapsed().as_millis() as u64, model = %settings.model, "LLM answered");
+                return Ok(answer);
+            }
+            Err(failure) => failure,
+        };
+        if !error.is_retryable() || attempt >= MAX_ATTEMPTS {
+            return Err(error);
+        }
+        let wait = retry_after.unwrap_or_else(|| backoff(settings.backoff_base, attempt)).min(BACKOFF_CAP);
+        if Instant::now() + wait >= deadline {
+            return Err(LlmError::OutOfTime { last: error.to_string() });
+        }
+        warn!(attempt, error = %error, wait_ms = wait.as_millis() as u64, "LLM call failed; retrying");
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -7,45 +7,109 @@ use docusnap_core::results::{DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY,
 use serde_json::{Map, Value};
 
 use crate::header::letterhead;
+pub use crate::layout::Line;
+use crate::layout::rows;
 use crate::mrz::find_mrz;
-use crate::values::{find_dates, find_document_number, find_emails, find_phones, find_total};
-
-/// One OCR line as the extractor reads it: its text and its height in pixels (the
-/// tallest lines near the top are a page's title).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Line {
-    pub text: String,
-    pub height: f32,
-}
+use crate::values::{find_best_date, find_document_number, find_emails, find_phones, find_total};
 
 /// Labels are short: a "label: value" line whose label runs past this many words is a
-/// sentence with a colon in it.
-const MAX_LABEL_WORDS: usize = 5;
+/// sentence with a colon in it. Forms' longest run to about eight ("Number of pages
+/// including cover sheet:").
+const MAX_LABEL_WORDS: usize = 8;
 /// The title is sought among the first lines of the first page.
 const TITLE_WINDOW: usize = 8;
+/// A value printed under its label starts within this many label heights below it: a
+/// blank line's worth of space, not the next block of the page.
+const MAX_VALUE_GAP_LINES: f32 = 1.5;
 
 /// A document's title, tags, description, key/values and related library items.
 pub fn extract_doc(lines: &[Line], library: &Library) -> DocResult {
-    doc_from(lines, &texts(lines), library)
+    doc_from(&read(lines), library, false)
 }
 
-/// The lines' trimmed, non-empty texts: what every rule reads.
-fn texts(lines: &[Line]) -> Vec<&str> {
-    lines.iter().map(|l| l.text.trim()).filter(|t| !t.is_empty()).collect()
+/// The lines with text, trimmed: what every rule reads.
+fn read(lines: &[Line]) -> Vec<Line> {
+    lines
+        .iter()
+        .filter(|l| !l.text.trim().is_empty())
+        .map(|l| Line { text: l.text.trim().to_owned(), ..l.clone() })
+        .collect()
 }
 
-fn doc_from(lines: &[Line], texts: &[&str], library: &Library) -> DocResult {
-    let mut kv = label_values(texts);
-    add_found_values(texts, &mut kv);
-    let tags = tags(texts);
-    let head = letterhead(texts);
-    let issued = tags.iter().any(|t| t == "receipt" || t == "invoice");
-    if let Some(name) = head.name.as_ref().filter(|_| head.is_company || issued) {
-        kv.entry("Company").or_insert_with(|| Value::String(name.clone()));
+/// Key/values with the position (a line index) each was read at: the result lists them
+/// in document order, as a person reads the page, whatever order the rules found them in.
+#[derive(Default)]
+struct Kv(Vec<(usize, String, Value)>);
+
+impl Kv {
+    fn contains_key(&self, key: &str) -> bool {
+        self.0.iter().any(|(_, k, _)| k == key)
     }
-    if let Some(address) = head.address {
-        kv.entry("Address").or_insert(Value::String(address));
+
+    /// Whether a key has `word` in it, case ignored.
+    fn has(&self, word: &str) -> bool {
+        self.0.iter().any(|(_, k, _)| k.to_lowercase().contains(word))
     }
+
+    fn holds(&self, value: &str) -> bool {
+        self.0.iter().any(|(_, _, v)| v.as_str() == Some(value))
+    }
+
+    /// Adds a key unless it is already there.
+    fn add(&mut self, at: usize, key: &str, value: String) {
+        self.add_value(at, key, Value::String(value));
+    }
+
+    fn add_value(&mut self, at: usize, key: &str, value: Value) {
+        if !self.contains_key(key) {
+            self.0.push((at, key.to_owned(), value));
+        }
+    }
+
+    /// Sets a key, read at `at`, over any earlier reading.
+    fn set(&mut self, at: usize, key: &str, value: String) {
+        self.0.retain(|(_, k, _)| k != key);
+        self.0.push((at, key.to_owned(), Value::String(value)));
+    }
+
+    fn into_map(mut self) -> Map<String, Value> {
+        self.0.sort_by_key(|(at, _, _)| *at);
+        self.0.into_iter().map(|(_, k, v)| (k, v)).collect()
+    }
+}
+
+fn doc_from(lines: &[Line], library: &Library, is_form: bool) -> DocResult {
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    let mut kv = Kv::default();
+    let mut used = vec![false; lines.len()];
+    label_values(lines, &mut used, &mut kv);
+    for column in crate::table::columns(lines, &rows(lines), &mut used) {
+        let mut cells: Vec<Value> = column.cells.iter().map(|&i| Value::String(lines[i].text.clone())).collect();
+        let value = match cells.len() {
+            0 => continue,
+            1 => cells.remove(0),
+            _ => Value::Array(cells),
+        };
+        kv.add_value(column.heading_at, &column.heading, value);
+    }
+    if is_form {
+        row_pairs(lines, &mut used, &mut kv);
+    }
+    let tags = tags(&texts);
+    let head = letterhead(&texts);
+    // A form's facts are its labels' values. Values found unlabelled (a fax header's date
+    // and number, a sender's letterhead) are a document's facts, not the form's fields.
+    if !is_form {
+        add_found_values(lines, &texts, &mut kv);
+        let issued = tags.iter().any(|t| t == "receipt" || t == "invoice");
+        if let Some(name) = head.name.as_ref().filter(|_| head.is_company || issued) {
+            kv.add(head.name_at, "Company", name.clone());
+        }
+        if let Some(address) = head.address.clone() {
+            kv.add(head.address_at, "Address", address);
+        }
+    }
+    let kv = kv.into_map();
     // A company's letterhead names the document better than its tallest line.
     let title = match head.name {
         Some(name) if head.is_company => name,
@@ -56,13 +120,15 @@ fn doc_from(lines: &[Line], texts: &[&str], library: &Library) -> DocResult {
     DocResult { title, tags, description, kv, related, fields: None }
 }
 
-/// A form: as a document, with the blanks to fill as `fields` and "Form Type" in kv.
+/// A form: as a document, with the blanks to fill as `fields` and "Form Type" first in kv.
 pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
-    let texts = texts(lines);
-    let mut result = doc_from(lines, &texts, library);
-    let fields = blanks(&texts);
-    result.kv.retain(|key, _| !fields.contains(key));
-    result.kv.insert(FORM_TYPE_KEY.to_owned(), Value::String(result.title.clone()));
+    let lines = read(lines);
+    let mut result = doc_from(&lines, library, true);
+    let fields = blanks(&lines);
+    let mut kv = Map::new();
+    kv.insert(FORM_TYPE_KEY.to_owned(), Value::String(result.title.clone()));
+    kv.extend(std::mem::take(&mut result.kv).into_iter().filter(|(key, _)| !fields.contains(key) && key != FORM_TYPE_KEY));
+    result.kv = kv;
     if !result.tags.iter().any(|t| t == "form") && result.tags.len() < MAX_TAGS {
         result.tags.insert(0, "form".to_owned());
     }
@@ -70,137 +136,187 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     result
 }
 
-/// Values for a form's fields from the client's library: a field matches a library key
-/// with the same normalised name or a synonym of it. Dates become YYYY-MM-DD.
-pub fn fill(fields: &[String], library: &Library) -> Map<String, Value> {
-    let mut out = Map::new();
-    for field in fields {
-        let wanted = canonical(field);
-        let sources = library.doc.iter().map(|i| (LibraryKind::Doc, i)).chain(library.form.iter().map(|i| (LibraryKind::Form, i)));
-        for (kind, item) in sources {
-            let found = item.kv.iter().find(|(key, value)| canonical(key) == wanted && !value_text(value).is_empty());
-            if let Some((_, value)) = found {
-                let text = value_text(value);
-                let value = find_dates(&text).first().map(|d| d.iso()).unwrap_or(text);
-                let source = ResourceRef { kind, resource_id: item.id.clone() };
-                out.insert(field.clone(), serde_json::json!({"value": value, "source": source}));
-                break;
-            }
-        }
-    }
-    out
-}
-
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+/// A label printed again on a later page is another field of the form: it is kept apart
+/// by its page ("Date (Page 2)") rather than merged with the first.
+fn label_key(label: &str, page: usize, first_page_of: impl Fn(&str) -> Option<usize>) -> String {
+    match first_page_of(label) {
+        Some(first) if first != page => format!("{label} (Page {})", page + 1),
+        _ => label.to_owned(),
     }
 }
 
-/// Field names reduced to one spelling: case, punctuation and common synonyms folded.
-fn canonical(name: &str) -> String {
-    let words: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    const SYNONYMS: &[(&str, &[&str])] = &[
-        ("name", &["full name", "name of applicant", "applicant name", "your name"]),
-        ("date of birth", &["dob", "birth date", "birthday", "date of birth dd mm yyyy"]),
-        ("phone", &["tel", "telephone", "mobile", "phone number", "contact number", "tel no"]),
-        ("email", &["e mail", "email address", "e mail address"]),
-        ("address", &["addr", "home address", "residential address"]),
-        ("id number", &["id no", "identity number", "ic no", "nric", "passport no", "passport number", "document number", "document no"]),
-        ("nationality", &["citizenship"]),
-        ("sex", &["gender"]),
-    ];
-    for (canonical, others) in SYNONYMS {
-        if words == *canonical || others.contains(&words.as_str()) {
-            return (*canonical).to_owned();
-        }
-    }
-    words
+/// A label as printed, without its colon and trailing dots or dashes, if it reads as one:
+/// short, with letters, and not itself a date.
+fn as_label(text: &str) -> Option<&str> {
+    let label = text.trim().trim_end_matches([':', '.', '-', '_']).trim();
+    let words = label.split_whitespace().count();
+    (!label.is_empty() && words <= MAX_LABEL_WORDS && label.chars().any(char::is_alphabetic) && find_best_date(&[label]).is_none())
+        .then_some(label)
 }
 
-/// "Label: value" on one line, or "Label:" with its value on the next line.
-fn label_values(lines: &[&str]) -> Map<String, Value> {
-    let mut kv = Map::new();
+/// "Label: value" on one line; "Label:" with its value to its right on the same row, or
+/// under it in its column (as forms print them, and as FUNSD annotates them).
+fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
+    let mut pages: Vec<(String, usize)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let Some((label, value)) = line.split_once(':') else { continue };
-        let label = label.trim().trim_end_matches(['.', '-']).trim();
-        let words = label.split_whitespace().count();
-        if label.is_empty() || words > MAX_LABEL_WORDS || !label.chars().any(char::is_alphabetic) || !find_dates(label).is_empty() {
+        if used[i] {
             continue;
         }
-        let mut value = value.trim().to_owned();
-        if value.is_empty() {
-            match lines.get(i + 1) {
-                Some(next) if can_be_value(next) => value = next.trim().to_owned(),
-                _ => continue,
+        let pairs = inline_pairs(&line.text);
+        let last = pairs.len().saturating_sub(1);
+        for (n, (label, value)) in pairs.into_iter().enumerate() {
+            let Some(label) = as_label(&label) else { continue };
+            let mut value = value;
+            if value.is_empty() && n == last {
+                let Some(j) = value_line(lines, i, used) else { continue };
+                value = lines[j].text.clone();
+                used[j] = true;
             }
+            if value.is_empty() || is_blank(&value) {
+                continue;
+            }
+            let first_page = |l: &str| pages.iter().find(|(p, _)| p == l).map(|(_, page)| *page);
+            let key = label_key(label, line.page, first_page);
+            if kv.contains_key(&key) {
+                continue;
+            }
+            // A date's label takes only a date: "Date:" over a blank is followed by whatever
+            // comes next on the page, often not its value.
+            let is_date_label = label.to_lowercase().contains("date");
+            let value = match find_best_date(&[value.as_str()]) {
+                Some(date) if is_date_label => date.for_kv(),
+                None if is_date_label && !value.chars().any(|c| c.is_ascii_digit()) => continue,
+                _ => value,
+            };
+            if first_page(label).is_none() {
+                pages.push((label.to_owned(), line.page));
+            }
+            used[i] = true;
+            kv.add(i, &key, value);
         }
-        if is_blank(&value) || kv.contains_key(label) {
-            continue;
-        }
-        // A date's label takes only a date: "Date:" over a blank is followed by whatever
-        // comes next on the page, often not its value.
-        let value = match find_dates(&value).first() {
-            Some(date) if label.to_lowercase().contains("date") => date.for_kv(),
-            None if label.to_lowercase().contains("date") && !value.chars().any(|c| c.is_ascii_digit()) => continue,
-            _ => value,
-        };
-        kv.insert(label.to_owned(), Value::String(value));
     }
-    kv
 }
 
-/// Values found anywhere, under the keys the prompt asks the LLM for.
-fn add_found_values(lines: &[&str], kv: &mut Map<String, Value>) {
-    let has = |kv: &Map<String, Value>, word: &str| kv.keys().any(|k| k.to_lowercase().contains(word));
-    if !has(kv, "date") {
-        if let Some(date) = lines.iter().find_map(|l| find_dates(l).into_iter().next()) {
-            kv.insert("Date".into(), Value::String(date.for_kv()));
+/// The "Label: value" pairs of one line: "Area: 5 Region: 17" is two. Between two colons,
+/// the last word starts the next label when it is a capitalised word and something comes
+/// before it; a colon between digits (a time) splits nothing.
+fn inline_pairs(text: &str) -> Vec<(String, String)> {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (at, c) in text.char_indices() {
+        let digit = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_digit());
+        if c == ':' && !(text[..at].ends_with(|c: char| c.is_ascii_digit()) && digit(&text[at + 1..])) {
+            parts.push(&text[start..at]);
+            start = at + 1;
         }
     }
-    if let Some(total) = find_total(lines) {
-        kv.insert("Total".into(), Value::String(total));
+    if parts.is_empty() {
+        return Vec::new();
     }
-    if !has(kv, "mail") {
-        if let Some(email) = lines.iter().find_map(|l| find_emails(l).into_iter().next()) {
-            kv.insert("Email".into(), Value::String(email));
+    parts.push(&text[start..]);
+    let mut pairs = Vec::new();
+    let mut label = parts[0].trim().to_owned();
+    for (k, part) in parts[1..].iter().enumerate() {
+        let is_last = k + 2 == parts.len();
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let next_label = words.last().filter(|w| {
+            !is_last && words.len() >= 2 && w.starts_with(|c: char| c.is_uppercase()) && w.chars().all(char::is_alphabetic)
+        });
+        match next_label {
+            Some(next) => {
+                pairs.push((label, words[..words.len() - 1].join(" ")));
+                label = (*next).to_owned();
+            }
+            None if is_last => pairs.push((std::mem::take(&mut label), part.trim().to_owned())),
+            // Not a label after all: the colon belongs to the value.
+            None => {
+                let rest = parts[k + 1..].join(":");
+                pairs.push((label, rest.trim().to_owned()));
+                return pairs;
+            }
         }
     }
-    for (key, number) in lines.iter().filter_map(|l| find_document_number(l)) {
+    pairs
+}
+
+/// A form's rows of a label and its value side by side with no colon ("MEDIA TYPE   DIRECT
+/// MAIL"): two lines on a row, the left a short heading, a clear gap between them. Only on
+/// forms: on a receipt such rows are items and their prices.
+fn row_pairs(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
+    for row in rows(lines) {
+        let free: Vec<usize> = row.into_iter().filter(|&i| !used[i]).collect();
+        let [label, value] = free[..] else { continue };
+        let (left, right) = (&lines[label], &lines[value]);
+        let gap = right.left - left.right;
+        // A name with initials ("A. H. Tisch") is a list's entry, not a label.
+        let initials = left.text.split_whitespace().any(|w| w.len() == 2 && w.ends_with('.') && w.starts_with(char::is_alphabetic));
+        if !crate::table::is_heading(left) || initials || right.text.ends_with(':') || gap < left.height() || is_blank(&right.text) {
+            continue;
+        }
+        let key = left.text.trim().to_owned();
+        if !kv.contains_key(&key) {
+            used[label] = true;
+            used[value] = true;
+            kv.add(label, &key, right.text.trim().to_owned());
+        }
+    }
+}
+
+/// Values found anywhere, under the keys the prompt asks the LLM for. Dates and totals
+/// are read by row: a label and its value are often two lines side by side.
+fn add_found_values(lines: &[Line], texts: &[&str], kv: &mut Kv) {
+    let rows = rows(lines);
+    let row_texts: Vec<String> = rows.iter().map(|row| row.iter().map(|&i| texts[i]).collect::<Vec<_>>().join(" ")).collect();
+    let row_refs: Vec<&str> = row_texts.iter().map(String::as_str).collect();
+    let row_at = |r: usize| rows[r].iter().copied().min().unwrap_or(0);
+    if let Some((r, date)) = crate::values::find_best_date_at(&row_refs) {
+        // The date beside a date label or a time is the document's, under "Date" as every
+        // receipt and letter has it; a printed label that holds the same date ("Bill Date")
+        // gives up its entry rather than repeat it.
+        if !kv.contains_key("Date") {
+            let value = date.for_kv();
+            // "Bill Date", "Invoice Date": a label ending in "date" names the document's;
+            // "Date of Birth" does not, and stays.
+            let generic = |key: &str| key.to_lowercase().trim_end_matches([':', '.', ' ']).ends_with("date");
+            kv.0.retain(|(_, key, v)| !(generic(key) && v.as_str() == Some(value.as_str())));
+            kv.add(row_at(r), "Date", value);
+        }
+    }
+    if let Some((r, total)) = find_total(&row_refs) {
+        kv.set(row_at(r), "Total", total);
+    }
+    if !kv.has("mail") {
+        if let Some((i, email)) = texts.iter().enumerate().find_map(|(i, l)| find_emails(l).into_iter().next().map(|e| (i, e))) {
+            kv.add(i, "Email", email);
+        }
+    }
+    for (i, (key, number)) in texts.iter().enumerate().filter_map(|(i, l)| find_document_number(l).map(|n| (i, n))) {
         // A "Label: value" pair for the same number already holds it under the printed label.
-        if !kv.values().any(|v| v.as_str() == Some(number.as_str())) {
-            kv.entry(key.to_owned()).or_insert(Value::String(number));
+        if !kv.holds(&number) {
+            kv.add(i, key, number);
         }
     }
-    if let Some(mrz) = find_mrz(lines) {
-        kv.insert("MRZ".into(), Value::String(mrz.lines.join("\n")));
-        let kv_has_value = |n: &String| kv.values().any(|v| v.as_str() == Some(n.as_str()));
-        let document_number = mrz.document_number.clone().filter(|n| !kv_has_value(n));
+    if let Some(mrz) = find_mrz(texts) {
+        let at = texts.iter().position(|t| mrz.lines.first().is_some_and(|m| t.contains(m.as_str()))).unwrap_or(texts.len());
+        kv.set(at, "Machine Readable Zone (MRZ)", mrz.lines.join("\n"));
+        // Under the original service's key names; a value the page's own labels already
+        // gave ("Date of Birth: 12 AUG 1974") is not repeated.
         let mut put = |key: &str, value: Option<String>| {
-            if let Some(value) = value {
-                kv.entry(key.to_owned()).or_insert(Value::String(value));
+            if let Some(value) = value.filter(|v| !kv.holds(v)) {
+                kv.add(at, key, value);
             }
         };
-        put("Document Number", document_number);
-        put("Surname", mrz.surname);
-        put("Given Names", mrz.given_names);
-        put("Nationality", mrz.nationality);
-        put("Date of Birth", mrz.birth_date.map(|d| d.for_kv()));
-        put("Date of Expiry", mrz.expiry_date.map(|d| d.for_kv()));
-        put("Sex", mrz.sex.map(String::from));
+        put("Document Number", mrz.document_number.clone());
+        put("Last Name (English/Latin)", mrz.surname);
+        put("First Name (English/Latin)", mrz.given_names);
+        put("Nationality Code (ISO)", mrz.nationality);
+        put("Date of Birth (Full)", mrz.birth_date.map(|d| d.for_kv()));
+        put("Expiration Date (Full)", mrz.expiry_date.map(|d| d.for_kv()));
+        put("Gender (Legal)", mrz.sex.map(String::from));
     }
-    if !has(kv, "phone") && !has(kv, "tel") {
-        if let Some(phone) = lines.iter().find_map(|l| find_phones(l).into_iter().next()) {
-            kv.insert("Phone".into(), Value::String(phone));
+    if !kv.has("phone") && !kv.has("tel") {
+        if let Some((i, phone)) = texts.iter().enumerate().find_map(|(i, l)| find_phones(l).into_iter().next().map(|p| (i, p))) {
+            kv.add(i, "Phone Number", phone);
         }
     }
 }
@@ -211,7 +327,7 @@ fn title(lines: &[Line]) -> Option<String> {
     let weight = |(i, line): &(usize, &Line)| {
         let digits = line.text.chars().filter(|c| c.is_ascii_digit()).count();
         let numeric = if digits > 0 { 0.7 } else { 1.0 };
-        line.height * (1.0 - 0.05 * *i as f32) * numeric
+        line.height() * (1.0 - 0.05 * *i as f32) * numeric
     };
     lines
         .iter()
@@ -290,24 +406,51 @@ fn is_blank(value: &str) -> bool {
     !value.is_empty() && value.chars().all(|c| matches!(c, '_' | '.' | '□' | '☐' | '[' | ']' | ' ' | '…' | '-'))
 }
 
+/// The line that holds the value of the bare label `lines[i]` ("Label:"): the nearest
+/// line to its right on its row, else the first under it in its column; none when that
+/// line is another label, a blank or a box.
+fn value_line(lines: &[Line], i: usize, used: &[bool]) -> Option<usize> {
+    let label = &lines[i];
+    let free = |j: usize| j != i && !used.get(j).copied().unwrap_or(false);
+    let beside = (0..lines.len())
+        .filter(|&j| free(j) && lines[j].left >= label.right - label.height() && label.same_row(&lines[j]))
+        .min_by(|&a, &b| lines[a].left.total_cmp(&lines[b].left));
+    let under = || {
+        (i + 1..lines.len())
+            .filter(|&j| free(j) && label.above(&lines[j], MAX_VALUE_GAP_LINES))
+            .min_by(|&a, &b| lines[a].top.total_cmp(&lines[b].top))
+    };
+    beside.or_else(under).filter(|&j| can_be_value(&lines[j].text))
+}
+
 /// Labels of the blanks to fill: "Label: ____", "Label ____", "□ Label", "[ ] Label", and
-/// "Label:" with nothing after it on its line or the next.
-fn blanks(lines: &[&str]) -> Vec<String> {
+/// "Label:" with no value beside or under it. A label on two pages is two fields.
+fn blanks(lines: &[Line]) -> Vec<String> {
     let mut fields: Vec<String> = Vec::new();
-    let mut push = |label: &str| {
+    let mut first_pages: Vec<(String, usize)> = Vec::new();
+    let mut push = |label: &str, page: usize| {
         let label = label.trim().trim_end_matches([':', '.', '_']).trim();
-        if !label.is_empty() && label.chars().any(char::is_alphabetic) && label.split_whitespace().count() <= MAX_LABEL_WORDS && !fields.iter().any(|f| f == label) {
-            fields.push(label.to_owned());
+        if label.is_empty() || !label.chars().any(char::is_alphabetic) || label.split_whitespace().count() > MAX_LABEL_WORDS {
+            return;
+        }
+        let first = first_pages.iter().find(|(l, _)| l == label).map(|(_, p)| *p);
+        let field = label_key(label, page, |_| first);
+        if first.is_none() {
+            first_pages.push((label.to_owned(), page));
+        }
+        if !fields.contains(&field) {
+            fields.push(field);
         }
     };
     for (i, line) in lines.iter().enumerate() {
-        if let Some(rest) = line.strip_prefix(['□', '☐']).or_else(|| line.strip_prefix("[ ]")).or_else(|| line.strip_prefix("[]")) {
-            push(rest);
-        } else if let Some(start) = line.find("__") {
-            push(&line[..start]);
-        } else if let Some(label) = line.strip_suffix(':') {
-            if !lines.get(i + 1).is_some_and(|next| can_be_value(next)) {
-                push(label);
+        let text = line.text.as_str();
+        if let Some(rest) = text.strip_prefix(['□', '☐']).or_else(|| text.strip_prefix("[ ]")).or_else(|| text.strip_prefix("[]")) {
+            push(rest, line.page);
+        } else if let Some(start) = text.find("__") {
+            push(&text[..start], line.page);
+        } else if let Some(label) = text.strip_suffix(':') {
+            if value_line(lines, i, &[]).is_none() {
+                push(label, line.page);
             }
         }
     }
@@ -320,7 +463,7 @@ mod tests {
     use serde_json::json;
 
     fn lines(texts: &[(&str, f32)]) -> Vec<Line> {
-        texts.iter().map(|(t, h)| Line { text: (*t).into(), height: *h }).collect()
+        Line::stacked(texts)
     }
 
     #[test]
@@ -388,22 +531,63 @@ mod tests {
     }
 
     #[test]
-    fn fill_matches_fields_to_library_keys_by_name_and_synonym() {
-        let library: Library = serde_json::from_value(json!({
-            "doc": [{"id": "passport-1", "title": "Passport", "kv": {"Name": "Ann Lee", "DOB": "Mar 04, 1990", "Passport No.": "X1234567"}}],
-            "form": [{"id": "form-7", "title": "Old form", "kv": {"E-mail": "ann@example.com", "Phone": ""}}]
-        }))
-        .unwrap();
-        let fields: Vec<String> = ["Full name", "Date of birth", "Passport number", "Email address", "Phone", "Signature"].map(String::from).to_vec();
-        let filled = fill(&fields, &library);
+    fn kv_follows_the_page_and_values_sit_beside_or_under_their_labels() {
+        let page = vec![
+            Line::new("ACME TRADING SDN BHD", 0, [10.0, 0.0, 300.0, 30.0]),
+            Line::new("12 Jalan Besar, 45600 Kuala Selangor", 0, [10.0, 40.0, 400.0, 60.0]),
+            Line::new("Invoice No:", 0, [10.0, 80.0, 120.0, 100.0]),
+            Line::new("INV-2031", 0, [200.0, 82.0, 300.0, 102.0]),
+            Line::new("Cashier:", 0, [10.0, 120.0, 90.0, 140.0]),
+            Line::new("Mei Ling", 0, [12.0, 145.0, 90.0, 165.0]),
+            Line::new("TOTAL", 0, [10.0, 200.0, 80.0, 220.0]),
+            Line::new("RM 12.50", 0, [300.0, 203.0, 380.0, 223.0]),
+            Line::new("Date: 2O/O3/2019 10:22", 0, [10.0, 240.0, 250.0, 260.0]),
+        ];
+        let doc = extract_doc(&page, &Library::default());
+        let keys: Vec<&str> = doc.kv.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["Company", "Address", "Invoice No", "Cashier", "Total", "Date"], "{:?}", doc.kv);
+        assert_eq!(doc.kv["Invoice No"], json!("INV-2031"), "the value to the right on its row");
+        assert_eq!(doc.kv["Cashier"], json!("Mei Ling"), "the value under its label");
+        assert_eq!(doc.kv["Total"], json!("12.50"));
+        assert_eq!(doc.kv["Date"], json!("Mar 20, 2019"), "O read as 0 among digits");
+    }
+
+    #[test]
+    fn a_label_on_two_pages_is_two_fields_and_two_values() {
+        let page = |p: usize, texts: &[&str]| -> Vec<Line> {
+            texts.iter().enumerate().map(|(i, t)| Line::new(*t, p, [10.0, 30.0 * i as f32, 200.0, 30.0 * i as f32 + 20.0])).collect()
+        };
+        let mut lines = page(0, &["LEASE APPLICATION", "Date: 03/01/2026", "Name: ____", "Signature: ____"]);
+        lines.extend(page(1, &["GUARANTOR", "Date: 04/01/2026", "Name: ____", "Signature: ____"]));
+        let form = extract_form(&lines, &Library::default());
+        assert_eq!(form.fields.as_deref().unwrap(), ["Name", "Signature", "Name (Page 2)", "Signature (Page 2)"]);
+        assert_eq!(form.kv.get("Date"), Some(&json!("Jan 03, 2026")));
+        assert_eq!(form.kv.get("Date (Page 2)"), Some(&json!("Jan 04, 2026")));
+        assert_eq!(form.kv.keys().next().map(String::as_str), Some(FORM_TYPE_KEY));
+        assert!(form.normalise(true, &Library::default()).is_ok());
+    }
+
+    #[test]
+    fn a_forms_labels_side_by_side_with_and_without_colons() {
         assert_eq!(
-            Value::Object(filled),
-            json!({
-                "Full name": {"value": "Ann Lee", "source": {"type": "doc", "resource_id": "passport-1"}},
-                "Date of birth": {"value": "1990-03-04", "source": {"type": "doc", "resource_id": "passport-1"}},
-                "Passport number": {"value": "X1234567", "source": {"type": "doc", "resource_id": "passport-1"}},
-                "Email address": {"value": "ann@example.com", "source": {"type": "form", "resource_id": "form-7"}}
-            })
+            inline_pairs("Area: 5 Region: 17"),
+            [("Area".to_string(), "5".to_string()), ("Region".to_string(), "17".to_string())]
         );
+        assert_eq!(inline_pairs("Time: 10:22 am"), [("Time".to_string(), "10:22 am".to_string())]);
+        assert!(inline_pairs("no colon here").is_empty());
+        let row = |y: f32, left: &str, right: &str| {
+            vec![Line::new(left, 0, [10.0, y, 200.0, y + 20.0]), Line::new(right, 0, [300.0, y, 450.0, y + 20.0])]
+        };
+        let mut page = vec![Line::new("COUPON CODE REGISTRATION FORM", 0, [10.0, 0.0, 400.0, 30.0])];
+        page.extend(row(50.0, "MEDIA TYPE", "DIRECT MAIL"));
+        page.extend(row(80.0, "A. H. Tisch", "G. Telford"));
+        page.extend(row(110.0, "Area: 5 Region: 17", "Fax: 555-0100"));
+        let form = extract_form(&page, &Library::default());
+        assert_eq!(form.kv.get("MEDIA TYPE"), Some(&json!("DIRECT MAIL")));
+        assert!(!form.kv.contains_key("A. H. Tisch"), "names with initials are a list, not labels");
+        assert_eq!((form.kv.get("Area"), form.kv.get("Region")), (Some(&json!("5")), Some(&json!("17"))));
+        // A document's rows are items and prices, not labels.
+        let doc = extract_doc(&page, &Library::default());
+        assert!(!doc.kv.contains_key("MEDIA TYPE"));
     }
 }

@@ -44,10 +44,12 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Llm
         Some(name) => Provider::parse(&name).ok_or(ConfigError::Invalid {
             var: var::PROVIDER,
             value: name,
-            why: "expected zhipu, openai or none",
+            why: "expected zhipu, openai, bedrock or none",
         })?,
     };
     let key = match (lookup(var::API_KEY_SECRET_ID), lookup(var::API_KEY)) {
+        // Bedrock signs with the function's role: a key secret beside it is not read.
+        _ if provider == Provider::Bedrock => None,
         (Some(secret), _) => Some(KeySource::Secret(secret)),
         (None, Some(key)) => Some(KeySource::Value(key)),
         (None, None) => None,
@@ -115,5 +117,14 @@ mod tests {
         assert!(matches!(config(&[(var::PROVIDER, "bard")]), Err(ConfigError::Invalid { .. })));
         let too_long = config(&[(var::API_KEY, "k"), (var::BUDGET_SECS, "100000")]);
         assert!(matches!(too_long, Err(ConfigError::Invalid { var: var::BUDGET_SECS, .. })));
+    }
+
+    #[test]
+    fn bedrock_needs_a_model_id_and_never_a_key() {
+        assert_eq!(config(&[(var::PROVIDER, "bedrock")]), Err(ConfigError::Missing(var::MODEL)));
+        let vars = [(var::PROVIDER, "bedrock"), (var::MODEL, "amazon.nova-lite-v1:0"), (var::API_KEY_SECRET_ID, "docusnap/llm")];
+        let bedrock = config(&vars).unwrap().unwrap();
+        assert_eq!((bedrock.settings.provider, bedrock.settings.base_url.as_str()), (Provider::Bedrock, ""));
+        assert_eq!(bedrock.key, None, "the role signs; the key secret is not read");
     }
 }

@@ -94,9 +94,79 @@ fn token_date(token: &str) -> Option<Date> {
     }
 }
 
+/// OCR reads digits as look-alike letters: O for 0, I or l for 1, S for 5, B for 8.
+/// (Not D for 0: it opens "DEC" in `25-DEC-2018`.)
+const LOOK_ALIKES: [(char, char); 6] = [('O', '0'), ('o', '0'), ('I', '1'), ('l', '1'), ('S', '5'), ('B', '8')];
+
+/// A token with its look-alike letters read as digits where they sit among digits and
+/// date separators: "2O18" and "O1/12/2018" mend, "DEC" and "SOLD" stay.
+fn mend_digits(token: &str) -> String {
+    let chars: Vec<char> = token.chars().collect();
+    let numeric = |c: char| c.is_ascii_digit() || matches!(c, '/' | '-' | '.' | ':');
+    let look_alike = |c: char| LOOK_ALIKES.iter().any(|(l, _)| *l == c);
+    if chars.iter().filter(|c| c.is_ascii_digit()).count() < 2 {
+        return token.to_owned();
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let neighbours = [i.checked_sub(1).and_then(|j| chars.get(j)), chars.get(i + 1)];
+            let among_digits = neighbours.iter().flatten().any(|&&n| n.is_ascii_digit())
+                && neighbours.iter().flatten().all(|&&n| numeric(n) || look_alike(n));
+            match LOOK_ALIKES.iter().find(|(l, _)| *l == c) {
+                Some((_, digit)) if among_digits => *digit,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Words that label a document's date ("Date:", "Tarikh", "Invoice Date").
+const DATE_LABELS: [&str; 3] = ["DATE", "TARIKH", "DATED"];
+
+fn has_time(line: &str) -> bool {
+    let chars: Vec<char> = line.chars().collect();
+    chars.windows(4).any(|w| w[0].is_ascii_digit() && w[1] == ':' && w[2].is_ascii_digit() && w[3].is_ascii_digit())
+}
+
+/// The document's date among `lines` (rows of a page, in order): the first date on a row
+/// with a date label, else the first beside a time (a receipt's transaction stamp), else
+/// the first; never a birth, expiry or due date. Returns the row's index and the date.
+pub fn find_best_date_at(lines: &[&str]) -> Option<(usize, Date)> {
+    let mut best: Option<(u8, usize, Date)> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(date) = find_dates(line).into_iter().next() else { continue };
+        let upper = line.to_uppercase();
+        let labelled = DATE_LABELS.iter().any(|l| upper.split(|c: char| !c.is_alphanumeric()).any(|w| w == *l))
+            || i.checked_sub(1).is_some_and(|p| {
+                let above = lines[p].trim().trim_end_matches(':').to_uppercase();
+                DATE_LABELS.contains(&above.as_str())
+            });
+        // A birth, expiry or due date is a date on the document, not the document's.
+        let someone_elses = ["BIRTH", "EXPIR", "VALID", "DUE", "DOB"].iter().any(|w| upper.contains(w));
+        if someone_elses {
+            continue;
+        }
+        let rank = if labelled { 2 } else if has_time(line) { 1 } else { 0 };
+        if best.is_none_or(|(r, _, _)| rank > r) {
+            best = Some((rank, i, date));
+        }
+    }
+    best.map(|(_, i, date)| (i, date))
+}
+
+/// [`find_best_date_at`] without the position.
+pub fn find_best_date(lines: &[&str]) -> Option<Date> {
+    find_best_date_at(lines).map(|(_, date)| date)
+}
+
 /// Every date in a line, in order: single tokens, `25 Dec 2018`, `Dec 25, 2018`.
 pub fn find_dates(line: &str) -> Vec<Date> {
-    let tokens: Vec<&str> = line.split_whitespace().collect();
+    // A colon ends a label glued to its date ("DATE:15/06/2017"); splitting a time at its
+    // colons costs nothing, since its parts are no date.
+    let mended: Vec<String> = line.split(|c: char| c.is_whitespace() || c == ':').filter(|t| !t.is_empty()).map(mend_digits).collect();
+    let tokens: Vec<&str> = mended.iter().map(String::as_str).collect();
     let mut dates = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
@@ -129,8 +199,10 @@ pub fn find_dates(line: &str) -> Vec<Date> {
 /// Currency marks that may stand before an amount, attached or not.
 const CURRENCIES: [&str; 10] = ["RM", "MYR", "USD", "EUR", "SGD", "$", "€", "£", "¥", "￥"];
 
-/// A money amount: digits with exactly two decimals, thousands separated by commas,
-/// after an optional currency mark ("RM9.00", "$ 1,234.50", "12.50").
+/// A money amount: digits with exactly two decimals after a dot or, as much of Europe
+/// and Asia writes them, a comma; thousands grouped by commas (or dots, with comma
+/// cents); after an optional currency mark ("RM9.00", "$ 1,234.50", "12,50"). Returned
+/// with a dot for the decimals and its grouping as written.
 fn token_amount(token: &str) -> Option<String> {
     let mut t = token.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '*'));
     for currency in CURRENCIES {
@@ -141,14 +213,20 @@ fn token_amount(token: &str) -> Option<String> {
         }
     }
     let t = t.strip_prefix('-').unwrap_or(t);
-    let (whole, cents) = t.split_once('.')?;
+    let (whole, cents, group) = match (t.rsplit_once('.'), t.rsplit_once(',')) {
+        (Some((whole, cents)), None) => (whole, cents, ','),
+        (Some((whole, cents)), Some((before, _))) if before.len() < whole.len() => (whole, cents, ','),
+        (None, Some((whole, cents))) => (whole, cents, '.'),
+        (_, Some((whole, cents))) => (whole, cents, '.'),
+        (None, None) => return None,
+    };
     if cents.len() != 2 || !cents.chars().all(|c| c.is_ascii_digit()) || whole.is_empty() {
         return None;
     }
-    let groups: Vec<&str> = whole.split(',').collect();
+    let groups: Vec<&str> = whole.split(group).collect();
     let well_grouped = groups.iter().all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_digit()))
         && (groups.len() == 1 || (groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3)));
-    well_grouped.then(|| t.to_owned())
+    well_grouped.then(|| format!("{}.{cents}", groups.join(if group == ',' { "," } else { "" })))
 }
 
 /// Every money amount in a line, as written (without its currency mark).
@@ -156,32 +234,121 @@ pub fn find_amounts(line: &str) -> Vec<String> {
     line.split_whitespace().filter_map(token_amount).collect()
 }
 
-/// The document's total: the amount on (or right after) the last line that names a total,
-/// a grand or rounded total winning over a plain one. Subtotals and counts ("TOTAL QTY",
-/// "TOTAL ITEMS") are not totals.
-pub fn find_total(lines: &[&str]) -> Option<String> {
-    let mut best: Option<(u8, String)> = None;
-    for (i, line) in lines.iter().enumerate() {
-        let upper = line.to_uppercase();
-        let squashed: String = upper.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-        if !squashed.contains("TOTAL") && !squashed.contains("AMOUNTDUE") {
-            continue;
+/// What a row that names a total is worth as the document's total: the amount paid
+/// (rounded, grand, nett, due, with tax included) over a plain "Total", and counts,
+/// subtotals, discounts, tax alone and totals before tax not at all.
+fn total_rank(line: &str) -> Option<u8> {
+    // OCR's misreadings of the label itself ("TOTL", "T0TAL") are read as it.
+    let upper: String = line
+        .to_uppercase()
+        .split(' ')
+        .map(|w| if w.len() >= 4 && edit_distance(w.trim_matches(|c: char| !c.is_alphanumeric()), "TOTAL") == 1 { "TOTAL" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let squashed: String = upper.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+    if !["TOTAL", "AMOUNTDUE", "AMTDUE", "AMOUNTPAYABLE", "NETAMT", "NETAMOUNT", "NETTAMT", "NETTAMOUNT"].iter().any(|label| squashed.contains(label)) {
+        return None;
+    }
+    const NOT_TOTALS: [&str; 14] = [
+        "SUBTOTAL", "TOTALQTY", "TOTALQUANTITY", "TOTALITEM", "TOTALDISCOUNT", "TOTALSAVING", "TOTALGST", "TOTALTAX",
+        "EXCL", "BEFORE", "TOTALNOOF", "TOTALUNIT", "TAXTOTAL", "GSTTOTAL",
+    ];
+    if NOT_TOTALS.iter().any(|not| squashed.contains(not)) {
+        return None;
+    }
+    // "TOTAL INCLUDES 6% GST 1.51" mostly states the tax inside the total, its amount the
+    // tax; some receipts print the total so. Such a row counts only when no other does.
+    if upper.split(|c: char| !c.is_alphabetic()).any(|w| w == "INCLUDES" || w == "INCLUDED") {
+        return Some(0);
+    }
+
+    const PAID: [&str; 9] = ["ROUND", "GRAND", "NETT", "NET", "AMOUNTDUE", "AMTDUE", "PAYABLE", "INCL", "INC"];
+    Some(if PAID.iter().any(|k| squashed.contains(k)) { 2 } else { 1 })
+}
+
+/// The document's total among `rows` (the texts of a page's rows, top to bottom): the
+/// amount on the row of the strongest total label, or on the row under it when its own
+/// has none; among rows as strong, the lowest, since a receipt's last total is the one
+/// paid. Returns the row's index and the amount.
+pub fn find_total(rows: &[&str]) -> Option<(usize, String)> {
+    let mut best: Option<(u8, usize, String)> = None;
+    for (i, row) in rows.iter().enumerate() {
+        let Some(mut rank) = total_rank(row) else { continue };
+        // A row with several amounts sums a table's columns (a tax summary's "Total: 106.10
+        // 6.37"): the document's total only when no other row names one.
+        let mut amounts = find_amounts(row);
+        amounts.dedup();
+        if amounts.len() > 1 {
+            rank = 0;
         }
-        if ["SUBTOTAL", "TOTALQTY", "TOTALQUANTITY", "TOTALITEM", "TOTALDISCOUNT", "TOTALSAVING"]
-            .iter()
-            .any(|not| squashed.contains(not))
-        {
-            continue;
-        }
-        let rank = if ["ROUND", "GRAND", "NETT", "NET", "AMOUNTDUE"].iter().any(|k| squashed.contains(k)) { 2 } else { 1 };
-        let amount = find_amounts(line).pop().or_else(|| lines.get(i + 1).and_then(|next| find_amounts(next).into_iter().next()));
-        if let Some(amount) = amount {
-            if best.as_ref().is_none_or(|(r, _)| rank >= *r) {
-                best = Some((rank, amount));
+        let under = || rows.get(i + 1).filter(|next| total_rank(next).is_none()).and_then(|next| find_amounts(next).into_iter().next());
+        if let Some(amount) = find_amounts(row).pop().or_else(|| spaced_amount(row)).or_else(under) {
+            if best.as_ref().is_none_or(|(r, _, _)| rank >= *r) {
+                best = Some((rank, i, amount));
             }
         }
     }
-    best.map(|(_, amount)| amount)
+    let (_, at, amount) = best?;
+    Some((at, rounded(rows, at, amount)))
+}
+
+/// The last amount of a row whose decimal point OCR lost or spaced ("RM 64 13",
+/// "170. 00"): whole units, then a token of exactly two digits.
+fn spaced_amount(row: &str) -> Option<String> {
+    let tokens: Vec<&str> = row.split_whitespace().collect();
+    tokens.windows(2).rev().find_map(|pair| {
+        let whole = pair[0].trim_end_matches('.');
+        let whole = CURRENCIES.iter().find_map(|c| whole.strip_prefix(c)).unwrap_or(whole);
+        let units = !whole.is_empty() && whole.len() <= 6 && whole.chars().all(|c| c.is_ascii_digit());
+        let cents = pair[1].len() == 2 && pair[1].chars().all(|c| c.is_ascii_digit());
+        (units && cents).then(|| format!("{whole}.{}", pair[1]))
+    })
+}
+
+/// Levenshtein distance between two short words, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// A total followed by a rounding adjustment ("ROUNDING ADJ -0.01") is paid rounded: the
+/// adjustment is added, unless the total's own label says it is the rounded one.
+fn rounded(rows: &[&str], at: usize, amount: String) -> String {
+    let is_rounding = |row: &str| row.to_uppercase().contains("ROUND");
+    if is_rounding(rows[at]) {
+        return amount;
+    }
+    let adjustment = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)).and_then(|r| find_amounts(r).pop());
+    // Negative when a minus or an opening parenthesis stands before the amount, with at
+    // most a currency mark between ("-0.02", "-RM 0.02", "(0.02)").
+    let signed = |row: &str, text: &str| -> Option<i64> {
+        let cents: i64 = text.replace([',', '.'], "").parse().ok()?;
+        // An amount mended from a spaced one is not in the row as such: read as positive.
+        let before = &row[..row.rfind(text).unwrap_or(0)];
+        let mark = before.trim_end().trim_end_matches(|c: char| c.is_alphabetic() || "$€£¥￥".contains(c)).trim_end();
+        let negative = mark.ends_with(['-', '(']);
+        Some(if negative { -cents } else { cents })
+    };
+    match adjustment {
+        Some(adj) if adj != "0.00" => {
+            let row = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)).copied().unwrap_or_default();
+            match (signed(rows[at], &amount), signed(row, &adj)) {
+                (Some(total), Some(adj)) if adj.abs() < 10 => format!("{}.{:02}", (total + adj) / 100, (total + adj) % 100),
+                _ => amount,
+            }
+        }
+        _ => amount,
+    }
 }
 
 /// E-mail addresses in a line.
@@ -296,6 +463,15 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(&find_dates(line), want, "{line}");
         }
+        // OCR's look-alikes inside digits are read as digits; month names stay words.
+        assert_eq!(find_dates("DATE:15/O6/2O17"), vec![d(2017, 6, 15)]);
+        assert_eq!(find_dates("25-DEC-2018 SOLD"), vec![d(2018, 12, 25)]);
+        assert_eq!(find_dates("I2.03.2019"), vec![d(2019, 3, 12)]);
+        // The document's date: beside a date label, else beside a time, else the first.
+        let rows = ["Valid until 31/12/2019", "10:22 05/03/2019", "Date : 04/03/2019", "Due 30/03/2019"];
+        assert_eq!(find_best_date_at(&rows), Some((2, d(2019, 3, 4))));
+        assert_eq!(find_best_date_at(&rows[..2]), Some((1, d(2019, 3, 5))));
+        assert_eq!(find_best_date_at(&["Date", "04/03/2019"]), Some((1, d(2019, 3, 4))));
         assert_eq!(d(2025, 1, 1).for_kv(), "Jan 01, 2025");
         assert_eq!(d(2025, 1, 1).iso(), "2025-01-01");
     }
@@ -305,6 +481,8 @@ mod tests {
         assert_eq!(find_amounts("9556939040118 1 PC 9.000 9.00"), ["9.00"]);
         assert_eq!(find_amounts("Total: RM9.00 ($ 1,234.50) -2.10"), ["9.00", "1,234.50", "2.10"]);
         assert!(find_amounts("1,23.45 12.5 1.234 v1.00a").is_empty());
+        // Comma cents, and dots grouping thousands before them.
+        assert_eq!(find_amounts("SUMME 12,50 EUR 1.234,50"), ["12.50", "1234.50"]);
         // Multi-byte text around and inside tokens: no panic, the amounts still found.
         assert_eq!(find_amounts("总计 ￥12.50 金额：3.00 ¥ 物出门，想不退还 €9.99"), ["12.50", "9.99"]);
     }
@@ -320,9 +498,17 @@ mod tests {
             "Rounded Total (RM): 9.00",
             "CASH 10.00",
         ];
-        assert_eq!(find_total(&receipt), Some("9.00".into()));
-        assert_eq!(find_total(&["TOTAL 12.50", "CASH 20.00"]), Some("12.50".into()));
+        assert_eq!(find_total(&receipt), Some((5, "9.00".into())));
+        assert_eq!(find_total(&["TOTAL 12.50", "CASH 20.00"]), Some((0, "12.50".into())));
         assert_eq!(find_total(&["SUBTOTAL 12.50"]), None);
+        let taxed = ["Total Excl. GST 10.00", "GST 6% 0.60", "Total Incl. GST 10.60", "Total GST 0.60"];
+        assert_eq!(find_total(&taxed), Some((2, "10.60".into())));
+        let rounding = ["TOTAL AMT.RM 60.31", "ROUNDING ADJ.... -0.01", "60.30", "CASH 70.30", "TOTAL INCLUDES 6% GST 3.41"];
+        assert_eq!(find_total(&rounding), Some((0, "60.30".into())));
+        // OCR's usual damage: a misspelt label, a lost decimal point.
+        assert_eq!(find_total(&["TOTL, : RM 73.00", "CASH RM 80.00"]), Some((0, "73.00".into())));
+        assert_eq!(find_total(&["GRAND TOTAL 10 00", "CASH 20.00"]), Some((0, "10.00".into())));
+        assert_eq!(find_total(&["TOTE BAG 1 5.00", "HOTEL TAX 2.00"]), None);
     }
 
     #[test]

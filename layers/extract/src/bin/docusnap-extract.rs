@@ -1,5 +1,6 @@
-//! `docusnap-extract [--form]`: reads `docusnap-ocr` JSON lines on standard input and
-//! prints, for each, `{"file", "result"}` with the rules extractor's doc (or form) result.
+//! `docusnap-extract [--form | --rows]`: reads `docusnap-ocr` JSON lines on standard input
+//! and prints, for each, `{"file", "result"}` with the rules extractor's doc (or form)
+//! result, or with `--rows` the page's rows as the rules read them (`{"file", "rows"}`).
 //!
 //!     target/release/docusnap-ocr receipt.jpg | target/release/docusnap-extract
 
@@ -20,6 +21,7 @@ struct OcrLine {
 
 fn main() -> std::process::ExitCode {
     let form = std::env::args().skip(1).any(|a| a == "--form");
+    let show_rows = std::env::args().skip(1).any(|a| a == "--rows");
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { return std::process::ExitCode::FAILURE };
@@ -27,9 +29,22 @@ fn main() -> std::process::ExitCode {
             eprintln!("docusnap-extract: not a docusnap-ocr JSON line: {line:.80}");
             return std::process::ExitCode::FAILURE;
         };
-        let lines = docusnap_extract::page_lines(&PageText { lines: page.lines, ..PageText::default() });
+        let lines = docusnap_extract::page_lines(&PageText { lines: page.lines, ..PageText::default() }, 0);
+        if show_rows {
+            let rows: Vec<String> = docusnap_extract::layout::rows(&lines)
+                .iter()
+                .map(|row| row.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" | "))
+                .collect();
+            let _ = writeln!(stdout.lock(), "{}", json!({"file": page.file, "rows": rows}));
+            continue;
+        }
         let library = Library::default();
         let result = if form { extract_form(&lines, &library) } else { extract_doc(&lines, &library) };
+        // As the service answers: flattened and checked (a list's items numbered as keys).
+        let result = match result.normalise(form, &library) {
+            Ok(result) => serde_json::to_value(result).unwrap_or(Value::Null),
+            Err(e) => json!({"error": e.to_string()}),
+        };
         let _ = writeln!(stdout.lock(), "{}", json!({"file": page.file, "result": result}));
     }
     std::process::ExitCode::SUCCESS

@@ -1,0 +1,37 @@
+//! The model the extract function holds, whichever provider serves it.
+
+use std::time::Instant;
+
+use docusnap_core::task::ExtractorKind;
+
+use crate::bedrock::BedrockChatModel;
+use crate::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message};
+
+/// The configured model, whichever provider serves it: what the extract function holds.
+#[derive(Clone, Debug)]
+pub enum AnyChatModel {
+    Http(HttpChatModel),
+    Bedrock(BedrockChatModel),
+}
+
+impl AnyChatModel {
+    pub fn settings(&self) -> &LlmSettings {
+        match self {
+            AnyChatModel::Http(m) => m.settings(),
+            AnyChatModel::Bedrock(m) => m.settings(),
+        }
+    }
+}
+
+impl ChatModel for AnyChatModel {
+    fn extractor(&self) -> ExtractorKind {
+        ExtractorKind::Llm { model: self.settings().model.clone() }
+    }
+
+    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
+        match self {
+            AnyChatModel::Http(m) => m.complete(messages, deadline).await,
+            AnyChatModel::Bedrock(m) => m.complete(messages, deadline).await,
+        }
+    }
+}

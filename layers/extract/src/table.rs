@@ -1,0 +1,197 @@
+//! Tables: a row of column headings over rows of cells. Each heading's cells are one key's
+//! values, a list in row order ("NAME OF ACCOUNT": ["Texaco Seattle", "Dari Mart"]),
+//! which the protocol flattens to "NAME OF ACCOUNT.1", "NAME OF ACCOUNT.2".
+
+use crate::layout::Line;
+
+/// A heading is a short label: a few words, no digits, no value after a colon.
+const MAX_HEADING_WORDS: usize = 5;
+/// A table has at least this many columns, and this many rows that fill two of them: a
+/// pair of lines over a paragraph is not a table.
+const MIN_COLUMNS: usize = 2;
+const MIN_ROWS: usize = 2;
+/// Rows of one table follow each other within this many line heights; a wider gap ends it.
+const MAX_ROW_GAP_LINES: f32 = 2.5;
+
+/// One column read from a table: its heading's line, its heading, its cells' lines (one
+/// cell: a label over its value).
+pub struct Column {
+    pub heading_at: usize,
+    pub heading: String,
+    pub cells: Vec<usize>,
+}
+
+pub(crate) fn is_heading(line: &Line) -> bool {
+    let text = line.text.trim();
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    let digits = text.chars().filter(|c| c.is_ascii_digit()).count();
+    let colon_inside = text.trim_end_matches(':').contains(':');
+    letters >= 2 && digits == 0 && !colon_inside && text.split_whitespace().count() <= MAX_HEADING_WORDS
+}
+
+/// The tables among `rows` (from [`crate::layout::rows`]), skipping lines already `used`
+/// (and marking those a table takes).
+pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Column> {
+    let mut found = Vec::new();
+    let mut r = 0;
+    while r < rows.len() {
+        let heading_row = |r: usize| -> Option<Vec<usize>> {
+            let heads: Vec<usize> = rows.get(r)?.iter().copied().filter(|&i| !used[i]).collect();
+            (heads.len() >= MIN_COLUMNS && heads.iter().all(|&i| is_heading(&lines[i]))).then_some(heads)
+        };
+        let Some(mut heads) = heading_row(r) else {
+            r += 1;
+            continue;
+        };
+        // Headings printed on two rows ("NO. OF" over "STORES"): the lower row stands over
+        // the cells, and each of its headings is read with what stands above it
+        // ("NO. OF STORES").
+        // A heading of the upper row with none under it ("Name of Account" printed across
+        // both rows) is a column of its own.
+        let mut above: Vec<usize> = Vec::new();
+        while let Some(lower) = heading_row(r + 1) {
+            let upper = std::mem::replace(&mut heads, lower);
+            let under_none = |u: usize| !heads.iter().any(|&h| lines[u].left < lines[h].right && lines[u].right > lines[h].left);
+            let spanning: Vec<usize> = upper.iter().copied().filter(|&u| under_none(u)).collect();
+            above = upper.into_iter().filter(|u| !spanning.contains(u)).collect();
+            heads.extend(spanning);
+            heads.sort_by(|&a, &b| lines[a].left.total_cmp(&lines[b].left));
+            r += 1;
+        }
+        let heading_of = |head: usize| {
+            let own = lines[head].text.trim().trim_end_matches(':').trim();
+            let overlap = |u: usize| lines[u].right.min(lines[head].right) - lines[u].left.max(lines[head].left);
+            let over = above.iter().filter(|&&u| overlap(u) > 0.0).max_by(|&&a, &&b| overlap(a).total_cmp(&overlap(b)));
+            match over {
+                Some(&u) => format!("{} {own}", lines[u].text.trim()),
+                None => own.to_owned(),
+            }
+        };
+        // Each column spans from halfway to its left neighbour to halfway to its right one.
+        let spans: Vec<(f32, f32)> = heads
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let left = if k == 0 { f32::MIN } else { (lines[heads[k - 1]].right + lines[i].left) / 2.0 };
+                let right = heads.get(k + 1).map_or(f32::MAX, |&n| (lines[i].right + lines[n].left) / 2.0);
+                (left, right)
+            })
+            .collect();
+        let height = heads.iter().map(|&i| lines[i].height()).fold(0.0, f32::max).max(1.0);
+        let mut cells: Vec<Vec<usize>> = vec![Vec::new(); heads.len()];
+        let mut bottom = heads.iter().map(|&i| lines[i].bottom).fold(f32::MIN, f32::max);
+        let mut filled_rows = 0;
+        let mut next = r + 1;
+        while let Some(row) = rows.get(next) {
+            let free: Vec<usize> = row.iter().copied().filter(|&i| !used[i]).collect();
+            let top = free.iter().map(|&i| lines[i].top).fold(f32::MAX, f32::min);
+            if free.is_empty() || top - bottom > MAX_ROW_GAP_LINES * height || lines[free[0]].page != lines[heads[0]].page {
+                break;
+            }
+            let column_of = |i: usize| {
+                let centre = (lines[i].left + lines[i].right) / 2.0;
+                spans.iter().position(|(l, r)| (*l..*r).contains(&centre))
+            };
+            let placed: Vec<(usize, usize)> = free.iter().filter_map(|&i| column_of(i).map(|c| (c, i))).collect();
+            let distinct = {
+                let mut cols: Vec<usize> = placed.iter().map(|(c, _)| *c).collect();
+                cols.dedup();
+                cols.len()
+            };
+            // A line across two columns is a sentence under the table, not a cell.
+            let spanning = free.iter().any(|&i| {
+                let width = (lines[i].right - lines[i].left).max(1.0);
+                let covered = |(l, r): &(f32, f32)| (lines[i].right.min(*r) - lines[i].left.max(*l)).max(0.0) / width > 0.25;
+                spans.iter().filter(|s| covered(s)).count() >= 2
+            });
+            // A table opens with a full row; a label with a colon is the form again.
+            // More lines than columns, or a row of headings again: another layout begins.
+            let crowded = free.len() > heads.len() || heading_row(next).is_some();
+            if spanning || crowded || (distinct < MIN_COLUMNS && filled_rows == 0) || free.iter().any(|&i| lines[i].text.contains(':')) {
+                break;
+            }
+            for (c, i) in placed {
+                cells[c].push(i);
+            }
+            filled_rows += usize::from(distinct >= MIN_COLUMNS);
+            bottom = free.iter().map(|&i| lines[i].bottom).fold(f32::MIN, f32::max);
+            next += 1;
+        }
+        // One row under headings is a row of labels over their values, as forms print
+        // "Date" over "November 12, 1999": the pairs are kept, a value each.
+        if filled_rows == 0 || (filled_rows < MIN_ROWS && cells.iter().any(|c| c.len() > 1)) {
+            r += 1;
+            continue;
+        }
+        for &u in &above {
+            used[u] = true;
+        }
+        for (k, &head) in heads.iter().enumerate() {
+            used[head] = true;
+            for &i in &cells[k] {
+                used[i] = true;
+            }
+            let heading = heading_of(head);
+            found.push(Column { heading_at: head, heading, cells: std::mem::take(&mut cells[k]) });
+        }
+        r = next;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::rows;
+
+    fn at(text: &str, x: f32, y: f32) -> Line {
+        Line::new(text, 0, [x, y, x + 10.0 * text.len() as f32, y + 20.0])
+    }
+
+    #[test]
+    fn headings_over_cells_make_columns_and_a_paragraph_does_not() {
+        let lines = vec![
+            at("NAME OF ACCOUNT", 10.0, 100.0),
+            at("NO. OF STORES", 300.0, 100.0),
+            at("Texaco Seattle", 10.0, 130.0),
+            at("225", 320.0, 130.0),
+            at("Dari Mart", 10.0, 160.0),
+            at("27", 320.0, 160.0),
+            at("Zip Trip", 10.0, 190.0),
+            at("Signed by the manager", 10.0, 400.0),
+        ];
+        let mut used = vec![false; lines.len()];
+        let found = columns(&lines, &rows(&lines), &mut used);
+        let read: Vec<(String, Vec<&str>)> =
+            found.iter().map(|c| (c.heading.clone(), c.cells.iter().map(|&i| lines[i].text.as_str()).collect())).collect();
+        assert_eq!(
+            read,
+            [("NAME OF ACCOUNT".to_string(), vec!["Texaco Seattle", "Dari Mart", "Zip Trip"]), ("NO. OF STORES".to_string(), vec!["225", "27"])]
+        );
+        assert!(!used[7], "a line after a gap is not the table's");
+
+        let prose = vec![at("Dear Sir", 10.0, 100.0), at("Yours", 300.0, 100.0), at("we write to say", 10.0, 130.0)];
+        assert!(columns(&prose, &rows(&prose), &mut [false; 3]).is_empty());
+    }
+
+    #[test]
+    fn headings_on_two_rows_are_read_together() {
+        let lines = vec![
+            at("Name of Account", 10.0, 100.0),
+            at("Ind/Lor", 200.0, 100.0),
+            at("Number of", 300.0, 100.0),
+            at("Volume", 200.0, 125.0),
+            at("Stores", 300.0, 125.0),
+            at("Quality Dairy", 10.0, 160.0),
+            at("151/15", 200.0, 160.0),
+            at("31", 310.0, 160.0),
+            at("Bay Stations", 10.0, 190.0),
+            at("81/9", 200.0, 190.0),
+            at("18", 310.0, 190.0),
+        ];
+        let found = columns(&lines, &rows(&lines), &mut vec![false; lines.len()]);
+        let headings: Vec<&str> = found.iter().map(|c| c.heading.as_str()).collect();
+        assert_eq!(headings, ["Name of Account", "Ind/Lor Volume", "Number of Stores"]);
+        assert_eq!(found[2].cells.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>(), ["31", "18"]);
+    }
+}

@@ -205,6 +205,11 @@ mod tests {
     #[test]
     fn the_original_keys_and_short_labels_name_the_same_things() {
         assert_eq!(original_keys().len(), 130);
+        // The copy is the evaluation data's list, where a checkout has it beside the repo.
+        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/original_default_keys.json");
+        if let Ok(text) = std::fs::read_to_string(shared) {
+            assert_eq!(serde_json::from_str::<Vec<String>>(&text).unwrap(), original_keys());
+        }
         for (original, short) in [
             ("Full Name (English/Latin)", "Name:"),
             ("Date of Birth (Full)", "DOB"),

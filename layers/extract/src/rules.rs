@@ -83,7 +83,9 @@ fn doc_from(lines: &[Line], library: &Library, is_form: bool) -> DocResult {
     let mut kv = Kv::default();
     let mut used = vec![false; lines.len()];
     label_values(lines, &mut used, &mut kv);
-    for column in crate::table::columns(lines, &rows(lines), &mut used) {
+    // Rows once: tables, a form's side-by-side labels and the date and total read them.
+    let rows = rows(lines);
+    for column in crate::table::columns(lines, &rows, &mut used) {
         let mut cells: Vec<Value> = column.cells.iter().map(|&i| Value::String(lines[i].text.clone())).collect();
         let value = match cells.len() {
             0 => continue,
@@ -93,14 +95,14 @@ fn doc_from(lines: &[Line], library: &Library, is_form: bool) -> DocResult {
         kv.add_value(column.heading_at, &column.heading, value);
     }
     if is_form {
-        row_pairs(lines, &mut used, &mut kv);
+        row_pairs(lines, &rows, &mut used, &mut kv);
     }
     let tags = tags(&texts);
     let head = letterhead(&texts);
     // A form's facts are its labels' values. Values found unlabelled (a fax header's date
     // and number, a sender's letterhead) are a document's facts, not the form's fields.
     if !is_form {
-        add_found_values(lines, &texts, &mut kv);
+        add_found_values(&rows, &texts, &mut kv);
         let issued = tags.iter().any(|t| t == "receipt" || t == "invoice");
         if let Some(name) = head.name.as_ref().filter(|_| head.is_company || issued) {
             kv.add(head.name_at, "Company", name.clone());
@@ -242,9 +244,9 @@ fn inline_pairs(text: &str) -> Vec<(String, String)> {
 /// A form's rows of a label and its value side by side with no colon ("MEDIA TYPE   DIRECT
 /// MAIL"): two lines on a row, the left a short heading, a clear gap between them. Only on
 /// forms: on a receipt such rows are items and their prices.
-fn row_pairs(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
-    for row in rows(lines) {
-        let free: Vec<usize> = row.into_iter().filter(|&i| !used[i]).collect();
+fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv) {
+    for row in rows {
+        let free: Vec<usize> = row.iter().copied().filter(|&i| !used[i]).collect();
         let [label, value] = free[..] else { continue };
         let (left, right) = (&lines[label], &lines[value]);
         let gap = right.left - left.right;
@@ -264,8 +266,7 @@ fn row_pairs(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
 
 /// Values found anywhere, under the keys the prompt asks the LLM for. Dates and totals
 /// are read by row: a label and its value are often two lines side by side.
-fn add_found_values(lines: &[Line], texts: &[&str], kv: &mut Kv) {
-    let rows = rows(lines);
+fn add_found_values(rows: &[Vec<usize>], texts: &[&str], kv: &mut Kv) {
     let row_texts: Vec<String> = rows.iter().map(|row| row.iter().map(|&i| texts[i]).collect::<Vec<_>>().join(" ")).collect();
     let row_refs: Vec<&str> = row_texts.iter().map(String::as_str).collect();
     let row_at = |r: usize| rows[r].iter().copied().min().unwrap_or(0);

@@ -328,7 +328,7 @@ fn rounded(rows: &[&str], at: usize, amount: String) -> String {
     if is_rounding(rows[at]) {
         return amount;
     }
-    let adjustment = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)).and_then(|r| find_amounts(r).pop());
+    let Some(row) = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)) else { return amount };
     // Negative when a minus or an opening parenthesis stands before the amount, with at
     // most a currency mark between ("-0.02", "-RM 0.02", "(0.02)").
     let signed = |row: &str, text: &str| -> Option<i64> {
@@ -339,14 +339,11 @@ fn rounded(rows: &[&str], at: usize, amount: String) -> String {
         let negative = mark.ends_with(['-', '(']);
         Some(if negative { -cents } else { cents })
     };
-    match adjustment {
-        Some(adj) if adj != "0.00" => {
-            let row = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)).copied().unwrap_or_default();
-            match (signed(rows[at], &amount), signed(row, &adj)) {
-                (Some(total), Some(adj)) if adj.abs() < 10 => format!("{}.{:02}", (total + adj) / 100, (total + adj) % 100),
-                _ => amount,
-            }
-        }
+    match find_amounts(row).pop() {
+        Some(adj) if adj != "0.00" => match (signed(rows[at], &amount), signed(row, &adj)) {
+            (Some(total), Some(adj)) if adj.abs() < 10 => format!("{}.{:02}", (total + adj) / 100, (total + adj) % 100),
+            _ => amount,
+        },
         _ => amount,
     }
 }

@@ -66,6 +66,75 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     Ok(image.into_rgb8())
 }
 
+/// Decodes frame `index` of a multi-page TIFF as 8-bit RGB, within the same limits as
+/// [`decode`]: dimensions are checked from the frame's directory before its pixels are
+/// read. The common document colour types are read (bilevel and grey scans, RGB, RGBA,
+/// CMYK, 8 or 16 bits); others are refused as corrupt.
+pub fn decode_tiff_frame(bytes: &[u8], index: usize) -> Result<RgbImage, DecodeError> {
+    use tiff::decoder::{Decoder, DecodingResult};
+    use tiff::ColorType;
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(DecodeError::TooManyBytes(bytes.len()));
+    }
+    let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(image::ImageError::Decoding(image::error::DecodingError::new(image::ImageFormat::Tiff.into(), e)));
+    let mut limits = tiff::decoder::Limits::default();
+    limits.decoding_buffer_size = MAX_DECODED_BYTES as usize * 2;
+    limits.intermediate_buffer_size = MAX_DECODER_ALLOC as usize;
+    let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?.with_limits(limits);
+    decoder.seek_to_image(index).map_err(corrupt)?;
+    let (width, height) = decoder.dimensions().map_err(corrupt)?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE || width == 0 || height == 0 {
+        return Err(DecodeError::TooManyPixels { width, height });
+    }
+    let colortype = decoder.colortype().map_err(corrupt)?;
+    let channels = match colortype {
+        ColorType::Gray(_) => 1,
+        ColorType::GrayA(_) => 2,
+        ColorType::RGB(_) => 3,
+        ColorType::RGBA(_) | ColorType::CMYK(_) => 4,
+        _ => return Err(DecodeError::UnknownFormat),
+    };
+    let samples: Vec<u8> = match decoder.read_image().map_err(corrupt)? {
+        DecodingResult::U8(v) => v,
+        // The high byte of each sample: 16-bit scans read as 8-bit ones.
+        DecodingResult::U16(v) => v.into_iter().map(|x| (x >> 8) as u8).collect(),
+        _ => return Err(DecodeError::UnknownFormat),
+    };
+    let pixels = width as usize * height as usize;
+    // Bilevel scans come packed, a bit a pixel, each row padded to a byte.
+    let samples = if matches!(colortype, ColorType::Gray(1)) { unpack_bits(&samples, width as usize, height as usize) } else { samples };
+    if samples.len() < pixels * channels {
+        return Err(DecodeError::UnknownFormat);
+    }
+    let mut rgb = Vec::with_capacity(pixels * 3);
+    for px in samples.chunks_exact(channels).take(pixels) {
+        let value = match (colortype, channels) {
+            (ColorType::CMYK(_), _) => {
+                let k = 255 - u16::from(px[3]);
+                let ink = |c: u8| ((255 - u16::from(c)) * k / 255) as u8;
+                [ink(px[0]), ink(px[1]), ink(px[2])]
+            }
+            (_, 1 | 2) => [px[0]; 3],
+            _ => [px[0], px[1], px[2]],
+        };
+        rgb.extend_from_slice(&value);
+    }
+    RgbImage::from_raw(width, height, rgb).ok_or(DecodeError::UnknownFormat)
+}
+
+/// 1-bit samples (0 black, as the decoder hands them) to 8-bit grey.
+fn unpack_bits(packed: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let row_bytes = width.div_ceil(8);
+    let mut out = Vec::with_capacity(width * height);
+    for row in packed.chunks(row_bytes).take(height) {
+        for x in 0..width {
+            let bit = row.get(x / 8).map_or(0, |b| (b >> (7 - x % 8)) & 1);
+            out.push(if bit == 1 { 255 } else { 0 });
+        }
+    }
+    out
+}
+
 fn limit_or_corrupt(e: image::ImageError) -> DecodeError {
     match e {
         image::ImageError::Unsupported(_) => DecodeError::UnknownFormat,

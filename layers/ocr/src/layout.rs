@@ -8,7 +8,7 @@ use crate::page::TextLine;
 /// Two boxes are in one row when their vertical extents overlap by at least this share of
 /// the smaller height. Rows are compared box to box, never by a band that grows as boxes
 /// join: on a skewed photo a growing band swallows the next line.
-const SAME_ROW_OVERLAP: f32 = 0.5;
+pub(crate) const SAME_ROW_OVERLAP: f32 = 0.5;
 
 /// Fragments are merged into one line only when they overlap vertically this much...
 const MERGE_OVERLAP: f32 = 0.7;
@@ -17,7 +17,7 @@ const MERGE_HEIGHT_RATIO: f32 = 1.5;
 /// ...and stand less than this many line heights apart: a word space is under half a
 /// height, while table and receipt columns ("TOTAL        12.50") stand further apart and
 /// stay separate lines. Measured on ../shared/data: merging wider gaps costs accuracy.
-const MERGE_GAP_HEIGHTS: f32 = 0.6;
+pub(crate) const MERGE_GAP_HEIGHTS: f32 = 0.6;
 
 fn top(q: &Quad) -> f32 {
     q.iter().map(|p| p.y).fold(f32::MAX, f32::min)
@@ -33,7 +33,7 @@ fn right(q: &Quad) -> f32 {
 }
 
 /// Orders recognised lines for reading and merges same-line fragments.
-pub fn reading_order(mut lines: Vec<TextLine>) -> Vec<TextLine> {
+pub(crate) fn reading_order(mut lines: Vec<TextLine>) -> Vec<TextLine> {
     lines.sort_by(|a, b| (top(&a.quad) + bottom(&a.quad)).total_cmp(&(top(&b.quad) + bottom(&b.quad))));
     let mut rows: Vec<Vec<TextLine>> = Vec::new();
     for line in lines {

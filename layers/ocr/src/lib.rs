@@ -24,6 +24,7 @@ pub mod input;
 mod layout;
 pub mod model;
 mod page;
+pub mod pdf;
 mod recognize;
 pub mod runtime;
 mod session;
@@ -150,6 +151,12 @@ impl OcrEngine {
     pub fn read_input(&self, page: &PageInput) -> Result<Page, OcrError> {
         match page {
             PageInput::Image(bytes) => self.read_image(bytes),
+            PageInput::TiffFrame { file, index } => self.read(&decode::decode_tiff_frame(file, *index)?),
+            PageInput::Pdf(pdf::PdfPage::Text(page)) => Ok(page.clone()),
+            PageInput::Pdf(pdf::PdfPage::Scan { document, index }) => {
+                let image = pdf::render(document, *index).map_err(InputError::from)?;
+                self.read(&image)
+            }
         }
     }
 

@@ -7,10 +7,14 @@ use crate::model::ModelSet;
 
 /// The shared library inside the `onnxruntime==1.31.1` wheel.
 pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+/// The shared library inside the `pypdfium2==5.15.2` wheel (PDFium build 8149).
+pub const PDFIUM_LIBRARY: &str = "libpdfium.so";
 
 pub mod var {
     /// Full path of `libonnxruntime.so.1.31.1`.
     pub const ORT_LIB: &str = "DOCUSNAP_ORT_LIB";
+    /// Full path of `libpdfium.so`.
+    pub const PDFIUM_LIB: &str = "DOCUSNAP_PDFIUM_LIB";
     /// Folder holding one sub-folder per model set.
     pub const MODELS_DIR: &str = "DOCUSNAP_MODELS_DIR";
     /// `ppocr-v4` or `ppocr-v6`.
@@ -41,6 +45,15 @@ pub fn locate_runtime() -> Result<PathBuf, Vec<PathBuf>> {
         return Ok(path.into());
     }
     let tried: Vec<PathBuf> = candidate_roots().into_iter().map(|root| root.join("lib").join(ORT_LIBRARY)).collect();
+    tried.iter().find(|p| p.is_file()).cloned().ok_or(tried)
+}
+
+/// PDFium: `DOCUSNAP_PDFIUM_LIB`, else the first root that has it.
+pub fn locate_pdfium() -> Result<PathBuf, Vec<PathBuf>> {
+    if let Some(path) = std::env::var_os(var::PDFIUM_LIB) {
+        return Ok(path.into());
+    }
+    let tried: Vec<PathBuf> = candidate_roots().into_iter().map(|root| root.join("lib").join(PDFIUM_LIBRARY)).collect();
     tried.iter().find(|p| p.is_file()).cloned().ok_or(tried)
 }
 

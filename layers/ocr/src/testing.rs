@@ -94,3 +94,166 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// PDFs written by hand, object by object, so that the tests of PDF input do not read
+/// back what the library under test wrote. Text is set in Helvetica (one of PDF's
+/// standard fonts, which every reader has); scans are JPEG images drawn over the page.
+pub mod pdf {
+    /// One line of text: left and baseline in points from the page's bottom left, size.
+    pub struct Text<'a> {
+        pub x: f32,
+        pub y: f32,
+        pub size: f32,
+        pub text: &'a str,
+    }
+
+    /// What one page holds.
+    pub enum Content<'a> {
+        Text(Vec<Text<'a>>),
+        /// A JPEG (`jpeg`, `width` x `height` pixels) stretched over the whole page.
+        Scan { jpeg: Vec<u8>, width: u32, height: u32 },
+        /// A scan with an invisible text layer over it, as OCR software writes.
+        ScanWithLayer { jpeg: Vec<u8>, width: u32, height: u32, layer: Vec<Text<'a>> },
+    }
+
+    pub struct Page<'a> {
+        pub width: f32,
+        pub height: f32,
+        pub content: Content<'a>,
+    }
+
+    impl<'a> Page<'a> {
+        pub fn text(width: f32, height: f32, lines: Vec<Text<'a>>) -> Self {
+            Page { width, height, content: Content::Text(lines) }
+        }
+
+        /// A scan of `image`, at `dpi`.
+        pub fn scan(image: &image::RgbImage, dpi: f32) -> Self {
+            let (width, height) = image.dimensions();
+            Page {
+                width: width as f32 * 72.0 / dpi,
+                height: height as f32 * 72.0 / dpi,
+                content: Content::Scan { jpeg: jpeg(image), width, height },
+            }
+        }
+    }
+
+    pub fn jpeg(image: &image::RgbImage) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, image::ImageFormat::Jpeg).expect("encoding a JPEG");
+        out.into_inner()
+    }
+
+    fn escape(text: &str) -> String {
+        text.chars()
+            .flat_map(|c| match c {
+                '(' | ')' | '\\' => vec!['\\', c],
+                _ => vec![c],
+            })
+            .collect()
+    }
+
+    fn text_ops(lines: &[Text<'_>], render_mode: u8) -> String {
+        lines
+            .iter()
+            .map(|l| format!("BT {render_mode} Tr /F1 {} Tf {} {} Td ({}) Tj ET\n", l.size, l.x, l.y, escape(l.text)))
+            .collect()
+    }
+
+    /// Options for broken and hostile documents.
+    #[derive(Default)]
+    pub struct Options {
+        /// An /Encrypt dictionary whose user password is not empty.
+        pub encrypted: bool,
+        /// The page tree's root lists itself among its kids.
+        pub page_tree_loop: bool,
+    }
+
+    /// A whole PDF of `pages`.
+    pub fn document(pages: &[Page<'_>]) -> Vec<u8> {
+        document_with(pages, &Options::default())
+    }
+
+    pub fn document_with(pages: &[Page<'_>], options: &Options) -> Vec<u8> {
+        // Objects: 1 catalog, 2 page tree, 3 font, then per page: page, contents, image.
+        let mut objects: Vec<Vec<u8>> = vec![Vec::new(), Vec::new(), b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec()];
+        let mut kids = Vec::new();
+        for page in pages {
+            let page_id = objects.len() + 1;
+            let contents_id = page_id + 1;
+            let image_id = page_id + 2;
+            kids.push(format!("{page_id} 0 R"));
+            let (ops, image) = match &page.content {
+                Content::Text(lines) => (text_ops(lines, 0), None),
+                Content::Scan { jpeg, width, height } => (format!("q {} 0 0 {} 0 0 cm /Im1 Do Q\n", page.width, page.height), Some((jpeg, width, height))),
+                Content::ScanWithLayer { jpeg, width, height, layer } => (
+                    format!("q {} 0 0 {} 0 0 cm /Im1 Do Q\n{}", page.width, page.height, text_ops(layer, 3)),
+                    Some((jpeg, width, height)),
+                ),
+            };
+            let xobject = if image.is_some() { format!(" /XObject << /Im1 {image_id} 0 R >>") } else { String::new() };
+            objects.push(
+                format!(
+                    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] /Resources << /Font << /F1 3 0 R >>{xobject} >> /Contents {contents_id} 0 R >>",
+                    page.width, page.height
+                )
+                .into_bytes(),
+            );
+            objects.push(stream("", ops.as_bytes()));
+            match image {
+                Some((jpeg, width, height)) => objects.push(stream(
+                    &format!("/Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode"),
+                    jpeg,
+                )),
+                None => objects.push(b"null".to_vec()),
+            }
+        }
+        if options.page_tree_loop {
+            kids.push("2 0 R".into());
+        }
+        objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>".to_vec();
+        objects[1] = format!("<< /Type /Pages /Kids [{}] /Count {} >>", kids.join(" "), kids.len()).into_bytes();
+        let encrypt_id = objects.len() + 1;
+        if options.encrypted {
+            // The standard handler, revision 2, with O and U that no empty password opens.
+            objects.push(format!("<< /Filter /Standard /V 1 /R 2 /O <{}> /U <{}> /P -4 >>", "ab".repeat(32), "cd".repeat(32)).into_bytes());
+        }
+        let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = out.len();
+        out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+        for offset in offsets {
+            out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+        }
+        let encrypt = if options.encrypted {
+            format!(" /Encrypt {encrypt_id} 0 R /ID [<{0}> <{0}>]", "01".repeat(16))
+        } else {
+            String::new()
+        };
+        out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R{encrypt} >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+        out
+    }
+
+    fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\nendstream");
+        out
+    }
+}
+
+/// A multi-page TIFF of `pages` (8-bit RGB, uncompressed), as a scanner's feeder writes.
+pub fn multipage_tiff(pages: &[RgbImage]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut encoder = tiff::encoder::TiffEncoder::new(&mut out).expect("a TIFF encoder");
+    for page in pages {
+        encoder.write_image::<tiff::encoder::colortype::RGB8>(page.width(), page.height(), page.as_raw()).expect("a TIFF page");
+    }
+    out.into_inner()
+}

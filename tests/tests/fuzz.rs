@@ -146,14 +146,52 @@ fn the_image_decoder_answers_every_input_within_bounded_memory() {
     ];
     fuzz("image decoder and input stage", inputs, |bytes| {
         if let Ok(pages) = docusnap_ocr::input::split(bytes) {
-            for docusnap_ocr::PageInput::Image(bytes) in pages {
-                let _ = docusnap_ocr::decode::decode(&bytes);
+            for page in pages {
+                if let docusnap_ocr::PageInput::Image(bytes) = page {
+                    let _ = docusnap_ocr::decode::decode(&bytes);
+                }
             }
         }
     });
     // The decoder's own allocation cap (512 MiB) plus the test's images and runtime.
     let peak = peak_rss_bytes();
     println!("fuzz image decoder: peak RSS {} MiB", peak / (1 << 20));
+    assert!(peak < 1 << 30, "peak RSS {peak} bytes");
+}
+
+/// PDFs and multi-page TIFFs, mutated: split, then every page rendered or decoded as the
+/// engine would before reading it. PDFium runs in this process, so a crash in it fails the
+/// test as a panic would. A quarter of the cases: each one loads PDFium's parser.
+#[test]
+fn the_pdf_and_tiff_input_answers_every_input_within_bounded_memory() {
+    use docusnap_ocr::pdf::PdfPage;
+    use docusnap_ocr::testing::pdf::{document, Page, Text};
+    let scan = docusnap_ocr::testing::render(&["TOTAL 9.90"], LATIN_FONT, 20.0);
+    let pdf = document(&[
+        Page::text(200.0, 120.0, vec![Text { x: 10.0, y: 90.0, size: 10.0, text: "Invoice INV-1 Date 2026-01-02" }]),
+        Page::scan(&scan, 200.0),
+    ]);
+    let tiff = docusnap_ocr::testing::multipage_tiff(&[scan.clone(), scan]);
+    let inputs = prop_oneof![mutated(pdf), mutated(tiff)];
+    let config = Config { cases: (cases() / 4).max(1), failure_persistence: None, ..Config::default() };
+    TestRunner::new(config)
+        .run(&inputs, |bytes| {
+            if let Ok(pages) = docusnap_ocr::input::split(bytes) {
+                for page in pages {
+                    match page {
+                        docusnap_ocr::PageInput::Image(bytes) => drop(docusnap_ocr::decode::decode(&bytes)),
+                        docusnap_ocr::PageInput::TiffFrame { file, index } => drop(docusnap_ocr::decode::decode_tiff_frame(&file, index)),
+                        docusnap_ocr::PageInput::Pdf(PdfPage::Scan { document, index }) => drop(docusnap_ocr::pdf::render(&document, index)),
+                        docusnap_ocr::PageInput::Pdf(PdfPage::Text(_)) => {}
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("PDF and TIFF input: {e}"));
+    println!("fuzz PDF and TIFF input: {} cases, 0 panics", (cases() / 4).max(1));
+    let peak = peak_rss_bytes();
+    println!("fuzz PDF and TIFF input: peak RSS {} MiB", peak / (1 << 20));
     assert!(peak < 1 << 30, "peak RSS {peak} bytes");
 }
 

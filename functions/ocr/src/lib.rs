@@ -86,6 +86,8 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error("the page reader stopped: {0}")]
     Reader(#[source] tokio::task::JoinError),
+    #[error("the engine cannot read pages: {0}")]
+    Engine(#[source] OcrError),
     #[error("the OCR output could not be sealed: {0}")]
     Seal(#[source] CryptoError),
     #[error("the server's public key is unusable: {0}")]
@@ -237,16 +239,21 @@ where
         };
         let output = match &opened.content {
             TaskContent::Pages { pages, library } => {
-                let inputs = match input_pages(pages) {
+                let inputs = match input_pages(pages.clone()).await? {
                     Ok(inputs) => inputs,
                     Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
                 };
+                let origins: Vec<TextOrigin> =
+                    inputs.iter().map(|p| if p.from_text_layer() { TextOrigin::TextLayer } else { TextOrigin::Ocr }).collect();
                 let started = std::time::Instant::now();
                 let pages = match self.read_pages(inputs).await? {
                     Ok(pages) => pages,
+                    // PDFium could not load: not the task's fault, so the message comes
+                    // back (and on its last receive, the task ends).
+                    Err(OcrError::Input(e)) if !e.is_item_fault() => return Err(RecordError::Engine(OcrError::Input(e))),
                     Err(e) => return self.fail(id, ErrorCode::OcrFailure, &e.to_string()).await,
                 };
-                let pages: Vec<PageText> = pages.into_iter().map(page_text).collect();
+                let pages: Vec<PageText> = pages.into_iter().zip(origins).map(|(page, origin)| page_text(page, origin)).collect();
                 let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
                 info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
                 OcrOutput { pages, library: library.clone(), form: None }
@@ -369,22 +376,35 @@ where
 }
 
 /// The input stage: each item (base64, possibly a data URL) decoded and split into its
-/// pages. The error says which item failed and why.
-fn input_pages(items: &[String]) -> Result<Vec<PageInput>, String> {
-    let mut pages = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let bytes = decode_page(item).map_err(|_| format!("item {} is not base64", i + 1))?;
-        pages.extend(input::split(bytes).map_err(|e| format!("item {}: {e}", i + 1))?);
-    }
-    Ok(pages)
+/// pages (a PDF or a multi-page TIFF is several), on a blocking thread since a PDF's text
+/// layer is read here. The inner error says which item failed and why; the outer one is
+/// the machine's (PDFium missing), which a retry may mend.
+async fn input_pages(items: Vec<String>) -> Result<Result<Vec<PageInput>, String>, RecordError> {
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match decode_page(item) {
+                Ok(item) => bytes.push(item),
+                Err(_) => return Ok(Err(format!("item {} is not base64", i + 1))),
+            }
+        }
+        match input::split_all(bytes) {
+            Ok(pages) => Ok(Ok(pages)),
+            Err((_, e)) if !e.is_item_fault() => Err(RecordError::Engine(OcrError::Input(e))),
+            Err((i, e)) => Ok(Err(format!("item {}: {e}", i + 1))),
+        }
+    })
+    .await
+    .map_err(RecordError::Reader)?
 }
 
-/// A page as the engine read it, as the extract function will read it.
-fn page_text(page: Page) -> PageText {
+/// A page as the engine (or the file's text layer) gave it, as the extract function will
+/// read it.
+fn page_text(page: Page, origin: TextOrigin) -> PageText {
     PageText {
         width: page.width,
         height: page.height,
-        origin: TextOrigin::Ocr,
+        origin,
         lines: page
             .lines
             .into_iter()

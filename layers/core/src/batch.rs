@@ -1,4 +1,4 @@
-//! Batch ingestion: image files dropped under `batch/` in the uploads bucket start the
+//! Batch ingestion: image and PDF files dropped under `batch/` in the uploads bucket start the
 //! same pipeline as an upload, with no client crypto. One image directly under `batch/`
 //! (or under any folder that holds just it) is a document; a folder's images are the pages
 //! of one document, in key order. The result lands as JSON next to the input
@@ -20,8 +20,11 @@ use crate::task::TaskId;
 pub const BATCH_PREFIX: &str = "batch/";
 /// The result file of a folder document.
 pub const FOLDER_RESULT: &str = "result.json";
-/// Image types the engine reads, by file extension.
-const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"];
+/// Which files of the batch area are pages, by file extension: images, PDFs, and HEIC
+/// photos (refused with a result file that says why, rather than ignored). The extension
+/// only picks the files (result files and notes beside them are not pages); what a page
+/// is (image, TIFF, PDF) is told from its content when it is read.
+const DOCUMENT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "pdf", "heic", "heif"];
 
 /// A document of the batch area.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,15 +35,15 @@ pub enum BatchDocument {
     Folder { prefix: String },
 }
 
-fn is_image(key: &str) -> bool {
-    key.rsplit_once('.').is_some_and(|(_, ext)| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+fn is_document_file(key: &str) -> bool {
+    key.rsplit_once('.').is_some_and(|(_, ext)| DOCUMENT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 impl BatchDocument {
     /// The document an object belongs to, when the object is a page image of the batch area.
     pub fn of_object(key: &str) -> Option<Self> {
         let rest = key.strip_prefix(BATCH_PREFIX)?;
-        if !is_image(key) || rest.is_empty() {
+        if !is_document_file(key) || rest.is_empty() {
             return None;
         }
         Some(match key.rfind('/') {
@@ -55,7 +58,7 @@ impl BatchDocument {
             BatchDocument::Image { key: own } => own == key,
             // Direct children only: a subfolder is a document of its own.
             BatchDocument::Folder { prefix } => {
-                key.strip_prefix(prefix.as_str()).is_some_and(|rest| !rest.contains('/')) && is_image(key)
+                key.strip_prefix(prefix.as_str()).is_some_and(|rest| !rest.contains('/')) && is_document_file(key)
             }
         }
     }
@@ -120,7 +123,7 @@ mod tests {
 
         let page = BatchDocument::of_object("batch/trip/2.png").unwrap();
         assert_eq!(page, BatchDocument::Folder { prefix: "batch/trip/".into() });
-        assert!(page.has_page("batch/trip/1.jpg") && !page.has_page("batch/trip/result.json"));
+        assert!(page.has_page("batch/trip/1.jpg") && page.has_page("batch/trip/3.PDF") && !page.has_page("batch/trip/result.json"));
         assert!(!page.has_page("batch/trip/day2/1.jpg"), "a subfolder is its own document");
         let id = TaskId::new(page.client_id(), TaskType::Doc, "ab");
         assert_eq!(result_key(&id).as_deref(), Some("batch/trip/result.json"));

@@ -32,6 +32,10 @@ impl OcrError {
     /// Whether the page itself is at fault (not an image, over a limit, corrupt): reading
     /// it again gives the same answer. Every other error is the engine's.
     pub fn is_page_fault(&self) -> bool {
-        matches!(self, OcrError::Input(_) | OcrError::Decode(_))
+        match self {
+            OcrError::Input(e) => e.is_item_fault(),
+            OcrError::Decode(_) => true,
+            _ => false,
+        }
     }
 }

@@ -183,6 +183,10 @@ impl TestStack {
             parallel_pages: 2,
             max_receives: docusnap_ocr_fn::DEFAULT_MAX_RECEIVES,
             dead_letter_arn: self.stack.resources.get("OcrDeadLetterQueue").map(|r| r.arn.clone()),
+            fan_out: Some(docusnap_ocr_fn::FanOut {
+                ocr_queue: docusnap_core::store::SqsQueue::new(self.clients.sqs.clone(), self.stack.queue_url("OcrQueue").expect("OCR queue")),
+                group_pages: docusnap_ocr_fn::DEFAULT_GROUP_PAGES,
+            }),
         }
     }
 

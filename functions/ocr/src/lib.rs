@@ -21,7 +21,7 @@ use docusnap_core::pipeline;
 use docusnap_core::protocol::{decode_page, Envelope, TaskContent};
 use docusnap_core::sqs_event::Record;
 use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, StoredObject, TaskStore};
-use docusnap_core::task::{Stage, TaskId, TaskMessage};
+use docusnap_core::task::{GroupMessage, Stage, TaskId, TaskMessage};
 use docusnap_core::{ErrorCode, TaskType};
 use docusnap_ocr::{input, OcrEngine, OcrError, Page, PageInput};
 use serde::Deserialize;
@@ -59,6 +59,33 @@ pub struct OcrFunction<T, B, Q, C, R> {
     /// The OCR queue's dead-letter queue, which also feeds this function: a message from
     /// it ends its task with `OCR_FAILURE`, so no task is left processing for good.
     pub dead_letter_arn: Option<String>,
+    /// Fan-out of long tasks over several invocations; `None` reads every task in one.
+    pub fan_out: Option<FanOut<Q>>,
+}
+
+/// How a task with many pages is spread over invocations: one [`GroupMessage`] per group
+/// of `group_pages` pages, sent to the function's own queue, so that the queue's
+/// concurrency reads the groups side by side.
+pub struct FanOut<Q> {
+    pub ocr_queue: Q,
+    pub group_pages: usize,
+}
+
+/// The OCR queue's URL (for fan-out messages), which template.yaml passes to the function.
+pub const OCR_QUEUE_VAR: &str = "DOCUSNAP_OCR_QUEUE_URL";
+/// Pages one invocation reads before a task is fanned out.
+pub const GROUP_PAGES_VAR: &str = "DOCUSNAP_OCR_GROUP_PAGES";
+/// ...and its default: four pages take 2-4 s on the template's 2 vCPUs, so a long document
+/// spreads wide while a photo or two never pays for a second invocation and the fan-in's
+/// extra reads and writes.
+pub const DEFAULT_GROUP_PAGES: usize = 4;
+
+/// The pages of group `group` of `groups` over `total` pages: consecutive, as even as can
+/// be, the same in every invocation (it depends on the message alone).
+pub fn group_range(total: usize, groups: u32, group: u32) -> std::ops::Range<usize> {
+    let per = total.div_ceil(groups.max(1) as usize).max(1);
+    let start = (group as usize * per).min(total);
+    start..(start + per).min(total)
 }
 
 /// The OCR dead-letter queue's ARN, which template.yaml passes to the function.
@@ -94,6 +121,12 @@ pub enum RecordError {
     ServerKey(#[source] KeyError),
     #[error("the extract message could not be encoded: {0}")]
     Encode(#[source] serde_json::Error),
+    /// Every group counted itself read, but one's output is not (yet) readable: S3 is
+    /// strongly consistent, so only a store fault gets here; the message comes back.
+    #[error("page group {0} of the task has no output")]
+    MissingGroup(u32),
+    #[error("page group {0}'s output cannot be opened: {1}")]
+    GroupOutput(u32, String),
 }
 
 /// The SQS handler: every record on its own, failures reported per record.
@@ -150,6 +183,18 @@ where
 {
     async fn handle_message(&self, record: &Record) -> Result<(), RecordError> {
         let dead_letter = record.is_dead_letter(self.dead_letter_arn.as_deref());
+        // A page group of a fanned-out task (the function's own message), else an S3
+        // notification. A group that dead-letters, or is on its last receive, ends its
+        // task with OCR_FAILURE, as a whole task's message would.
+        if let Ok(message) = serde_json::from_str::<GroupMessage>(&record.body) {
+            if dead_letter {
+                metrics::dead_letter();
+            }
+            let last_receive = dead_letter || record.receive_count >= self.max_receives;
+            let id = TaskId::from(message.task.clone());
+            let span = tracing::info_span!("ocr", task = %id, group = message.group, groups = message.groups);
+            return self.read_group(id, message, last_receive).instrument(span).await;
+        }
         if !dead_letter {
             return self.handle_notification(record, record.receive_count >= self.max_receives).await;
         }
@@ -243,25 +288,24 @@ where
                     Ok(inputs) => inputs,
                     Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
                 };
-                let origins: Vec<TextOrigin> =
-                    inputs.iter().map(|p| if p.from_text_layer() { TextOrigin::TextLayer } else { TextOrigin::Ocr }).collect();
-                let started = std::time::Instant::now();
-                let pages = match self.read_pages(inputs).await? {
+                if let Some(fan_out) = self.fan_out.as_ref().filter(|f| inputs.len() > f.group_pages.max(1)) {
+                    return self.fan_out(id, inputs.len(), fan_out).await;
+                }
+                let pages = match self.read_inputs(inputs).await? {
                     Ok(pages) => pages,
-                    // PDFium could not load: not the task's fault, so the message comes
-                    // back (and on its last receive, the task ends).
-                    Err(OcrError::Input(e)) if !e.is_item_fault() => return Err(RecordError::Engine(OcrError::Input(e))),
-                    Err(e) => return self.fail(id, ErrorCode::OcrFailure, &e.to_string()).await,
+                    Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
                 };
-                let pages: Vec<PageText> = pages.into_iter().zip(origins).map(|(page, origin)| page_text(page, origin)).collect();
-                let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
-                info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
                 OcrOutput { pages, library: library.clone(), form: None }
             }
             // A fill task has no pages: it is handed on with its form and library.
             TaskContent::Fill { form, library } => OcrOutput { pages: Vec::new(), library: library.clone(), form: Some(form.clone()) },
         };
-        let sealed = pipeline::seal_output(id, &opened, &output).map_err(RecordError::Seal)?;
+        self.hand_on(id, &opened, &output, task.created_at).await
+    }
+
+    /// Stores a task's OCR output sealed and tells the extract queue.
+    async fn hand_on(&self, id: &TaskId, opened: &pipeline::Opened, output: &OcrOutput, created_at: docusnap_core::clock::Timestamp) -> Result<(), RecordError> {
+        let sealed = pipeline::seal_output(id, opened, output).map_err(RecordError::Seal)?;
         self.blobs.put(&id.ocr_key(), sealed, "application/json").await?;
         // Told before the stage moves: a failure in between means one more extract
         // message, which extraction's own claim makes harmless, never a lost task.
@@ -270,8 +314,128 @@ where
         if !self.tasks.advance(id, Stage::Uploaded, Stage::Read).await? {
             warn!("the task moved on while it was read");
         }
-        metrics::stage_seconds(PipelineStage::Ocr, self.clock.now() - task.created_at);
+        metrics::stage_seconds(PipelineStage::Ocr, self.clock.now() - created_at);
         Ok(())
+    }
+
+    /// Reads pages and turns them into the OCR output's pages; the error is the task's
+    /// (a page that cannot be read), the outer one the machine's.
+    async fn read_inputs(&self, inputs: Vec<PageInput>) -> Result<Result<Vec<PageText>, String>, RecordError> {
+        let origins: Vec<TextOrigin> =
+            inputs.iter().map(|p| if p.from_text_layer() { TextOrigin::TextLayer } else { TextOrigin::Ocr }).collect();
+        let started = std::time::Instant::now();
+        let pages = match self.read_pages(inputs).await? {
+            Ok(pages) => pages,
+            // PDFium could not load: not the task's fault, so the message comes back (and
+            // on its last receive, the task ends).
+            Err(OcrError::Input(e)) if !e.is_item_fault() => return Err(RecordError::Engine(OcrError::Input(e))),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let pages: Vec<PageText> = pages.into_iter().zip(origins).map(|(page, origin)| page_text(page, origin)).collect();
+        let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
+        info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
+        Ok(Ok(pages))
+    }
+
+    /// Sends one message per page group to the function's own queue. A retry sends them
+    /// again: each group's output is the same object and its count a set, so a duplicate
+    /// costs a reading, never a second extraction.
+    async fn fan_out(&self, id: &TaskId, pages: usize, fan_out: &FanOut<Q>) -> Result<(), RecordError> {
+        let groups = pages.div_ceil(fan_out.group_pages.max(1)) as u32;
+        for group in 0..groups {
+            let message = GroupMessage { task: TaskMessage::from(id), group, groups };
+            fan_out.ocr_queue.send(&serde_json::to_string(&message).map_err(RecordError::Encode)?).await?;
+        }
+        info!(pages, groups, "fanned out");
+        Ok(())
+    }
+
+    /// Reads one page group of a fanned-out task and stores its output; the group that
+    /// completes the set joins every group's pages, in order, and hands the task on.
+    async fn read_group(&self, id: TaskId, message: GroupMessage, last_receive: bool) -> Result<(), RecordError> {
+        let Some(task) = self.tasks.get(&id, self.clock.now()).await? else {
+            info!("the task is gone (cleared or expired); nothing to do");
+            return Ok(());
+        };
+        match task.state.stage() {
+            Some(Stage::Uploaded) => {}
+            Some(_) => {
+                info!("already past OCR; skipped");
+                return Ok(());
+            }
+            None => return Ok(pipeline::settle_ended(&self.tasks, &self.blobs, &id, self.clock.now()).await?),
+        }
+        if last_receive {
+            self.forget_groups(&id, message.groups).await;
+            return self.fail(&id, ErrorCode::OcrFailure, "a page group whose earlier runs did not finish").await;
+        }
+        let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
+            info!("the envelope is gone (the task was cleared or has ended); nothing to do");
+            return Ok(());
+        };
+        let envelope = match serde_json::from_slice::<Envelope>(&envelope) {
+            Ok(parsed) if parsed.task_id() == id => parsed,
+            _ => return Err(RecordError::NotAnEnvelope(id.envelope_key())),
+        };
+        let opened = match pipeline::open_envelope(&self.key, &envelope, &self.limits) {
+            Ok(opened) => opened,
+            Err(e) => return self.fail(&id, e.stored_code(), &e.to_string()).await,
+        };
+        let TaskContent::Pages { pages, library } = &opened.content else {
+            return self.fail(&id, ErrorCode::OcrFailure, "a page group of a task without pages").await;
+        };
+        let inputs = match input_pages(pages.clone()).await? {
+            Ok(inputs) => inputs,
+            Err(why) => return self.fail(&id, ErrorCode::OcrFailure, &why).await,
+        };
+        let range = group_range(inputs.len(), message.groups, message.group);
+        let group_inputs: Vec<PageInput> = inputs.into_iter().skip(range.start).take(range.len()).collect();
+        let group_pages = match self.read_inputs(group_inputs).await? {
+            Ok(pages) => pages,
+            Err(why) => {
+                self.forget_groups(&id, message.groups).await;
+                return self.fail(&id, ErrorCode::OcrFailure, &why).await;
+            }
+        };
+        let output = OcrOutput { pages: group_pages, ..OcrOutput::default() };
+        let sealed = pipeline::seal_output(&id, &opened, &output).map_err(RecordError::Seal)?;
+        self.blobs.put(&id.group_key(message.group), sealed, "application/json").await?;
+        let Some(read) = self.tasks.group_read(&id, message.group).await? else {
+            info!("the task moved on while its group was read");
+            return Ok(());
+        };
+        info!(read, groups = message.groups, "page group read");
+        if read < message.groups as usize {
+            return Ok(());
+        }
+        // Every group is read. A duplicate of the last group may get here too: both join
+        // the same objects, and extraction's claim runs one extraction.
+        let mut joined = Vec::new();
+        for group in 0..message.groups {
+            let Some(sealed) = self.blobs.get(&id.group_key(group)).await? else {
+                // A concurrent join finished first and removed the groups.
+                if self.tasks.get(&id, self.clock.now()).await?.and_then(|t| t.state.stage()) != Some(Stage::Uploaded) {
+                    info!("another delivery joined the groups first");
+                    return Ok(());
+                }
+                return Err(RecordError::MissingGroup(group));
+            };
+            let (_, output) = pipeline::open_output(&self.key, &id, &sealed).map_err(|e| RecordError::GroupOutput(group, e.to_string()))?;
+            joined.extend(output.pages);
+        }
+        let output = OcrOutput { pages: joined, library: library.clone(), form: None };
+        self.hand_on(&id, &opened, &output, task.created_at).await?;
+        self.forget_groups(&id, message.groups).await;
+        Ok(())
+    }
+
+    /// The groups' outputs once joined, or once their task has failed. The bucket's
+    /// lifecycle rule removes what a failed delete leaves.
+    async fn forget_groups(&self, id: &TaskId, groups: u32) {
+        let keys: Vec<String> = (0..groups).map(|g| id.group_key(g)).collect();
+        if let Err(e) = self.blobs.delete(&keys).await {
+            warn!(error = %e, "deleting the page groups' outputs failed; the lifecycle rule removes them");
+        }
     }
 
     /// Reads pages on blocking threads, up to `parallel_pages` at once.

@@ -30,6 +30,19 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
     let extract_queue_url = config.extract_queue_url.clone().ok_or(ConfigError::Missing(var::EXTRACT_QUEUE_URL))?;
     let engine_config = EngineConfig::from_env()?;
     let threads = engine_config.threads;
+    // Fan-out needs the function's own queue; without it every task is read in one go.
+    let fan_out = std::env::var(crate::OCR_QUEUE_VAR).ok().filter(|url| !url.is_empty()).map(|url| crate::FanOut {
+        ocr_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), url),
+        group_pages: std::env::var(crate::GROUP_PAGES_VAR)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(crate::DEFAULT_GROUP_PAGES),
+    });
+    // PDFium is bound now, beside the models, rather than on the first PDF.
+    if let Err(e) = docusnap_ocr::pdf::warm() {
+        tracing::warn!(error = %e, "PDFium is not available: PDF pages will fail until it is");
+    }
     let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config)).await.map_err(StartupError::Loader)??;
     Ok(OcrFunction {
         tasks,
@@ -46,5 +59,6 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
             .filter(|&n| n > 0)
             .unwrap_or(crate::DEFAULT_MAX_RECEIVES),
         dead_letter_arn: std::env::var(crate::DEAD_LETTER_ARN_VAR).ok().filter(|arn| !arn.is_empty()),
+        fan_out,
     })
 }

@@ -243,6 +243,18 @@ impl From<TaskMessage> for TaskId {
     }
 }
 
+/// An OCR message for one group of a long task's pages: the OCR function fans a task out
+/// into such messages on its own queue when it has more pages than one invocation should
+/// read, and the last group to finish sends the task on to extraction.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupMessage {
+    #[serde(flatten)]
+    pub task: TaskMessage,
+    /// From 0.
+    pub group: u32,
+    pub groups: u32,
+}
+
 /// The sealed OCR output's object name within a task's prefix.
 pub const OCR_OBJECT: &str = "ocr.bin";
 
@@ -250,6 +262,12 @@ impl TaskId {
     /// Where the OCR output is kept, sealed under the client's key.
     pub fn ocr_key(&self) -> String {
         format!("{}{OCR_OBJECT}", self.object_prefix())
+    }
+
+    /// Where one page group's OCR output is kept (sealed like [`Self::ocr_key`]'s) until
+    /// the last group joins them; under the task's prefix, so ending the task removes it.
+    pub fn group_key(&self, group: u32) -> String {
+        format!("{}groups/{group}.bin", self.object_prefix())
     }
 }
 

@@ -28,6 +28,8 @@ pub mod attr {
     pub const WRAPPED_KEY: &str = "wrapped_key";
     pub const EXTRACTOR: &str = "extractor";
     pub const CLAIMED_AT: &str = "claimed_at";
+    /// The page groups of a fanned-out task whose output is stored (a number set).
+    pub const GROUPS_READ: &str = "groups_read";
     pub const CREATED_AT: &str = "created_at";
     pub const LAST_ACCESS: &str = "last_access";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -232,6 +234,23 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":from", s(from.as_str()))
             .expression_attribute_values(":to", s(to.as_str()));
         Ok(Self::update_if(request).await?.is_some())
+    }
+
+    async fn group_read(&self, id: &TaskId, group: u32) -> Result<Option<usize>, StoreError> {
+        let request = self
+            .update(id)
+            .update_expression("ADD #groups :group")
+            .condition_expression("#status = :processing AND #stage = :uploaded")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#groups", attr::GROUPS_READ)
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .expression_attribute_values(":uploaded", s(Stage::Uploaded.as_str()))
+            .expression_attribute_values(":group", AttributeValue::Ns(vec![group.to_string()]))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let Some(output) = Self::update_if(request).await? else { return Ok(None) };
+        let read = output.attributes().and_then(|a| a.get(attr::GROUPS_READ)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len);
+        Ok(Some(read))
     }
 
     async fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> Result<bool, StoreError> {

@@ -12,6 +12,7 @@ use crate::task::{Progress, Stage, Task, TaskId, TaskState};
 #[derive(Debug, Default)]
 pub struct MemoryTaskStore {
     tasks: Mutex<HashMap<TaskId, Task>>,
+    groups: Mutex<HashMap<TaskId, std::collections::BTreeSet<u32>>>,
 }
 
 impl MemoryTaskStore {
@@ -80,6 +81,17 @@ impl TaskStore for MemoryTaskStore {
             }
             _ => false,
         }))
+    }
+
+    async fn group_read(&self, id: &TaskId, group: u32) -> Result<Option<usize>, StoreError> {
+        let uploaded = self.with(|tasks| tasks.get(id).and_then(|t| t.state.stage()) == Some(Stage::Uploaded));
+        if !uploaded {
+            return Ok(None);
+        }
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let read = groups.entry(id.clone()).or_default();
+        read.insert(group);
+        Ok(Some(read.len()))
     }
 
     async fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> Result<bool, StoreError> {

@@ -111,6 +111,12 @@ pub trait TaskStore: Send + Sync {
     /// changing nothing, when it is not processing, not read yet, or freshly claimed.
     fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Records that page group `group` of a fanned-out task has its output stored, and
+    /// returns how many distinct groups have: a set, so a duplicate or a retry of a group
+    /// counts once, and the order groups finish in does not matter. `None`, changing
+    /// nothing, when the task is not processing at [`Stage::Uploaded`].
+    fn group_read(&self, id: &TaskId, group: u32) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
+
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The body of scripts/batch: upload images under batch/ and print results as they land."""
+"""The body of scripts/batch: upload images and PDFs under batch/ and print results as they land."""
 import argparse, json, os, sys, time, uuid
 
 import boto3
 
-IMAGES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# What the batch area reads (scripts by name; the function tells the kind by content).
+IMAGES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".pdf", ".heic", ".heif")
 
 
 def main():

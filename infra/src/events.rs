@@ -46,8 +46,12 @@ pub struct Mapping {
     pub memory_mb: u32,
     /// The queue's visibility timeout: how long a failed message stays hidden.
     pub visibility_timeout: Duration,
-    /// Batches the local runner hands to the function at once (1 unless told otherwise).
+    /// Batches the local runner hands to the function at once: the mapping's
+    /// [`Self::max_concurrency`] unless told less.
     pub concurrency: usize,
+    /// The mapping's `ScalingConfig.MaximumConcurrency` (a parameter's default when it is
+    /// a `!Ref`), what Lambda runs at once at most; 1 when the template sets none.
+    pub max_concurrency: usize,
 }
 
 /// Every SQS event source in the template. `root` is where the Dockerfiles' paths start.
@@ -75,6 +79,18 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
             let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
             let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
+            let max_concurrency = event
+                .get("ScalingConfig")
+                .and_then(|c| c.get("MaximumConcurrency"))
+                .and_then(|value| {
+                    scalar(value).or_else(|| match intrinsic(value) {
+                        Some((f, name)) if f == "Ref" => template.parameter_default(name.as_str()?),
+                        _ => None,
+                    })
+                })
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1usize)
+                .max(1);
             // SQS's default visibility timeout is 30 s.
             let visibility = template
                 .resource(&queue)
@@ -91,7 +107,8 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 timeout: Duration::from_secs(timeout),
                 memory_mb,
                 visibility_timeout: Duration::from_secs(visibility),
-                concurrency: 1,
+                concurrency: max_concurrency,
+                max_concurrency,
             });
         }
     }

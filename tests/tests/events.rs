@@ -16,6 +16,13 @@ fn the_template_maps_each_queue_to_the_binary_its_image_runs() {
     assert_eq!((extract.function.as_str(), extract.binary.as_str()), ("ExtractFunction", "extract"));
     assert!(ocr.report_batch_item_failures && extract.report_batch_item_failures);
     assert_eq!(extract.timeout.as_secs(), 300);
+    // The runner runs as many at once as Lambda would: the parameters' defaults behind
+    // each mapping's MaximumConcurrency, and the dead-letter mappings' literal 2.
+    let template = docusnap_infra::Template::from_file(&docusnap_tests::repo_root().join("template.yaml")).unwrap();
+    let default = |name: &str| template.parameter_default(name).unwrap().parse::<usize>().unwrap();
+    assert_eq!((ocr.max_concurrency, ocr.concurrency), (default("OcrMaxConcurrency"), default("OcrMaxConcurrency")));
+    assert_eq!(extract.max_concurrency, default("ExtractMaxConcurrency"));
+    assert_eq!(mapping("OcrDeadLetterQueue").max_concurrency, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,6 +109,8 @@ fn the_ocr_image_has_the_runtime_and_models_where_the_engine_looks() {
     let destinations: Vec<&str> = manifest.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.split('\t').next().unwrap()).collect();
     assert!(destinations.iter().all(|d| d.starts_with("lib/") || d.starts_with("models/")), "{destinations:?}");
     assert!(destinations.contains(&format!("lib/{}", docusnap_ocr::runtime::ORT_LIBRARY).as_str()));
+    // PDFium too, where the PDF input stage binds it.
+    assert!(destinations.contains(&format!("lib/{}", docusnap_ocr::runtime::PDFIUM_LIBRARY).as_str()));
     for set in docusnap_ocr::ModelSet::ALL {
         for file in set.files() {
             assert!(destinations.contains(&format!("models/{}/{file}", set.name()).as_str()), "{} {file}", set.name());
@@ -116,6 +118,7 @@ fn the_ocr_image_has_the_runtime_and_models_where_the_engine_looks() {
     }
     // What the tests run on is that same layout: models/opt mirrors /opt.
     assert!(repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::ORT_LIBRARY).is_file(), "run models/fetch");
+    assert!(repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::PDFIUM_LIBRARY).is_file(), "run models/fetch");
 }
 
 #[test]

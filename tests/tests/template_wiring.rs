@@ -132,13 +132,15 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
         ],
         // get, advance, finish, and create/delete for batch documents; the envelope in,
         // ocr.bin out, both deleted when a task ends here; batch pages listed and read,
-        // envelopes and error files written.
+        // envelopes and error files written; page groups of long tasks sent back to its own
+        // queue (fan-out), their outputs written, read and deleted under the task's prefix.
         "OcrFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
             ("dynamodb:DeleteItem", table),
             ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch_results),
             ("s3:ListBucket", "UploadsBucket"), ("s3:DeleteObject", objects),
-            ("sqs:SendMessage", "ExtractQueue"), ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+            ("sqs:SendMessage", "ExtractQueue"), ("sqs:SendMessage", "OcrQueue"),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
         // get, claim, advance, finish; the envelope and ocr.bin in, and deleted when the
         // task ends; batch results out.

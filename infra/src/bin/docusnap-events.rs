@@ -41,7 +41,7 @@ async fn main() -> Result<()> {
             "--env-file" => env_file = Some(value()?.into()),
             "--function-log" => function_log = Some(value()?.into()),
             "--retry-after" => retry_after = Some(value()?.parse().context("--retry-after takes whole seconds")?),
-            // `N` for every function, `BINARY=N` for one (a later one wins).
+            // At most `N` at once for every function, `BINARY=N` for one (a later one wins).
             "--concurrency" => {
                 let value = value()?;
                 let (name, n) = value.split_once('=').unwrap_or(("", &value));
@@ -59,8 +59,11 @@ async fn main() -> Result<()> {
     let template = docusnap_infra::load_template(&template_path)?;
     let root = template_path.parent().map(PathBuf::from).unwrap_or_default();
     let mut mappings: Vec<_> = mappings(&template, &root)?.into_iter().map(|m| m.scaled(time_scale)).collect();
+    // As Lambda does, up to each mapping's MaximumConcurrency at once; --concurrency
+    // lowers that (a small machine, a test that wants one at a time).
     for m in &mut mappings {
-        m.concurrency = concurrency.get(&m.binary).or(concurrency.get("")).copied().unwrap_or(1).max(1);
+        let cap = concurrency.get(&m.binary).or(concurrency.get("")).copied().unwrap_or(usize::MAX).max(1);
+        m.concurrency = m.max_concurrency.min(cap);
     }
     let invoke = match (invoke_base, run_dir) {
         (Some(base), None) => Invoke::Http { http: reqwest::Client::new(), base },

@@ -1,5 +1,8 @@
-//! `docusnap-ocr IMAGE...`: one JSON line per image,
-//! `{"file", "lines": [{"text", "score", "box"}], "ms"}`.
+//! `docusnap-ocr FILE...`: one JSON line per page,
+//! `{"file", "page", "lines": [{"text", "score", "box"}], "ms"}`. A file is an image, a
+//! multi-page TIFF or a PDF (a page per frame or page, from 1; a PDF page with a usable
+//! text layer is read from it, as the OCR function does); "ms" is the page's time,
+//! splitting the file included in its first page's.
 //!
 //! `--models ppocr-v4|ppocr-v6` picks the model set; `--reference-settings` runs the
 //! reference's detection size and recognition padding (for comparisons);
@@ -8,7 +11,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use docusnap_ocr::{DetSize, EngineConfig, ModelSet, OcrEngine};
+use docusnap_ocr::{input, DetSize, EngineConfig, ModelSet, OcrEngine};
 
 fn main() -> std::process::ExitCode {
     let mut files = Vec::new();
@@ -40,7 +43,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     if files.is_empty() {
-        return usage("no images given");
+        return usage("no files given");
     }
     let mut config = match set.map_or_else(EngineConfig::from_env, EngineConfig::for_set) {
         Ok(config) if reference => config.reference(),
@@ -58,23 +61,41 @@ fn main() -> std::process::ExitCode {
         Err(e) => return fail(&e),
     };
     let mut status = std::process::ExitCode::SUCCESS;
-    let stdout = std::io::stdout();
     for file in files {
         let started = Instant::now();
-        let result = std::fs::read(&file).map_err(|e| e.to_string()).and_then(|bytes| engine.read_image(&bytes).map_err(|e| e.to_string()));
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let line = match result {
-            Ok(page) => serde_json::json!({"file": file, "lines": page.lines, "ms": (ms * 10.0).round() / 10.0}),
+        let pages = std::fs::read(&file).map_err(|e| e.to_string()).and_then(|bytes| input::split(bytes).map_err(|e| e.to_string()));
+        let pages = match pages {
+            Ok(pages) => pages,
             Err(error) => {
                 status = std::process::ExitCode::FAILURE;
-                serde_json::json!({"file": file, "error": error, "ms": (ms * 10.0).round() / 10.0})
+                print(serde_json::json!({"file": file, "error": error, "ms": ms_since(started)}));
+                continue;
             }
         };
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        let mut started = started;
+        for (i, page) in pages.iter().enumerate() {
+            let line = match engine.read_input(page) {
+                Ok(read) => serde_json::json!({"file": file, "page": i + 1, "lines": read.lines, "ms": ms_since(started)}),
+                Err(error) => {
+                    status = std::process::ExitCode::FAILURE;
+                    serde_json::json!({"file": file, "page": i + 1, "error": error.to_string(), "ms": ms_since(started)})
+                }
+            };
+            print(line);
+            started = Instant::now();
+        }
     }
     status
+}
+
+fn ms_since(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+fn print(line: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn usage(problem: &str) -> std::process::ExitCode {
@@ -83,7 +104,7 @@ fn usage(problem: &str) -> std::process::ExitCode {
     }
     eprintln!(
         "usage: docusnap-ocr [--models ppocr-v4|ppocr-v6] [--reference-settings] \
-         [--det-long-side PX | --det-short-side PX] [--rec-min-width PX] IMAGE..."
+         [--det-long-side PX | --det-short-side PX] [--rec-min-width PX] FILE..."
     );
     std::process::ExitCode::from(2)
 }

@@ -8,6 +8,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
+use crate::decode::MAX_IMAGE_BYTES;
 use crate::page::Page;
 use crate::pdf::{self, PdfError, PdfPage};
 
@@ -88,6 +89,8 @@ pub enum InputError {
     Tiff(String),
     #[error("the task's items make {0} pages; the limit is {MAX_ITEM_PAGES}")]
     TooManyPages(usize),
+    #[error("the item is {0} bytes; the limit is {MAX_IMAGE_BYTES}")]
+    TooLarge(usize),
 }
 
 impl InputError {
@@ -100,8 +103,12 @@ impl InputError {
     }
 }
 
-/// The pages of one uploaded item, in order.
+/// The pages of one uploaded item, in order. An item of any kind is held to the image
+/// limit's bytes (the upload and batch ingestion check it first; this is the backstop).
 pub fn split(item: Vec<u8>) -> Result<Vec<PageInput>, InputError> {
+    if item.len() > MAX_IMAGE_BYTES {
+        return Err(InputError::TooLarge(item.len()));
+    }
     match InputKind::detect(&item) {
         InputKind::Image => {
             if image::guess_format(&item).ok() == Some(image::ImageFormat::Tiff) {
@@ -158,6 +165,9 @@ mod tests {
         assert_eq!(split(png.clone()).unwrap(), vec![PageInput::Image(png)]);
         assert_eq!(InputKind::detect(b"%PDF-1.7\n..."), InputKind::Pdf);
         assert!(matches!(split(b"hello".to_vec()), Err(InputError::UnknownFormat)));
+        let mut big = b"%PDF-1.7\n".to_vec();
+        big.resize(crate::decode::MAX_IMAGE_BYTES + 1, b' ');
+        assert!(matches!(split(big), Err(InputError::TooLarge(_))));
     }
 
     #[test]

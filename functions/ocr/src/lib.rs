@@ -257,24 +257,31 @@ where
         Ok(())
     }
 
-    /// Reads one task's pages; a task that cannot be read ends with its code, and only a
-    /// failure worth retrying is an error.
-    async fn read_task(&self, id: &TaskId, envelope: &Envelope, last_receive: bool) -> Result<(), RecordError> {
+    /// The task, when it is still waiting for its pages to be read; a task that is gone,
+    /// past OCR or ended (a redelivery) is `None`, and an ended one is settled.
+    async fn awaiting_ocr(&self, id: &TaskId) -> Result<Option<docusnap_core::task::Task>, RecordError> {
         let Some(task) = self.tasks.get(id, self.clock.now()).await? else {
             info!("the task is gone (cleared or expired); nothing to do");
-            return Ok(());
+            return Ok(None);
         };
         match task.state.stage() {
-            Some(Stage::Uploaded) => {}
+            Some(Stage::Uploaded) => Ok(Some(task)),
             Some(_) => {
                 info!("already past OCR; skipped");
-                return Ok(());
+                Ok(None)
             }
             None => {
                 info!(status = task.status().as_str(), "already ended; skipped");
-                return Ok(pipeline::settle_ended(&self.tasks, &self.blobs, id, self.clock.now()).await?);
+                pipeline::settle_ended(&self.tasks, &self.blobs, id, self.clock.now()).await?;
+                Ok(None)
             }
         }
+    }
+
+    /// Reads one task's pages; a task that cannot be read ends with its code, and only a
+    /// failure worth retrying is an error.
+    async fn read_task(&self, id: &TaskId, envelope: &Envelope, last_receive: bool) -> Result<(), RecordError> {
+        let Some(task) = self.awaiting_ocr(id).await? else { return Ok(()) };
         if last_receive {
             return self.fail(id, ErrorCode::OcrFailure, "the last receive of a message whose earlier runs did not finish").await;
         }
@@ -353,18 +360,7 @@ where
     /// Reads one page group of a fanned-out task and stores its output; the group that
     /// completes the set joins every group's pages, in order, and hands the task on.
     async fn read_group(&self, id: TaskId, message: GroupMessage, last_receive: bool) -> Result<(), RecordError> {
-        let Some(task) = self.tasks.get(&id, self.clock.now()).await? else {
-            info!("the task is gone (cleared or expired); nothing to do");
-            return Ok(());
-        };
-        match task.state.stage() {
-            Some(Stage::Uploaded) => {}
-            Some(_) => {
-                info!("already past OCR; skipped");
-                return Ok(());
-            }
-            None => return Ok(pipeline::settle_ended(&self.tasks, &self.blobs, &id, self.clock.now()).await?),
-        }
+        let Some(task) = self.awaiting_ocr(&id).await? else { return Ok(()) };
         if last_receive {
             self.forget_groups(&id, message.groups).await;
             return self.fail(&id, ErrorCode::OcrFailure, "a page group whose earlier runs did not finish").await;

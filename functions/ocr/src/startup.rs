@@ -39,10 +39,13 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
             .filter(|&n| n > 0)
             .unwrap_or(crate::DEFAULT_GROUP_PAGES),
     });
-    // PDFium is bound now, beside the models, rather than on the first PDF.
-    if let Err(e) = docusnap_ocr::pdf::warm() {
-        tracing::warn!(error = %e, "PDFium is not available: PDF pages will fail until it is");
-    }
+    // PDFium is bound off the start-up path (most tasks are photos), before the first PDF
+    // is likely to need it; a PDF that comes sooner waits for the same binding.
+    std::thread::spawn(|| {
+        if let Err(e) = docusnap_ocr::pdf::warm() {
+            tracing::warn!(error = %e, "PDFium is not available: PDF pages will be retried until it is");
+        }
+    });
     let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config)).await.map_err(StartupError::Loader)??;
     Ok(OcrFunction {
         tasks,

@@ -247,7 +247,7 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
             .expression_attribute_values(":uploaded", s(Stage::Uploaded.as_str()))
             .expression_attribute_values(":group", AttributeValue::Ns(vec![group.to_string()]))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+            .return_values(ReturnValue::UpdatedNew);
         let Some(output) = Self::update_if(request).await? else { return Ok(None) };
         let read = output.attributes().and_then(|a| a.get(attr::GROUPS_READ)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len);
         Ok(Some(read))

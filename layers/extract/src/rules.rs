@@ -138,12 +138,30 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     result
 }
 
-/// A label printed again on a later page is another field of the form: it is kept apart
-/// by its page ("Date (Page 2)") rather than merged with the first.
-fn label_key(label: &str, page: usize, first_page_of: impl Fn(&str) -> Option<usize>) -> String {
-    match first_page_of(label) {
-        Some(first) if first != page => format!("{label} (Page {})", page + 1),
-        _ => label.to_owned(),
+/// The page each label was first taken on. A label printed again on a later page is
+/// another field of the form: it is kept apart by its page ("Date (Page 2)") rather than
+/// merged with the first.
+#[derive(Default)]
+struct LabelPages(Vec<(String, usize)>);
+
+impl LabelPages {
+    fn first(&self, label: &str) -> Option<usize> {
+        self.0.iter().find(|(l, _)| l == label).map(|(_, page)| *page)
+    }
+
+    /// The key of `label` seen on `page`.
+    fn key(&self, label: &str, page: usize) -> String {
+        match self.first(label) {
+            Some(first) if first != page => format!("{label} (Page {})", page + 1),
+            _ => label.to_owned(),
+        }
+    }
+
+    /// Records that `label` was taken on `page`; a later page changes nothing.
+    fn take(&mut self, label: &str, page: usize) {
+        if self.first(label).is_none() {
+            self.0.push((label.to_owned(), page));
+        }
     }
 }
 
@@ -159,7 +177,7 @@ fn as_label(text: &str) -> Option<&str> {
 /// "Label: value" on one line; "Label:" with its value to its right on the same row, or
 /// under it in its column (as forms print them, and as FUNSD annotates them).
 fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
-    let mut pages: Vec<(String, usize)> = Vec::new();
+    let mut pages = LabelPages::default();
     for (i, line) in lines.iter().enumerate() {
         if used[i] {
             continue;
@@ -177,8 +195,7 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
             if value.is_empty() || is_blank(&value) {
                 continue;
             }
-            let first_page = |l: &str| pages.iter().find(|(p, _)| p == l).map(|(_, page)| *page);
-            let key = label_key(label, line.page, first_page);
+            let key = pages.key(label, line.page);
             if kv.contains_key(&key) {
                 continue;
             }
@@ -190,9 +207,7 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
                 None if is_date_label && !value.chars().any(|c| c.is_ascii_digit()) => continue,
                 _ => value,
             };
-            if first_page(label).is_none() {
-                pages.push((label.to_owned(), line.page));
-            }
+            pages.take(label, line.page);
             used[i] = true;
             kv.add(i, &key, value);
         }
@@ -428,17 +443,14 @@ fn value_line(lines: &[Line], i: usize, used: &[bool]) -> Option<usize> {
 /// "Label:" with no value beside or under it. A label on two pages is two fields.
 fn blanks(lines: &[Line]) -> Vec<String> {
     let mut fields: Vec<String> = Vec::new();
-    let mut first_pages: Vec<(String, usize)> = Vec::new();
+    let mut pages = LabelPages::default();
     let mut push = |label: &str, page: usize| {
         let label = label.trim().trim_end_matches([':', '.', '_']).trim();
         if label.is_empty() || !label.chars().any(char::is_alphabetic) || label.split_whitespace().count() > MAX_LABEL_WORDS {
             return;
         }
-        let first = first_pages.iter().find(|(l, _)| l == label).map(|(_, p)| *p);
-        let field = label_key(label, page, |_| first);
-        if first.is_none() {
-            first_pages.push((label.to_owned(), page));
-        }
+        let field = pages.key(label, page);
+        pages.take(label, page);
         if !fields.contains(&field) {
             fields.push(field);
         }

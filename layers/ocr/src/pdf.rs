@@ -6,7 +6,6 @@
 //! PDFium is not thread-safe: every use holds [`PDFIUM`]'s lock, from opening a document
 //! to dropping it. Rendering is quick beside OCR, so pages read in parallel wait little.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,7 @@ pub const SCAN_IMAGE_SHARE: f32 = 0.5;
 /// message's last receive ends the task with its code).
 pub const MAX_PAGE_TIME: Duration = Duration::from_secs(20);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum PdfError {
     #[error("PDFium not found; tried {tried:?}. Run models/fetch, or set DOCUSNAP_PDFIUM_LIB")]
     LibraryNotFound { tried: Vec<std::path::PathBuf> },
@@ -96,28 +95,21 @@ impl std::fmt::Debug for PdfPage {
     }
 }
 
-/// PDFium, bound on first use and kept for the process; `None` in the lock when it could
-/// not be bound (the error is kept beside it).
-static PDFIUM: OnceLock<Result<Mutex<Pdfium>, String>> = OnceLock::new();
+/// PDFium, bound on first use and kept for the process, or why it could not be bound
+/// (kept too: the library does not appear while the process lives).
+static PDFIUM: OnceLock<Result<Mutex<Pdfium>, PdfError>> = OnceLock::new();
 
 fn pdfium() -> Result<MutexGuard<'static, Pdfium>, PdfError> {
     let bound = PDFIUM.get_or_init(|| {
-        let path = crate::runtime::locate_pdfium().map_err(|tried| format!("not found; tried {tried:?}"))?;
-        bind(&path).map(Mutex::new)
+        let path = crate::runtime::locate_pdfium().map_err(|tried| PdfError::LibraryNotFound { tried })?;
+        let bindings = Pdfium::bind_to_library(&path).map_err(|e| PdfError::LibraryLoad(format!("{}: {e:?}", path.display())))?;
+        Ok(Mutex::new(Pdfium::new(bindings)))
     });
     match bound {
         // A panic while the lock was held leaves PDFium as it was between calls.
         Ok(lock) => Ok(lock.lock().unwrap_or_else(|e| e.into_inner())),
-        Err(detail) if detail.starts_with("not found") => {
-            Err(PdfError::LibraryNotFound { tried: crate::runtime::locate_pdfium().err().unwrap_or_default() })
-        }
-        Err(detail) => Err(PdfError::LibraryLoad(detail.clone())),
+        Err(e) => Err(e.clone()),
     }
-}
-
-fn bind(path: &Path) -> Result<Pdfium, String> {
-    let bindings = Pdfium::bind_to_library(path).map_err(|e| format!("{}: {e:?}", path.display()))?;
-    Ok(Pdfium::new(bindings))
 }
 
 /// Binds PDFium now rather than on the first PDF (start-up does this off the hot path).

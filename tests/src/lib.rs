@@ -28,7 +28,7 @@ pub const ENDPOINT_VAR: &str = "DOCUSNAP_TEST_ENDPOINT";
 /// A fixed, plausible start time (2026-11-01) so tests can move the clock freely.
 pub const START: i64 = 1_793_491_200;
 
-pub type TestUpload = Upload<DynamoTaskStore, S3BlobStore, DynamoKeyBindings, Arc<ManualClock>>;
+pub type TestUpload = Upload<DynamoTaskStore, S3BlobStore, DynamoKeyBindings, Arc<ManualClock>, docusnap_core::store::SqsQueue, S3BlobStore>;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -95,6 +95,12 @@ impl TestStack {
             clock: clock.clone(),
             key: server_key(),
             limits,
+            v2: docusnap_upload::V2Api {
+                ocr_queue: docusnap_core::store::SqsQueue::new(clients.sqs.clone(), stack.queue_url("OcrQueue").expect("OCR queue")),
+                urls: S3BlobStore::new(clients.s3.clone(), stack.bucket("UploadsBucket").expect("uploads bucket")),
+                callbacks: docusnap_core::v2::CallbackPolicy { allow_loopback: true },
+                upload_window_secs: docusnap_core::v2::UPLOAD_WINDOW_SECS,
+            },
         };
         Self { sdk, clients, stack, app, clock }
     }
@@ -337,3 +343,96 @@ pub fn mapping(queue: &str) -> Mapping {
     all.into_iter().find(|m| m.queue == queue).unwrap_or_else(|| panic!("no mapping for {queue}"))
 }
 
+
+/// A v2 client, as `scripts/v2_client.py` is: one AES-256 key per task, wrapped for the
+/// server; pages sealed with AES-256-GCM under `<task id>/page/<index>`.
+pub struct V2Client {
+    pub key: AesKey,
+    wrapped: String,
+}
+
+/// A created v2 task as its answer gives it.
+pub struct V2Task {
+    pub id: String,
+    pub token: String,
+    pub answer: Value,
+}
+
+impl V2Client {
+    pub fn new() -> Self {
+        let key = AesKey::generate().expect("AES key");
+        let wrapped = ClientWrap::from_public_pem(server_key().public_key_pem()).expect("public key").wrap(key.as_bytes()).expect("wrapping");
+        Self { key, wrapped }
+    }
+
+    /// The task id this client's key will create (the server derives it the same way).
+    pub fn task_id(&self, task_type: docusnap_core::TaskType) -> String {
+        docusnap_core::v2::V2TaskId::for_key(task_type, &self.wrapped).expect("base64").to_string()
+    }
+
+    pub fn seal_page(&self, task_id: &str, index: usize, page: &[u8]) -> Vec<u8> {
+        self.key.seal_gcm(page, format!("{task_id}/page/{index}").as_bytes()).expect("sealing")
+    }
+
+    /// The create request for pages already sealed (`sealed`), with more fields merged in.
+    pub fn create_body(&self, task_type: &str, sealed: &[Vec<u8>], extra: Value) -> Value {
+        let pages: Vec<Value> = sealed.iter().map(|p| json!({"size": p.len(), "sha256": sha256_hex(p)})).collect();
+        let mut body = json!({"type": task_type, "key": self.wrapped, "pages": pages});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    }
+
+    pub fn seal_part(&self, task_id: &str, part: &str, value: &Value) -> String {
+        BASE64.encode(self.key.seal_gcm(value.to_string().as_bytes(), format!("{task_id}/{part}").as_bytes()).expect("sealing"))
+    }
+
+    pub fn open_result(&self, task_id: &str, sealed_base64: &str) -> Value {
+        let sealed = BASE64.decode(sealed_base64).expect("base64 result");
+        let plain = self.key.open_gcm(sealed, format!("{task_id}/result").as_bytes()).expect("the result opens under the task key");
+        serde_json::from_slice(&plain).expect("result JSON")
+    }
+}
+
+impl Default for V2Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestStack {
+    /// `POST /api/v2/tasks`.
+    pub async fn create_v2(&self, body: &Value) -> (u16, Value) {
+        self.call("POST", "/api/v2/tasks", body.to_string()).await
+    }
+
+    /// A created task's id and token (panics on a refusal).
+    pub async fn created_v2(&self, body: &Value) -> V2Task {
+        let (status, answer) = self.create_v2(body).await;
+        assert_eq!(status, 201, "{answer}");
+        V2Task { id: answer["task_id"].as_str().expect("task_id").to_owned(), token: answer["token"].as_str().expect("token").to_owned(), answer }
+    }
+
+    /// `GET` or `DELETE /api/v2/tasks/{id}` with a bearer token.
+    pub async fn v2_call(&self, method: &str, id: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = http::Request::builder().method(method).uri(format!("/api/v2/tasks/{id}"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = docusnap_upload::handle(&self.app, request.body(Body::Empty).expect("request")).await.expect("the handler never fails");
+        let status = response.status().as_u16();
+        (status, serde_json::from_slice(response.body()).unwrap_or(Value::Null))
+    }
+}
+
+/// PUTs `body` to upload `index` of a create answer, with the headers it names.
+pub async fn put_page(answer: &Value, index: usize, body: Vec<u8>) -> u16 {
+    let upload = &answer["uploads"][index];
+    let client = reqwest::Client::new();
+    let mut request = client.put(upload["url"].as_str().expect("url")).body(body);
+    for (name, value) in upload["headers"].as_object().expect("headers") {
+        request = request.header(name.as_str(), value.as_str().expect("header value"));
+    }
+    request.send().await.expect("PUT to the bucket").status().as_u16()
+}

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use base64::Engine;
 use docusnap_core::batch;
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::{CryptoError, ServerKey};
@@ -171,7 +172,7 @@ where
             let now = self.clock.now();
             let Some(task) = self.tasks.get(&id, now).await? else { return Ok(()) };
             match task.state {
-                TaskState::Processing { progress: Progress::Uploaded } => {
+                TaskState::Processing { progress: Progress::Receiving | Progress::Uploaded } => {
                     info!("a dead letter for a task not read yet; the OCR queue answers for it");
                     Ok(())
                 }
@@ -274,9 +275,13 @@ where
             Ok(extraction) => extraction,
             Err(e) => return failed(error_code(id.task_type, &e), &e.to_string()),
         };
-        // A batch task's result has no client to hold its key: it is kept as it is.
+        // A batch task's result has no client to hold its key: it is kept as it is. A v2
+        // task's carries its pages and provenance, sealed with AES-GCM for this task.
         let sealed = if batch::is_batch(id) {
             Ok(extraction.result.to_string())
+        } else if let Some(task) = docusnap_core::v2::V2TaskId::of(id) {
+            let result = docusnap_extract::provenance::v2_result(&extraction.result, &ocr, &extraction.extractor);
+            key.seal_gcm(result.to_string().as_bytes(), &task.part_aad(docusnap_core::v2::Part::Result)).map(|sealed| base64::engine::general_purpose::STANDARD.encode(sealed))
         } else {
             key.seal_base64(extraction.result.to_string().as_bytes())
         };

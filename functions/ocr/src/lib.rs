@@ -28,6 +28,7 @@ use serde::Deserialize;
 use tracing::{error, info, warn, Instrument};
 
 mod startup;
+mod v2;
 
 pub use startup::{from_env, AwsOcr, StartupError};
 
@@ -72,7 +73,7 @@ pub struct FanOut<Q> {
 }
 
 /// The OCR queue's URL (for fan-out messages), which template.yaml passes to the function.
-pub const OCR_QUEUE_VAR: &str = "DOCUSNAP_OCR_QUEUE_URL";
+pub const OCR_QUEUE_VAR: &str = docusnap_core::config::var::OCR_QUEUE_URL;
 /// Pages one invocation reads before a task is fanned out.
 pub const GROUP_PAGES_VAR: &str = "DOCUSNAP_OCR_GROUP_PAGES";
 /// ...and its default: four receipts take about 4 s, four dense statement pages about 10 s,
@@ -125,6 +126,9 @@ pub enum RecordError {
     /// strongly consistent, so only a store fault gets here; the message comes back.
     #[error("page group {0} of the task has no output")]
     MissingGroup(u32),
+    /// A v2 page counted as arrived is not (yet) readable: a store fault; it comes back.
+    #[error("page {0} of the task is missing")]
+    MissingPage(usize),
     #[error("page group {0}'s output cannot be opened: {1}")]
     GroupOutput(u32, String),
 }
@@ -155,6 +159,10 @@ struct Notification {
 #[derive(Deserialize)]
 struct NotificationRecord {
     s3: S3Entity,
+    /// When the object was written (ISO 8601): a v2 page's arrival is judged by it, not by
+    /// when the queue delivered the notification.
+    #[serde(rename = "eventTime")]
+    event_time: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +173,7 @@ struct S3Entity {
 #[derive(Deserialize)]
 struct S3Object {
     key: String,
+    size: Option<u64>,
 }
 
 /// S3 sends object keys URL-encoded, with '+' for spaces.
@@ -186,6 +195,12 @@ where
         // A page group of a fanned-out task (the function's own message), else an S3
         // notification. A group that dead-letters, or is on its last receive, ends its
         // task with OCR_FAILURE, as a whole task's message would.
+        if let Ok(message) = serde_json::from_str::<docusnap_core::v2::V2Message>(&record.body) {
+            if dead_letter {
+                metrics::dead_letter();
+            }
+            return self.v2_event(message, dead_letter || record.receive_count >= self.max_receives).await;
+        }
         if let Ok(message) = serde_json::from_str::<GroupMessage>(&record.body) {
             if dead_letter {
                 metrics::dead_letter();
@@ -235,6 +250,12 @@ where
                     // Results and other files written next to the images start nothing.
                     None => info!(key, "not a page image of the batch area; ignored"),
                 }
+                continue;
+            }
+            if let Some((task, page)) = docusnap_core::v2::V2TaskId::of_page_key(&key) {
+                let written = record.event_time.as_deref().and_then(v2::parse_event_time);
+                let span = tracing::info_span!("v2 page", task = %task, page);
+                self.page_landed(task, page, record.s3.object.size, written, last_receive).instrument(span).await?;
                 continue;
             }
             // The key names the client by digest only; the envelope names the task, and must
@@ -307,12 +328,12 @@ where
             // A fill task has no pages: it is handed on with its form and library.
             TaskContent::Fill { form, library } => OcrOutput { pages: Vec::new(), library: library.clone(), form: Some(form.clone()) },
         };
-        self.hand_on(id, &opened, &output, task.created_at).await
+        self.hand_on(id, &opened.wrapped_key, &opened.key, &output, task.created_at).await
     }
 
     /// Stores a task's OCR output sealed and tells the extract queue.
-    async fn hand_on(&self, id: &TaskId, opened: &pipeline::Opened, output: &OcrOutput, created_at: docusnap_core::clock::Timestamp) -> Result<(), RecordError> {
-        let sealed = pipeline::seal_output(id, opened, output).map_err(RecordError::Seal)?;
+    async fn hand_on(&self, id: &TaskId, wrapped_key: &str, key: &AesKey, output: &OcrOutput, created_at: docusnap_core::clock::Timestamp) -> Result<(), RecordError> {
+        let sealed = pipeline::seal_output(id, wrapped_key, key, output).map_err(RecordError::Seal)?;
         self.blobs.put(&id.ocr_key(), sealed, "application/json").await?;
         // Told before the stage moves: a failure in between means one more extract
         // message, which extraction's own claim makes harmless, never a lost task.
@@ -365,27 +386,15 @@ where
             self.forget_groups(&id, message.groups).await;
             return self.fail(&id, ErrorCode::OcrFailure, "a page group whose earlier runs did not finish").await;
         }
-        let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
-            info!("the envelope is gone (the task was cleared or has ended); nothing to do");
+        let Some(GroupSource { wrapped_key, key, library, inputs: group_inputs }) = (match self.group_source(&id, &message).await? {
+            Ok(source) => source,
+            Err((code, why)) => {
+                self.forget_groups(&id, message.groups).await;
+                return self.fail(&id, code, &why).await;
+            }
+        }) else {
             return Ok(());
         };
-        let envelope = match serde_json::from_slice::<Envelope>(&envelope) {
-            Ok(parsed) if parsed.task_id() == id => parsed,
-            _ => return Err(RecordError::NotAnEnvelope(id.envelope_key())),
-        };
-        let opened = match pipeline::open_envelope(&self.key, &envelope, &self.limits) {
-            Ok(opened) => opened,
-            Err(e) => return self.fail(&id, e.stored_code(), &e.to_string()).await,
-        };
-        let TaskContent::Pages { pages, library } = &opened.content else {
-            return self.fail(&id, ErrorCode::OcrFailure, "a page group of a task without pages").await;
-        };
-        let inputs = match input_pages(pages).await? {
-            Ok(inputs) => inputs,
-            Err(why) => return self.fail(&id, ErrorCode::OcrFailure, &why).await,
-        };
-        let range = group_range(inputs.len(), message.groups, message.group);
-        let group_inputs: Vec<PageInput> = inputs.into_iter().skip(range.start).take(range.len()).collect();
         let group_pages = match self.read_inputs(group_inputs).await? {
             Ok(pages) => pages,
             Err(why) => {
@@ -394,7 +403,7 @@ where
             }
         };
         let output = OcrOutput { pages: group_pages, ..OcrOutput::default() };
-        let sealed = pipeline::seal_output(&id, &opened, &output).map_err(RecordError::Seal)?;
+        let sealed = pipeline::seal_output(&id, &wrapped_key, &key, &output).map_err(RecordError::Seal)?;
         self.blobs.put(&id.group_key(message.group), sealed, "application/json").await?;
         let Some(read) = self.tasks.group_read(&id, message.group).await? else {
             info!("the task moved on while its group was read");
@@ -419,10 +428,41 @@ where
             let (_, output) = pipeline::open_output(&self.key, &id, &sealed).map_err(|e| RecordError::GroupOutput(group, e.to_string()))?;
             joined.extend(output.pages);
         }
-        let output = OcrOutput { pages: joined, library: library.clone(), form: None };
-        self.hand_on(&id, &opened, &output, task.created_at).await?;
+        let output = OcrOutput { pages: joined, library, form: None };
+        self.hand_on(&id, &wrapped_key, &key, &output, task.created_at).await?;
         self.forget_groups(&id, message.groups).await;
         Ok(())
+    }
+
+    /// What a page group reads: the task's key (as stored and unwrapped), its library, and
+    /// the group's pages, from the envelope (v1, batch) or the group's uploads (v2). `None`
+    /// when the task's objects are gone; the inner error ends the task with its code.
+    async fn group_source(&self, id: &TaskId, message: &GroupMessage) -> Result<Result<Option<GroupSource>, (ErrorCode, String)>, RecordError> {
+        if let Some(task) = docusnap_core::v2::V2TaskId::of(id) {
+            return self.v2_group_source(&task, message).await;
+        }
+        let Some(envelope) = self.blobs.get(&id.envelope_key()).await? else {
+            info!("the envelope is gone (the task was cleared or has ended); nothing to do");
+            return Ok(Ok(None));
+        };
+        let envelope = match serde_json::from_slice::<Envelope>(&envelope) {
+            Ok(parsed) if parsed.task_id() == *id => parsed,
+            _ => return Err(RecordError::NotAnEnvelope(id.envelope_key())),
+        };
+        let opened = match pipeline::open_envelope(&self.key, &envelope, &self.limits) {
+            Ok(opened) => opened,
+            Err(e) => return Ok(Err((e.stored_code(), e.to_string()))),
+        };
+        let TaskContent::Pages { pages, library } = opened.content else {
+            return Ok(Err((ErrorCode::OcrFailure, "a page group of a task without pages".into())));
+        };
+        let inputs = match input_pages(&pages).await? {
+            Ok(inputs) => inputs,
+            Err(why) => return Ok(Err((ErrorCode::OcrFailure, why))),
+        };
+        let range = group_range(inputs.len(), message.groups, message.group);
+        let inputs = inputs.into_iter().skip(range.start).take(range.len()).collect();
+        Ok(Ok(Some(GroupSource { wrapped_key: opened.wrapped_key, key: opened.key, library, inputs })))
     }
 
     /// The groups' outputs once joined, or once their task has failed. The bucket's
@@ -535,6 +575,14 @@ where
     }
 }
 
+/// What one page group reads (see `OcrFunction::group_source`).
+struct GroupSource {
+    wrapped_key: String,
+    key: AesKey,
+    library: docusnap_core::protocol::Library,
+    inputs: Vec<PageInput>,
+}
+
 /// The input stage: each item (base64, possibly a data URL) decoded here, then split into
 /// its pages (a PDF or a multi-page TIFF is several) on a blocking thread, since a PDF's
 /// text layer is read there. The inner error says which item failed and why; the outer
@@ -547,6 +595,11 @@ async fn input_pages(items: &[String]) -> Result<Result<Vec<PageInput>, String>,
             Err(_) => return Ok(Err(format!("item {} is not base64", i + 1))),
         }
     }
+    split_items(bytes).await
+}
+
+/// The input stage's split of items already in bytes.
+async fn split_items(bytes: Vec<Vec<u8>>) -> Result<Result<Vec<PageInput>, String>, RecordError> {
     tokio::task::spawn_blocking(move || match input::split_all(bytes) {
         Ok(pages) => Ok(Ok(pages)),
         Err((_, e)) if !e.is_item_fault() => Err(RecordError::Engine(OcrError::Input(e))),

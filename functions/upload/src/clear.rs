@@ -9,7 +9,7 @@ use tracing::{error, info};
 
 use crate::Upload;
 
-impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock> Upload<T, B, K, C> {
+impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock, Q, U> Upload<T, B, K, C, Q, U> {
     /// Answers a parsed `POST /clear` request: 200 ok, or 500 `CACHE_CLEAR_FAILED`.
     pub async fn clear(&self, request: ClearRequest) -> (u16, Value) {
         match self.forget(&request).await {

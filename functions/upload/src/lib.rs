@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use docusnap_core::crypto::{sha256_base64, ServerKey};
 use docusnap_core::metrics;
 use docusnap_core::protocol::{self, ClearRequest, ProcessRequest};
-use docusnap_core::store::{BlobStore, KeyBindings, TaskStore};
+use docusnap_core::store::{BlobStore, KeyBindings, Queue, TaskStore, UploadUrls};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -20,8 +20,10 @@ mod clear;
 mod process;
 pub mod route;
 mod startup;
+pub mod v2;
 
 pub use route::{ApiVersion, Route, RouteError};
+pub use v2::V2Api;
 pub use startup::{from_env, AwsUpload};
 
 /// The web page at `GET /`: pick images, process them as a document or a form, see the
@@ -29,8 +31,12 @@ pub use startup::{from_env, AwsUpload};
 /// the page (WebCrypto), so the page is a v1 client like the apps.
 const PAGE: &str = include_str!("page.html");
 
+/// API v2's contract, served at `GET /api/v2/openapi.json`; tests check the routes
+/// against it and validate it.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// The upload function's state, built once per process and shared by every invocation.
-pub struct Upload<T, B, K, C> {
+pub struct Upload<T, B, K, C, Q, U> {
     pub tasks: T,
     pub blobs: B,
     /// Each wrapped key's first content: a reused key is refused before decryption.
@@ -38,16 +44,19 @@ pub struct Upload<T, B, K, C> {
     pub clock: C,
     pub key: ServerKey,
     pub limits: Limits,
+    pub v2: V2Api<Q, U>,
 }
 
 /// The Lambda handler. Every answer is a protocol answer: no error escapes as a 500 but
 /// `/clear`'s storage failure, which v1 answers with 500 itself.
-pub async fn handle<T, B, K, C>(app: &Upload<T, B, K, C>, request: Request) -> Result<Response<Body>, lambda_http::Error>
+pub async fn handle<T, B, K, C, Q, U>(app: &Upload<T, B, K, C, Q, U>, request: Request) -> Result<Response<Body>, lambda_http::Error>
 where
     T: TaskStore,
     B: BlobStore,
     K: KeyBindings,
     C: Clock,
+    Q: Queue,
+    U: UploadUrls,
 {
     let route = Route::parse(request.method(), request.uri().path());
     let body: &[u8] = request.body().as_ref();
@@ -78,8 +87,31 @@ where
             .header("x-frame-options", "DENY")
             .header("referrer-policy", "no-referrer")
             .body(Body::Text(PAGE.to_owned())),
+        Ok(Route::CreateTask) => {
+            let (status, answer) = app.create_task(body).await;
+            json_response(status, &answer)
+        }
+        Ok(route @ (Route::GetTask | Route::DeleteTask)) => {
+            let task_id = Route::task_id(request.uri().path());
+            let bearer = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            let (status, answer) = if route == Route::GetTask {
+                app.get_task(task_id, bearer).await
+            } else {
+                app.delete_task(task_id, bearer).await
+            };
+            json_response(status, &answer)
+        }
+        Ok(Route::OpenApi) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Body::Text(OPENAPI.to_owned())),
         Ok(Route::CheckStatus) => json_response(200, &protocol::server_status()),
-        Ok(Route::PublicKey) => Response::builder()
+        Ok(Route::PublicKey | Route::V2PublicKey) => Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/x-pem-file")
             .body(Body::Text(app.key.public_key_pem().to_owned())),

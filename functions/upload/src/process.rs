@@ -12,7 +12,7 @@ use tracing::{error, info, warn, Instrument};
 
 use crate::Upload;
 
-impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock> Upload<T, B, K, C> {
+impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock, Q, U> Upload<T, B, K, C, Q, U> {
     /// Answers a parsed `POST /process` request.
     pub async fn process(&self, request: ProcessRequest) -> ProcessAnswer {
         let id = TaskId::new(request.client_id, request.task_type, request.sha256);
@@ -144,7 +144,7 @@ mod tests {
     use docusnap_core::config::Limits;
     use docusnap_core::crypto::{generate_private_key_pem, AesKey, ClientWrap, ServerKey};
     use docusnap_core::protocol::{ProcessAnswer, ProcessRequest};
-    use docusnap_core::store::memory::{MemoryBlobStore, MemoryKeyBindings, MemoryTaskStore};
+    use docusnap_core::store::memory::{MemoryBlobStore, MemoryKeyBindings, MemoryQueue, MemoryTaskStore};
     use docusnap_core::store::{BlobStore, StoreError};
     use serde_json::json;
 
@@ -172,7 +172,7 @@ mod tests {
         }
     }
 
-    fn app<B: BlobStore>(blobs: B, pem: &str) -> Upload<MemoryTaskStore, B, MemoryKeyBindings, Arc<ManualClock>> {
+    fn app<B: BlobStore>(blobs: B, pem: &str) -> Upload<MemoryTaskStore, B, MemoryKeyBindings, Arc<ManualClock>, MemoryQueue, MemoryBlobStore> {
         Upload {
             tasks: MemoryTaskStore::default(),
             blobs,
@@ -180,6 +180,12 @@ mod tests {
             clock: Arc::new(ManualClock::starting_at(1_000)),
             key: ServerKey::from_pem(pem).unwrap(),
             limits: Limits::default(),
+            v2: crate::V2Api {
+                ocr_queue: MemoryQueue::default(),
+                urls: MemoryBlobStore::default(),
+                callbacks: Default::default(),
+                upload_window_secs: docusnap_core::v2::UPLOAD_WINDOW_SECS,
+            },
         }
     }
 

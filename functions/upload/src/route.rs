@@ -10,14 +10,16 @@ use http::Method;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiVersion {
     V1,
+    V2,
 }
 
 impl ApiVersion {
-    pub const ALL: [ApiVersion; 1] = [ApiVersion::V1];
+    pub const ALL: [ApiVersion; 2] = [ApiVersion::V1, ApiVersion::V2];
 
     pub fn prefix(self) -> &'static str {
         match self {
             ApiVersion::V1 => "/api/v1",
+            ApiVersion::V2 => "/api/v2",
         }
     }
 }
@@ -35,6 +37,16 @@ pub enum Route {
     PublicKey,
     /// `GET /` (or `/index.html`): the web page.
     Page,
+    /// v2 `POST /tasks`: a task and its pages' upload URLs.
+    CreateTask,
+    /// v2 `GET /tasks/{task_id}`.
+    GetTask,
+    /// v2 `DELETE /tasks/{task_id}`.
+    DeleteTask,
+    /// v2 `GET /public_key`.
+    V2PublicKey,
+    /// v2 `GET /openapi.json`: the contract, `functions/upload/openapi.json`.
+    OpenApi,
 }
 
 /// Why a request names no route.
@@ -63,30 +75,58 @@ impl RouteError {
 }
 
 impl Route {
-    pub const ALL: [Route; 5] = [Route::Process, Route::Clear, Route::CheckStatus, Route::PublicKey, Route::Page];
+    pub const ALL: [Route; 10] = [
+        Route::Process,
+        Route::Clear,
+        Route::CheckStatus,
+        Route::PublicKey,
+        Route::Page,
+        Route::CreateTask,
+        Route::GetTask,
+        Route::DeleteTask,
+        Route::V2PublicKey,
+        Route::OpenApi,
+    ];
 
-    /// The route's method and its paths (after the version prefix, trailing `/` removed).
-    fn spec(self) -> (Method, &'static [&'static str]) {
+    /// The route's version, method and paths (after the version prefix, trailing `/`
+    /// removed; `{task_id}` matches one segment).
+    pub fn spec(self) -> (ApiVersion, Method, &'static [&'static str]) {
+        use ApiVersion::{V1, V2};
         match self {
-            Route::Process => (Method::POST, &["/process"]),
-            Route::Clear => (Method::POST, &["/clear"]),
-            Route::CheckStatus => (Method::GET, &["/check_status"]),
-            Route::PublicKey => (Method::GET, &["/public_key"]),
-            Route::Page => (Method::GET, &["", "/index.html"]),
+            Route::Process => (V1, Method::POST, &["/process"]),
+            Route::Clear => (V1, Method::POST, &["/clear"]),
+            Route::CheckStatus => (V1, Method::GET, &["/check_status"]),
+            Route::PublicKey => (V1, Method::GET, &["/public_key"]),
+            Route::Page => (V1, Method::GET, &["", "/index.html"]),
+            Route::CreateTask => (V2, Method::POST, &["/tasks"]),
+            Route::GetTask => (V2, Method::GET, &["/tasks/{task_id}"]),
+            Route::DeleteTask => (V2, Method::DELETE, &["/tasks/{task_id}"]),
+            Route::V2PublicKey => (V2, Method::GET, &["/public_key"]),
+            Route::OpenApi => (V2, Method::GET, &["/openapi.json"]),
         }
     }
 
-    /// The route `method` and `path` name.
+    /// The `{task_id}` segment of a path this route matched.
+    pub fn task_id(path: &str) -> Option<&str> {
+        path.trim_end_matches('/').strip_prefix(ApiVersion::V2.prefix())?.strip_prefix("/tasks/").filter(|id| !id.contains('/'))
+    }
+
+    /// The route `method` and `path` name. v2's routes answer under `/api/v2` only; v1's
+    /// under `/api/v1` and at the root.
     pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
-        let rest = ApiVersion::ALL
+        let (version, rest) = ApiVersion::ALL
             .iter()
-            .find_map(|v| path.strip_prefix(v.prefix()).filter(|rest| rest.is_empty() || rest.starts_with('/')))
-            .unwrap_or(path);
+            .find_map(|v| path.strip_prefix(v.prefix()).filter(|rest| rest.is_empty() || rest.starts_with('/')).map(|rest| (*v, rest)))
+            .unwrap_or((ApiVersion::V1, path));
         let rest = rest.trim_end_matches('/');
+        let matches = |pattern: &str| match pattern.strip_suffix("{task_id}") {
+            Some(head) => rest.strip_prefix(head).is_some_and(|id| !id.is_empty() && !id.contains('/')),
+            None => pattern == rest,
+        };
         let mut refused = RouteError::NotFound;
         for route in Route::ALL {
-            let (route_method, paths) = route.spec();
-            if paths.contains(&rest) {
+            let (route_version, route_method, paths) = route.spec();
+            if route_version == version && paths.iter().any(|p| matches(p)) {
                 if *method == route_method {
                     return Ok(route);
                 }
@@ -116,6 +156,11 @@ impl Route {
             Route::CheckStatus => "check_status",
             Route::PublicKey => "public_key",
             Route::Page => "page",
+            Route::CreateTask => "v2_create_task",
+            Route::GetTask => "v2_get_task",
+            Route::DeleteTask => "v2_delete_task",
+            Route::V2PublicKey => "v2_public_key",
+            Route::OpenApi => "v2_openapi",
         }
     }
 }
@@ -138,5 +183,21 @@ mod tests {
         assert_eq!(Route::parse(&Method::GET, "/api/v1x/process"), Err(RouteError::NotFound));
         assert_eq!(Route::parse(&Method::POST, "/index.html"), Err(RouteError::NotFound));
         assert_eq!(Route::parse(&Method::POST, "/"), Err(RouteError::NotFound));
+    }
+
+    #[test]
+    fn v2_routes_answer_under_their_prefix_only() {
+        let task = "/api/v2/tasks/doc_00112233445566778899aabbccddeeff";
+        assert_eq!(Route::parse(&Method::POST, "/api/v2/tasks"), Ok(Route::CreateTask));
+        assert_eq!(Route::parse(&Method::GET, task), Ok(Route::GetTask));
+        assert_eq!(Route::parse(&Method::DELETE, &format!("{task}/")), Ok(Route::DeleteTask));
+        assert_eq!(Route::parse(&Method::PUT, task), Err(RouteError::MethodNotAllowed(Route::DeleteTask)));
+        assert_eq!(Route::task_id(task), Some("doc_00112233445566778899aabbccddeeff"));
+        assert_eq!(Route::parse(&Method::GET, "/api/v2/public_key"), Ok(Route::V2PublicKey));
+        assert_eq!(Route::parse(&Method::GET, "/api/v2/openapi.json"), Ok(Route::OpenApi));
+        assert_eq!(Route::parse(&Method::GET, "/api/v2/tasks/a/b"), Err(RouteError::NotFound));
+        assert_eq!(Route::parse(&Method::GET, "/api/v2/tasks/"), Err(RouteError::MethodNotAllowed(Route::CreateTask)));
+        assert_eq!(Route::parse(&Method::POST, "/tasks"), Err(RouteError::NotFound));
+        assert_eq!(Route::parse(&Method::POST, "/api/v2/process"), Err(RouteError::NotFound));
     }
 }

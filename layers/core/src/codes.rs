@@ -61,6 +61,20 @@ error_codes! {
     KeyAlreadyUsed = "KEY_ALREADY_USED",
     /// New: the client has [`crate::limits::MAX_TASKS_IN_FLIGHT`] tasks processing already.
     TooManyTasks = "TOO_MANY_TASKS",
+    // v2 only (docs/openapi.json lists them with their HTTP statuses).
+    /// v2: no task token, or not this task's.
+    Unauthorized = "UNAUTHORIZED",
+    /// v2: not every page arrived before the task's upload deadline, or one arrived after.
+    UploadExpired = "UPLOAD_EXPIRED",
+    /// v2: an uploaded page is not the size or SHA-256 declared for it. (S3 itself refuses
+    /// such an upload, the URL being bound to both; checked again for stores that do not.)
+    PageMismatch = "PAGE_MISMATCH",
+    /// v2: a page does not open under the task's key with its task id and index as
+    /// associated data: swapped from another task or position, or sealed under another key.
+    PageAuthenticationFailed = "PAGE_AUTHENTICATION_FAILED",
+    /// v2: a callback URL that is not HTTPS, or names a private, loopback or link-local
+    /// address.
+    CallbackUrlRefused = "CALLBACK_URL_REFUSED",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -10,6 +10,14 @@ pub mod var {
     pub const UPLOADS_BUCKET: &str = "DOCUSNAP_UPLOADS_BUCKET";
     pub const EXTRACT_QUEUE_URL: &str = "DOCUSNAP_EXTRACT_QUEUE_URL";
     pub const KEYS_TABLE: &str = "DOCUSNAP_KEYS_TABLE";
+    /// The OCR queue: the OCR function's fan-out, and v2's deadline and start messages.
+    pub const OCR_QUEUE_URL: &str = "DOCUSNAP_OCR_QUEUE_URL";
+    /// The callback queue, which every function that ends a v2 task writes to.
+    pub const CALLBACK_QUEUE_URL: &str = "DOCUSNAP_CALLBACK_QUEUE_URL";
+    /// v2's upload window in seconds (at most 900, the default): shorter in tests.
+    pub const V2_UPLOAD_WINDOW_SECS: &str = "DOCUSNAP_V2_UPLOAD_WINDOW_SECS";
+    /// `true` lets callbacks go to loopback over plain HTTP: local runs and tests only.
+    pub const V2_CALLBACK_ALLOW_LOOPBACK: &str = "DOCUSNAP_V2_CALLBACK_ALLOW_LOOPBACK";
     pub const RSA_KEY_PATH: &str = "DOCUSNAP_RSA_KEY_PATH";
     pub const RSA_KEY_SECRET_ID: &str = "DOCUSNAP_RSA_KEY_SECRET_ID";
     pub const S3_FORCE_PATH_STYLE: &str = "DOCUSNAP_S3_FORCE_PATH_STYLE";

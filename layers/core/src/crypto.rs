@@ -5,8 +5,12 @@
 //! - Content and results travel as base64(IV(16) || AES-256-CBC-PKCS7(bytes)).
 //! - `SHA256` is the lowercase hex SHA-256 of the `content` string as sent.
 //!
+//! - v2 seals pages, forms, libraries and results with AES-256-GCM instead
+//!   ([`AesKey::seal_gcm`]), the task and part bound in as associated data.
+//!
 //! RSA decryption uses aws-lc-rs, which is constant-time (the `rsa` crate is not).
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use aws_lc_rs::cipher::{
     DecryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey, UnboundCipherKey,
     AES_256,
@@ -23,6 +27,10 @@ use base64::Engine;
 
 pub const AES_KEY_BYTES: usize = 32;
 const IV_BYTES: usize = 16;
+/// AES-GCM's 96-bit nonce, random per sealing: 2^32 sealings under one key keep the
+/// collision chance under 2^-32 (NIST SP 800-38D), and a task key seals at most 52.
+pub const GCM_NONCE_BYTES: usize = 12;
+pub const GCM_TAG_BYTES: usize = 16;
 const AES_BLOCK: usize = 16;
 /// v1 clients use RSA-2048; smaller keys are refused as too weak.
 const MIN_RSA_BITS: usize = 2048;
@@ -205,6 +213,41 @@ impl AesKey {
         Ok(plain.to_vec())
     }
 
+    /// v2's authenticated sealing: nonce(12, fresh) || AES-256-GCM(plaintext) || tag(16),
+    /// with `aad` (the task and the part, see `v2::aad`) bound in, so that a sealed part
+    /// cannot be moved to another task or position, nor altered, without failing to open.
+    pub fn seal_gcm(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let key = self.gcm_key().map_err(|_| CryptoError::Encryption)?;
+        let mut nonce = [0u8; GCM_NONCE_BYTES];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| CryptoError::Encryption)?;
+        let mut body = Vec::with_capacity(GCM_NONCE_BYTES + plaintext.len() + GCM_TAG_BYTES);
+        body.extend_from_slice(plaintext);
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .map_err(|_| CryptoError::Encryption)?;
+        body.splice(0..0, nonce);
+        Ok(body)
+    }
+
+    /// The inverse of [`AesKey::seal_gcm`], in place: a page of 20 MiB is not copied.
+    pub fn open_gcm(&self, mut sealed: Vec<u8>, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < GCM_NONCE_BYTES + GCM_TAG_BYTES {
+            return Err(CryptoError::AesDecryption);
+        }
+        let nonce: [u8; GCM_NONCE_BYTES] = sealed[..GCM_NONCE_BYTES].try_into().map_err(|_| CryptoError::AesDecryption)?;
+        let key = self.gcm_key().map_err(|_| CryptoError::AesDecryption)?;
+        let plain = key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut sealed[GCM_NONCE_BYTES..])
+            .map_err(|_| CryptoError::AesDecryption)?
+            .len();
+        sealed.copy_within(GCM_NONCE_BYTES..GCM_NONCE_BYTES + plain, 0);
+        sealed.truncate(plain);
+        Ok(sealed)
+    }
+
+    fn gcm_key(&self) -> Result<LessSafeKey, aws_lc_rs::error::Unspecified> {
+        Ok(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0)?))
+    }
+
     /// [`AesKey::seal`] as base64: the shape of `content` and of `result`.
     pub fn seal_base64(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
         Ok(BASE64.encode(self.seal(plaintext)?))
@@ -302,6 +345,21 @@ mod tests {
         assert_ne!(other.open_base64(&a).ok().as_deref(), Some(&b"{\"x\": 1}"[..]));
         assert_eq!(key.open(&[0u8; 20]), Err(CryptoError::AesDecryption));
         assert_eq!(key.open_base64("!!"), Err(CryptoError::Base64));
+    }
+
+    #[test]
+    fn gcm_sealing_binds_its_associated_data_and_detects_any_change() {
+        let key = AesKey::generate().unwrap();
+        let sealed = key.seal_gcm(b"page bytes", b"doc_ab/0").unwrap();
+        assert_eq!(sealed.len(), GCM_NONCE_BYTES + 10 + GCM_TAG_BYTES);
+        assert_eq!(key.open_gcm(sealed.clone(), b"doc_ab/0").unwrap(), b"page bytes");
+        assert_eq!(key.open_gcm(sealed.clone(), b"doc_ab/1"), Err(CryptoError::AesDecryption));
+        assert_eq!(AesKey::generate().unwrap().open_gcm(sealed.clone(), b"doc_ab/0"), Err(CryptoError::AesDecryption));
+        let mut flipped = sealed.clone();
+        flipped[GCM_NONCE_BYTES] ^= 1;
+        assert_eq!(key.open_gcm(flipped, b"doc_ab/0"), Err(CryptoError::AesDecryption));
+        assert_eq!(key.open_gcm(sealed[..20].to_vec(), b"doc_ab/0"), Err(CryptoError::AesDecryption));
+        assert_ne!(key.seal_gcm(b"page bytes", b"doc_ab/0").unwrap(), sealed, "a fresh nonce each time");
     }
 
     #[test]

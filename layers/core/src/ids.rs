@@ -45,6 +45,10 @@ impl std::fmt::Display for TaskType {
 /// client can read or clear the bucket's own tasks.
 pub const BATCH_NAMESPACE: &str = "batch:";
 
+/// Client ids of v2 tasks start with this: a v2 task is its own "client", reached only
+/// with its token, so no v1 client may use the namespace either.
+pub const V2_NAMESPACE: &str = "v2:";
+
 /// Who a task belongs to: a client's `client_id`, or a batch document's own id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(String);
@@ -58,6 +62,8 @@ pub enum ClientIdError {
     TooLong,
     #[error("the client id is in the batch namespace")]
     BatchNamespace,
+    #[error("the client id is in the v2 namespace")]
+    V2Namespace,
     /// Control characters have no place in an id that ends up in logs and storage keys.
     #[error("the client id holds a control character")]
     ControlCharacter,
@@ -73,6 +79,9 @@ impl ClientId {
         let id = Self::stored(id)?;
         if id.is_batch() {
             return Err(ClientIdError::BatchNamespace);
+        }
+        if id.0.starts_with(V2_NAMESPACE) {
+            return Err(ClientIdError::V2Namespace);
         }
         Ok(id)
     }
@@ -92,6 +101,15 @@ impl ClientId {
     /// The id of a batch document, named by its key or folder prefix in the bucket.
     pub fn batch(document: &str) -> Self {
         Self(format!("{BATCH_NAMESPACE}{document}"))
+    }
+
+    /// The partition of one v2 task, named by its random part (`v2::V2TaskId`).
+    pub fn v2(random_hex: &str) -> Self {
+        Self(format!("{V2_NAMESPACE}{random_hex}"))
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.0.starts_with(V2_NAMESPACE)
     }
 
     /// The batch document a batch task reads, or `None` for a client's task.
@@ -138,6 +156,8 @@ mod tests {
         assert_eq!(ClientId::parse(&"é".repeat(MAX_ID_CHARS)).map(|c| c.as_str().chars().count()), Ok(MAX_ID_CHARS));
         assert_eq!(ClientId::parse(&"x".repeat(MAX_ID_CHARS + 1)), Err(ClientIdError::TooLong));
         assert_eq!(ClientId::parse("batch:batch/x.jpg"), Err(ClientIdError::BatchNamespace));
+        assert_eq!(ClientId::parse("v2:00ff"), Err(ClientIdError::V2Namespace));
+        assert!(ClientId::v2("00ff").is_v2() && ClientId::stored("v2:00ff").unwrap().is_v2());
         for control in ["a\u{1}b", "tab\there", "line\n", "del\u{7f}", "c1\u{85}"] {
             assert_eq!(ClientId::parse(control), Err(ClientIdError::ControlCharacter), "{control:?}");
         }

@@ -9,6 +9,7 @@
 //! - [`ocr_output`]: what OCR hands to extraction.
 //! - [`store`]: small traits for the task table, the blob bucket and the queues, with one
 //!   AWS implementation each (and, with the `testing` feature, in-memory fakes).
+//! - [`v2`]: API v2's task ids, tokens, sealed pages, manifest and signed callbacks.
 //! - [`batch`]: images dropped under `batch/` as tasks of their own.
 //! - [`startup`], [`config`], [`keys`], [`telemetry`], [`metrics`]: how a function starts
 //!   and what it reports.
@@ -32,6 +33,7 @@ pub mod startup;
 pub mod store;
 pub mod task;
 pub mod telemetry;
+pub mod v2;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use codes::ErrorCode;

@@ -81,9 +81,9 @@ pub fn open_envelope(server: &ServerKey, envelope: &Envelope, limits: &Limits) -
 
 /// A task's OCR output sealed for extraction, as an envelope is: the client's wrapped key
 /// beside the sealed JSON, so that extraction reads this one small object.
-pub fn seal_output(id: &TaskId, opened: &Opened, output: &OcrOutput) -> Result<Vec<u8>, CryptoError> {
-    let content = opened.key.seal_base64(&output.to_json())?;
-    Ok(Envelope::new(id, opened.wrapped_key.clone(), content).to_json())
+pub fn seal_output(id: &TaskId, wrapped_key: &str, key: &AesKey, output: &OcrOutput) -> Result<Vec<u8>, CryptoError> {
+    let content = key.seal_base64(&output.to_json())?;
+    Ok(Envelope::new(id, wrapped_key.to_owned(), content).to_json())
 }
 
 /// Opens what [`seal_output`] sealed: the client's key and the OCR output.
@@ -186,7 +186,13 @@ pub async fn settle_ended<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: 
 /// Deletes an ended task's objects. The bucket's lifecycle rule removes them after a day in
 /// any case, so a failed delete is logged, not retried.
 async fn forget_objects<B: BlobStore>(blobs: &B, id: &TaskId) {
-    if let Err(e) = blobs.delete(&[id.envelope_key(), id.ocr_key()]).await {
+    // A v2 task's objects are its pages, manifest and OCR output, all under its prefix.
+    let deleted = if crate::v2::V2TaskId::of(id).is_some() {
+        blobs.delete_prefix(&id.object_prefix()).await.map(|_| ())
+    } else {
+        blobs.delete(&[id.envelope_key(), id.ocr_key()]).await
+    };
+    if let Err(e) = deleted {
         error!(error = %e, "deleting the ended task's objects failed; the lifecycle rule removes them");
     }
 }
@@ -248,7 +254,7 @@ mod tests {
         assert!(matches!(opened.content, TaskContent::Pages { ref pages, .. } if pages == &["aGk="]));
         // The OCR output travels sealed beside the same wrapped key, and opens alone.
         let output = OcrOutput { form: Some(serde_json::Map::new()), ..OcrOutput::default() };
-        let sealed = seal_output(&id, &opened, &output).unwrap();
+        let sealed = seal_output(&id, &opened.wrapped_key, &opened.key, &output).unwrap();
         assert!(!String::from_utf8_lossy(&sealed).contains("\"form\""), "sealed, not in the clear");
         assert_eq!(open_output(&server, &id, &sealed).unwrap(), (key, output));
         let elsewhere = TaskId::new(ClientId::parse("d").unwrap(), TaskType::Doc, id.sha256.clone());

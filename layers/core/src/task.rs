@@ -76,7 +76,10 @@ pub fn client_prefix(client_id: &ClientId) -> String {
 /// How far a processing task has come, as the store conditions name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
-    /// The envelope is stored; OCR has not finished.
+    /// A v2 task waiting for its pages: the client uploads them straight to S3, and each
+    /// arrival is counted; the last moves the task to `Uploaded`. v1 tasks never have it.
+    Receiving,
+    /// The envelope (v2: every page) is stored; OCR has not finished.
     Uploaded,
     /// OCR output is stored and the extract queue told; a redelivered OCR message skips it.
     Read,
@@ -97,6 +100,7 @@ pub const fn extract_claim_secs(timeout_secs: u64) -> i64 {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::Receiving => "receiving",
             Stage::Uploaded => "uploaded",
             Stage::Read => "read",
             Stage::Extracting => "extracting",
@@ -104,7 +108,7 @@ impl Stage {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Uploaded, Stage::Read, Stage::Extracting].into_iter().find(|stage| stage.as_str() == s)
+        [Stage::Receiving, Stage::Uploaded, Stage::Read, Stage::Extracting].into_iter().find(|stage| stage.as_str() == s)
     }
 }
 
@@ -152,6 +156,7 @@ impl std::fmt::Display for ExtractorKind {
 /// Where a processing task is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
+    Receiving,
     Uploaded,
     Read,
     /// Claimed for extraction at `claimed_at`.
@@ -161,6 +166,7 @@ pub enum Progress {
 impl Progress {
     pub fn stage(&self) -> Stage {
         match self {
+            Progress::Receiving => Stage::Receiving,
             Progress::Uploaded => Stage::Uploaded,
             Progress::Read => Stage::Read,
             Progress::Extracting { .. } => Stage::Extracting,

@@ -13,6 +13,7 @@ pub mod mrz;
 pub mod llm;
 pub mod model;
 pub mod prompt;
+pub mod provenance;
 pub mod rules;
 pub mod settings;
 mod table;

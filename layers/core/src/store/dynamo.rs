@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::ClientId;
 use crate::task::{expiry_after, ExtractorKind, Progress, Stage, Task, TaskId, TaskState, TaskStatus};
+use crate::v2::{Callback, V2Record};
 
 /// Attribute names, shared with `template.yaml` (key schema and TTL).
 pub mod attr {
@@ -31,6 +32,14 @@ pub mod attr {
     /// The page groups of a fanned-out task whose output is stored (a number set).
     pub const GROUPS_READ: &str = "groups_read";
     pub const CREATED_AT: &str = "created_at";
+    /// v2: the SHA-256 of the task's token, its declared pages, the pages arrived (a
+    /// number set), the upload deadline, and the callback's URL and signing secret.
+    pub const TOKEN_DIGEST: &str = "token_digest";
+    pub const PAGES_EXPECTED: &str = "pages_expected";
+    pub const PAGES_ARRIVED: &str = "pages_arrived";
+    pub const UPLOAD_DEADLINE: &str = "upload_deadline";
+    pub const CALLBACK_URL: &str = "callback_url";
+    pub const CALLBACK_SECRET: &str = "callback_secret";
     pub const LAST_ACCESS: &str = "last_access";
     pub const EXPIRES_AT: &str = "expires_at";
 }
@@ -105,6 +114,36 @@ fn to_item(task: &Task) -> HashMap<String, AttributeValue> {
     item
 }
 
+fn v2_attributes(record: &V2Record) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (attr::TOKEN_DIGEST.to_owned(), s(&record.token_digest)),
+        (attr::PAGES_EXPECTED.to_owned(), n(record.pages as Timestamp)),
+        (attr::UPLOAD_DEADLINE.to_owned(), n(record.upload_deadline)),
+    ]);
+    if let Some(callback) = &record.callback {
+        item.insert(attr::CALLBACK_URL.into(), s(&callback.url));
+        item.insert(attr::CALLBACK_SECRET.into(), s(&callback.secret));
+    }
+    item
+}
+
+fn v2_record(item: &HashMap<String, AttributeValue>) -> Result<V2Record, StoreError> {
+    let malformed = |what: &str| StoreError::Malformed(format!("v2 task without {what}"));
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| -> Option<i64> { item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) };
+    let callback = match (text(attr::CALLBACK_URL), text(attr::CALLBACK_SECRET)) {
+        (Some(url), Some(secret)) => Some(Callback { url, secret }),
+        _ => None,
+    };
+    Ok(V2Record {
+        token_digest: text(attr::TOKEN_DIGEST).ok_or_else(|| malformed("a token"))?,
+        pages: number(attr::PAGES_EXPECTED).ok_or_else(|| malformed("pages_expected"))? as usize,
+        arrived: item.get(attr::PAGES_ARRIVED).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len),
+        upload_deadline: number(attr::UPLOAD_DEADLINE).ok_or_else(|| malformed("upload_deadline"))?,
+        callback,
+    })
+}
+
 /// Reads an item into a task, once: every combination of attributes a task cannot have
 /// is a [`StoreError::Malformed`] here, not a case for the callers.
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
@@ -118,6 +157,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError>
     let state = match status {
         TaskStatus::Processing => {
             let progress = match text(attr::STAGE).and_then(|v| Stage::parse(&v)).unwrap_or(Stage::Uploaded) {
+                Stage::Receiving => Progress::Receiving,
                 Stage::Uploaded => Progress::Uploaded,
                 Stage::Read => Progress::Read,
                 Stage::Extracting => {
@@ -145,14 +185,14 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError>
     })
 }
 
-impl TaskStore for DynamoTaskStore {
-    async fn create(&self, task: &Task) -> Result<Created, StoreError> {
+impl DynamoTaskStore {
+    async fn put_new(&self, task: &Task, item: HashMap<String, AttributeValue>) -> Result<Created, StoreError> {
         // An expired item that TTL has not yet removed does not block a new upload.
         let outcome = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(task)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
             .expression_attribute_names("#pk", attr::CLIENT_ID)
             .expression_attribute_names("#exp", attr::EXPIRES_AT)
@@ -168,7 +208,7 @@ impl TaskStore for DynamoTaskStore {
         }
     }
 
-    async fn get(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
+    async fn get_item(&self, id: &TaskId) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -178,10 +218,52 @@ impl TaskStore for DynamoTaskStore {
             .send()
             .await
             .map_err(StoreError::backend("DynamoDB GetItem"))?;
-        match output.item() {
-            Some(item) => Ok(Some(from_item(item)?).filter(|task| !task.is_expired(now))),
+        Ok(output.item)
+    }
+}
+
+impl TaskStore for DynamoTaskStore {
+    async fn create(&self, task: &Task) -> Result<Created, StoreError> {
+        self.put_new(task, to_item(task)).await
+    }
+
+    async fn get(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
+        match self.get_item(id).await? {
+            Some(item) => Ok(Some(from_item(&item)?).filter(|task| !task.is_expired(now))),
             None => Ok(None),
         }
+    }
+
+    async fn create_v2(&self, task: &Task, record: &V2Record) -> Result<Created, StoreError> {
+        let mut item = to_item(task);
+        item.extend(v2_attributes(record));
+        self.put_new(task, item).await
+    }
+
+    async fn get_v2(&self, id: &TaskId, now: Timestamp) -> Result<Option<(Task, V2Record)>, StoreError> {
+        let Some(item) = self.get_item(id).await? else { return Ok(None) };
+        let task = from_item(&item)?;
+        if task.is_expired(now) {
+            return Ok(None);
+        }
+        Ok(Some((task, v2_record(&item)?)))
+    }
+
+    async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {
+        let request = self
+            .update(id)
+            .update_expression("ADD #arrived :page")
+            .condition_expression("#status = :processing AND (#stage = :receiving OR #stage = :uploaded)")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#arrived", attr::PAGES_ARRIVED)
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .expression_attribute_values(":receiving", s(Stage::Receiving.as_str()))
+            .expression_attribute_values(":uploaded", s(Stage::Uploaded.as_str()))
+            .expression_attribute_values(":page", AttributeValue::Ns(vec![page.to_string()]))
+            .return_values(ReturnValue::UpdatedNew);
+        let Some(output) = Self::update_if(request).await? else { return Ok(None) };
+        Ok(Some(output.attributes().and_then(|a| a.get(attr::PAGES_ARRIVED)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len)))
     }
 
     async fn touch(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {

@@ -4,15 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{Binding, BlobStore, Created, KeyBindings, Outcome, StoreError, StoredObject, TaskStore};
+use super::{Binding, BlobStore, Created, KeyBindings, Outcome, PresignedPut, Queue, StoreError, StoredObject, TaskStore, UploadUrls};
 use crate::clock::Timestamp;
 use crate::ids::ClientId;
 use crate::task::{Progress, Stage, Task, TaskId, TaskState};
+use crate::v2::V2Record;
 
 #[derive(Debug, Default)]
 pub struct MemoryTaskStore {
     tasks: Mutex<HashMap<TaskId, Task>>,
     groups: Mutex<HashMap<TaskId, std::collections::BTreeSet<u32>>>,
+    /// v2 records, their arrived pages counted from the set beside them.
+    v2: Mutex<HashMap<TaskId, (V2Record, std::collections::BTreeSet<usize>)>>,
 }
 
 impl MemoryTaskStore {
@@ -71,6 +74,7 @@ impl TaskStore for MemoryTaskStore {
         Ok(self.with(|tasks| match tasks.get_mut(id).map(|task| &mut task.state) {
             Some(TaskState::Processing { progress, .. }) if progress.stage() == from => {
                 *progress = match (to, &*progress) {
+                    (Stage::Receiving, _) => Progress::Receiving,
                     (Stage::Uploaded, _) => Progress::Uploaded,
                     (Stage::Read, _) => Progress::Read,
                     (Stage::Extracting, Progress::Extracting { claimed_at }) => Progress::Extracting { claimed_at: *claimed_at },
@@ -100,7 +104,7 @@ impl TaskStore for MemoryTaskStore {
                 if match &*progress {
                     Progress::Read => true,
                     Progress::Extracting { claimed_at } => *claimed_at < stale_before,
-                    Progress::Uploaded => false,
+                    Progress::Receiving | Progress::Uploaded => false,
                 } =>
             {
                 *progress = Progress::Extracting { claimed_at: now };
@@ -110,8 +114,36 @@ impl TaskStore for MemoryTaskStore {
         }))
     }
 
+    async fn create_v2(&self, task: &Task, record: &V2Record) -> Result<Created, StoreError> {
+        let created = self.create(task).await?;
+        if created == Created::New {
+            self.v2.lock().unwrap_or_else(|e| e.into_inner()).insert(task.id.clone(), (record.clone(), Default::default()));
+        }
+        Ok(created)
+    }
+
+    async fn get_v2(&self, id: &TaskId, now: Timestamp) -> Result<Option<(Task, V2Record)>, StoreError> {
+        let Some(task) = self.get(id, now).await? else { return Ok(None) };
+        let v2 = self.v2.lock().unwrap_or_else(|e| e.into_inner());
+        let (record, arrived) = v2.get(id).ok_or_else(|| StoreError::Malformed("v2 task without its record".into()))?;
+        Ok(Some((task, V2Record { arrived: arrived.len(), ..record.clone() })))
+    }
+
+    async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {
+        let stage = self.with(|tasks| tasks.get(id).and_then(|t| t.state.stage()));
+        if !matches!(stage, Some(Stage::Receiving | Stage::Uploaded)) {
+            return Ok(None);
+        }
+        let mut v2 = self.v2.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(v2.get_mut(id).map(|(_, arrived)| {
+            arrived.insert(page);
+            arrived.len()
+        }))
+    }
+
     async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {
         self.with(|tasks| tasks.remove(id));
+        self.v2.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         Ok(())
     }
 
@@ -203,5 +235,38 @@ impl KeyBindings for MemoryKeyBindings {
                 Ok(Binding::Allowed)
             }
         }
+    }
+}
+
+impl UploadUrls for MemoryBlobStore {
+    async fn presign_put(&self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64) -> Result<PresignedPut, StoreError> {
+        Ok(PresignedPut {
+            url: format!("memory:///{key}?expires={expires_secs}"),
+            method: "PUT".into(),
+            headers: vec![("content-length".into(), size.to_string()), ("x-amz-checksum-sha256".into(), sha256_base64.into())],
+        })
+    }
+}
+
+/// A queue that keeps what is sent, with each message's delay.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    sent: Mutex<Vec<(String, u32)>>,
+}
+
+impl MemoryQueue {
+    pub fn sent(&self) -> Vec<(String, u32)> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Queue for MemoryQueue {
+    async fn send(&self, body: &str) -> Result<(), StoreError> {
+        self.send_delayed(body, 0).await
+    }
+
+    async fn send_delayed(&self, body: &str, delay_secs: u32) -> Result<(), StoreError> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).push((body.to_owned(), delay_secs));
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@ use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::ClientId;
 use crate::task::{ExtractorKind, Stage, Task, TaskId};
+use crate::v2::V2Record;
 
 pub mod dynamo;
 pub mod keys;
@@ -117,6 +118,20 @@ pub trait TaskStore: Send + Sync {
     /// nothing, when the task is not processing at [`Stage::Uploaded`].
     fn group_read(&self, id: &TaskId, group: u32) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
 
+    /// Creates a v2 task with what the table keeps of it besides its state (its token's
+    /// digest, its pages, its deadline and callback); as [`TaskStore::create`] otherwise.
+    fn create_v2(&self, task: &Task, record: &V2Record) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// Reads a live v2 task and its record, without touching it.
+    fn get_v2(&self, id: &TaskId, now: Timestamp) -> impl Future<Output = Result<Option<(Task, V2Record)>, StoreError>> + Send;
+
+    /// Records that page `page` of a v2 task has arrived and returns how many distinct
+    /// pages have (a set: duplicates and reordered notifications count once). `None`,
+    /// changing nothing, when the task is not processing at [`Stage::Receiving`] or
+    /// [`Stage::Uploaded`] (the last page's run may have died before reading: a retry
+    /// must still find the count complete).
+    fn page_arrived(&self, id: &TaskId, page: usize) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
+
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -173,6 +188,24 @@ pub trait KeyBindings: Send + Sync {
 }
 
 /// A queue that hands work to the next function.
+/// A presigned upload: what a client sends, straight to the bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresignedPut {
+    pub url: String,
+    pub method: String,
+    /// Headers the request must carry, as signed (the checksum among them).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Upload URLs for objects a client writes itself (v2's pages).
+pub trait UploadUrls: Send + Sync {
+    /// A PUT of `key` that the store accepts only with exactly `size` bytes whose SHA-256
+    /// is `sha256_base64`, for `expires_secs`.
+    fn presign_put(&self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64) -> impl Future<Output = Result<PresignedPut, StoreError>> + Send;
+}
+
 pub trait Queue: Send + Sync {
     fn send(&self, body: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sends a message that becomes visible `delay_secs` later (SQS allows up to 900).
+    fn send_delayed(&self, body: &str, delay_secs: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -5,7 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 
-use super::{BlobStore, StoreError, StoredObject};
+use super::{BlobStore, PresignedPut, StoreError, StoredObject, UploadUrls};
 
 /// DeleteObjects takes at most 1000 keys.
 const DELETE_OBJECTS_MAX: usize = 1000;
@@ -19,6 +19,29 @@ pub struct S3BlobStore {
 impl S3BlobStore {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         Self { client, bucket: bucket.into() }
+    }
+}
+
+impl UploadUrls for S3BlobStore {
+    async fn presign_put(&self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64) -> Result<PresignedPut, StoreError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(expires_secs))
+            .map_err(StoreError::backend("S3 presigning config"))?;
+        // Content-Length and x-amz-checksum-sha256 are signed: S3 refuses any other body.
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(size as i64)
+            .checksum_sha256(sha256_base64)
+            .presigned(config)
+            .await
+            .map_err(StoreError::backend("S3 PutObject presigning"))?;
+        Ok(PresignedPut {
+            url: request.uri().to_owned(),
+            method: request.method().to_owned(),
+            headers: request.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        })
     }
 }
 

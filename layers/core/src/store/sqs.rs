@@ -27,4 +27,16 @@ impl Queue for SqsQueue {
             .map_err(StoreError::backend("SQS SendMessage"))?;
         Ok(())
     }
+
+    async fn send_delayed(&self, body: &str, delay_secs: u32) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay_secs.min(900) as i32)
+            .send()
+            .await
+            .map_err(StoreError::backend("SQS SendMessage"))?;
+        Ok(())
+    }
 }

@@ -1,0 +1,278 @@
+//! API v2 (`functions/upload/openapi.json` is the contract): a task is created with its
+//! pages declared, the client uploads each page sealed (AES-256-GCM) straight to S3 with a
+//! presigned URL bound to its size and checksum, the OCR function counts the arrivals, and
+//! the client reads the task with its bearer token.
+
+use docusnap_core::clock::Clock;
+use docusnap_core::crypto::ServerKey;
+use docusnap_core::limits::PROCESSING_TIMEOUT_SECS;
+use docusnap_core::pipeline;
+use docusnap_core::store::{BlobStore, Created, KeyBindings, Outcome, Queue, TaskStore, UploadUrls};
+use docusnap_core::task::{Progress, Stage, Task, TaskState};
+use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Manifest, Part, Refusal, V2Event, V2Message, V2Record, V2TaskId};
+use docusnap_core::{ErrorCode, TaskType};
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use crate::Upload;
+
+/// What v2 needs besides v1's state: the OCR queue (the upload deadline's delayed message,
+/// a fill task's start), presigned uploads, and the callback URL policy.
+pub struct V2Api<Q, U> {
+    pub ocr_queue: Q,
+    pub urls: U,
+    pub callbacks: CallbackPolicy,
+    /// [`v2::UPLOAD_WINDOW_SECS`] deployed; shorter in tests of the deadline.
+    pub upload_window_secs: i64,
+}
+
+/// An answer: status and JSON body.
+pub type Answer = (u16, Value);
+
+fn refused(refusal: Refusal) -> Answer {
+    (refusal.status(), json!({"error": {"code": refusal.code, "message": refusal.message}}))
+}
+
+fn error(code: ErrorCode, message: &str) -> Answer {
+    refused(Refusal::new(code, message))
+}
+
+impl<T, B, K, C, Q, U> Upload<T, B, K, C, Q, U>
+where
+    T: TaskStore,
+    B: BlobStore,
+    K: KeyBindings,
+    C: Clock,
+    Q: Queue,
+    U: UploadUrls,
+{
+    /// `POST /api/v2/tasks`.
+    pub async fn create_task(&self, body: &[u8]) -> Answer {
+        match self.try_create(body).await {
+            Ok(answer) => answer,
+            Err(refusal) => {
+                info!(code = %refusal.code, why = %refusal.message, "v2 task refused");
+                refused(refusal)
+            }
+        }
+    }
+
+    async fn try_create(&self, body: &[u8]) -> Result<Answer, Refusal> {
+        let request = CreateRequest::parse(body)?;
+        let callback_url = request.callback_url.as_deref().map(|url| self.v2.callbacks.check_url(url)).transpose()?;
+        let key = self
+            .key
+            .unwrap_aes_key(&request.key)
+            .map_err(|_| Refusal::new(ErrorCode::RsaDecryptionFailed, "`key` does not unwrap with the server key (RSA-OAEP, SHA-256)"))?;
+        let id = V2TaskId::for_key(request.task_type, &request.key)
+            .ok_or_else(|| Refusal::new(ErrorCode::RsaDecryptionFailed, "`key` is not base64"))?;
+        // The sealed parts are checked now, so that a task that cannot be read is refused
+        // here rather than failing later.
+        if let Some(library) = &request.library {
+            v2::open_object(&key, &id, Part::Library, library)?;
+        }
+        if let Some(form) = &request.form {
+            v2::open_object(&key, &id, Part::Form, form)?;
+        }
+        let store_error = |what: &str| {
+            let what = what.to_owned();
+            move |e: docusnap_core::store::StoreError| {
+                error!(error = %e, "{what} failed");
+                Refusal::new(ErrorCode::DatabaseError, "storage is unavailable; try again")
+            }
+        };
+        let token = v2::new_secret().map_err(|_| Refusal::new(ErrorCode::ProcessingError, "no randomness"))?;
+        let callback = match &callback_url {
+            Some(url) => Some(v2::Callback {
+                url: url.to_string(),
+                secret: v2::new_secret().map_err(|_| Refusal::new(ErrorCode::ProcessingError, "no randomness"))?,
+            }),
+            None => None,
+        };
+        let now = self.clock.now();
+        let window = self.v2.upload_window_secs.clamp(1, v2::UPLOAD_WINDOW_SECS);
+        let deadline = now + window;
+        let mut task = Task::new_processing(id.task_id(), now);
+        let has_pages = request.task_type.has_pages();
+        if has_pages {
+            task.state = TaskState::Processing { progress: Progress::Receiving };
+        }
+        let record = V2Record { token_digest: v2::token_digest(&token), pages: request.pages.len(), arrived: 0, upload_deadline: deadline, callback: callback.clone() };
+        if self.tasks.create_v2(&task, &record).await.map_err(store_error("creating the task"))? != Created::New {
+            // The id is the wrapped key's: this key has started a task already.
+            return Err(Refusal::new(ErrorCode::KeyAlreadyUsed, "this wrapped key has created a task already; make a fresh key for each task"));
+        }
+        // Written after the item, so that a second create with the same key cannot replace
+        // a task's manifest; before any upload URL or start message exists to need it.
+        let manifest = Manifest { key: request.key.clone(), pages: request.pages.clone(), library: request.library, form: request.form };
+        let manifest = serde_json::to_vec(&manifest).map_err(|_| Refusal::new(ErrorCode::ProcessingError, "the manifest could not be written"))?;
+        if let Err(e) = self.blobs.put(&id.manifest_key(), manifest, "application/json").await {
+            // The key is spent either way; the item is removed so nothing waits for pages.
+            let _ = self.tasks.delete(&task.id).await;
+            return Err(store_error("storing the manifest")(e));
+        }
+        let mut uploads = Vec::with_capacity(request.pages.len());
+        for (index, page) in request.pages.iter().enumerate() {
+            let put = self
+                .v2
+                .urls
+                .presign_put(&id.page_key(index), page.size, &page.sha256_base64(), window as u64)
+                .await
+                .map_err(store_error("presigning an upload"))?;
+            // The length is signed too, but a browser sets Content-Length itself and may
+            // not be told to.
+            let headers: serde_json::Map<String, Value> =
+                put.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-length")).map(|(k, v)| (k, Value::String(v))).collect();
+            uploads.push(json!({"page": index, "method": put.method, "url": put.url, "headers": headers, "expires_at": deadline}));
+        }
+        // The deadline's message comes back when the window closes (the OCR function puts
+        // it back until the grace has passed too); a fill task starts now.
+        let (event, delay) = if has_pages { (V2Event::UploadDeadline, window) } else { (V2Event::Start, 0) };
+        let message = serde_json::to_string(&V2Message { v2_task: id.to_string(), event }).unwrap_or_default();
+        self.v2.ocr_queue.send_delayed(&message, delay as u32).await.map_err(store_error("queueing the task"))?;
+        info!(task = %id, pages = request.pages.len(), callback = callback.is_some(), "v2 task created");
+        let mut answer = json!({
+            "task_id": id.to_string(),
+            "token": token,
+            "status": "processing",
+            "stage": stage_name(if has_pages { Some(Stage::Receiving) } else { Some(Stage::Uploaded) }),
+            "upload_deadline": deadline,
+            "uploads": uploads,
+        });
+        if let Some(callback) = callback {
+            answer["callback_secret"] = Value::String(callback.secret);
+        }
+        Ok((201, answer))
+    }
+
+    /// The task the path and bearer token name, or the answer that refuses them.
+    async fn authorised(&self, task_id: Option<&str>, bearer: Option<&str>) -> Result<(V2TaskId, Task, V2Record), Answer> {
+        let not_found = || error(ErrorCode::TaskNotFound, "no such task (it may have expired: tasks are kept a day after their last read)");
+        let id = task_id.and_then(V2TaskId::parse).ok_or_else(not_found)?;
+        let (task, record) = match self.tasks.get_v2(&id.task_id(), self.clock.now()).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(not_found()),
+            Err(e) => {
+                error!(error = %e, "reading a v2 task failed");
+                return Err(error(ErrorCode::DatabaseError, "storage is unavailable; try again"));
+            }
+        };
+        match bearer {
+            Some(token) if v2::token_matches(&record.token_digest, token) => Ok((id, task, record)),
+            _ => Err(error(ErrorCode::Unauthorized, "the Authorization header must be `Bearer <this task's token>`")),
+        }
+    }
+
+    /// `GET /api/v2/tasks/{task_id}`.
+    pub async fn get_task(&self, task_id: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (id, task, record) = match self.authorised(task_id, bearer).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        let now = self.clock.now();
+        let overdue = match task.state.stage() {
+            Some(Stage::Receiving) if now >= record.upload_deadline + v2::upload_grace_secs(record.upload_deadline - task.created_at) => {
+                Some(ErrorCode::UploadExpired)
+            }
+            Some(_) if now >= record.upload_deadline + PROCESSING_TIMEOUT_SECS => Some(ErrorCode::ProcessingTimeout),
+            _ => None,
+        };
+        let task = match overdue {
+            Some(code) => {
+                if let Err(e) = pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(code), now).await {
+                    error!(error = %e, "ending an overdue task failed");
+                }
+                match self.tasks.get(&task.id, now).await {
+                    Ok(Some(ended)) => ended,
+                    _ => Task { state: TaskState::Failed { code }, ..task },
+                }
+            }
+            None if task.state.stage().is_none() => {
+                // A read keeps an ended task a day longer, as in v1.
+                if let Err(e) = self.tasks.touch(&task.id, now).await {
+                    warn!(error = %e, "refreshing the task's expiry failed");
+                }
+                task
+            }
+            None => task,
+        };
+        (200, task_answer(&id, &task, &record))
+    }
+
+    /// `DELETE /api/v2/tasks/{task_id}`: the task and every object of it.
+    pub async fn delete_task(&self, task_id: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (id, task, _) = match self.authorised(task_id, bearer).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        let removed = async {
+            self.blobs.delete_prefix(&task.id.object_prefix()).await?;
+            self.tasks.delete(&task.id).await
+        };
+        match removed.await {
+            Ok(()) => {
+                info!(task = %id, "v2 task deleted");
+                (200, json!({"task_id": id.to_string(), "deleted": true}))
+            }
+            Err(e) => {
+                error!(error = %e, "deleting a v2 task failed");
+                error(ErrorCode::DatabaseError, "storage is unavailable; try again")
+            }
+        }
+    }
+}
+
+/// The stage as v2 names it.
+fn stage_name(stage: Option<Stage>) -> &'static str {
+    match stage {
+        Some(Stage::Receiving) => "uploading",
+        Some(Stage::Uploaded) => "reading",
+        Some(Stage::Read | Stage::Extracting) => "extracting",
+        None => "done",
+    }
+}
+
+fn task_answer(id: &V2TaskId, task: &Task, record: &V2Record) -> Value {
+    let mut answer = json!({
+        "task_id": id.to_string(),
+        "type": task.id.task_type,
+        "status": task.status().as_str(),
+        "stage": stage_name(task.state.stage()),
+        "pages": {"expected": record.pages, "arrived": record.arrived},
+        "created_at": task.created_at,
+        "upload_deadline": record.upload_deadline,
+    });
+    match &task.state {
+        TaskState::Completed { result, extractor } => {
+            answer["result"] = Value::String(result.clone());
+            answer["extractor"] = Value::String(extractor.to_string());
+        }
+        TaskState::Failed { code } => answer["error"] = json!({"code": code, "message": failure_message(*code)}),
+        TaskState::Processing { .. } => {}
+    }
+    if task.id.task_type == TaskType::Fill {
+        answer["pages"] = json!({"expected": 0, "arrived": 0});
+    }
+    answer
+}
+
+/// A sentence for each code a v2 task can end with.
+pub fn failure_message(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::UploadExpired => "not every page arrived before the upload deadline (or one arrived after it); create a new task",
+        ErrorCode::PageMismatch => "an uploaded page is not the size or SHA-256 declared for it",
+        ErrorCode::PageAuthenticationFailed => {
+            "a page does not open under the task key with `<task_id>/page/<index>` as associated data (sealed for another task or position, or under another key)"
+        }
+        ErrorCode::OcrFailure => "a page could not be read (not an image or PDF, encrypted, damaged or over a limit)",
+        ErrorCode::LlmFailure => "the language model failed",
+        ErrorCode::ProcessingTimeout => "the task took longer than it may",
+        ErrorCode::InvalidContent => "the form or library is not shaped as the task type requires",
+        _ => "the task could not be completed",
+    }
+}
+
+/// The public key, as v1 serves it.
+pub fn public_key(key: &ServerKey) -> &str {
+    key.public_key_pem()
+}

@@ -1,0 +1,227 @@
+//! API v2 against moto: a task created with its pages declared, the pages PUT straight to
+//! the bucket with their presigned URLs, each arrival counted from the bucket's
+//! notification, the chain run, and the result read with the task's token and opened with
+//! AES-GCM; then every refusal the issue names, each with its code.
+
+use docusnap_core::v2::V2TaskId;
+use docusnap_core::TaskType;
+use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use docusnap_tests::{lambda_deadline, put_page, NoLlm, TestStack, V2Client};
+use serde_json::{json, Value};
+
+fn receipt() -> Vec<u8> {
+    render_png(&["HARBOUR PRINTING SDN BHD", "Date: 14/02/2026", "TOTAL 80.00"], LATIN_FONT, 36.0)
+}
+
+/// Runs the OCR function on what its queue holds, then the extract function.
+async fn run_chain(t: &TestStack) {
+    let ocr = t.ocr_function();
+    // Fan-out sends groups back to the OCR queue: run it until it is empty.
+    loop {
+        let event = t.take_messages("OcrQueue").await;
+        if event.records.is_empty() {
+            break;
+        }
+        let response = docusnap_ocr_fn::handle(&ocr, event).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    let extract = t.extract_function::<NoLlm>(None);
+    docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+}
+
+async fn status(t: &TestStack, id: &str, token: &str) -> Value {
+    let (code, answer) = t.v2_call("GET", id, Some(token)).await;
+    assert_eq!(code, 200, "{answer}");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_provenance() {
+    let t = TestStack::new().await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let page = client.seal_page(&id, 0, &receipt());
+    let task = t.created_v2(&client.create_body("doc", &[page.clone()], json!({}))).await;
+    assert_eq!(task.id, id, "the server derives the id the client did");
+    assert!(task.token.len() >= 43, "a token of 256 bits");
+    let upload = &task.answer["uploads"][0];
+    assert_eq!(upload["method"], "PUT");
+    assert!(upload["headers"]["x-amz-checksum-sha256"].is_string(), "{upload}");
+    assert_eq!(status(&t, &id, &task.token).await["stage"], "uploading");
+
+    assert_eq!(put_page(&task.answer, 0, page).await, 200);
+    run_chain(&t).await;
+    let answer = status(&t, &id, &task.token).await;
+    assert_eq!((&answer["status"], &answer["stage"]), (&json!("completed"), &json!("done")), "{answer}");
+    assert_eq!(answer["pages"], json!({"expected": 1, "arrived": 1}));
+    let result = client.open_result(&id, answer["result"].as_str().unwrap());
+    assert_eq!(result["kv"]["Total"], "80.00", "{result}");
+    assert_eq!(result["extractor"], "rules");
+    let lines = result["pages"][0]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{result}");
+    assert!(lines[2]["confidence"].as_f64().unwrap() > 0.5 && lines[2]["box"].as_array().unwrap().len() == 4);
+    let total = &result["provenance"]["kv"]["Total"][0];
+    assert_eq!((&total["page"], &total["line"]), (&json!(0), &json!(2)), "{result}");
+    let date = &result["provenance"]["kv"]["Date"][0];
+    assert_eq!(date["text"], "Date: 14/02/2026", "{result}");
+
+    // The objects are gone with the task's end; DELETE removes the item too.
+    assert!(t.object_keys().await.iter().all(|k| !k.contains(&id[4..])), "{:?}", t.object_keys().await);
+    assert_eq!(t.v2_call("DELETE", &id, Some(&task.token)).await.0, 200);
+    assert_eq!(t.v2_call("GET", &id, Some(&task.token)).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_page_task_fans_out_by_uploads_and_completes_in_page_order() {
+    let t = TestStack::new().await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let pages: Vec<Vec<u8>> = (0..30)
+        .map(|i| client.seal_page(&id, i, &render_png(&[&format!("Item {} 1{:02}.00", i + 1, i)], LATIN_FONT, 28.0)))
+        .collect();
+    let task = t.created_v2(&client.create_body("doc", &pages, json!({}))).await;
+    // Out of order, and one twice: the count is a set.
+    for i in (0..30).rev().chain([7]) {
+        assert_eq!(put_page(&task.answer, i, pages[i].clone()).await, 200);
+    }
+    run_chain(&t).await;
+    let answer = status(&t, &id, &task.token).await;
+    assert_eq!(answer["status"], "completed", "{answer}");
+    let result = client.open_result(&id, answer["result"].as_str().unwrap());
+    let firsts: Vec<String> = result["pages"].as_array().unwrap().iter().map(|p| p["lines"][0]["text"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(firsts.len(), 30);
+    for (i, text) in firsts.iter().enumerate() {
+        assert!(text.starts_with(&format!("Item {}", i + 1)), "page {i}: {text:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_swapped_between_tasks_or_sealed_under_another_key_is_refused() {
+    let t = TestStack::new().await;
+    let (a, b, c) = (V2Client::new(), V2Client::new(), V2Client::new());
+    let (id_a, id_b, id_c) = (a.task_id(TaskType::Doc), b.task_id(TaskType::Doc), c.task_id(TaskType::Doc));
+    // Task B declares task A's sealed page (so even S3's checksum lets it in): its
+    // associated data names task A.
+    let page_a = a.seal_page(&id_a, 0, &receipt());
+    let task_b = t.created_v2(&b.create_body("doc", &[page_a.clone()], json!({}))).await;
+    assert_eq!(put_page(&task_b.answer, 0, page_a).await, 200);
+    // Task C's page is sealed for C and its position, but under another key.
+    let stranger = V2Client::new();
+    let page_c = stranger.seal_page(&id_c, 0, &receipt());
+    let task_c = t.created_v2(&c.create_body("doc", &[page_c.clone()], json!({}))).await;
+    assert_eq!(put_page(&task_c.answer, 0, page_c).await, 200);
+    run_chain(&t).await;
+    for (id, token) in [(&id_b, &task_b.token), (&id_c, &task_c.token)] {
+        let answer = status(&t, id, token).await;
+        assert_eq!(answer["status"], "error", "{answer}");
+        assert_eq!(answer["error"]["code"], "PAGE_AUTHENTICATION_FAILED", "{answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("associated data"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_a_reused_key_and_a_private_callback_are_refused() {
+    let t = TestStack::new().await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let page = client.seal_page(&id, 0, &receipt());
+    let body = client.create_body("doc", &[page], json!({}));
+    let task = t.created_v2(&body).await;
+    let (code, answer) = t.v2_call("GET", &id, Some("not-the-token")).await;
+    assert_eq!((code, &answer["error"]["code"]), (401, &json!("UNAUTHORIZED")), "{answer}");
+    assert_eq!(t.v2_call("GET", &id, None).await.0, 401);
+    assert_eq!(t.v2_call("DELETE", &id, Some("not-the-token")).await.0, 401);
+    let other = V2TaskId::for_key(TaskType::Doc, "AAAA").unwrap().to_string();
+    assert_eq!(t.v2_call("GET", &other, Some(&task.token)).await.0, 404);
+    assert_eq!(t.v2_call("GET", "doc_nope", Some(&task.token)).await.0, 404);
+
+    let (code, answer) = t.create_v2(&body).await;
+    assert_eq!((code, &answer["error"]["code"]), (409, &json!("KEY_ALREADY_USED")), "{answer}");
+
+    for url in ["https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/hook", "http://hooks.example.com/", "https://[::ffff:192.168.0.1]/"] {
+        let fresh = V2Client::new();
+        let fresh_id = fresh.task_id(TaskType::Doc);
+        let body = fresh.create_body("doc", &[fresh.seal_page(&fresh_id, 0, b"x")], json!({"callback_url": url}));
+        let (code, answer) = t.create_v2(&body).await;
+        assert_eq!((code, &answer["error"]["code"]), (400, &json!("CALLBACK_URL_REFUSED")), "{url}: {answer}");
+    }
+    let bad_key = json!({"type": "doc", "key": "AAAA", "pages": [{"size": 100, "sha256": "ab".repeat(32)}]});
+    assert_eq!(t.create_v2(&bad_key).await.1["error"]["code"], "RSA_DECRYPTION_FAILED");
+    let (code, _) = t.create_v2(&json!({"type": "doc", "key": "k", "pages": vec![json!({"size": 100, "sha256": "ab".repeat(32)}); 51]})).await;
+    assert_eq!(code, 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_that_come_late_or_not_at_all_end_the_task_with_upload_expired() {
+    let t = TestStack::new().await;
+    // A page that lands after the deadline (S3 would refuse its expired URL; moto does not).
+    let late = V2Client::new();
+    let late_id = late.task_id(TaskType::Doc);
+    let page = late.seal_page(&late_id, 0, &receipt());
+    let late_task = t.created_v2(&late.create_body("doc", &[page.clone()], json!({}))).await;
+    // One of two pages never comes.
+    let partial = V2Client::new();
+    let partial_id = partial.task_id(TaskType::Doc);
+    let pages = [partial.seal_page(&partial_id, 0, &receipt()), partial.seal_page(&partial_id, 1, &receipt())];
+    let partial_task = t.created_v2(&partial.create_body("doc", &pages, json!({}))).await;
+    assert_eq!(put_page(&partial_task.answer, 0, pages[0].clone()).await, 200);
+    run_chain(&t).await;
+    assert_eq!(status(&t, &partial_id, &partial_task.token).await["pages"]["arrived"], 1);
+
+    // Past the window and its grace (5 minutes on 15).
+    t.clock.advance(15 * 60 + 5 * 60 + 1);
+    assert_eq!(put_page(&late_task.answer, 0, page).await, 200);
+    run_chain(&t).await;
+    let answer = status(&t, &late_id, &late_task.token).await;
+    assert_eq!(answer["error"]["code"], "UPLOAD_EXPIRED", "{answer}");
+    // The deadline's message (delayed 15 minutes by SQS, so sent again here) ends the other.
+    let ocr = t.ocr_function();
+    let message = json!({"v2_task": partial_id, "event": "upload_deadline"}).to_string();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![docusnap_tests::sqs_message("deadline", &message)];
+    assert!(docusnap_ocr_fn::handle(&ocr, event).await.batch_item_failures.is_empty());
+    let answer = status(&t, &partial_id, &partial_task.token).await;
+    assert_eq!(answer["error"]["code"], "UPLOAD_EXPIRED", "{answer}");
+    assert!(t.object_keys().await.iter().all(|k| !k.contains(&partial_id[4..])), "the ended task's pages are removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_size_than_declared_is_refused() {
+    let t = TestStack::new().await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let page = client.seal_page(&id, 0, &receipt());
+    let task = t.created_v2(&client.create_body("doc", &[page.clone()], json!({}))).await;
+    // S3 refuses a body its signed length and checksum do not match; moto takes it.
+    let mut longer = page;
+    longer.extend_from_slice(b"more");
+    let _ = put_page(&task.answer, 0, longer).await;
+    run_chain(&t).await;
+    assert_eq!(status(&t, &id, &task.token).await["error"]["code"], "PAGE_MISMATCH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_task_starts_at_once_and_fills_from_its_sealed_library() {
+    let t = TestStack::new().await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Fill);
+    let form = json!({"title": "Visa application", "tags": ["form"], "description": "d", "kv": {"Form Type": "Visa"}, "related": [], "fields": ["Name"]});
+    let library = json!({"doc": [{"id": "pp-7", "title": "Passport", "tags": ["identity"], "kv": {"Full Name (English/Latin)": "Ann Lee"}}]});
+    let body = client.create_body(
+        "fill",
+        &[],
+        json!({"form": client.seal_part(&id, "form", &form), "library": client.seal_part(&id, "library", &library)}),
+    );
+    let task = t.created_v2(&body).await;
+    assert_eq!(task.answer["uploads"], json!([]));
+    run_chain(&t).await;
+    let answer = status(&t, &id, &task.token).await;
+    assert_eq!(answer["status"], "completed", "{answer}");
+    let result = client.open_result(&id, answer["result"].as_str().unwrap());
+    assert_eq!(result["Name"]["value"], "Ann Lee", "{result}");
+
+    // A form sealed under another task's id does not open: refused at creation.
+    let other = V2Client::new();
+    let body = other.create_body("fill", &[], json!({"form": other.seal_part(&id, "form", &form)}));
+    assert_eq!(t.create_v2(&body).await.1["error"]["code"], "AES_DECRYPTION_FAILED");
+}

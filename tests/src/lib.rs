@@ -209,6 +209,18 @@ impl TestStack {
         }
     }
 
+    /// The callback function over this stack (loopback allowed, as in local runs).
+    pub fn callback_function(&self) -> docusnap_callback_fn::CallbackFunction<DynamoTaskStore, S3BlobStore, docusnap_core::store::SqsQueue, Arc<ManualClock>> {
+        docusnap_callback_fn::CallbackFunction {
+            tasks: DynamoTaskStore::new(self.clients.dynamodb.clone(), self.table()),
+            blobs: S3BlobStore::new(self.clients.s3.clone(), self.bucket()),
+            queue: Some(docusnap_core::store::SqsQueue::new(self.clients.sqs.clone(), self.stack.queue_url("CallbackQueue").expect("callback queue"))),
+            clock: self.clock.clone(),
+            policy: docusnap_core::v2::CallbackPolicy { allow_loopback: true },
+            dead_letter_arn: self.stack.resources.get("CallbackDeadLetterQueue").map(|r| r.arn.clone()),
+        }
+    }
+
     /// Takes every message now on a queue of the template (by logical id), as an SQS
     /// event the way Lambda's event source mapping would deliver it.
     pub async fn take_messages(&self, queue: &str) -> aws_lambda_events::event::sqs::SqsEvent {

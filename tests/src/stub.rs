@@ -40,7 +40,11 @@ impl Reply {
 pub struct Seen {
     pub path: String,
     pub authorization: Option<String>,
+    /// A v2 callback's `DocuSnap-Signature`.
+    pub signature: Option<String>,
     pub body: Value,
+    /// The body as sent, for checking a signature over it.
+    pub raw_body: String,
 }
 
 pub type Handler = Arc<dyn Fn(Seen) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
@@ -128,6 +132,8 @@ async fn read_request(socket: &mut TcpStream) -> Option<Seen> {
         data.extend_from_slice(&buf[..n]);
     }
     let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
-    let body = serde_json::from_slice(&data[header_end..header_end + length]).unwrap_or(Value::Null);
-    Some(Seen { path, authorization: header("authorization"), body })
+    let raw = &data[header_end..header_end + length];
+    let body = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let raw_body = String::from_utf8_lossy(raw).into_owned();
+    Some(Seen { path, authorization: header("authorization"), signature: header("docusnap-signature"), body, raw_body })
 }

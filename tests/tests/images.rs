@@ -54,7 +54,7 @@ const DOCKERFILE: &str = "functions/Dockerfile";
 fn one_dockerfile_builds_each_function_as_its_own_bootstrap() {
     let images = function_images();
     let functions: BTreeSet<&str> = images.iter().map(|(_, f, _)| f.as_str()).collect();
-    assert_eq!(functions, BTreeSet::from(["extract", "ocr", "upload"]));
+    assert_eq!(functions, BTreeSet::from(["callback", "extract", "ocr", "upload"]));
     for (id, function, target) in &images {
         let manifest = format!("functions/{function}/Cargo.toml");
         assert!(binaries(&manifest).contains(function), "{manifest} has no binary {function}");

@@ -43,9 +43,14 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
         }
         let redrive = queue.get("RedrivePolicy").unwrap_or_else(|| panic!("{id} has no dead-letter queue"));
         let receives = number(redrive.get("maxReceiveCount"));
-        assert!((2..=5).contains(&receives), "{id}: {receives} receives before the dead-letter queue");
+        // A task's work is retried a few times; a callback, backing off, for 45 minutes
+        // (docusnap_callback_fn::backoff_secs).
+        let most = if id == "CallbackQueue" { 8 } else { 5 };
+        assert!((2..=most).contains(&receives), "{id}: {receives} receives before the dead-letter queue");
     }
-    assert_eq!(dead, BTreeSet::from(["OcrDeadLetterQueue".into(), "ExtractDeadLetterQueue".into()]));
+    assert_eq!(dead, BTreeSet::from(["OcrDeadLetterQueue".into(), "ExtractDeadLetterQueue".into(), "CallbackDeadLetterQueue".into()]));
+    let hour: u32 = (1..8).map(docusnap_callback_fn::backoff_secs).sum();
+    assert!((2400..=5400).contains(&hour), "callbacks are retried for most of an hour: {hour} s");
     for mapping in mappings(&template, &repo_root()).unwrap() {
         let visibility = number(queues[&mapping.queue].get("VisibilityTimeout"));
         assert!(visibility > mapping.timeout.as_secs(), "{}: visibility {visibility} s vs timeout {:?}", mapping.queue, mapping.timeout);
@@ -83,7 +88,11 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
         assert!(all.iter().any(|m| &m.queue == queue && m.function == owner), "{owner} does not consume {queue}");
         assert!(alarmed.contains(&owner), "no DeadLetters alarm for {owner}: {alarmed:?}");
         let told = &template.resource(&owner).unwrap()["Properties"]["Environment"]["Variables"];
-        let arn_var = if owner == "OcrFunction" { docusnap_ocr_fn::DEAD_LETTER_ARN_VAR } else { docusnap_extract_fn::DEAD_LETTER_ARN_VAR };
+        let arn_var = match owner.as_str() {
+            "OcrFunction" => docusnap_ocr_fn::DEAD_LETTER_ARN_VAR,
+            "CallbackFunction" => docusnap_callback_fn::DEAD_LETTER_ARN_VAR,
+            _ => docusnap_extract_fn::DEAD_LETTER_ARN_VAR,
+        };
         assert_eq!(told.get(arn_var).and_then(target).as_ref(), Some(queue), "{owner} is not told {queue}'s ARN");
     }
 }
@@ -120,6 +129,8 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
     let objects = "UploadsBucket/tasks/*";
     let batch = "UploadsBucket/batch/*";
     let batch_results = "UploadsBucket/batch/*result.json";
+    // A v2 task's end marker, whose notification starts its callback.
+    let markers = "UploadsBucket/callbacks/*";
     let used: &[(&str, &str)] = match function {
         // create, touch, finish (timeouts), delete, delete_client; key bindings; envelopes
         // in, /clear out.
@@ -129,6 +140,8 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("dynamodb:PutItem", "KeyBindingsTable"),
             ("s3:PutObject", objects), ("s3:DeleteObject", objects), ("s3:ListBucket", "UploadsBucket"),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+            // v2: the deadline's and a fill task's messages; a timed-out task's end marker.
+            ("sqs:SendMessage", "OcrQueue"), ("s3:PutObject", markers),
         ],
         // get, advance, finish, and create/delete for batch documents; the envelope in,
         // ocr.bin out, both deleted when a task ends here; batch pages listed and read,
@@ -140,16 +153,22 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch_results),
             ("s3:ListBucket", "UploadsBucket"), ("s3:DeleteObject", objects),
             ("sqs:SendMessage", "ExtractQueue"), ("sqs:SendMessage", "OcrQueue"),
-            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("s3:PutObject", markers),
         ],
         // get, claim, advance, finish; the envelope and ocr.bin in, and deleted when the
         // task ends; batch results out.
         "ExtractFunction" => &[
             ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects), ("s3:DeleteObject", objects),
-            ("s3:PutObject", batch_results),
+            ("s3:PutObject", batch_results), ("s3:PutObject", markers), ("s3:ListBucket", "UploadsBucket"),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
             // With LlmProvider bedrock only: the Converse call, on the configured model.
             ("bedrock:InvokeModel", "arn:AWS::Partition}:bedrock:AWS::Region}::foundation-model/BedrockModelId}"),
+        ],
+        // The task's callback from the table, its marker deleted once sent, each failed
+        // callback's backoff.
+        "CallbackFunction" => &[
+            ("dynamodb:GetItem", table), ("s3:DeleteObject", markers), ("sqs:ChangeMessageVisibility", "CallbackQueue"),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
         other => panic!("no expectations for {other}"),
     };
@@ -171,7 +190,7 @@ fn resource_name(value: &Value) -> String {
 fn each_function_may_do_only_what_its_code_does() {
     let template = template();
     let functions = template.resources_of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 3);
+    assert_eq!(functions.len(), 4);
     for (id, properties) in functions {
         let mut granted = BTreeSet::new();
         for policy in properties["Policies"].as_sequence().unwrap() {
@@ -234,9 +253,13 @@ fn the_template_guards_the_bucket_the_logs_and_the_fan_out() {
         let policies = template.resource(function).unwrap()["Properties"]["Policies"].as_sequence().unwrap().clone();
         policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()).collect()
     };
-    for (function, prefix) in [("UploadFunction", "tasks/*"), ("OcrFunction", "batch/*")] {
+    for (function, prefixes) in [("UploadFunction", &["tasks/*"][..]), ("OcrFunction", &["batch/*", "tasks/*"]), ("ExtractFunction", &["tasks/*"])] {
         let list = statements(function).into_iter().find(|s| s["Action"] == "s3:ListBucket").unwrap();
-        assert_eq!(list["Condition"]["StringLike"]["s3:prefix"], prefix, "{function} lists only {prefix}");
+        let listed: Vec<String> = match &list["Condition"]["StringLike"]["s3:prefix"] {
+            Value::Sequence(all) => all.iter().filter_map(scalar).collect(),
+            one => vec![scalar(one).unwrap_or_default()],
+        };
+        assert_eq!(listed, prefixes, "{function} lists only {prefixes:?}");
     }
     // Result files are all a function writes under batch/, and the code names them so.
     for key in ["batch/receipt.jpg", "batch/trip/"] {

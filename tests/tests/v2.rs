@@ -66,7 +66,9 @@ async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_proven
     assert_eq!(date["text"], "Date: 14/02/2026", "{result}");
 
     // The objects are gone with the task's end; DELETE removes the item too.
-    assert!(t.object_keys().await.iter().all(|k| !k.contains(&id[4..])), "{:?}", t.object_keys().await);
+    let keys = t.object_keys().await;
+    assert!(keys.iter().filter(|k| k.starts_with("tasks/")).all(|k| !k.contains(&id[4..])), "{keys:?}");
+    assert!(keys.contains(&format!("callbacks/{id}.json")), "the end is marked for a callback");
     assert_eq!(t.v2_call("DELETE", &id, Some(&task.token)).await.0, 200);
     assert_eq!(t.v2_call("GET", &id, Some(&task.token)).await.0, 404);
 }
@@ -182,7 +184,8 @@ async fn pages_that_come_late_or_not_at_all_end_the_task_with_upload_expired() {
     assert!(docusnap_ocr_fn::handle(&ocr, event).await.batch_item_failures.is_empty());
     let answer = status(&t, &partial_id, &partial_task.token).await;
     assert_eq!(answer["error"]["code"], "UPLOAD_EXPIRED", "{answer}");
-    assert!(t.object_keys().await.iter().all(|k| !k.contains(&partial_id[4..])), "the ended task's pages are removed");
+    let keys = t.object_keys().await;
+    assert!(keys.iter().filter(|k| k.starts_with("tasks/")).all(|k| !k.contains(&partial_id[4..])), "the ended task's pages are removed: {keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,4 +227,43 @@ async fn a_fill_task_starts_at_once_and_fills_from_its_sealed_library() {
     let other = V2Client::new();
     let body = other.create_body("fill", &[], json!({"form": other.seal_part(&id, "form", &form)}));
     assert_eq!(t.create_v2(&body).await.1["error"]["code"], "AES_DECRYPTION_FAILED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_is_signed_posted_and_retried_after_a_500() {
+    let t = TestStack::new().await;
+    let receiver = docusnap_tests::stub::Server::scripted(
+        "/hook",
+        vec![docusnap_tests::stub::Reply::json(500, json!({})), docusnap_tests::stub::Reply::json(200, json!({}))],
+    )
+    .await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let page = client.seal_page(&id, 0, &receipt());
+    let task = t.created_v2(&client.create_body("doc", &[page.clone()], json!({"callback_url": receiver.base}))).await;
+    let secret = task.answer["callback_secret"].as_str().expect("a callback secret").to_owned();
+    assert_eq!(put_page(&task.answer, 0, page).await, 200);
+    run_chain(&t).await;
+
+    let callbacks = t.callback_function();
+    assert_eq!(status(&t, &id, &task.token).await["status"], "completed");
+    // The bucket's own s3:TestEvent may come too (the function passes over it).
+    let mut first = t.take_messages("CallbackQueue").await;
+    first.records.retain(|r| r.body.as_deref().unwrap_or_default().contains(&id));
+    assert_eq!(first.records.len(), 1, "one end marker");
+    let failed = docusnap_callback_fn::handle(&callbacks, first.clone()).await;
+    assert_eq!(failed.batch_item_failures.len(), 1, "a 500 is retried");
+    // SQS delivers it again (after the backoff); this time the receiver takes it.
+    let delivered = docusnap_callback_fn::handle(&callbacks, first).await;
+    assert!(delivered.batch_item_failures.is_empty(), "{delivered:?}");
+
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2);
+    let last = &seen[1];
+    assert_eq!(last.body, json!({"task_id": id, "status": "completed"}), "no content, only the id and status");
+    let signature = last.signature.as_deref().expect("signed");
+    let timestamp: i64 = signature.strip_prefix("t=").and_then(|r| r.split(',').next()).unwrap().parse().unwrap();
+    assert_eq!(signature, docusnap_core::v2::sign_callback(&secret, timestamp, &last.raw_body));
+    assert_ne!(signature, docusnap_core::v2::sign_callback("another secret", timestamp, &last.raw_body));
+    assert!(t.object_keys().await.iter().all(|k| !k.starts_with("callbacks/")), "the marker is removed once delivered");
 }

@@ -24,7 +24,6 @@ use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, Store
 use docusnap_core::task::{GroupMessage, Stage, TaskId, TaskMessage};
 use docusnap_core::{ErrorCode, TaskType};
 use docusnap_ocr::{input, OcrEngine, OcrError, Page, PageInput};
-use serde::Deserialize;
 use tracing::{error, info, warn, Instrument};
 
 mod startup;
@@ -145,42 +144,7 @@ where
     docusnap_core::sqs_event::each_record(event, |record| async move { app.handle_message(&record).await }).await
 }
 
-/// The parts of an S3 event notification this function reads. AWS's own records carry
-/// more fields, moto's fewer, so only these are required.
-#[derive(Deserialize)]
-struct Notification {
-    #[serde(rename = "Records", default)]
-    records: Vec<NotificationRecord>,
-    /// `s3:TestEvent` when S3 checks that it may write to the queue.
-    #[serde(rename = "Event")]
-    event: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct NotificationRecord {
-    s3: S3Entity,
-    /// When the object was written (ISO 8601): a v2 page's arrival is judged by it, not by
-    /// when the queue delivered the notification.
-    #[serde(rename = "eventTime")]
-    event_time: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct S3Entity {
-    object: S3Object,
-}
-
-#[derive(Deserialize)]
-struct S3Object {
-    key: String,
-    size: Option<u64>,
-}
-
-/// S3 sends object keys URL-encoded, with '+' for spaces.
-fn decode_key(key: &str) -> String {
-    let spaced = key.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
-}
+use docusnap_core::s3_event::{decode_key, Notification};
 
 impl<T, B, Q, C, R> OcrFunction<T, B, Q, C, R>
 where
@@ -628,9 +592,4 @@ fn page_text(page: Page, origin: TextOrigin) -> PageText {
 mod tests {
     use super::*;
 
-    #[test]
-    fn keys_arrive_url_encoded_with_plus_for_space() {
-        assert_eq!(decode_key("tasks/my+phone%2F1/doc/ab/envelope.json"), "tasks/my phone/1/doc/ab/envelope.json");
-        assert_eq!(decode_key("tasks/a%252Fb/doc/ab/envelope.json"), "tasks/a%2Fb/doc/ab/envelope.json");
-    }
 }

@@ -201,3 +201,53 @@ mod tests {
         assert_eq!(Route::parse(&Method::POST, "/api/v2/process"), Err(RouteError::NotFound));
     }
 }
+
+/// The path `functions/upload/openapi.json` documents a route at: v1's API under its
+/// prefix (it answers at the root too), the page at the root.
+pub fn documented_path(route: Route) -> String {
+    let (version, _, paths) = route.spec();
+    if route == Route::Page {
+        return "/".to_owned();
+    }
+    format!("{}{}", version.prefix(), paths[0])
+}
+
+#[cfg(test)]
+mod contract {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_route_served_is_in_the_openapi_document_and_every_documented_route_is_served() {
+        let doc: serde_json::Value = serde_json::from_str(crate::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object().into_iter().flatten().filter(|(k, _)| *k != "parameters").map(move |(method, _)| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = Route::ALL.iter().map(|r| (r.spec().1.to_string(), documented_path(*r))).collect();
+        assert_eq!(documented, served);
+        // And each documented path, with a concrete id, reaches its own route.
+        for (method, path) in &documented {
+            let concrete = path.replace("{task_id}", "doc_00112233445566778899aabbccddeeff");
+            let route = Route::parse(&method.parse().unwrap(), &concrete).unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+            assert_eq!(&documented_path(route), path);
+        }
+    }
+
+    #[test]
+    fn the_documented_error_codes_are_the_service_codes() {
+        let doc: serde_json::Value = serde_json::from_str(crate::OPENAPI).unwrap();
+        let codes = doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"].as_array().unwrap();
+        for code in codes {
+            assert!(docusnap_core::ErrorCode::parse(code.as_str().unwrap()).is_some(), "{code}");
+        }
+        for v2_only in ["UNAUTHORIZED", "UPLOAD_EXPIRED", "PAGE_MISMATCH", "PAGE_AUTHENTICATION_FAILED", "CALLBACK_URL_REFUSED"] {
+            assert!(codes.iter().any(|c| c == v2_only), "{v2_only} is documented");
+        }
+    }
+}

@@ -28,6 +28,7 @@ pub mod ocr_output;
 pub mod pipeline;
 pub mod protocol;
 pub mod results;
+pub mod s3_event;
 pub mod sqs_event;
 pub mod startup;
 pub mod store;

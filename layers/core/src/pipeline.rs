@@ -169,8 +169,19 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(
         blobs.put(&key, batch::result_file(&outcome), "application/json").await?;
         info!(result = %key, "batch result written");
     }
+    mark_v2_end(blobs, id).await?;
     forget_objects(blobs, id).await;
     Ok(true)
+}
+
+/// A v2 task's end, marked for its callback: the marker's creation notifies the callback
+/// queue. Marked again by a later delivery that finds the task ended (the first may have
+/// failed to), so a callback is sent at least once; receivers tell repeats by task id.
+async fn mark_v2_end<B: BlobStore>(blobs: &B, id: &TaskId) -> Result<(), StoreError> {
+    if let Some(task) = crate::v2::V2TaskId::of(id) {
+        blobs.put(&task.callback_key(), serde_json::json!({"task_id": task.to_string()}).to_string().into_bytes(), "application/json").await?;
+    }
+    Ok(())
 }
 
 /// What a delivery that finds its task already ended still owes it: the batch result file
@@ -179,6 +190,7 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(
 /// brought its message back.
 pub async fn settle_ended<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, now: Timestamp) -> Result<(), StoreError> {
     ensure_batch_result(tasks, blobs, id, now).await?;
+    mark_v2_end(blobs, id).await?;
     forget_objects(blobs, id).await;
     Ok(())
 }

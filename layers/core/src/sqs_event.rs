@@ -15,6 +15,8 @@ pub struct Record {
     pub receive_count: u32,
     /// The ARN of the queue it came from.
     pub queue_arn: String,
+    /// What SQS needs to change this delivery's visibility (a retry's backoff).
+    pub receipt_handle: Option<String>,
 }
 
 impl Record {
@@ -37,7 +39,8 @@ where
         let message_id = record.message_id.unwrap_or_default();
         let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
         let queue_arn = record.event_source_arn.unwrap_or_default();
-        if let Err(e) = handle(Record { body: record.body.unwrap_or_default(), receive_count, queue_arn }).await {
+        let record = Record { body: record.body.unwrap_or_default(), receive_count, queue_arn, receipt_handle: record.receipt_handle };
+        if let Err(e) = handle(record).await {
             error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;

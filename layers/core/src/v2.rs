@@ -330,12 +330,22 @@ pub enum V2Event {
     Start,
 }
 
-/// The callback queue's message: which task ended. No content and no secret: the callback
-/// function reads the URL and key from the table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallbackMessage {
-    pub callback_task: String,
+/// Where a v2 task's end is marked for the callback function: an object under this prefix
+/// (the bucket notifies the callback queue of it), named by the task. It carries no
+/// content and no secret: the callback function reads the URL and key from the table.
+pub const CALLBACKS_PREFIX: &str = "callbacks/";
+
+impl V2TaskId {
+    pub fn callback_key(&self) -> String {
+        format!("{CALLBACKS_PREFIX}{self}.json")
+    }
+
+    pub fn of_callback_key(key: &str) -> Option<Self> {
+        Self::parse(key.strip_prefix(CALLBACKS_PREFIX)?.strip_suffix(".json")?)
+    }
 }
+
+pub const SIGNATURE_HEADER: &str = "DocuSnap-Signature";
 
 /// The callback's `DocuSnap-Signature` header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of
 /// "<t>.<body>" under the task's callback secret>`. The timestamp is signed with the body,

@@ -265,6 +265,10 @@ impl Queue for MemoryQueue {
         self.send_delayed(body, 0).await
     }
 
+    async fn retry_after(&self, _receipt: &str, _secs: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn send_delayed(&self, body: &str, delay_secs: u32) -> Result<(), StoreError> {
         self.sent.lock().unwrap_or_else(|e| e.into_inner()).push((body.to_owned(), delay_secs));
         Ok(())

@@ -208,4 +208,7 @@ pub trait Queue: Send + Sync {
     fn send(&self, body: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Sends a message that becomes visible `delay_secs` later (SQS allows up to 900).
     fn send_delayed(&self, body: &str, delay_secs: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Hides a received message (by its receipt) for `secs` more: a failed delivery's
+    /// backoff before SQS hands it out again.
+    fn retry_after(&self, receipt: &str, secs: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

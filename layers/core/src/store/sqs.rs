@@ -28,6 +28,18 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    async fn retry_after(&self, receipt: &str, secs: u32) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs.min(43_200) as i32)
+            .send()
+            .await
+            .map_err(StoreError::backend("SQS ChangeMessageVisibility"))?;
+        Ok(())
+    }
+
     async fn send_delayed(&self, body: &str, delay_secs: u32) -> Result<(), StoreError> {
         self.client
             .send_message()

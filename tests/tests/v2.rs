@@ -74,7 +74,7 @@ async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_proven
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thirty_page_task_fans_out_by_uploads_and_completes_in_page_order() {
+async fn a_thirty_page_task_fans_out_and_completes_in_page_order() {
     let t = TestStack::new().await;
     let client = V2Client::new();
     let id = client.task_id(TaskType::Doc);
@@ -266,4 +266,56 @@ async fn a_callback_is_signed_posted_and_retried_after_a_500() {
     assert_eq!(signature, docusnap_core::v2::sign_callback(&secret, timestamp, &last.raw_body));
     assert_ne!(signature, docusnap_core::v2::sign_callback("another secret", timestamp, &last.raw_body));
     assert!(t.object_keys().await.iter().all(|k| !k.starts_with("callbacks/")), "the marker is removed once delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forty_page_pdf_and_a_photo_fan_out_over_their_pages_not_their_uploads() {
+    use docusnap_core::ocr_output::TextOrigin;
+    use docusnap_ocr::testing::pdf::{document, Page, Text};
+    use docusnap_ocr::testing::render;
+    let t = TestStack::new().await;
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    // 40 pages: born-digital, but every tenth a scan.
+    let headings: Vec<String> = (1..=40).map(|n| format!("Statement page {n}")).collect();
+    let pdf_pages: Vec<Page> = headings
+        .iter()
+        .enumerate()
+        .map(|(i, heading)| {
+            if i % 10 == 9 {
+                Page::scan(&render(&[heading.as_str()], LATIN_FONT, 36.0), 150.0)
+            } else {
+                Page::text(595.0, 842.0, vec![Text { x: 72.0, y: 770.0, size: 14.0, text: heading.as_str() }])
+            }
+        })
+        .collect();
+    let sealed = [client.seal_page(&id, 0, &receipt()), client.seal_page(&id, 1, &document(&pdf_pages))];
+    let task = t.created_v2(&client.create_body("doc", &sealed, json!({}))).await;
+    for (i, page) in sealed.iter().enumerate() {
+        assert_eq!(put_page(&task.answer, i, page.clone()).await, 200);
+    }
+    // The page groups: 41 pages in groups of 4, each group fetching only its uploads.
+    let ocr = t.ocr_function();
+    let mut group_messages = 0;
+    loop {
+        let event = t.take_messages("OcrQueue").await;
+        if event.records.is_empty() {
+            break;
+        }
+        group_messages += event.records.iter().filter(|r| r.body.as_deref().unwrap_or_default().contains("\"layout\":[1,40]")).count();
+        assert!(docusnap_ocr_fn::handle(&ocr, event).await.batch_item_failures.is_empty());
+    }
+    assert_eq!(group_messages, 11, "41 pages in groups of 4");
+    run_chain(&t).await;
+    let answer = status(&t, &id, &task.token).await;
+    assert_eq!(answer["status"], "completed", "{answer}");
+    let result = client.open_result(&id, answer["result"].as_str().unwrap());
+    let pages = result["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 41);
+    assert_eq!(pages[0]["lines"][0]["text"], "HARBOUR PRINTING SDN BHD");
+    for (i, heading) in headings.iter().enumerate() {
+        assert_eq!(pages[i + 1]["lines"][0]["text"], heading.as_str(), "page {}", i + 1);
+        let origin = if i % 10 == 9 { TextOrigin::Ocr } else { TextOrigin::TextLayer };
+        assert_eq!(pages[i + 1]["origin"], json!(origin));
+    }
 }

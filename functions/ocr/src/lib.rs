@@ -281,7 +281,7 @@ where
                     Err(why) => return self.fail(id, ErrorCode::OcrFailure, &why).await,
                 };
                 if let Some(fan_out) = self.fan_out.as_ref().filter(|f| inputs.len() > f.group_pages.max(1)) {
-                    return self.fan_out(id, inputs.len(), fan_out).await;
+                    return self.fan_out(id, inputs.len(), Vec::new(), fan_out).await;
                 }
                 let pages = match self.read_inputs(inputs).await? {
                     Ok(pages) => pages,
@@ -332,10 +332,10 @@ where
     /// Sends one message per page group to the function's own queue. A retry sends them
     /// again: each group's output is the same object and its count a set, so a duplicate
     /// costs a reading, never a second extraction.
-    async fn fan_out(&self, id: &TaskId, pages: usize, fan_out: &FanOut<Q>) -> Result<(), RecordError> {
+    async fn fan_out(&self, id: &TaskId, pages: usize, layout: Vec<u32>, fan_out: &FanOut<Q>) -> Result<(), RecordError> {
         let groups = pages.div_ceil(fan_out.group_pages.max(1)) as u32;
         for group in 0..groups {
-            let message = GroupMessage { task: TaskMessage::from(id), group, groups };
+            let message = GroupMessage { task: TaskMessage::from(id), group, groups, layout: layout.clone() };
             fan_out.ocr_queue.send(&serde_json::to_string(&message).map_err(RecordError::Encode)?).await?;
         }
         info!(pages, groups, "fanned out");

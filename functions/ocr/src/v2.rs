@@ -160,13 +160,28 @@ where
             };
             OcrOutput { pages: Vec::new(), library, form: Some(form) }
         } else {
-            if let Some(fan_out) = self.fan_out.as_ref().filter(|f| manifest.pages.len() > f.group_pages.max(1)) {
-                // Grouped by uploads: each group fetches only its own pages.
-                return self.fan_out(&id, manifest.pages.len(), fan_out).await;
+            // The uploads are opened one at a time and their pages counted (a PDF holds
+            // many); a task of more pages than one invocation reads is fanned out with that
+            // layout, and what was opened is dropped: each group fetches only its uploads.
+            let group_pages = self.fan_out.as_ref().map(|f| f.group_pages.max(1));
+            let mut layout = Vec::with_capacity(manifest.pages.len());
+            let mut kept = Some(Vec::new());
+            for upload in 0..manifest.pages.len() {
+                let inputs = match self.v2_inputs(task, &manifest, &key, upload..upload + 1).await? {
+                    Ok(inputs) => inputs,
+                    Err((code, why)) => return self.fail(&id, code, &why).await,
+                };
+                layout.push(inputs.len() as u32);
+                let total: u32 = layout.iter().sum();
+                kept = kept.filter(|_| group_pages.is_none_or(|most| total as usize <= most));
+                if let Some(kept) = kept.as_mut() {
+                    kept.extend(inputs);
+                }
             }
-            let inputs = match self.v2_inputs(task, &manifest, &key, 0..manifest.pages.len()).await? {
-                Ok(inputs) => inputs,
-                Err((code, why)) => return self.fail(&id, code, &why).await,
+            let Some(inputs) = kept else {
+                let total = layout.iter().sum::<u32>() as usize;
+                let fan_out = self.fan_out.as_ref().expect("a group size comes with fan-out");
+                return self.fan_out(&id, total, layout, fan_out).await;
             };
             let pages = match self.read_inputs(inputs).await? {
                 Ok(pages) => pages,
@@ -184,11 +199,26 @@ where
             Ok(opened) => opened,
             Err(refused) => return Ok(Err(refused)),
         };
-        let range = group_range(manifest.pages.len(), message.groups, message.group);
-        let inputs = match self.v2_inputs(task, &manifest, &key, range).await? {
-            Ok(inputs) => inputs,
-            Err(refused) => return Ok(Err(refused)),
-        };
+        // The group's pages, over the pages of every upload in order; only the uploads they
+        // are in are fetched.
+        let total = message.layout.iter().sum::<u32>() as usize;
+        let range = group_range(total, message.groups, message.group);
+        let mut inputs = Vec::with_capacity(range.len());
+        let mut first = 0;
+        for (upload, &count) in message.layout.iter().enumerate().take(manifest.pages.len()) {
+            let pages = first..first + count as usize;
+            first = pages.end;
+            if pages.end <= range.start || pages.start >= range.end {
+                continue;
+            }
+            let opened = match self.v2_inputs(task, &manifest, &key, upload..upload + 1).await? {
+                Ok(opened) => opened,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let skip = range.start.saturating_sub(pages.start);
+            let take = range.end.min(pages.end) - pages.start.max(range.start);
+            inputs.extend(opened.into_iter().skip(skip).take(take));
+        }
         Ok(Ok(Some(GroupSource { wrapped_key: manifest.key, key, library, inputs })))
     }
 

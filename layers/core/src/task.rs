@@ -259,6 +259,11 @@ pub struct GroupMessage {
     /// From 0.
     pub group: u32,
     pub groups: u32,
+    /// v2: how many pages each upload holds (a PDF or TIFF holds several), so that a group
+    /// fetches only the uploads its pages are in. Empty for v1, whose pages all come from
+    /// one envelope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layout: Vec<u32>,
 }
 
 /// The sealed OCR output's object name within a task's prefix.

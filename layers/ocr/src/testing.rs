@@ -257,3 +257,30 @@ pub fn multipage_tiff(pages: &[RgbImage]) -> Vec<u8> {
     }
     out.into_inner()
 }
+
+/// A phone photo's weight: `lines` printed large on a `width` x `height` sheet with sensor
+/// noise (deterministic), as a JPEG of `quality`. Noise is what makes real photos large;
+/// the text stays readable after the detector's downscale.
+pub fn noisy_photo_jpeg(lines: &[&str], width: u32, height: u32, noise: u8, quality: u8) -> Vec<u8> {
+    let text = render(lines, LATIN_FONT, height as f32 / 24.0);
+    let mut photo = RgbImage::from_pixel(width, height, Rgb([236, 232, 224]));
+    let (ox, oy) = (width / 10, height / 8);
+    for (x, y, pixel) in text.enumerate_pixels() {
+        if x + ox < width && y + oy < height && pixel.0[0] < 250 {
+            photo.put_pixel(x + ox, y + oy, Rgb(pixel.0.map(|v| (v as u16 * 224 / 255) as u8)));
+        }
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for pixel in photo.pixels_mut() {
+        for channel in pixel.0.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let delta = (state % (2 * noise as u64 + 1)) as i16 - noise as i16;
+            *channel = (*channel as i16 + delta).clamp(0, 255) as u8;
+        }
+    }
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&photo).expect("encoding a JPEG");
+    out
+}

@@ -4,10 +4,14 @@
 //!
 //! `docusnap-render OUT.pdf --scanned-pages N`: a scanned statement of N pages (each a
 //! 150-dpi image of 24 printed lines, no text layer), for scripts/bench-pdf.
+//!
+//! `docusnap-render OUT.jpg --photo MEGABYTES LINE...`: a photo of the printed lines with
+//! sensor noise, at least MEGABYTES large (the v2 test's phone photo).
 
-use docusnap_ocr::testing::{pdf, render, render_png, LATIN_FONT};
+use docusnap_ocr::testing::{noisy_photo_jpeg, pdf, render, render_png, LATIN_FONT};
 
-const USAGE: &str = "usage: docusnap-render OUT.png LINE... | docusnap-render OUT.pdf --scanned-pages N";
+const USAGE: &str =
+    "usage: docusnap-render OUT.png LINE... | docusnap-render OUT.pdf --scanned-pages N | docusnap-render OUT.jpg --photo MEGABYTES LINE...";
 
 fn fail(message: &str) -> ! {
     eprintln!("{message}");
@@ -20,6 +24,16 @@ fn main() {
         [out, flag, n] if out.ends_with(".pdf") && flag == "--scanned-pages" => {
             let n: usize = n.parse().unwrap_or_else(|_| fail(USAGE));
             scanned_statement(n)
+        }
+        [out, flag, megabytes, lines @ ..] if out.ends_with(".jpg") && flag == "--photo" && !lines.is_empty() => {
+            let want: f64 = megabytes.parse().unwrap_or_else(|_| fail(USAGE));
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            // A 12-megapixel sheet; more noise until the JPEG weighs what was asked.
+            (8..=64u8)
+                .step_by(8)
+                .map(|noise| noisy_photo_jpeg(&lines, 4000, 3000, noise, 100))
+                .find(|jpeg| jpeg.len() as f64 >= want * 1e6)
+                .unwrap_or_else(|| fail("a photo that large needs more pixels"))
         }
         [_, lines @ ..] if !lines.is_empty() => {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

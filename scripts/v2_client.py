@@ -78,7 +78,9 @@ class Task:
 
     @staticmethod
     def put(upload, sealed):
-        return request(upload["method"], upload["url"], sealed, upload["headers"], timeout=600)[0]
+        # A content type of its own: urllib's default (a form) makes moto parse the body.
+        headers = {"content-type": "application/octet-stream", **upload["headers"]}
+        return request(upload["method"], upload["url"], sealed, headers, timeout=600)[0]
 
     def get(self, token=None):
         token = token or self.token

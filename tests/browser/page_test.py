@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """The web page in headless Chromium (Debian's, driven by Playwright) against a running
-local stack: upload a rendered receipt as a document, see its title and key/values, then a
-rendered form, and fill it from the results the page kept; then forget the results, in the
-browser and on the server. The page runs under its Content-Security-Policy: a script or
-style it blocks would break these steps and show up as a console error.
+local stack, as a v2 client: a photo of more than 10 MB goes straight to the local S3 as a
+document, comes back with its title and key/values, its lines boxed over the photo, and
+choosing a value highlights the line it was read from (a screenshot of that is kept as a
+test artifact); then a rendered form, filled from the results the page kept; then the
+library: one result deleted, the rest exported as JSON, and all forgotten, in the browser
+and on the server. The page runs under its Content-Security-Policy: a script, style or
+request it blocks would break these steps and show up as a console error.
 
-    .venv/bin/python tests/browser/page_test.py API_BASE
+    .venv/bin/python tests/browser/page_test.py API_BASE RENDER_BINARY [ARTIFACT_DIR]
 """
-import os, sys
+import json, os, subprocess, sys, tempfile
 
 from playwright.sync_api import sync_playwright
 
@@ -17,27 +20,43 @@ CHROMIUM = os.environ.get("DOCUSNAP_CHROMIUM", "/usr/bin/chromium")
 WAIT_MS = 600_000
 
 
-def main(base):
+def main(base, render, artifacts):
+    tmp = tempfile.mkdtemp()
+    photo = os.path.join(tmp, "receipt-photo.jpg")
+    subprocess.run([render, photo, "--photo", "11", "CORNER BAKERY", "Date: 25/03/2026", "TOTAL 23.40"], check=True)
+    assert os.path.getsize(photo) > 10_000_000, os.path.getsize(photo)
+    os.makedirs(artifacts, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1280, "height": 1100}, accept_downloads=True)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         response = page.goto(base.rstrip("/") + "/")
         assert page.title() == "DocuSnap", page.title()
-        assert "default-src 'none'" in response.headers.get("content-security-policy", ""), response.headers
+        policy = response.headers.get("content-security-policy", "")
+        assert "default-src 'none'" in policy and "connect-src 'self' http" in policy, policy
 
-        page.set_input_files("#files", os.path.join(ROOT, "tests", "fixtures", "receipt.png"))
+        # The photo: uploaded straight to storage, its stages shown, its lines boxed.
+        page.set_input_files("#files", photo)
         page.check("#type-doc")
-        page.click("#process")
+        with page.expect_request(lambda r: r.method == "PUT" and r.url.split("?")[0].endswith("/pages/0.page")) as put:
+            page.click("#process")
+        assert put.value.headers.get("x-amz-checksum-sha256"), put.value.headers
+        page.wait_for_selector("#stage-reading.active, #stage-extracting.active, #stage-extracting.done", timeout=WAIT_MS)
         page.wait_for_selector("#result:not([hidden])", timeout=WAIT_MS)
         title = page.text_content("#title")
         table = page.inner_text("#kv")
         assert title == "CORNER BAKERY", title
         assert "Total\t23.40" in table, table
         assert "Date\tMar 25, 2026" in table, table
-        assert "receipt" in page.inner_text("#tags")
+        assert page.locator("#pages img").count() == 1
+        assert page.locator("#pages polygon").count() >= 3
+        page.click("#kv tr:has(th:text-is('Total'))")
+        hit = page.locator("#pages polygon.hit")
+        assert hit.count() == 1, hit.count()
+        assert hit.first.text_content().startswith("TOTAL 23.40"), hit.first.text_content()
+        page.screenshot(path=os.path.join(artifacts, "v2-receipt.png"), full_page=True)
 
         page.set_input_files("#files", os.path.join(ROOT, "tests", "fixtures", "form.png"))
         page.check("#type-form")
@@ -54,18 +73,34 @@ def main(base):
         filled = page.inner_text("#kv")
         assert "CORNER BAKERY" in filled and "2026-03-25" in filled, filled
 
-        # "Forget my results" clears this browser's tasks on the server too.
-        client = page.evaluate("localStorage.getItem('docusnap.client')")
-        with page.expect_response(lambda r: r.url.endswith("/api/v1/clear")) as cleared:
-            page.click("#forget")
-        assert cleared.value.status == 200, cleared.value.status
-        assert client in cleared.value.request.post_data, cleared.value.request.post_data
+        # The library: three results; the filled form deleted (on the server too).
+        entries = page.locator("#library li .entry")
+        assert entries.count() == 3, page.inner_text("#library")
+        with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+            page.locator("#library li").nth(2).locator("button.delete").click()
+        assert deleted.value.status == 200, deleted.value.status
+        page.wait_for_selector("#status:text-is('Deleted.')")
+        assert page.locator("#library li .entry").count() == 2
+        page.locator("#library li").first.locator("button.open").click()
+        assert page.text_content("#title") == "CORNER BAKERY"
+        with page.expect_download() as download:
+            page.click("#export")
+        exported = json.load(open(download.value.path()))
+        assert [e["type"] for e in exported] == ["doc", "form"], exported
+        assert all("token" not in e for e in exported), "tokens stay in the browser"
+        assert exported[0]["result"]["kv"]["Total"] == "23.40"
+
+        # "Forget my results" deletes every task on the server, then the library.
+        deletes = []
+        page.on("response", lambda r: deletes.append(r.status) if r.request.method == "DELETE" else None)
+        page.click("#forget")
         page.wait_for_selector("#status:has-text('on the server')", timeout=30_000)
-        assert page.evaluate("localStorage.getItem('docusnap.library')") is None
+        assert deletes == [200, 200], deletes
+        assert page.evaluate("localStorage.getItem('docusnap.results')") == "[]"
         assert not errors, errors
         browser.close()
     print("browser test: ok")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else os.path.join(ROOT, ".local", "artifacts"))

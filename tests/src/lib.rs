@@ -100,6 +100,7 @@ impl TestStack {
                 urls: S3BlobStore::new(clients.s3.clone(), stack.bucket("UploadsBucket").expect("uploads bucket")),
                 callbacks: docusnap_core::v2::CallbackPolicy { allow_loopback: true },
                 upload_window_secs: docusnap_core::v2::UPLOAD_WINDOW_SECS,
+                storage_origin: endpoint(),
             },
         };
         Self { sdk, clients, stack, app, clock }

@@ -409,14 +409,15 @@ async fn a_long_multibyte_client_id_makes_a_short_key_and_a_task_that_runs() {
 }
 
 #[tokio::test]
-async fn the_web_page_is_served_at_the_root_and_speaks_v1_itself() {
+async fn the_web_page_is_served_at_the_root_and_speaks_v2_itself() {
     let t = TestStack::new().await;
     for path in ["/", "/index.html"] {
         let (status, page) = t.call_raw("GET", path, lambda_http::Body::Empty).await;
         assert_eq!(status, 200, "{path}");
         assert!(page.starts_with("<!doctype html>"));
-        // The page's own crypto and routes: v1's RSA-OAEP-SHA256 and AES-CBC, under /api/v1.
-        for needle in ["RSA-OAEP", "SHA-256", "AES-CBC", "api/v1/", "\"process\"", "public_key"] {
+        // The page's own crypto and routes: v2's RSA-OAEP-SHA256 and AES-GCM with associated
+        // data, under /api/v2, and uploads straight to storage.
+        for needle in ["RSA-OAEP", "SHA-256", "AES-GCM", "additionalData", "api/v2/", "\"tasks\"", "public_key", "/page/${i}", "xhr.upload"] {
             assert!(page.contains(needle), "{needle}");
         }
     }
@@ -433,6 +434,8 @@ async fn the_page_is_served_with_a_policy_that_admits_only_its_own_code() {
     assert_eq!(header("x-frame-options"), "DENY");
     let policy = header("content-security-policy");
     assert!(policy.starts_with("default-src 'none';") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    // Requests go to the page's own origin and to the bucket's, nowhere else.
+    assert!(policy.contains(&format!("connect-src 'self' {};", docusnap_tests::endpoint())), "{policy}");
     // The hashes are those of the page's own inline blocks, and there is one per block.
     let page = String::from_utf8(response.body().to_vec()).unwrap();
     let script = page.split("<script>").nth(1).and_then(|r| r.split("</script>").next()).unwrap();

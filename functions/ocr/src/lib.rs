@@ -588,8 +588,3 @@ fn page_text(page: Page, origin: TextOrigin) -> PageText {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-}

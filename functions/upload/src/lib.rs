@@ -26,9 +26,10 @@ pub use route::{ApiVersion, Route, RouteError};
 pub use v2::V2Api;
 pub use startup::{from_env, AwsUpload};
 
-/// The web page at `GET /`: pick images, process them as a document or a form, see the
-/// result, and fill the last form from results kept in the browser. The v1 crypto runs in
-/// the page (WebCrypto), so the page is a v1 client like the apps.
+/// The web page at `GET /`: drop photos or PDFs, process them as a document or a form, see
+/// each page with its lines boxed and where each value was read, keep results in the
+/// browser, and fill a form from them. The v2 crypto runs in the page (WebCrypto), so the
+/// page is a v2 client like any other.
 const PAGE: &str = include_str!("page.html");
 
 /// API v2's contract, served at `GET /api/v2/openapi.json`; tests check the routes
@@ -82,7 +83,7 @@ where
             .status(StatusCode::OK)
             .header("content-type", "text/html; charset=utf-8")
             .header("cache-control", "no-cache")
-            .header("content-security-policy", page_policy())
+            .header("content-security-policy", page_policy(&app.v2.storage_origin))
             .header("x-content-type-options", "nosniff")
             .header("x-frame-options", "DENY")
             .header("referrer-policy", "no-referrer")
@@ -122,10 +123,11 @@ where
 }
 
 /// The page's Content-Security-Policy: its own inline script and style (by hash, so an
-/// injected one does not run), requests to its own origin only, and no framing.
-pub fn page_policy() -> &'static str {
-    static POLICY: OnceLock<String> = OnceLock::new();
-    POLICY.get_or_init(|| {
+/// injected one does not run), requests to its own origin and to the bucket's (the page
+/// PUTs pages there with their presigned URLs) only, and no framing.
+pub fn page_policy(storage_origin: &str) -> String {
+    static HASHES: OnceLock<(String, String)> = OnceLock::new();
+    let (scripts, styles) = HASHES.get_or_init(|| {
         let hashes = |open: &str, close: &str| -> String {
             PAGE.split(open)
                 .skip(1)
@@ -134,13 +136,12 @@ pub fn page_policy() -> &'static str {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        format!(
-            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' blob: data:; \
-             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-            hashes("<script>", "</script>"),
-            hashes("<style>", "</style>")
-        )
-    })
+        (hashes("<script>", "</script>"), hashes("<style>", "</style>"))
+    });
+    format!(
+        "default-src 'none'; script-src {scripts}; style-src {styles}; connect-src 'self' {storage_origin}; img-src 'self' blob: data:; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 }
 
 fn json_response(status: u16, body: &Value) -> Result<Response<Body>, http::Error> {

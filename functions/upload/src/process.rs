@@ -185,6 +185,7 @@ mod tests {
                 urls: MemoryBlobStore::default(),
                 callbacks: Default::default(),
                 upload_window_secs: docusnap_core::v2::UPLOAD_WINDOW_SECS,
+                storage_origin: "memory://".into(),
             },
         }
     }

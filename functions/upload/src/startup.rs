@@ -6,6 +6,8 @@ use docusnap_core::startup::{Common, StartupError};
 use docusnap_core::store::{DynamoKeyBindings, DynamoTaskStore, S3BlobStore, SqsQueue};
 use docusnap_core::v2::{CallbackPolicy, UPLOAD_WINDOW_SECS};
 
+use docusnap_core::store::UploadUrls;
+
 use crate::{Upload, V2Api};
 
 /// The deployed function: DynamoDB tasks and key bindings, S3 blobs and upload URLs, the
@@ -17,7 +19,16 @@ pub async fn from_env() -> Result<AwsUpload, StartupError> {
     let keys_table = config.keys_table.clone().ok_or(ConfigError::Missing(var::KEYS_TABLE))?;
     let keys = DynamoKeyBindings::new(docusnap_core::aws::dynamodb(&sdk), keys_table);
     let ocr_queue = std::env::var(var::OCR_QUEUE_URL).ok().filter(|u| !u.is_empty()).ok_or(ConfigError::Missing(var::OCR_QUEUE_URL))?;
+    // A presigned URL's origin is the bucket's, however the client is configured (path or
+    // virtual-host style, a local endpoint): the page's policy names it.
+    let probe = blobs.presign_put("tasks/origin-probe", 1, "", 60).await.map_err(|e| ConfigError::Invalid {
+        var: var::UPLOADS_BUCKET,
+        value: e.to_string(),
+        why: "upload URLs cannot be presigned for this bucket",
+    })?;
+    let storage_origin = crate::v2::origin_of(&probe.url).unwrap_or_default();
     let v2 = V2Api {
+        storage_origin,
         ocr_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), ocr_queue),
         urls: blobs.clone(),
         callbacks: CallbackPolicy { allow_loopback: v2_allow_loopback()? },

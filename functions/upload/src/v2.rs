@@ -24,6 +24,15 @@ pub struct V2Api<Q, U> {
     pub callbacks: CallbackPolicy,
     /// [`v2::UPLOAD_WINDOW_SECS`] deployed; shorter in tests of the deadline.
     pub upload_window_secs: i64,
+    /// Where the presigned uploads go (`https://<bucket>.s3.<region>.amazonaws.com`, or
+    /// the local S3): the web page's policy lets it send there.
+    pub storage_origin: String,
+}
+
+/// The scheme, host and port of `url`: what a Content-Security-Policy names.
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
 
 /// An answer: status and JSON body.

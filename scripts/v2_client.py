@@ -97,9 +97,10 @@ class Task:
             status, answer = self.get()
             if status != 200:
                 return answer
-            seen = (answer["stage"], answer["pages"]["arrived"])
+            pages = answer["pages"]
+            seen = (answer["stage"], pages["arrived"], pages["read"])
             if log and seen != last:
-                log(f"{self.id}: {answer['stage']} ({answer['pages']['arrived']}/{answer['pages']['expected']} pages arrived)")
+                log(f"{time.strftime('%H:%M:%S')} {self.id}: {answer['stage']} ({pages['arrived']}/{pages['expected']} uploads arrived, {pages['read']} pages read)")
                 last = seen
             if answer["status"] != "processing":
                 return answer

@@ -53,7 +53,7 @@ async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_proven
     run_chain(&t).await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!((&answer["status"], &answer["stage"]), (&json!("completed"), &json!("done")), "{answer}");
-    assert_eq!(answer["pages"], json!({"expected": 1, "arrived": 1}));
+    assert_eq!(answer["pages"], json!({"expected": 1, "arrived": 1, "read": 1}));
     let result = client.open_result(&id, answer["result"].as_str().unwrap());
     assert_eq!(result["kv"]["Total"], "80.00", "{result}");
     assert_eq!(result["extractor"], "rules");
@@ -309,6 +309,7 @@ async fn a_forty_page_pdf_and_a_photo_fan_out_over_their_pages_not_their_uploads
     run_chain(&t).await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!(answer["status"], "completed", "{answer}");
+    assert_eq!(answer["pages"], json!({"expected": 2, "arrived": 2, "read": 41}), "two uploads, 41 pages read");
     let result = client.open_result(&id, answer["result"].as_str().unwrap());
     let pages = result["pages"].as_array().unwrap();
     assert_eq!(pages.len(), 41);

@@ -366,6 +366,10 @@ where
                 return self.fail(&id, ErrorCode::OcrFailure, &why).await;
             }
         };
+        if docusnap_core::v2::V2TaskId::of(&id).is_some() {
+            // What the client's GET shows as read so far.
+            self.tasks.pages_read(&id, message.group, group_pages.len()).await?;
+        }
         let output = OcrOutput { pages: group_pages, ..OcrOutput::default() };
         let sealed = pipeline::seal_output(&id, &wrapped_key, &key, &output).map_err(RecordError::Seal)?;
         self.blobs.put(&id.group_key(message.group), sealed, "application/json").await?;

@@ -187,6 +187,7 @@ where
                 Ok(pages) => pages,
                 Err(why) => return self.fail(&id, ErrorCode::OcrFailure, &why).await,
             };
+            self.tasks.pages_read(&id, 0, pages.len()).await?;
             OcrOutput { pages, library, form: None }
         };
         self.hand_on(&id, &manifest.key, &key, &output, state.created_at).await

@@ -1,4 +1,4 @@
-//! The upload function: DocuSnap's v1 HTTP API.
+//! The upload function: DocuSnap's HTTP API, v1 and v2.
 //!
 //! `POST /process`, `POST /clear`, `GET /check_status` and `GET /public_key`, both at the
 //! root and under `/api/v1`, and the web page at `GET /` ([`route`]). [`handle`] is the

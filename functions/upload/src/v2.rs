@@ -4,10 +4,9 @@
 //! the client reads the task with its bearer token.
 
 use docusnap_core::clock::Clock;
-use docusnap_core::crypto::ServerKey;
 use docusnap_core::limits::PROCESSING_TIMEOUT_SECS;
 use docusnap_core::pipeline;
-use docusnap_core::store::{BlobStore, Created, KeyBindings, Outcome, Queue, TaskStore, UploadUrls};
+use docusnap_core::store::{BlobStore, Created, KeyBindings, Outcome, Queue, StoreError, TaskStore, UploadUrls};
 use docusnap_core::task::{Progress, Stage, Task, TaskState};
 use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Manifest, Part, Refusal, V2Event, V2Message, V2Record, V2TaskId};
 use docusnap_core::{ErrorCode, TaskType};
@@ -106,39 +105,28 @@ where
         if has_pages {
             task.state = TaskState::Processing { progress: Progress::Receiving };
         }
-        let record = V2Record { token_digest: v2::token_digest(&token), pages: request.pages.len(), arrived: 0, upload_deadline: deadline, callback: callback.clone() };
+        let record = V2Record {
+            token_digest: v2::token_digest(&token),
+            pages: request.pages.len(),
+            arrived: 0,
+            read: 0,
+            upload_deadline: deadline,
+            callback: callback.clone(),
+        };
         if self.tasks.create_v2(&task, &record).await.map_err(store_error("creating the task"))? != Created::New {
             // The id is the wrapped key's: this key has started a task already.
             return Err(Refusal::new(ErrorCode::KeyAlreadyUsed, "this wrapped key has created a task already; make a fresh key for each task"));
         }
-        // Written after the item, so that a second create with the same key cannot replace
-        // a task's manifest; before any upload URL or start message exists to need it.
-        let manifest = Manifest { key: request.key.clone(), pages: request.pages.clone(), library: request.library, form: request.form };
-        let manifest = serde_json::to_vec(&manifest).map_err(|_| Refusal::new(ErrorCode::ProcessingError, "the manifest could not be written"))?;
-        if let Err(e) = self.blobs.put(&id.manifest_key(), manifest, "application/json").await {
-            // The key is spent either way; the item is removed so nothing waits for pages.
-            let _ = self.tasks.delete(&task.id).await;
-            return Err(store_error("storing the manifest")(e));
-        }
-        let mut uploads = Vec::with_capacity(request.pages.len());
-        for (index, page) in request.pages.iter().enumerate() {
-            let put = self
-                .v2
-                .urls
-                .presign_put(&id.page_key(index), page.size, &page.sha256_base64(), window as u64)
-                .await
-                .map_err(store_error("presigning an upload"))?;
-            // The length is signed too, but a browser sets Content-Length itself and may
-            // not be told to.
-            let headers: serde_json::Map<String, Value> =
-                put.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-length")).map(|(k, v)| (k, Value::String(v))).collect();
-            uploads.push(json!({"page": index, "method": put.method, "url": put.url, "headers": headers, "expires_at": deadline}));
-        }
-        // The deadline's message comes back when the window closes (the OCR function puts
-        // it back until the grace has passed too); a fill task starts now.
-        let (event, delay) = if has_pages { (V2Event::UploadDeadline, window) } else { (V2Event::Start, 0) };
-        let message = serde_json::to_string(&V2Message { v2_task: id.to_string(), event }).unwrap_or_default();
-        self.v2.ocr_queue.send_delayed(&message, delay as u32).await.map_err(store_error("queueing the task"))?;
+        // Everything after the item: on a failure the item and manifest go again, so that the
+        // client's retry with the same key creates the task afresh.
+        let uploads = match self.start_task(&id, &request.pages, Manifest { key: request.key.clone(), pages: request.pages.clone(), library: request.library, form: request.form }, window, deadline).await {
+            Ok(uploads) => uploads,
+            Err(e) => {
+                let _ = self.blobs.delete(&[id.manifest_key()]).await;
+                let _ = self.tasks.delete(&task.id).await;
+                return Err(store_error("starting the task")(e));
+            }
+        };
         info!(task = %id, pages = request.pages.len(), callback = callback.is_some(), "v2 task created");
         let mut answer = json!({
             "task_id": id.to_string(),
@@ -152,6 +140,25 @@ where
             answer["callback_secret"] = Value::String(callback.secret);
         }
         Ok((201, answer))
+    }
+
+    /// The manifest (written after the item, so that a second create with the same key
+    /// cannot replace a task's), one presigned PUT per page, and the deadline's delayed
+    /// message (a fill task's start).
+    async fn start_task(&self, id: &V2TaskId, pages: &[v2::PageSpec], manifest: Manifest, window: i64, deadline: i64) -> Result<Vec<Value>, StoreError> {
+        let manifest = serde_json::to_vec(&manifest).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        self.blobs.put(&id.manifest_key(), manifest, "application/json").await?;
+        let mut uploads = Vec::with_capacity(pages.len());
+        for (index, page) in pages.iter().enumerate() {
+            let put = self.v2.urls.presign_put(&id.page_key(index), page.size, &page.sha256_base64(), window as u64).await?;
+            uploads.push(json!({"page": index, "method": put.method, "url": put.url, "headers": signed_headers(&put), "expires_at": deadline}));
+        }
+        // The deadline's message comes back when the window closes (the OCR function puts
+        // it back until the grace has passed too); a fill task starts now.
+        let (event, delay) = if pages.is_empty() { (V2Event::Start, 0) } else { (V2Event::UploadDeadline, window) };
+        let message = serde_json::to_string(&V2Message { v2_task: id.to_string(), event }).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        self.v2.ocr_queue.send_delayed(&message, delay as u32).await?;
+        Ok(uploads)
     }
 
     /// The task the path and bearer token name, or the answer that refuses them.
@@ -231,6 +238,30 @@ where
     }
 }
 
+/// The headers a client must send with a presigned PUT: those the signature covers
+/// (`X-Amz-SignedHeaders`), but `host` and `content-length`, which any HTTP client sets
+/// itself (a browser may not set them). A header the SDK adds unsigned (a trace id) is
+/// left out: the bucket's CORS rule would refuse it from a browser.
+fn signed_headers(put: &docusnap_core::store::PresignedPut) -> serde_json::Map<String, Value> {
+    let signed: Vec<String> = put
+        .url
+        .split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))
+        .map(|list| percent_encoding::percent_decode_str(list).decode_utf8_lossy().split(';').map(str::to_ascii_lowercase).collect())
+        .unwrap_or_default();
+    put.headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            signed.contains(&name) && name != "host" && name != "content-length"
+        })
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect()
+}
+
 /// The stage as v2 names it.
 fn stage_name(stage: Option<Stage>) -> &'static str {
     match stage {
@@ -247,7 +278,7 @@ fn task_answer(id: &V2TaskId, task: &Task, record: &V2Record) -> Value {
         "type": task.id.task_type,
         "status": task.status().as_str(),
         "stage": stage_name(task.state.stage()),
-        "pages": {"expected": record.pages, "arrived": record.arrived},
+        "pages": {"expected": record.pages, "arrived": record.arrived, "read": record.read},
         "created_at": task.created_at,
         "upload_deadline": record.upload_deadline,
     });
@@ -260,7 +291,7 @@ fn task_answer(id: &V2TaskId, task: &Task, record: &V2Record) -> Value {
         TaskState::Processing { .. } => {}
     }
     if task.id.task_type == TaskType::Fill {
-        answer["pages"] = json!({"expected": 0, "arrived": 0});
+        answer["pages"] = json!({"expected": 0, "arrived": 0, "read": 0});
     }
     answer
 }
@@ -281,7 +312,31 @@ pub fn failure_message(code: ErrorCode) -> &'static str {
     }
 }
 
-/// The public key, as v1 serves it.
-pub fn public_key(key: &ServerKey) -> &str {
-    key.public_key_pem()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docusnap_core::store::PresignedPut;
+
+    #[test]
+    fn only_signed_headers_are_handed_to_the_client() {
+        let put = PresignedPut {
+            url: "http://s3/b/k?x-id=PutObject&X-Amz-SignedHeaders=content-length%3Bhost%3Bx-amz-checksum-sha256&X-Amz-Signature=ab".into(),
+            method: "PUT".into(),
+            headers: vec![
+                ("content-length".into(), "10".into()),
+                ("x-amz-checksum-sha256".into(), "c2hh".into()),
+                ("x-amzn-trace-id".into(), "Root=1-x".into()),
+            ],
+        };
+        let headers = signed_headers(&put);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers["x-amz-checksum-sha256"], "c2hh");
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(origin_of("http://127.0.0.1:4566/bucket/k?x=1").as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(origin_of("https://b.s3.eu-west-1.amazonaws.com/k").as_deref(), Some("https://b.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(origin_of("not a url"), None);
+    }
 }

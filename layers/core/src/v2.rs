@@ -232,6 +232,9 @@ pub fn status_of(code: ErrorCode) -> u16 {
 
 impl CreateRequest {
     pub fn parse(body: &[u8]) -> Result<Self, Refusal> {
+        if body.len() > crate::limits::MAX_BODY_BYTES {
+            return Err(Refusal::new(ErrorCode::PayloadTooLarge, "the request is over 6 MiB (Lambda's limit); pages go to their upload URLs, not in the request"));
+        }
         let invalid = |message: &str| Refusal::new(ErrorCode::InvalidField, message);
         let value: Value = serde_json::from_slice(body).map_err(|_| Refusal::new(ErrorCode::InvalidJson, "the body is not JSON"))?;
         let object = value.as_object().ok_or_else(|| Refusal::new(ErrorCode::InvalidJson, "the body is not a JSON object"))?;
@@ -303,6 +306,8 @@ pub struct V2Record {
     pub pages: usize,
     /// Pages that have arrived (distinct indexes).
     pub arrived: usize,
+    /// Pages read so far, once split (a PDF upload counts each of its pages).
+    pub read: usize,
     pub upload_deadline: Timestamp,
     pub callback: Option<Callback>,
 }
@@ -508,6 +513,8 @@ mod tests {
         assert_eq!(request(serde_json::json!({"type": "fill", "key": "k", "form": "f", "pages": [page]})), Err(ErrorCode::InvalidField));
         assert_eq!(request(serde_json::json!({"type": "doc", "key": 5, "pages": [page]})), Err(ErrorCode::InvalidField));
         assert_eq!(CreateRequest::parse(b"[").map_err(|r| r.code), Err(ErrorCode::InvalidJson));
+        let huge = vec![b' '; crate::limits::MAX_BODY_BYTES + 1];
+        assert_eq!(CreateRequest::parse(&huge).map_err(|r| (r.code, r.status())), Err((ErrorCode::PayloadTooLarge, 413)));
     }
 
     #[test]

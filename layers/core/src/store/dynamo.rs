@@ -40,6 +40,8 @@ pub mod attr {
     pub const UPLOAD_DEADLINE: &str = "upload_deadline";
     pub const CALLBACK_URL: &str = "callback_url";
     pub const CALLBACK_SECRET: &str = "callback_secret";
+    /// v2: `pages_read_<part>`, the pages of each part read (see `TaskStore::pages_read`).
+    pub const PAGES_READ_PREFIX: &str = "pages_read_";
     pub const LAST_ACCESS: &str = "last_access";
     pub const EXPIRES_AT: &str = "expires_at";
 }
@@ -139,6 +141,11 @@ fn v2_record(item: &HashMap<String, AttributeValue>) -> Result<V2Record, StoreEr
         token_digest: text(attr::TOKEN_DIGEST).ok_or_else(|| malformed("a token"))?,
         pages: number(attr::PAGES_EXPECTED).ok_or_else(|| malformed("pages_expected"))? as usize,
         arrived: item.get(attr::PAGES_ARRIVED).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len),
+        read: item
+            .iter()
+            .filter(|(name, _)| name.starts_with(attr::PAGES_READ_PREFIX))
+            .filter_map(|(_, v)| v.as_n().ok().and_then(|n| n.parse::<usize>().ok()))
+            .sum(),
         upload_deadline: number(attr::UPLOAD_DEADLINE).ok_or_else(|| malformed("upload_deadline"))?,
         callback,
     })
@@ -208,6 +215,28 @@ impl DynamoTaskStore {
         }
     }
 
+    /// Adds `number` to the number set `set` of a task processing at one of `stages`, and
+    /// returns the set's size: a set, so duplicates and retries count once. `None`,
+    /// changing nothing, when the task is not at one of those stages.
+    async fn add_to_set(&self, id: &TaskId, set: &str, number: u64, stages: &[Stage]) -> Result<Option<usize>, StoreError> {
+        let at_stage = (0..stages.len()).map(|i| format!("#stage = :stage{i}")).collect::<Vec<_>>().join(" OR ");
+        let mut request = self
+            .update(id)
+            .update_expression("ADD #set :number")
+            .condition_expression(format!("#status = :processing AND ({at_stage})"))
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#stage", attr::STAGE)
+            .expression_attribute_names("#set", set)
+            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
+            .expression_attribute_values(":number", AttributeValue::Ns(vec![number.to_string()]))
+            .return_values(ReturnValue::UpdatedNew);
+        for (i, stage) in stages.iter().enumerate() {
+            request = request.expression_attribute_values(format!(":stage{i}"), s(stage.as_str()));
+        }
+        let Some(output) = Self::update_if(request).await? else { return Ok(None) };
+        Ok(Some(output.attributes().and_then(|a| a.get(set)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len)))
+    }
+
     async fn get_item(&self, id: &TaskId) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
@@ -249,21 +278,20 @@ impl TaskStore for DynamoTaskStore {
         Ok(Some((task, v2_record(&item)?)))
     }
 
-    async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {
+    async fn pages_read(&self, id: &TaskId, part: u32, pages: usize) -> Result<(), StoreError> {
         let request = self
             .update(id)
-            .update_expression("ADD #arrived :page")
-            .condition_expression("#status = :processing AND (#stage = :receiving OR #stage = :uploaded)")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#stage", attr::STAGE)
-            .expression_attribute_names("#arrived", attr::PAGES_ARRIVED)
-            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
-            .expression_attribute_values(":receiving", s(Stage::Receiving.as_str()))
-            .expression_attribute_values(":uploaded", s(Stage::Uploaded.as_str()))
-            .expression_attribute_values(":page", AttributeValue::Ns(vec![page.to_string()]))
-            .return_values(ReturnValue::UpdatedNew);
-        let Some(output) = Self::update_if(request).await? else { return Ok(None) };
-        Ok(Some(output.attributes().and_then(|a| a.get(attr::PAGES_ARRIVED)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len)))
+            .update_expression("SET #read = :pages")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", attr::CLIENT_ID)
+            .expression_attribute_names("#read", format!("{}{part}", attr::PAGES_READ_PREFIX))
+            .expression_attribute_values(":pages", n(pages as Timestamp));
+        Self::update_if(request).await?;
+        Ok(())
+    }
+
+    async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {
+        self.add_to_set(id, attr::PAGES_ARRIVED, page as u64, &[Stage::Receiving, Stage::Uploaded]).await
     }
 
     async fn touch(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
@@ -319,20 +347,7 @@ impl TaskStore for DynamoTaskStore {
     }
 
     async fn group_read(&self, id: &TaskId, group: u32) -> Result<Option<usize>, StoreError> {
-        let request = self
-            .update(id)
-            .update_expression("ADD #groups :group")
-            .condition_expression("#status = :processing AND #stage = :uploaded")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#stage", attr::STAGE)
-            .expression_attribute_names("#groups", attr::GROUPS_READ)
-            .expression_attribute_values(":processing", s(TaskStatus::Processing.as_str()))
-            .expression_attribute_values(":uploaded", s(Stage::Uploaded.as_str()))
-            .expression_attribute_values(":group", AttributeValue::Ns(vec![group.to_string()]))
-            .return_values(ReturnValue::UpdatedNew);
-        let Some(output) = Self::update_if(request).await? else { return Ok(None) };
-        let read = output.attributes().and_then(|a| a.get(attr::GROUPS_READ)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len);
-        Ok(Some(read))
+        self.add_to_set(id, attr::GROUPS_READ, group as u64, &[Stage::Uploaded]).await
     }
 
     async fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> Result<bool, StoreError> {

@@ -16,6 +16,7 @@ pub struct MemoryTaskStore {
     groups: Mutex<HashMap<TaskId, std::collections::BTreeSet<u32>>>,
     /// v2 records, their arrived pages counted from the set beside them.
     v2: Mutex<HashMap<TaskId, (V2Record, std::collections::BTreeSet<usize>)>>,
+    read: Mutex<HashMap<TaskId, BTreeMap<u32, usize>>>,
 }
 
 impl MemoryTaskStore {
@@ -126,7 +127,13 @@ impl TaskStore for MemoryTaskStore {
         let Some(task) = self.get(id, now).await? else { return Ok(None) };
         let v2 = self.v2.lock().unwrap_or_else(|e| e.into_inner());
         let (record, arrived) = v2.get(id).ok_or_else(|| StoreError::Malformed("v2 task without its record".into()))?;
-        Ok(Some((task, V2Record { arrived: arrived.len(), ..record.clone() })))
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner()).get(id).map_or(0, |parts| parts.values().sum());
+        Ok(Some((task, V2Record { arrived: arrived.len(), read, ..record.clone() })))
+    }
+
+    async fn pages_read(&self, id: &TaskId, part: u32, pages: usize) -> Result<(), StoreError> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).entry(id.clone()).or_default().insert(part, pages);
+        Ok(())
     }
 
     async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {

@@ -132,6 +132,11 @@ pub trait TaskStore: Send + Sync {
     /// must still find the count complete).
     fn page_arrived(&self, id: &TaskId, page: usize) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
 
+    /// Records that `pages` pages of part `part` (a page group, or 0 for a task read in one
+    /// go) of a v2 task are read: set, not added, so a retry counts once. What `GET` shows as
+    /// the pages read so far is the sum over the parts.
+    fn pages_read(&self, id: &TaskId, part: u32, pages: usize) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -1,8 +1,9 @@
 //! The upload function: DocuSnap's HTTP API, v1 and v2.
 //!
-//! `POST /process`, `POST /clear`, `GET /check_status` and `GET /public_key`, both at the
-//! root and under `/api/v1`, and the web page at `GET /` ([`route`]). [`handle`] is the
-//! whole Lambda handler, callable from tests; the protocol's rules live in [`Upload`].
+//! v1's `POST /process`, `POST /clear`, `GET /check_status` and `GET /public_key`, both at
+//! the root and under `/api/v1`; v2's tasks, public key and contract under `/api/v2`
+//! ([`v2`], `openapi.json`); and the web page at `GET /` ([`route`]). [`handle`] is the
+//! whole Lambda handler, callable from tests; the protocols' rules live in [`Upload`].
 
 use docusnap_core::clock::Clock;
 use docusnap_core::config::Limits;

@@ -1,5 +1,5 @@
 //! Hostile input, generated: everything that parses what outsiders send (the v1 request
-//! parsers, the envelope and OCR-output openers, the image decoder, the batch key parser,
+//! and v2 parsers, the envelope and OCR-output openers, the image decoder, the batch key parser,
 //! the LLM answer parser) must answer any input with a value or a typed error: no panic,
 //! and memory bounded. Property-based (proptest, stable Rust): random inputs, and valid
 //! inputs mutated byte by byte, truncated, or given absurd image dimensions.
@@ -72,6 +72,12 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// A JSON object over the protocol's own field names, with values of any type.
+/// A JSON object with v2's field names and values of any kind.
+fn v2_object() -> impl Strategy<Value = Vec<u8>> {
+    let names = prop::sample::select(vec!["type", "key", "pages", "size", "sha256", "library", "form", "callback_url"]);
+    prop::collection::btree_map(names, json_value(), 0..8).prop_map(|m| serde_json::to_vec(&m).unwrap())
+}
+
 fn protocol_object() -> impl Strategy<Value = Vec<u8>> {
     let names = prop::sample::select(vec!["client_id", "type", "SHA256", "has_content", "content", "aes_key", "to_process", "file_lib", "doc", "form", "id", "kv"]);
     prop::collection::btree_map(names, json_value(), 0..8).prop_map(|m| serde_json::to_vec(&m).unwrap())
@@ -97,6 +103,36 @@ fn the_v1_request_parsers_answer_every_input() {
         for task_type in TaskType::ALL {
             let _ = TaskContent::parse(task_type, &body, &limits);
         }
+    });
+}
+
+/// v2's outside inputs: a create request, a task id from a path, a bearer token, a page
+/// key from a notification, a sealed page or part, an S3 event time, a callback URL.
+#[test]
+fn the_v2_parsers_answer_every_input() {
+    use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Part, V2TaskId};
+    let key = AesKey::generate().unwrap();
+    let id = V2TaskId::for_key(TaskType::Fill, "a2V5").unwrap();
+    let form = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.seal_gcm(b"{\"a\": 1}", &id.part_aad(Part::Form)).unwrap());
+    let valid = json!({"type": "fill", "key": "a2V5", "form": form, "pages": [], "callback_url": "https://example.com/h"});
+    let inputs = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        mutated(serde_json::to_vec(&valid).unwrap()),
+        v2_object(),
+    ];
+    let stored = v2::token_digest("token");
+    fuzz("v2 parsers", inputs, |bytes| {
+        let _ = CreateRequest::parse(&bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = V2TaskId::parse(&text);
+        let _ = V2TaskId::of_page_key(&text);
+        let _ = V2TaskId::of_callback_key(&text);
+        let _ = V2TaskId::for_key(TaskType::Doc, &text);
+        let _ = v2::token_matches(&stored, &text);
+        let _ = CallbackPolicy::default().check_url(&text);
+        let _ = docusnap_ocr_fn::v2_event_time(&text);
+        let _ = key.open_gcm(bytes.clone(), &id.page_aad(0));
+        let _ = v2::open_object(&key, &id, Part::Form, &text);
     });
 }
 

@@ -29,6 +29,9 @@ use tracing::{error, info, warn, Instrument};
 mod startup;
 mod v2;
 
+/// S3's `eventTime` as Unix seconds (for v2 arrivals; public for the fuzz tests).
+pub use v2::parse_event_time as v2_event_time;
+
 pub use startup::{from_env, AwsOcr, StartupError};
 
 /// Reads one page. The engine in production; tests of the flow may fake it.

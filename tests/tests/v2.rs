@@ -13,6 +13,15 @@ fn receipt() -> Vec<u8> {
     render_png(&["HARBOUR PRINTING SDN BHD", "Date: 14/02/2026", "TOTAL 80.00"], LATIN_FONT, 36.0)
 }
 
+/// A one-page doc task of the receipt, created: its client, id, sealed page and answer.
+async fn receipt_task(t: &TestStack, extra: Value) -> (V2Client, String, Vec<u8>, docusnap_tests::V2Task) {
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let page = client.seal_page(&id, 0, &receipt());
+    let task = t.created_v2(&client.create_body("doc", &[page.clone()], extra)).await;
+    (client, id, page, task)
+}
+
 /// Runs the OCR function on what its queue holds, then the extract function.
 async fn run_chain(t: &TestStack) {
     let ocr = t.ocr_function();
@@ -38,10 +47,7 @@ async fn status(t: &TestStack, id: &str, token: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_provenance() {
     let t = TestStack::new().await;
-    let client = V2Client::new();
-    let id = client.task_id(TaskType::Doc);
-    let page = client.seal_page(&id, 0, &receipt());
-    let task = t.created_v2(&client.create_body("doc", &[page.clone()], json!({}))).await;
+    let (client, id, page, task) = receipt_task(&t, json!({})).await;
     assert_eq!(task.id, id, "the server derives the id the client did");
     assert!(task.token.len() >= 43, "a token of 256 bits");
     let upload = &task.answer["uploads"][0];
@@ -157,10 +163,7 @@ async fn a_wrong_token_a_reused_key_and_a_private_callback_are_refused() {
 async fn pages_that_come_late_or_not_at_all_end_the_task_with_upload_expired() {
     let t = TestStack::new().await;
     // A page that lands after the deadline (S3 would refuse its expired URL; moto does not).
-    let late = V2Client::new();
-    let late_id = late.task_id(TaskType::Doc);
-    let page = late.seal_page(&late_id, 0, &receipt());
-    let late_task = t.created_v2(&late.create_body("doc", &[page.clone()], json!({}))).await;
+    let (_, late_id, page, late_task) = receipt_task(&t, json!({})).await;
     // One of two pages never comes.
     let partial = V2Client::new();
     let partial_id = partial.task_id(TaskType::Doc);
@@ -191,10 +194,7 @@ async fn pages_that_come_late_or_not_at_all_end_the_task_with_upload_expired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_another_size_than_declared_is_refused() {
     let t = TestStack::new().await;
-    let client = V2Client::new();
-    let id = client.task_id(TaskType::Doc);
-    let page = client.seal_page(&id, 0, &receipt());
-    let task = t.created_v2(&client.create_body("doc", &[page.clone()], json!({}))).await;
+    let (_, id, page, task) = receipt_task(&t, json!({})).await;
     // S3 refuses a body its signed length and checksum do not match; moto takes it.
     let mut longer = page;
     longer.extend_from_slice(b"more");
@@ -237,10 +237,7 @@ async fn a_callback_is_signed_posted_and_retried_after_a_500() {
         vec![docusnap_tests::stub::Reply::json(500, json!({})), docusnap_tests::stub::Reply::json(200, json!({}))],
     )
     .await;
-    let client = V2Client::new();
-    let id = client.task_id(TaskType::Doc);
-    let page = client.seal_page(&id, 0, &receipt());
-    let task = t.created_v2(&client.create_body("doc", &[page.clone()], json!({"callback_url": receiver.base}))).await;
+    let (_, id, page, task) = receipt_task(&t, json!({"callback_url": receiver.base})).await;
     let secret = task.answer["callback_secret"].as_str().expect("a callback secret").to_owned();
     assert_eq!(put_page(&task.answer, 0, page).await, 200);
     run_chain(&t).await;

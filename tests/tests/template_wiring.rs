@@ -165,10 +165,9 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("bedrock:InvokeModel", "arn:AWS::Partition}:bedrock:AWS::Region}::foundation-model/BedrockModelId}"),
         ],
         // The task's callback from the table, its marker deleted once sent, each failed
-        // callback's backoff.
+        // callback's backoff; no secret (it opens nothing sealed).
         "CallbackFunction" => &[
             ("dynamodb:GetItem", table), ("s3:DeleteObject", markers), ("sqs:ChangeMessageVisibility", "CallbackQueue"),
-            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
         ],
         other => panic!("no expectations for {other}"),
     };

@@ -2,7 +2,7 @@
 
 use docusnap_core::clock::SystemClock;
 use docusnap_core::config::var;
-use docusnap_core::startup::{Common, StartupError};
+use docusnap_core::startup::{StartupError, Stores};
 use docusnap_core::store::{DynamoTaskStore, S3BlobStore, SqsQueue};
 use docusnap_core::v2::CallbackPolicy;
 
@@ -15,7 +15,7 @@ pub type AwsCallback = CallbackFunction<DynamoTaskStore, S3BlobStore, SqsQueue, 
 pub const DEAD_LETTER_ARN_VAR: &str = "DOCUSNAP_CALLBACK_DEAD_LETTER_QUEUE_ARN";
 
 pub async fn from_env() -> Result<AwsCallback, StartupError> {
-    let Common { sdk, tasks, blobs, .. } = Common::from_env().await?;
+    let Stores { sdk, tasks, blobs, .. } = Stores::from_env().await?;
     let allow_loopback = match std::env::var(var::V2_CALLBACK_ALLOW_LOOPBACK) {
         Ok(v) => docusnap_core::config::parse_bool(var::V2_CALLBACK_ALLOW_LOOPBACK, &v)?,
         Err(_) => false,

@@ -28,10 +28,26 @@ pub struct Common {
 
 impl Common {
     pub async fn from_env() -> Result<Self, StartupError> {
+        let Stores { config, sdk, tasks, blobs } = Stores::from_env().await?;
+        let key = load_server_key(&config.key_source, &sdk).await?;
+        Ok(Self { config, sdk, key, tasks, blobs })
+    }
+}
+
+/// What a function that opens nothing sealed starts with (the callback function): the
+/// parts of [`Common`] but the server's key, whose secret it then never reads.
+pub struct Stores {
+    pub config: Config,
+    pub sdk: SdkConfig,
+    pub tasks: DynamoTaskStore,
+    pub blobs: S3BlobStore,
+}
+
+impl Stores {
+    pub async fn from_env() -> Result<Self, StartupError> {
         let config = Config::from_env()?;
         let sdk = crate::aws::sdk_config().await;
-        let key = load_server_key(&config.key_source, &sdk).await?;
         let (tasks, blobs) = crate::store::aws_stores(&config, &sdk);
-        Ok(Self { config, sdk, key, tasks, blobs })
+        Ok(Self { config, sdk, tasks, blobs })
     }
 }

@@ -1,3 +1,8 @@
+// The startup future (SDK config, then the stores) nests deep enough that computing its
+// layout passes rustc's default query depth of 128 when the package is built alone, as
+// functions/Dockerfile builds it.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 

@@ -5,7 +5,9 @@ data's README measured them.
 
     .venv-eval/bin/python scripts/ocr_reference.py --models ppocr-v4|ppocr-v6 IMAGE...
 
-ppocr-v4 runs rapidocr_onnxruntime==1.4.4, ppocr-v6 runs rapidocr==3.10.0.
+ppocr-v4 runs rapidocr_onnxruntime==1.4.4, ppocr-v6 runs rapidocr==3.10.0;
+faster-paddle-small and faster-paddle-tiny run faster-paddle==1.0.4 (PP-OCRv6 small or
+tiny, its own defaults; it gives axis-aligned boxes).
 """
 import json, sys, time
 
@@ -18,6 +20,18 @@ def load(models):
         def run(path):
             result, _ = engine(path)
             return [(box, text, score) for box, text, score in (result or [])]
+    elif models.startswith("faster-paddle-"):
+        from faster_paddle import OcrEngine
+        engine = OcrEngine(model_size=models.removeprefix("faster-paddle-"))
+
+        def run(path):
+            with open(path, "rb") as f:
+                bounds = engine.ocr(f.read())["bounds"]
+            lines = []
+            for _, b in sorted(bounds.items()):
+                (x1, y1), (x2, y2) = b["topLeftCoord"], b["bottomRightCoord"]
+                lines.append(([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], b["text"], b["confidence"]))
+            return lines
     else:
         from rapidocr import RapidOCR
         engine = RapidOCR()

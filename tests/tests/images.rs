@@ -116,6 +116,14 @@ fn the_ocr_image_has_the_runtime_and_models_where_the_engine_looks() {
             assert!(destinations.contains(&format!("models/{}/{file}", set.name()).as_str()), "{} {file}", set.name());
         }
     }
+    // The OCR image prepares its models at build time (its /opt is read-only on Lambda),
+    // after they are copied in, with the function's own binary.
+    let dockerfile = read(DOCKERFILE);
+    let ocr_stage = &dockerfile[dockerfile.find("AS ocr").expect("an ocr target")..];
+    let prepare = ocr_stage.find(r#"RUN ["/var/runtime/bootstrap", "--prepare-models"]"#).expect("the ocr target prepares its models");
+    assert!(ocr_stage.find("COPY --from=layer /opt/models /opt/models").is_some_and(|copy| copy < prepare));
+    let main = read("functions/ocr/src/main.rs");
+    assert!(main.contains(r#"Some("--prepare-models")"#) && main.contains("prepare_models"), "the bootstrap answers --prepare-models");
     // What the tests run on is that same layout: models/opt mirrors /opt.
     assert!(repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::ORT_LIBRARY).is_file(), "run models/fetch");
     assert!(repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::PDFIUM_LIBRARY).is_file(), "run models/fetch");

@@ -3,6 +3,17 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    docusnap_ocr::runtime::bound_heap_retention();
+    // The image's build writes the prepared models into its read-only-to-be /opt
+    // (functions/Dockerfile), so no cold start pays for graph optimisation.
+    if std::env::args().nth(1).as_deref() == Some("--prepare-models") {
+        for set in docusnap_ocr::ModelSet::ALL {
+            for path in docusnap_ocr::OcrEngine::prepare_models(&docusnap_ocr::EngineConfig::for_set(set)?)? {
+                println!("{}", path.display());
+            }
+        }
+        return Ok(());
+    }
     docusnap_core::telemetry::init();
     let app = docusnap_ocr_fn::from_env().await.inspect_err(|e| tracing::error!(error = %e, "startup failed"))?;
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {

@@ -16,6 +16,8 @@ pub enum OcrError {
     ModelsNotFound { set: &'static str, tried: Vec<PathBuf> },
     #[error("model {path} cannot be loaded: {source}")]
     Model { path: PathBuf, source: ort::Error },
+    #[error("model {path} cannot be prepared: {detail}")]
+    Prepare { path: PathBuf, detail: String },
     #[error("model {path}: {what}")]
     ModelContents { path: PathBuf, what: String },
     #[error(transparent)]

@@ -18,9 +18,10 @@ use crate::page::{Page, TextLine};
 /// Most pages one PDF may have: a long contract or statement. Checked from the page tree
 /// before any page is loaded. The README gives the time such a document takes.
 pub const MAX_PDF_PAGES: usize = 200;
-/// A rendered page's longest side: the detector's own cap (`DetSize::DEFAULT.long_max`).
-/// Detection scales anything larger down to it, so more pixels would cost time and memory
-/// and add nothing. An A4 page comes out at 171 dpi, where 9-point print is about 21 px
+/// A rendered page's longest side: the most the detector is ever set to
+/// (`DetSize::MAX_LONG_SIDE`). The detector scales the page down to its own cap; the
+/// recogniser reads its crops at this resolution, and more pixels would cost time and
+/// memory and add nothing. An A4 page comes out at 171 dpi, where 9-point print is about 21 px
 /// tall: enough for the recogniser, which reads lines at 48 px.
 pub const RENDER_LONG_SIDE: u32 = 2000;
 /// ...and never more than this many dots per inch: a business card or a label needs no

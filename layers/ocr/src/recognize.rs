@@ -1,12 +1,18 @@
 //! Recognition: the [`Recognizer`] with its model and the character set from the model's
 //! metadata, batches grouped by width, and greedy CTC decoding.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use image::RgbImage;
 
 use crate::geometry::CropMap;
 use crate::model::RecognizerSpec;
 use crate::session::Model;
 use crate::error::OcrError;
+
+/// A page with at least this many batches is worth the recognition pool's other sessions
+/// (see `Model::grow`); fewer are read on the first alone, as quickly.
+const POOL_AFTER_BATCHES: usize = 8;
 
 /// Reads the text of rectified line crops.
 pub(crate) struct Recognizer {
@@ -34,34 +40,84 @@ impl Recognizer {
         Ok(Self { model, spec, charset, batching })
     }
 
-    /// Each crop's text and mean character probability, in the crops' order.
+    /// Each crop's text and mean character probability, in the crops' order. Batches run
+    /// side by side on the model's session pool, widest first (the longest jobs start
+    /// early, so the workers finish together).
     pub(crate) fn recognise(&self, image: &RgbImage, crops: &[CropMap]) -> Result<Vec<(String, f32)>, OcrError> {
-        let height = self.spec.height;
         let aspects: Vec<f32> = crops.iter().map(|c| c.aspect()).collect();
+        let mut plan = self.batching.plan(&aspects, self.spec.height);
+        plan.sort_by_key(|(members, width)| std::cmp::Reverse(members.len() * width));
         let mut results = vec![(String::new(), 0.0f32); crops.len()];
-        for (members, width) in self.batching.plan(&aspects, height) {
-            let plane = height * width;
-            let mut input = vec![0.0f32; members.len() * 3 * plane];
-            for (k, &i) in members.iter().enumerate() {
-                let w = self.batching.crop_width(aspects[i], height).min(width);
-                let slot = &mut input[k * 3 * plane..(k + 1) * 3 * plane];
-                crops[i].sample_into(image, w, height, width, &self.spec.normalisation, slot);
+        // A page with work to share starts every worker of the pool; those without a
+        // session of their own yet share the built ones until theirs is ready.
+        let workers = if plan.len() >= POOL_AFTER_BATCHES {
+            self.model.grow();
+            self.model.capacity()
+        } else {
+            self.model.built()
+        }
+        .min(plan.len());
+        if workers <= 1 {
+            for (members, width) in &plan {
+                for (i, read) in self.run_batch(image, crops, &aspects, members, *width)? {
+                    results[i] = read;
+                }
             }
-            self.model.run([members.len(), 3, height, width], input, |out_shape, probs| {
-                let (steps, classes) = (out_shape[1] as usize, out_shape[2] as usize);
-                if classes != self.charset.len() {
-                    return Err(OcrError::ModelContents {
-                        path: self.model.path().to_owned(),
-                        what: format!("recognition gave {classes} classes, the charset has {}", self.charset.len()),
-                    });
-                }
-                for (k, &i) in members.iter().enumerate() {
-                    results[i] = self.charset.decode(&probs[k * steps * classes..(k + 1) * steps * classes], steps);
-                }
-                Ok(())
-            })?;
+            return Ok(results);
+        }
+        let next = AtomicUsize::new(0);
+        let read: Vec<Result<Vec<(usize, (String, f32))>, OcrError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some((members, width)) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            done.extend(self.run_batch(image, crops, &aspects, members, *width)?);
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        });
+        for worker in read {
+            for (i, text) in worker? {
+                results[i] = text;
+            }
         }
         Ok(results)
+    }
+
+    /// Reads one batch: `members` (crop indices) padded to `width`.
+    fn run_batch(
+        &self,
+        image: &RgbImage,
+        crops: &[CropMap],
+        aspects: &[f32],
+        members: &[usize],
+        width: usize,
+    ) -> Result<Vec<(usize, (String, f32))>, OcrError> {
+        let height = self.spec.height;
+        let plane = height * width;
+        let mut input = vec![0.0f32; members.len() * 3 * plane];
+        for (k, &i) in members.iter().enumerate() {
+            let w = self.batching.crop_width(aspects[i], height).min(width);
+            crops[i].sample_into(image, w, height, width, &self.spec.normalisation, &mut input[k * 3 * plane..(k + 1) * 3 * plane]);
+        }
+        self.model.run([members.len(), 3, height, width], input, |out_shape, probs| {
+            let (steps, classes) = (out_shape[1] as usize, out_shape[2] as usize);
+            if classes != self.charset.len() {
+                return Err(OcrError::ModelContents {
+                    path: self.model.path().to_owned(),
+                    what: format!("recognition gave {classes} classes, the charset has {}", self.charset.len()),
+                });
+            }
+            Ok(members
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| (i, self.charset.decode(&probs[k * steps * classes..(k + 1) * steps * classes], steps)))
+                .collect())
+        })
     }
 }
 
@@ -112,21 +168,25 @@ impl Charset {
     }
 }
 
-/// Recognition batching: crops sorted by aspect ratio, `batch` at a time, each batch as
-/// wide as its widest crop (rounded up to `align` pixels) but at least `min_width`.
-/// The reference pads every batch to at least 320 px; a smaller floor spends less model
-/// time on short words for the same text.
+/// Recognition batching: crops sorted by aspect ratio, each batch as wide as its widest
+/// crop (rounded up to `align` pixels, at least `min_width`), holding at most `batch`
+/// crops and at most `budget` padded pixels of width in all (a batch has at least one
+/// crop). A budget keeps narrow words together and wide lines nearly alone, so padding
+/// and the cost of one slow batch stay small. The reference pads every batch of 6 to at
+/// least 320 px; a smaller floor spends less model time on short words for the same text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batching {
     pub batch: usize,
     pub min_width: usize,
     pub max_width: usize,
     pub align: usize,
+    pub budget: usize,
 }
 
 impl Default for Batching {
+    /// The reference's: 6 crops a batch, whatever their width.
     fn default() -> Self {
-        Self { batch: 6, min_width: 320, max_width: 3200, align: 8 }
+        Self { batch: 6, min_width: 320, max_width: 3200, align: 8, budget: usize::MAX }
     }
 }
 
@@ -136,19 +196,30 @@ impl Batching {
         ((height as f32 * aspect).ceil() as usize).clamp(1, self.max_width)
     }
 
+    /// A batch's padded width when its widest crop is `widest` pixels.
+    fn padded(&self, widest: usize) -> usize {
+        let align = self.align.max(1);
+        widest.max(self.min_width).div_ceil(align).min(self.max_width.div_ceil(align)) * align
+    }
+
     /// Groups crop indices into batches of similar width; returns each batch's members
     /// and its padded width.
     pub(crate) fn plan(&self, aspects: &[f32], height: usize) -> Vec<(Vec<usize>, usize)> {
         let mut order: Vec<usize> = (0..aspects.len()).collect();
         order.sort_by(|&a, &b| aspects[a].total_cmp(&aspects[b]));
-        order
-            .chunks(self.batch.max(1))
-            .map(|members| {
-                let widest = members.iter().map(|&i| self.crop_width(aspects[i], height)).max().unwrap_or(1);
-                let width = widest.max(self.min_width).div_ceil(self.align) * self.align;
-                (members.to_vec(), width.min(self.max_width.div_ceil(self.align) * self.align))
-            })
-            .collect()
+        let mut plan: Vec<(Vec<usize>, usize)> = Vec::new();
+        for i in order {
+            // Sorted by width, so the newcomer is the batch's widest.
+            let width = self.padded(self.crop_width(aspects[i], height));
+            match plan.last_mut() {
+                Some((members, padded)) if members.len() < self.batch.max(1) && (members.len() + 1).saturating_mul(width) <= self.budget => {
+                    members.push(i);
+                    *padded = width;
+                }
+                _ => plan.push((vec![i], width)),
+            }
+        }
+        plan
     }
 }
 
@@ -181,5 +252,17 @@ mod tests {
         assert_eq!(plan, vec![(vec![1, 2], 96), (vec![3, 0], 480)]);
         let reference = Batching::default();
         assert_eq!(reference.plan(&[1.0], 48), vec![(vec![0], 320)]);
+    }
+
+    #[test]
+    fn a_pixel_budget_keeps_narrow_crops_together_and_wide_ones_alone() {
+        // Budget 800: four 96 px words fit (384), a fifth joins (480), then a 480 px
+        // line would make 2 x 480 = 960 and starts its own batch, as does a 1000 px one.
+        let batching = Batching { batch: 16, min_width: 96, budget: 800, ..Batching::default() };
+        let plan = batching.plan(&[1.0, 1.0, 10.0, 1.0, 1.0, 1.0, 20.8], 48);
+        assert_eq!(plan, vec![(vec![0, 1, 3, 4, 5], 96), (vec![2], 480), (vec![6], 1000)]);
+        for (members, width) in &plan {
+            assert!(members.len() == 1 || members.len() * width <= 800);
+        }
     }
 }

@@ -19,9 +19,10 @@ pub mod var {
     pub const MODELS_DIR: &str = "DOCUSNAP_MODELS_DIR";
     /// `ppocr-v4` or `ppocr-v6`.
     pub const MODEL_SET: &str = "DOCUSNAP_OCR_MODELS";
-    /// Intra-op threads per session; default: the CPUs this process may use.
+    /// The engine's CPU budget (the detector's intra-op threads, the recognition pool's
+    /// one-thread sessions); default: the CPUs this process may use.
     pub const THREADS: &str = "DOCUSNAP_OCR_THREADS";
-    /// Longest side of the detection input, lowered from the default to save memory.
+    /// Longest side of the detection input, 1024-2000 px (default 1600).
     pub const DET_LONG_SIDE: &str = "DOCUSNAP_OCR_DET_LONG_SIDE";
 }
 
@@ -74,4 +75,22 @@ pub fn threads() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// Free heap glibc may keep at its top before returning it to the system: 1 MiB.
+/// A page's buffers (the detector's input and activations, crops) are freed when the page
+/// is done; glibc's default keeps growing this threshold to the largest buffer freed, so a
+/// process kept its largest page's memory. Setting it also fixes the threshold above which
+/// buffers are mapped on their own (128 KiB), so those go back at once. Measured on the 80
+/// receipts (40 at a time): 35-60 MB lower peak, about 2% slower.
+pub const HEAP_TRIM_THRESHOLD: usize = 1 << 20;
+
+/// Applies [`HEAP_TRIM_THRESHOLD`] to this process (glibc only; elsewhere nothing). A
+/// process-wide setting, so the binaries call it, not the engine.
+pub fn bound_heap_retention() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocator parameters; any value is accepted.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD as libc::c_int);
+    }
 }

@@ -106,3 +106,37 @@ fn encoded_images_and_page_text() {
     assert!(squash(&text).to_uppercase().contains("TOTALDUE"), "{text}");
     assert!(matches!(engine.read_image(b"not an image"), Err(docusnap_ocr::OcrError::Decode(_))));
 }
+
+#[test]
+fn models_are_prepared_beside_themselves_once_and_again_when_the_model_changes() {
+    let mut config = EngineConfig::for_set(ModelSet::PpOcrV6).unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("docusnap-prepared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ModelSet::PpOcrV6.files() {
+        std::fs::copy(config.models.join(file), dir.join(file)).unwrap();
+    }
+    config.models = dir.clone();
+    let recogniser = dir.join(ModelSet::PpOcrV6.spec().recognizer.file);
+    let prepared = docusnap_ocr::prepared_path(&recogniser);
+    assert!(!prepared.exists());
+
+    // The first load writes the prepared form (no part file left), and reads with it.
+    let engine = OcrEngine::load(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(prepared.is_file(), "{prepared:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "part")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_reads(&engine.read(&render(&ENGLISH, LATIN_FONT, 32.0)).unwrap(), &ENGLISH);
+    let first = std::fs::metadata(&prepared).unwrap().modified().unwrap();
+
+    // A later load uses it as it is...
+    drop(OcrEngine::load(config.clone()).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(std::fs::metadata(&prepared).unwrap().modified().unwrap(), first);
+    // ...until the model is newer than it (models/fetch replaced the model).
+    let replaced = first + std::time::Duration::from_millis(1);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::File::options().write(true).open(&recogniser).unwrap().set_modified(replaced).unwrap();
+    drop(OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}")));
+    let again = std::fs::metadata(&prepared).unwrap().modified().unwrap();
+    assert!(again > replaced, "prepared {again:?}, model {replaced:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

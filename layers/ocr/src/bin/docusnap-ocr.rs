@@ -6,7 +6,11 @@
 //!
 //! `--models ppocr-v4|ppocr-v6` picks the model set; `--reference-settings` runs the
 //! reference's detection size and recognition padding (for comparisons);
-//! `--det-long-side`, `--det-short-side` and `--rec-min-width` set them one by one.
+//! `--det-long-side`, `--det-short-side` and `--rec-min-width` set them one by one;
+//! `--rec-batch N`, `--rec-budget PX`, `--rec-sessions N`, `--threads N`, `--no-direction`
+//! and `--db-thresh`, `--db-box-thresh`, `--db-unclip` the rest of the engine's settings
+//! (README, "Where this engine differs"). `--prepare-models` writes the set's prepared
+//! models beside them and prints their paths.
 
 use std::io::Write;
 use std::time::Instant;
@@ -14,11 +18,15 @@ use std::time::Instant;
 use docusnap_ocr::{input, DetSize, EngineConfig, ModelSet, OcrEngine};
 
 fn main() -> std::process::ExitCode {
+    docusnap_ocr::runtime::bound_heap_retention();
     let mut files = Vec::new();
     let mut set = None;
     let mut reference = false;
     let mut det_size = None;
     let mut rec_min_width = None;
+    let mut tuning: Vec<(String, usize)> = Vec::new();
+    let mut db: Vec<(String, f32)> = Vec::new();
+    let mut prepare = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -38,9 +46,29 @@ fn main() -> std::process::ExitCode {
                 Some(n) => rec_min_width = Some(n),
                 None => return usage("--rec-min-width takes a number of pixels"),
             },
+            "--rec-budget" | "--rec-batch" | "--rec-sessions" | "--threads" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(n) => tuning.push((arg, n)),
+                None => return usage("--rec-budget, --rec-batch, --rec-sessions and --threads take a number"),
+            },
+            "--no-direction" => tuning.push((arg, 0)),
+            "--db-thresh" | "--db-box-thresh" | "--db-unclip" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
+                Some(v) => db.push((arg, v)),
+                None => return usage("--db-* take a number"),
+            },
+            "--prepare-models" => prepare = true,
             "-h" | "--help" => return usage(""),
             _ => files.push(arg),
         }
+    }
+    if prepare {
+        let config = set.map_or_else(EngineConfig::from_env, EngineConfig::for_set);
+        return match config.and_then(|c| OcrEngine::prepare_models(&c)) {
+            Ok(paths) => {
+                paths.iter().for_each(|p| println!("{}", p.display()));
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        };
     }
     if files.is_empty() {
         return usage("no files given");
@@ -55,6 +83,22 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(width) = rec_min_width {
         config.batching.min_width = width;
+    }
+    for (arg, v) in db {
+        match arg.as_str() {
+            "--db-thresh" => config.db.thresh = v,
+            "--db-box-thresh" => config.db.box_thresh = v,
+            _ => config.db.unclip_ratio = v,
+        }
+    }
+    for (arg, n) in tuning {
+        match arg.as_str() {
+            "--rec-budget" => config.batching.budget = n,
+            "--rec-batch" => config.batching.batch = n,
+            "--rec-sessions" => config.rec_sessions = n,
+            "--threads" => config.threads = n,
+            _ => config.use_direction = false,
+        }
     }
     let engine = match OcrEngine::load(config) {
         Ok(engine) => engine,
@@ -104,7 +148,10 @@ fn usage(problem: &str) -> std::process::ExitCode {
     }
     eprintln!(
         "usage: docusnap-ocr [--models ppocr-v4|ppocr-v6] [--reference-settings] \
-         [--det-long-side PX | --det-short-side PX] [--rec-min-width PX] FILE..."
+         [--det-long-side PX | --det-short-side PX] [--rec-min-width PX] [--rec-batch N] \
+         [--rec-budget PX] [--rec-sessions N] [--threads N] [--no-direction] \
+         [--db-thresh P] [--db-box-thresh P] [--db-unclip R] FILE...\n       \
+         docusnap-ocr [--models ppocr-v4|ppocr-v6] --prepare-models"
     );
     std::process::ExitCode::from(2)
 }

@@ -2,13 +2,15 @@
 //!
 //! An uploaded item becomes pages ([`input`]); each page is decoded ([`decode`]), its text
 //! regions found by the detector (`detect`), each region cropped and rectified
-//! (`geometry`), turned upright by the direction classifier (`direction`) when the page
-//! is upside down, read by the recogniser in width-grouped batches (`recognize`), and its
-//! lines put in reading order (`layout`). Each stage owns its model and that model's spec
-//! ([`model`]: file, normalisation, input shape), as ocrs does; [`OcrEngine`] is the facade.
+//! (`geometry`), read by the recogniser on its pool of sessions (`recognize`), turned
+//! and read again when the page reads badly upright and the direction classifier
+//! (`direction`) finds it upside down, and its lines put in reading order (`layout`). Each
+//! stage owns its model and that model's spec ([`model`]: file, normalisation, input
+//! shape), as ocrs does; [`OcrEngine`] is the facade.
 //!
-//! [`OcrEngine::load`] creates the sessions once; an engine is then shared by every page
-//! and invocation of the process.
+//! [`OcrEngine::load`] creates the sessions once (from the models' prepared forms,
+//! [`prepared_path`]); an engine is then shared by every page and invocation of the
+//! process.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -163,8 +165,8 @@ impl OcrEngine {
         Ok(Self { detector, direction: OnceLock::new(), recognizer, config, environment })
     }
 
-    /// Writes the prepared form of each model of `config`'s set (see
-    /// [`session::prepared_path`]) and returns their paths. The image's build runs this, as
+    /// Writes the prepared form of each model of `config`'s set (see [`prepared_path`])
+    /// and returns their paths. The image's build runs this, as
     /// its `/opt` is read-only at run time; a checkout's models are prepared on first load.
     pub fn prepare_models(config: &EngineConfig) -> Result<Vec<PathBuf>, OcrError> {
         let environment = environment(&config.runtime)?;
@@ -223,11 +225,12 @@ impl OcrEngine {
         // the direction model (see `direction::worth_checking`), so upright pages, nearly
         // all of them, pay nothing for it.
         let mut upside_down = false;
-        if self.config.use_direction && direction::worth_checking(&crops, &recognised) {
-            if self.direction()?.orient(image, &mut crops)? {
-                upside_down = true;
-                recognised = self.recognizer.recognise(image, &crops)?;
-            }
+        if self.config.use_direction
+            && direction::worth_checking(&crops, &recognised)
+            && self.direction()?.orient(image, &mut crops)?
+        {
+            upside_down = true;
+            recognised = self.recognizer.recognise(image, &crops)?;
         }
         let lines: Vec<TextLine> = detections
             .into_iter()

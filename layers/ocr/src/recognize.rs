@@ -10,6 +10,9 @@ use crate::model::RecognizerSpec;
 use crate::session::Model;
 use crate::error::OcrError;
 
+/// A crop's index and what it reads: text and mean character probability.
+type Read = (usize, (String, f32));
+
 /// A page with at least this many batches is worth the recognition pool's other sessions
 /// (see `Model::grow`); fewer are read on the first alone, as quickly.
 const POOL_AFTER_BATCHES: usize = 8;
@@ -66,7 +69,7 @@ impl Recognizer {
             return Ok(results);
         }
         let next = AtomicUsize::new(0);
-        let read: Vec<Result<Vec<(usize, (String, f32))>, OcrError>> = std::thread::scope(|scope| {
+        let read: Vec<Result<Vec<Read>, OcrError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
@@ -96,7 +99,7 @@ impl Recognizer {
         aspects: &[f32],
         members: &[usize],
         width: usize,
-    ) -> Result<Vec<(usize, (String, f32))>, OcrError> {
+    ) -> Result<Vec<Read>, OcrError> {
         let height = self.spec.height;
         let plane = height * width;
         let mut input = vec![0.0f32; members.len() * 3 * plane];

@@ -26,7 +26,7 @@ pub fn prepared_path(path: &Path) -> PathBuf {
 
 /// The file to load for the model at `path`: its prepared form when it is there and no
 /// older than the model, else a prepared form written now (when the folder is writable:
-/// the checkout's `models/opt`, or `docusnap-ocr --prepare-models` in the image's build),
+/// the checkout's `models/opt`; the image's build runs `bootstrap --prepare-models`),
 /// else the model itself. Preparing is an optimisation: any failure falls back to the model.
 fn prepared(environment: &ort::environment::Environment, path: &Path) -> PathBuf {
     let target = prepared_path(path);

@@ -60,29 +60,23 @@ impl Recognizer {
             self.model.built()
         }
         .min(plan.len());
-        if workers <= 1 {
-            for (members, width) in &plan {
-                for (i, read) in self.run_batch(image, crops, &aspects, members, *width)? {
-                    results[i] = read;
-                }
-            }
-            return Ok(results);
-        }
+        // Each worker takes the next batch until none is left.
         let next = AtomicUsize::new(0);
-        let read: Vec<Result<Vec<Read>, OcrError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        while let Some((members, width)) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            done.extend(self.run_batch(image, crops, &aspects, members, *width)?);
-                        }
-                        Ok(done)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-        });
+        let work = || -> Result<Vec<Read>, OcrError> {
+            let mut done = Vec::new();
+            while let Some((members, width)) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
+                done.extend(self.run_batch(image, crops, &aspects, members, *width)?);
+            }
+            Ok(done)
+        };
+        let read: Vec<Result<Vec<Read>, OcrError>> = if workers <= 1 {
+            vec![work()]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+            })
+        };
         for worker in read {
             for (i, text) in worker? {
                 results[i] = text;

@@ -184,14 +184,13 @@ impl Model {
 
     /// A free session, else (all busy) the next built one in turn, waited for.
     fn acquire(&self) -> MutexGuard<'_, Session> {
-        let built: Vec<&Mutex<Session>> = self.sessions.iter().filter_map(OnceLock::get).collect();
-        for session in &built {
-            if let Ok(guard) = session.try_lock() {
-                return guard;
-            }
+        // Called for every crop: no allocation here. The first session is always built.
+        let built = || self.sessions.iter().filter_map(OnceLock::get);
+        if let Some(guard) = built().find_map(|session| session.try_lock().ok()) {
+            return guard;
         }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % built.len();
-        built[turn].lock().unwrap_or_else(|e| e.into_inner())
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.built();
+        built().nth(turn).unwrap_or_else(|| unreachable!("sessions are only ever added, so turn < built")).lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn path(&self) -> &Path {

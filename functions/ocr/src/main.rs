@@ -3,7 +3,6 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    docusnap_ocr::runtime::bound_heap_retention();
     // The image's build writes the prepared models into its read-only-to-be /opt
     // (functions/Dockerfile), so no cold start pays for graph optimisation.
     if std::env::args().nth(1).as_deref() == Some("--prepare-models") {
@@ -16,6 +15,8 @@ async fn main() -> Result<(), Error> {
     }
     docusnap_core::telemetry::init();
     let app = docusnap_ocr_fn::from_env().await.inspect_err(|e| tracing::error!(error = %e, "startup failed"))?;
+    // Only once the engine is built: see `bound_heap_retention`.
+    docusnap_ocr::runtime::bound_heap_retention();
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(docusnap_ocr_fn::handle(&app, event.payload).await)
     }))

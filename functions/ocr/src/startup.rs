@@ -26,10 +26,13 @@ pub enum StartupError {
 }
 
 pub async fn from_env() -> Result<AwsOcr, StartupError> {
-    let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
-    let extract_queue_url = config.extract_queue_url.clone().ok_or(ConfigError::Missing(var::EXTRACT_QUEUE_URL))?;
+    // The engine's sessions, most of a cold start, are built while the AWS configuration
+    // and the key load (a call to Secrets Manager on AWS).
     let engine_config = EngineConfig::from_env()?;
     let threads = engine_config.threads;
+    let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config));
+    let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
+    let extract_queue_url = config.extract_queue_url.clone().ok_or(ConfigError::Missing(var::EXTRACT_QUEUE_URL))?;
     // Fan-out needs the function's own queue; without it every task is read in one go.
     let fan_out = std::env::var(crate::OCR_QUEUE_VAR).ok().filter(|url| !url.is_empty()).map(|url| crate::FanOut {
         ocr_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), url),
@@ -46,7 +49,7 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
             tracing::warn!(error = %e, "PDFium is not available: PDF pages will be retried until it is");
         }
     });
-    let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config)).await.map_err(StartupError::Loader)??;
+    let engine = engine.await.map_err(StartupError::Loader)??;
     Ok(OcrFunction {
         tasks,
         blobs,

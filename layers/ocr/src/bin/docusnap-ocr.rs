@@ -8,9 +8,9 @@
 //! reference's detection size and recognition padding (for comparisons);
 //! `--det-long-side`, `--det-short-side` and `--rec-min-width` set them one by one;
 //! `--rec-batch N`, `--rec-budget PX`, `--rec-sessions N`, `--threads N`, `--no-direction`
-//! and `--db-thresh`, `--db-box-thresh`, `--db-unclip` the rest of the engine's settings
-//! (README, "Where this engine differs"). `--prepare-models` writes the set's prepared
-//! models beside them and prints their paths.
+//! and `--db-thresh`, `--db-box-thresh`, `--db-unclip`, `--db-dilate 1|0` the rest of the
+//! engine's settings (README, "Where this engine differs"). `--prepare-models` writes the
+//! set's prepared models beside them and prints their paths.
 
 use std::io::Write;
 use std::time::Instant;
@@ -18,7 +18,6 @@ use std::time::Instant;
 use docusnap_ocr::{input, DetSize, EngineConfig, ModelSet, OcrEngine};
 
 fn main() -> std::process::ExitCode {
-    docusnap_ocr::runtime::bound_heap_retention();
     let mut files = Vec::new();
     let mut set = None;
     let mut reference = false;
@@ -51,9 +50,9 @@ fn main() -> std::process::ExitCode {
                 None => return usage("--rec-budget, --rec-batch, --rec-sessions and --threads take a number"),
             },
             "--no-direction" => tuning.push((arg, 0)),
-            "--db-thresh" | "--db-box-thresh" | "--db-unclip" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
+            "--db-thresh" | "--db-box-thresh" | "--db-unclip" | "--db-dilate" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
                 Some(v) => db.push((arg, v)),
-                None => return usage("--db-* take a number"),
+                None => return usage("--db-* take a number (--db-dilate: 1 or 0)"),
             },
             "--prepare-models" => prepare = true,
             "-h" | "--help" => return usage(""),
@@ -88,6 +87,7 @@ fn main() -> std::process::ExitCode {
         match arg.as_str() {
             "--db-thresh" => config.db.thresh = v,
             "--db-box-thresh" => config.db.box_thresh = v,
+            "--db-dilate" => config.db.dilate = v != 0.0,
             _ => config.db.unclip_ratio = v,
         }
     }
@@ -104,6 +104,8 @@ fn main() -> std::process::ExitCode {
         Ok(engine) => engine,
         Err(e) => return fail(&e),
     };
+    // Only once the engine is built: see `bound_heap_retention`.
+    docusnap_ocr::runtime::bound_heap_retention();
     let mut status = std::process::ExitCode::SUCCESS;
     for file in files {
         let started = Instant::now();
@@ -150,7 +152,7 @@ fn usage(problem: &str) -> std::process::ExitCode {
         "usage: docusnap-ocr [--models ppocr-v4|ppocr-v6] [--reference-settings] \
          [--det-long-side PX | --det-short-side PX] [--rec-min-width PX] [--rec-batch N] \
          [--rec-budget PX] [--rec-sessions N] [--threads N] [--no-direction] \
-         [--db-thresh P] [--db-box-thresh P] [--db-unclip R] FILE...\n       \
+         [--db-thresh P] [--db-box-thresh P] [--db-unclip R] [--db-dilate 1|0] FILE...\n       \
          docusnap-ocr [--models ppocr-v4|ppocr-v6] --prepare-models"
     );
     std::process::ExitCode::from(2)

@@ -45,8 +45,18 @@ pub struct Normalisation {
 }
 
 impl Normalisation {
-    /// PaddleOCR's detection, direction and recognition preprocessing: to [-1, 1], BGR.
+    /// PaddleOCR's direction and recognition preprocessing (and the Python references'
+    /// detection): to [-1, 1], BGR.
     pub const PADDLE: Normalisation = Normalisation { mean: [0.5; 3], std: [0.5; 3], bgr: true };
+
+    /// PaddleOCR's detection preprocessing, the one its DB detectors are trained with
+    /// (`tools/infer/predict_det.py`, and faster-paddle): ImageNet's mean and deviation,
+    /// listed R, G, B there but applied to OpenCV's B, G, R planes in that order, so the
+    /// blue plane gets red's values. The Python references normalise to [-1, 1] instead;
+    /// with the training values a detector's map holds a line together where [-1, 1]
+    /// breaks it (a margin's vertical document number came out one box per digit).
+    pub const PADDLE_DETECTION: Normalisation =
+        Normalisation { mean: [0.406, 0.456, 0.485], std: [0.225, 0.224, 0.229], bgr: true };
 
     /// Per output plane (in the network's channel order): which RGB channel it takes and the
     /// `scale` and `offset` with `value = pixel * scale + offset`.
@@ -112,7 +122,7 @@ impl ModelSet {
             ModelSet::PpOcrV6 => ("PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx"),
         };
         ModelSpec {
-            detector: DetectorSpec { file: det, normalisation: Normalisation::PADDLE, stride: 32 },
+            detector: DetectorSpec { file: det, normalisation: Normalisation::PADDLE_DETECTION, stride: 32 },
             classifier: MOBILE_V2_CLASSIFIER,
             recognizer: RecognizerSpec { file: rec, normalisation: Normalisation::PADDLE, height: 48 },
         }
@@ -130,6 +140,23 @@ mod tests {
         for (_, scale, offset) in planes {
             assert!((0.0 * scale + offset + 1.0).abs() < 1e-6);
             assert!((255.0 * scale + offset - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn detection_normalisation_gives_the_blue_plane_reds_imagenet_values() {
+        // PaddleOCR: (pixel / 255 - mean[c]) / std[c] on plane c of a BGR image, with
+        // mean = [0.485, 0.456, 0.406] and std = [0.229, 0.224, 0.225].
+        let planes = Normalisation::PADDLE_DETECTION.planes();
+        assert_eq!(planes.map(|(c, _, _)| c), [2, 1, 0]);
+        let paddle = [(0.485f32, 0.229f32), (0.456, 0.224), (0.406, 0.225)];
+        for ((_, scale, offset), (mean, std)) in planes.into_iter().zip(paddle) {
+            for pixel in [0.0f32, 100.0, 255.0] {
+                assert!((pixel * scale + offset - (pixel / 255.0 - mean) / std).abs() < 1e-5);
+            }
+        }
+        for set in ModelSet::ALL {
+            assert_eq!(set.spec().detector.normalisation, Normalisation::PADDLE_DETECTION);
         }
     }
 }

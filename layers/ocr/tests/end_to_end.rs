@@ -97,7 +97,9 @@ fn ppocr_v6_reads_upside_down_pages() {
 
 #[test]
 fn encoded_images_and_page_text() {
-    let engine = engine(ModelSet::PpOcrV4);
+    // The default set: PP-OCRv4 reads this rendering's "INVOICE" as "INVO1CE" since its
+    // detector gets PaddleOCR's own normalisation (its boxes move by a pixel).
+    let engine = engine(ModelSet::PpOcrV6);
     let mut png = std::io::Cursor::new(Vec::new());
     render(&ENGLISH[..2], LATIN_FONT, 32.0).write_to(&mut png, image::ImageFormat::Png).unwrap();
     let page = engine.read_image(png.get_ref()).unwrap();

@@ -123,9 +123,8 @@ fn fill_input(image: &RgbImage, w: usize, h: usize, normalisation: &Normalisatio
     let sy = ih as f32 / h as f32;
     let planes = normalisation.planes();
     let raw = image.as_raw();
-    let fill_rows = |first_row: usize, chunk: [&mut [f32]; 3]| {
-        let rows = chunk[0].len() / w;
-        let outs = chunk;
+    let fill_rows = |first_row: usize, outs: [&mut [f32]; 3]| {
+        let rows = outs[0].len() / w;
         for r in 0..rows {
             let (y0, y1, fy) = taps(first_row + r, sy, ih);
             let (row0, row1) = (&raw[y0 * iw * 3..(y0 + 1) * iw * 3], &raw[y1 * iw * 3..(y1 + 1) * iw * 3]);

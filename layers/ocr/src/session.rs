@@ -74,12 +74,11 @@ pub(crate) struct Pool {
     pub threads: usize,
 }
 
-/// What building more of a pool's sessions takes.
+/// What building more of a pool's sessions takes, beside the model's path and threads.
 struct Grow {
     environment: &'static ort::environment::Environment,
+    /// The file the first session was built from (the prepared form, or the model).
     file: PathBuf,
-    path: PathBuf,
-    threads: usize,
     prepacked: PrepackedWeights,
     started: AtomicBool,
 }
@@ -109,7 +108,7 @@ impl Model {
         let prepacked = PrepackedWeights::new();
         let slots: Arc<[OnceLock<Mutex<Session>>]> = (0..sessions.max(1)).map(|_| OnceLock::new()).collect();
         let _ = slots[0].set(Mutex::new(Self::session(environment, &file, path, threads, &prepacked)?));
-        let grow = Grow { environment, file, path: path.to_owned(), threads, prepacked, started: AtomicBool::new(false) };
+        let grow = Grow { environment, file, prepacked, started: AtomicBool::new(false) };
         Ok(Self { sessions: slots, grow, threads, next: AtomicUsize::new(0), path: path.to_owned(), stage })
     }
 
@@ -155,8 +154,8 @@ impl Model {
             return;
         }
         let slots = Arc::clone(&self.sessions);
-        let Grow { environment, file, path, threads, prepacked, .. } = &self.grow;
-        let (environment, file, path, threads, prepacked) = (*environment, file.clone(), path.clone(), *threads, prepacked.clone());
+        let Grow { environment, file, prepacked, .. } = &self.grow;
+        let (environment, file, path, threads, prepacked) = (*environment, file.clone(), self.path.clone(), self.threads, prepacked.clone());
         std::thread::spawn(move || {
             for slot in &slots[1..] {
                 match Self::session(environment, &file, &path, threads, &prepacked) {

@@ -245,7 +245,7 @@ impl Runner {
             let receipt = message.receipt_handle().unwrap_or_default();
             if failed_ids.iter().any(|id| Some(id.as_str()) == message.message_id()) {
                 poll.failed += 1;
-                let mapping_visibility = self.visibility_from_mapping.then(|| mapping.visibility_timeout.as_secs() as i32);
+                let mapping_visibility = self.visibility_from_mapping.then_some(mapping.visibility_timeout.as_secs() as i32);
                 if let Some(seconds) = self.retry_after.or(mapping_visibility) {
                     self.sqs
                         .change_message_visibility()

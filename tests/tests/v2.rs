@@ -18,7 +18,7 @@ async fn receipt_task(t: &TestStack, extra: Value) -> (V2Client, String, Vec<u8>
     let client = V2Client::new();
     let id = client.task_id(TaskType::Doc);
     let page = client.seal_page(&id, 0, &receipt());
-    let task = t.created_v2(&client.create_body("doc", &[page.clone()], extra)).await;
+    let task = t.created_v2(&client.create_body("doc", std::slice::from_ref(&page), extra)).await;
     (client, id, page, task)
 }
 
@@ -111,12 +111,12 @@ async fn a_page_swapped_between_tasks_or_sealed_under_another_key_is_refused() {
     // Task B declares task A's sealed page (so even S3's checksum lets it in): its
     // associated data names task A.
     let page_a = a.seal_page(&id_a, 0, &receipt());
-    let task_b = t.created_v2(&b.create_body("doc", &[page_a.clone()], json!({}))).await;
+    let task_b = t.created_v2(&b.create_body("doc", std::slice::from_ref(&page_a), json!({}))).await;
     assert_eq!(put_page(&task_b.answer, 0, page_a).await, 200);
     // Task C's page is sealed for C and its position, but under another key.
     let stranger = V2Client::new();
     let page_c = stranger.seal_page(&id_c, 0, &receipt());
-    let task_c = t.created_v2(&c.create_body("doc", &[page_c.clone()], json!({}))).await;
+    let task_c = t.created_v2(&c.create_body("doc", std::slice::from_ref(&page_c), json!({}))).await;
     assert_eq!(put_page(&task_c.answer, 0, page_c).await, 200);
     run_chain(&t).await;
     for (id, token) in [(&id_b, &task_b.token), (&id_c, &task_c.token)] {

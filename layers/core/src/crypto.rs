@@ -266,7 +266,7 @@ fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), KeyError> {
     let block = &pem[start..];
     let end_line = block.find("-----END ").ok_or(KeyError::NoPem)? + "-----END ".len();
     let end = end_line + block[end_line..].find("-----").ok_or(KeyError::NoPem)? + "-----".len();
-    let (label, der) = pem_rfc7468::decode_vec(block[..end].as_bytes()).map_err(|e| match e {
+    let (label, der) = pem_rfc7468::decode_vec(&block.as_bytes()[..end]).map_err(|e| match e {
         pem_rfc7468::Error::Base64(_) => KeyError::PemBase64,
         _ => KeyError::NoPem,
     })?;

@@ -159,7 +159,7 @@ pub fn fill(fields: &[String], library: &Library) -> Map<String, Value> {
         .enumerate()
         .map(|(place, (kind, item))| Entry { kind, item, rank: (standing(item), issued(item).map(|d| (d.year, d.month, d.day)), place) })
         .collect();
-    entries.sort_by(|a, b| b.rank.cmp(&a.rank));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
     let mut out = Map::new();
     for field in fields {
         let wanted = concept(field);

@@ -191,7 +191,7 @@ pub fn letterhead(lines: &[&str]) -> Letterhead {
     for (i, &line) in window.iter().enumerate().skip(next) {
         let opens = starts_address(line) || is_address(line);
         if address.is_empty() {
-            if opens && !ends_header(line) && !is_dated(line) && !is_phone(line) && !(is_registration(line) && !has_word(line, STREET_WORDS)) {
+            if opens && !ends_header(line) && !is_dated(line) && !is_phone(line) && (!is_registration(line) || has_word(line, STREET_WORDS)) {
                 address_at = i;
                 address.push(line);
             }

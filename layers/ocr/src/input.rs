@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(InputKind::detect(&png), InputKind::Image);
         assert_eq!(split(png.clone()).unwrap(), vec![PageInput::Image(png)]);
         assert_eq!(InputKind::detect(b"%PDF-1.7\n..."), InputKind::Pdf);
-        assert!(matches!(split(b"hello".to_vec()), Err(InputError::UnknownFormat)));
+        assert!(matches!(split(Vec::from(b"hello")), Err(InputError::UnknownFormat)));
         let mut big = b"%PDF-1.7\n".to_vec();
         big.resize(crate::decode::MAX_IMAGE_BYTES + 1, b' ');
         assert!(matches!(split(big), Err(InputError::TooLarge(_))));

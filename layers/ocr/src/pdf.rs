@@ -216,7 +216,7 @@ fn text_layer(page: &PdfPage_<'_>) -> Option<Page> {
     }
     let text = page.text().ok()?;
     let chars = text.chars();
-    if chars.len() as usize > MAX_TEXT_CHARS {
+    if chars.len() > MAX_TEXT_CHARS {
         return None;
     }
     let scale = render_scale(width, height);

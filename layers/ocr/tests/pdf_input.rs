@@ -123,9 +123,9 @@ fn an_encrypted_pdf_is_refused_as_encrypted() {
 #[test]
 fn a_truncated_pdf_fails_cleanly() {
     let whole = document(&[Page::text(A4.0, A4.1, invoice_lines()), Page::scan(&scan_image(&["SECOND"]), 100.0)]);
-    assert!(matches!(input::split(b"%PDF-1.7\n".to_vec()), Err(InputError::Pdf(PdfError::Broken(_)))));
+    assert!(matches!(input::split(Vec::from(b"%PDF-1.7\n")), Err(InputError::Pdf(PdfError::Broken(_)))));
     for cut in [whole.len() / 4, whole.len() / 2, whole.len() - 40] {
-        let e = input::split(whole[..cut].to_vec()).unwrap_err();
+        let e = input::split(Vec::from(&whole[..cut])).unwrap_err();
         assert!(matches!(e, InputError::Pdf(PdfError::Broken(_))) && e.is_item_fault(), "cut at {cut}: {e:?}");
     }
     assert_eq!(input::split(whole).unwrap().len(), 2);

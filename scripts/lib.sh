@@ -5,6 +5,10 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 LOCAL="$REPO_ROOT/.local"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+# ONNX Runtime's telemetry uploader stays off in every process started from here: the
+# binaries turn it off themselves (docusnap_ocr::runtime::disable_telemetry), the test
+# processes that load the engine directly do not.
+export ORT_DISABLE_TELEMETRY=1
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 

@@ -9,7 +9,11 @@ ppocr-v4 runs rapidocr_onnxruntime==1.4.4, ppocr-v6 runs rapidocr==3.10.0;
 faster-paddle-small and faster-paddle-tiny run faster-paddle==1.0.4 (PP-OCRv6 small or
 tiny, its own defaults; it gives axis-aligned boxes).
 """
-import json, sys, time
+import json, os, sys, time
+
+# onnxruntime 1.31's telemetry uploader (see docusnap_ocr::runtime::DISABLE_TELEMETRY)
+# stays off: it starts on import, so this comes first.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 
 def load(models):

@@ -1,8 +1,13 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    // Before the runtime's threads exist: see `disable_telemetry`.
+    docusnap_ocr::runtime::disable_telemetry();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), Error> {
     // The image's build writes the prepared models into its read-only-to-be /opt
     // (functions/Dockerfile), so no cold start pays for graph optimisation.
     if std::env::args().nth(1).as_deref() == Some("--prepare-models") {

@@ -136,9 +136,15 @@ fn environment(runtime: &Path) -> Result<&'static ort::environment::Environment,
         return Ok(environment);
     }
     let load_error = |detail: String| OcrError::RuntimeLoad { path: runtime.to_owned(), detail };
+    let (variable, off) = runtime::DISABLE_TELEMETRY;
+    if std::env::var(variable).as_deref() != Ok(off) {
+        tracing::warn!("{variable} is not {off}: ONNX Runtime's telemetry uploader starts (see runtime::disable_telemetry)");
+    }
     let environment = ort::init_from(runtime)
         .map_err(|e| load_error(e.to_string()))?
         .with_name("docusnap-ocr")
+        // Its events too, in case a build starts the uploader regardless.
+        .with_telemetry(false)
         .build()
         .map_err(|e| load_error(e.to_string()))?;
     Ok(ENVIRONMENT.get_or_init(|| environment))

@@ -77,6 +77,24 @@ pub fn threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
+/// ONNX Runtime's switch for its Linux telemetry. Microsoft's builds since 1.29, the
+/// pinned wheel's included, start a 1DS uploader when the environment is created: events
+/// about every session (model file and graph names, producer, hashes, errors, run counts)
+/// kept in `~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db` and sent to
+/// `mobile.events.data.microsoft.com` whenever the network allows, as a Lambda with a
+/// NAT gateway's does. A document service sends nothing about its work to a third party.
+/// Only this variable stops the uploader (or `CI`, which no deployment sets): the API's
+/// `DisableTelemetryEvents` comes after the environment exists and leaves it running.
+pub const DISABLE_TELEMETRY: (&str, &str) = ("ORT_DISABLE_TELEMETRY", "1");
+
+/// Sets [`DISABLE_TELEMETRY`] in this process's environment. A process-wide setting read
+/// when ONNX Runtime starts, so each binary calls it first thing in `main`, before any
+/// other thread exists (setting a variable races with other threads reading them).
+pub fn disable_telemetry() {
+    let (name, value) = DISABLE_TELEMETRY;
+    std::env::set_var(name, value);
+}
+
 /// Free heap glibc may keep at its top before returning it to the system: 1 MiB.
 /// A page's buffers (the detector's input and activations, crops) are freed when the page
 /// is done; glibc's default keeps growing this threshold to the largest buffer freed, so a

@@ -131,6 +131,33 @@ fn a_process_reading_small_pages_grows_its_recognition_pool() {
     assert_reads(&engine.read(&small).unwrap(), &ENGLISH);
 }
 
+/// ONNX Runtime's telemetry stays off (`runtime::DISABLE_TELEMETRY`): the binary reads a
+/// page in an environment that does not turn it off (no `ORT_DISABLE_TELEMETRY`, no
+/// `CI`), and its uploader's store never appears in the home folder it was given. (With
+/// the binary's own switch removed, the store is there after one page.)
+#[test]
+fn reading_a_page_starts_no_telemetry() {
+    let home = std::env::temp_dir().join(format!("docusnap-telemetry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let page = home.join("page.png");
+    render(&ENGLISH[..1], LATIN_FONT, 32.0).save(&page).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_docusnap-ocr"))
+        .arg(&page)
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env_remove("ORT_DISABLE_TELEMETRY")
+        .env_remove("CI")
+        .env_remove("ORT_RUNNING_UNIT_TESTS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INVOICE"), "{}", String::from_utf8_lossy(&out.stdout));
+    let written: Vec<_> = std::fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let _ = std::fs::remove_dir_all(&home);
+    assert_eq!(written, [std::ffi::OsString::from("page.png")], "the engine wrote into its home folder");
+}
+
 #[test]
 fn models_are_prepared_beside_themselves_once_and_again_when_the_model_changes() {
     let mut config = EngineConfig::for_set(ModelSet::PpOcrV6).unwrap_or_else(|e| panic!("{e}"));

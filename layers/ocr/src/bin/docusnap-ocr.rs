@@ -18,6 +18,7 @@ use std::time::Instant;
 use docusnap_ocr::{input, DetSize, EngineConfig, ModelSet, OcrEngine};
 
 fn main() -> std::process::ExitCode {
+    docusnap_ocr::runtime::disable_telemetry();
     let mut files = Vec::new();
     let mut set = None;
     let mut reference = false;

@@ -60,11 +60,12 @@ impl Recognizer {
         let mut plan = self.batching.plan(&aspects, self.spec.height);
         plan.sort_by_key(|(members, width)| std::cmp::Reverse(members.len() * width));
         let mut results = vec![(String::new(), 0.0f32); crops.len()];
-        // A page with work to share, or a process that has read enough pages, starts
-        // every worker of the pool; those without a session of their own yet share the
-        // built ones until theirs is ready.
+        // A page with work to share, or a process that has read enough pages (the count
+        // includes this page's, so one test covers both), starts every worker of the
+        // pool; those without a session of their own yet share the built ones until
+        // theirs is ready.
         let planned = self.planned.fetch_add(plan.len(), Ordering::Relaxed).saturating_add(plan.len());
-        let workers = if plan.len() >= POOL_AFTER_BATCHES || planned >= POOL_AFTER_BATCHES {
+        let workers = if planned >= POOL_AFTER_BATCHES {
             self.model.grow();
             self.model.capacity()
         } else {

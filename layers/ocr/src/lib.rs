@@ -204,13 +204,6 @@ impl OcrEngine {
         &self.config
     }
 
-    /// Recognition sessions built so far, of `config().rec_sessions`: the first is built
-    /// by [`OcrEngine::load`], the rest in the background once a page, or the process,
-    /// has enough lines to share.
-    pub fn recognition_sessions(&self) -> usize {
-        self.recognizer.sessions_built()
-    }
-
     /// Reads one page of the input stage.
     pub fn read_input(&self, page: &PageInput) -> Result<Page, OcrError> {
         match page {

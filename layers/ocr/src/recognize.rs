@@ -14,10 +14,7 @@ use crate::error::OcrError;
 type Read = (usize, (String, f32));
 
 /// A page with at least this many batches is worth the recognition pool's other sessions
-/// (see `Model::grow`); fewer are read on the first alone, as quickly. So is a process
-/// that has read this many in all: it is serving pages, and a warm page of a few lines
-/// reads faster on the pool (README, "Speed"), while a cold process's first small page
-/// still does not pay for the build.
+/// (see `Model::grow`); fewer are read on the first alone, as quickly.
 const POOL_AFTER_BATCHES: usize = 8;
 
 /// Reads the text of rectified line crops.
@@ -26,8 +23,6 @@ pub(crate) struct Recognizer {
     spec: RecognizerSpec,
     charset: Charset,
     batching: Batching,
-    /// Batches planned so far in this process: past the threshold, the pool is grown.
-    planned: AtomicUsize,
 }
 
 impl Recognizer {
@@ -45,11 +40,7 @@ impl Recognizer {
                 )));
             }
         }
-        Ok(Self { model, spec, charset, batching, planned: AtomicUsize::new(0) })
-    }
-
-    pub(crate) fn sessions_built(&self) -> usize {
-        self.model.built()
+        Ok(Self { model, spec, charset, batching })
     }
 
     /// Each crop's text and mean character probability, in the crops' order. Batches run
@@ -60,12 +51,9 @@ impl Recognizer {
         let mut plan = self.batching.plan(&aspects, self.spec.height);
         plan.sort_by_key(|(members, width)| std::cmp::Reverse(members.len() * width));
         let mut results = vec![(String::new(), 0.0f32); crops.len()];
-        // A page with work to share, or a process that has read enough pages (the count
-        // includes this page's, so one test covers both), starts every worker of the
-        // pool; those without a session of their own yet share the built ones until
-        // theirs is ready.
-        let planned = self.planned.fetch_add(plan.len(), Ordering::Relaxed).saturating_add(plan.len());
-        let workers = if planned >= POOL_AFTER_BATCHES {
+        // A page with work to share starts every worker of the pool; those without a
+        // session of their own yet share the built ones until theirs is ready.
+        let workers = if plan.len() >= POOL_AFTER_BATCHES {
             self.model.grow();
             self.model.capacity()
         } else {

@@ -109,28 +109,6 @@ fn encoded_images_and_page_text() {
     assert!(matches!(engine.read_image(b"not an image"), Err(docusnap_ocr::OcrError::Decode(_))));
 }
 
-/// A page of a few lines is read on the first recognition session alone (a cold start
-/// does not pay for building the rest), but a process that keeps reading such pages is
-/// serving, and builds its pool: the pages read on it from then on.
-#[test]
-fn a_process_reading_small_pages_grows_its_recognition_pool() {
-    let mut config = EngineConfig::for_set(ModelSet::PpOcrV6).unwrap_or_else(|e| panic!("{e}"));
-    (config.threads, config.rec_sessions) = (2, 2);
-    let engine = OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}"));
-    let small = render(&ENGLISH, LATIN_FONT, 32.0);
-    assert_reads(&engine.read(&small).unwrap(), &ENGLISH);
-    assert_eq!(engine.recognition_sessions(), 1, "three lines are read on the first session alone");
-    for _ in 0..3 {
-        assert_reads(&engine.read(&small).unwrap(), &ENGLISH);
-    }
-    let started = std::time::Instant::now();
-    while engine.recognition_sessions() < 2 {
-        assert!(started.elapsed().as_secs() < 60, "the pool's second session was never built");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_reads(&engine.read(&small).unwrap(), &ENGLISH);
-}
-
 /// ONNX Runtime's telemetry stays off (`runtime::DISABLE_TELEMETRY`): the binary reads a
 /// page in an environment that does not turn it off (no `ORT_DISABLE_TELEMETRY`, no
 /// `CI`), and its uploader's store never appears in the home folder it was given. (With

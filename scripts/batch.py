@@ -13,6 +13,7 @@ def main():
     parser.add_argument("--env-file", required=True)
     parser.add_argument("--each", action="store_true", help="each image of a folder is its own document")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks for results")
     parser.add_argument("inputs", nargs="+")
     args = parser.parse_args()
     env = dict(line.rstrip("\n").split("=", 1) for line in open(args.env_file) if "=" in line)
@@ -49,7 +50,7 @@ def main():
                 continue
             print(json.dumps({"document": waiting.pop(key), "result_key": key, **json.loads(body)}, ensure_ascii=False))
             sys.stdout.flush()
-        time.sleep(1)
+        time.sleep(args.poll)
     if waiting:
         print(f"batch: no result after {args.timeout} s for {sorted(waiting.values())}", file=sys.stderr)
         return 2

@@ -1,19 +1,18 @@
 #!/usr/bin/env python3
 """The local API gateway of scripts/dev: what API Gateway does in front of the upload
-function when a burst comes, on loopback in front of `cargo lambda watch`.
+function when a burst comes, on loopback in front of the local HTTP API (docusnap-events
+--http, which turns each request into a payload 2.0 event for the function).
 
-cargo-lambda's local runtime stops dispatching once a burst of clients queues on it and
-gives up (seen with 200 v1 clients: no answer, /check_status included, until restarted),
-with one instance per function or four. So at most MAX_IN_FLIGHT requests go to it at
-once; the rest wait up to QUEUE_WAIT seconds for a slot, then get API Gateway's own
-throttling answer, `429 {"message": "Too Many Requests"}`. A request whose client left
-still finishes upstream, so cargo-lambda never sees a connection dropped mid-invocation.
+At most MAX_IN_FLIGHT requests go to the function at once; the rest wait up to QUEUE_WAIT
+seconds for a slot, then get API Gateway's own throttling answer,
+`429 {"message": "Too Many Requests"}`. A request whose client left still finishes
+upstream, so no invocation is cut off mid-way.
 
     gateway.py LISTEN_PORT UPSTREAM_PORT
 """
 import http.client, http.server, sys, threading
 
-MAX_IN_FLIGHT = 8     # cargo-lambda answered 20 concurrent clients without trouble
+MAX_IN_FLIGHT = 8     # the function's environments queue the rest; this bounds the wait
 QUEUE_WAIT = 25       # seconds a request may wait for a slot (API Gateway gives up on an integration at 29)
 UPSTREAM_TIMEOUT = 30   # API Gateway's integration timeout: an invocation that never answers
                         # costs one 504, not a slot held for good (scripts/dev builds first)

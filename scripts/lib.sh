@@ -103,3 +103,107 @@ ensure_browser() {
         $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium > /dev/null
     fi
 }
+
+# Runs a command as root (sudo when not root already).
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages by name, installed when a command they bring is missing: apt_ensure CMD PKG...
+apt_ensure() {
+    local command=$1
+    shift
+    command -v "$command" > /dev/null && return
+    log "installing $*"
+    as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" > /dev/null
+}
+
+# A Docker engine that answers: Debian's docker.io, and dockerd started when none answers
+# (its log in .local/logs/dockerd.log). DOCKER_BUILDKIT=0: the builder inside the engine,
+# with no buildx plugin needed.
+ensure_docker() {
+    export DOCKER_BUILDKIT=0
+    docker info > /dev/null 2>&1 && return
+    command -v dockerd > /dev/null || apt_ensure dockerd docker.io
+    log "starting dockerd"
+    mkdir -p "$LOCAL/logs"
+    as_root setsid dockerd > "$LOCAL/logs/dockerd.log" 2>&1 < /dev/null &
+    local i
+    for ((i = 0; i < 120; i++)); do
+        docker info > /dev/null 2>&1 && return
+        sleep 0.5
+    done
+    log "dockerd did not answer within 60 s; its log:"
+    tail -n 30 "$LOCAL/logs/dockerd.log" >&2
+    return 1
+}
+
+# Runs aarch64 programs (containers included) through Debian's qemu-user-static, version 8
+# or newer: from bookworm-backports on Debian 12. Bookworm's own 7.2 shows an aarch64
+# program the host's x86 /proc/cpuinfo, and ONNX Runtime's CPU probe then dereferences NULL
+# (SIGSEGV at load); newer QEMU presents an aarch64 /proc/cpuinfo.
+ensure_arm64_emulation() {
+    local version
+    version="$(dpkg-query -W -f '${Version}' qemu-user-static 2>/dev/null | sed 's/^[0-9]*://; s/[.+~].*//')"
+    if [[ -z "$version" || "$version" -lt 8 ]]; then
+        if grep -q '^VERSION_CODENAME=bookworm' /etc/os-release && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            log "adding bookworm-backports (for qemu-user-static 8 or newer)"
+            echo 'deb http://deb.debian.org/debian bookworm-backports main' | as_root tee /etc/apt/sources.list.d/backports.list > /dev/null
+        fi
+        log "installing qemu-user-static (newest) and binfmt-support"
+        as_root apt-get update -qq
+        local release=()
+        grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/ && release=(-t bookworm-backports)
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${release[@]}" qemu-user-static binfmt-support > /dev/null
+        # A registration opened the old interpreter (flag F): register the new one.
+        [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && as_root update-binfmts --disable qemu-aarch64
+    fi
+    [[ -e /proc/sys/fs/binfmt_misc/register ]] || as_root mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || as_root update-binfmts --enable qemu-aarch64
+}
+
+# A Debian base image made here (no registry is reachable): debootstrap's minbase of
+# bookworm for the machine (x86_64 or aarch64), as docusnap-base:bookworm-<machine>, with
+# the CA certificates Lambda's base has too (without them every HTTPS client of ours, the
+# callback's and the LLM's, refuses to start). Built
+# FROM scratch with --platform, not with `docker import`, whose --platform Debian's engine
+# (20.10) ignores: an aarch64 base labelled amd64 would make amd64-labelled arm64 images.
+# Sets BASE_IMAGE.
+ensure_local_base() {
+    local machine=$1 arch
+    # The suffix is the recipe's version: a base made by an older recipe is made again.
+    BASE_IMAGE="docusnap-base:bookworm-$machine-1"
+    docker image inspect "$BASE_IMAGE" > /dev/null 2>&1 && return
+    apt_ensure debootstrap debootstrap
+    arch=amd64
+    [[ "$machine" == aarch64 ]] && arch=arm64
+    local dir
+    dir="$(mktemp -d)"
+    log "making $BASE_IMAGE with debootstrap (a minute or two; longer under emulation)"
+    as_root debootstrap --arch="$arch" --variant=minbase --include=ca-certificates bookworm "$dir" > "$LOCAL/logs/debootstrap-$machine.log" 2>&1 \
+        || { tail -n 20 "$LOCAL/logs/debootstrap-$machine.log" >&2; return 1; }
+    # Package lists and documentation are of no use to a function.
+    as_root rm -rf "$dir"/var/cache/apt/* "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc "$dir"/usr/share/man
+    local context
+    context="$(mktemp -d)"
+    as_root tar -C "$dir" -cf "$context/rootfs.tar" .
+    printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' > "$context/Dockerfile"
+    docker build --quiet --platform "linux/$arch" -t "$BASE_IMAGE" "$context" > /dev/null
+    as_root rm -rf "$dir" "$context"
+}
+
+# Waits for scripts/dev (process PID, its standard output in OUT) to print its `API:` line,
+# for at most SECONDS; prints the API's base URL. Fails if scripts/dev exits first.
+wait_for_api() {
+    local out=$1 pid=$2 limit=$3 api i
+    for ((i = 0; i < limit * 2; i++)); do
+        api="$(sed -n 's/^API: //p' "$out" 2>/dev/null)"
+        if [[ -n "$api" ]]; then
+            echo "$api"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.5
+    done
+    return 1
+}

@@ -115,8 +115,22 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
     Ok(out)
 }
 
+/// The function the template's HTTP API invokes (the one with `HttpApi` events), as the
+/// local gateway runs it: (binary, timeout, memory in MB).
+pub fn http_function(template: &Template, root: &Path) -> Result<Option<(String, Duration, u32)>, InfraError> {
+    for (function, properties) in template.resources_of_type("AWS::Serverless::Function") {
+        let events = properties.get("Events").and_then(Yaml::as_mapping).cloned().unwrap_or_default();
+        if events.values().any(|event| event.get("Type").and_then(Yaml::as_str) == Some("HttpApi")) {
+            let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
+            let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
+            return Ok(Some((binary_of(template, &function, root)?, Duration::from_secs(timeout), memory_mb)));
+        }
+    }
+    Ok(None)
+}
+
 /// The binary a function's image runs: the `FUNCTION` build argument its template
-/// metadata passes to the Dockerfile, which must build that argument's `--bin`.
+/// metadata passes to the Dockerfile (which installs that binary as the bootstrap).
 fn binary_of(template: &Template, function: &str, root: &Path) -> Result<String, InfraError> {
     let unsupported = |what: String| InfraError::Unsupported { resource: function.to_owned(), what };
     let metadata = template.resource(function).and_then(|r| r.get("Metadata"));
@@ -130,8 +144,8 @@ fn binary_of(template: &Template, function: &str, root: &Path) -> Result<String,
         .and_then(Yaml::as_str)
         .ok_or_else(|| unsupported("no Metadata.DockerBuildArgs.FUNCTION".into()))?;
     let text = std::fs::read_to_string(root.join(dockerfile)).map_err(|e| unsupported(format!("{dockerfile}: {e}")))?;
-    if !text.contains("--bin ${FUNCTION}") {
-        return Err(unsupported(format!("{dockerfile} does not build --bin ${{FUNCTION}}")));
+    if !text.contains("ARG FUNCTION") {
+        return Err(unsupported(format!("{dockerfile} takes no FUNCTION argument")));
     }
     Ok(binary.to_owned())
 }

@@ -19,6 +19,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml_ng::Value;
 
 pub mod events;
+pub mod gateway;
 pub mod runtime;
 mod template;
 

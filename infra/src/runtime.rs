@@ -1,14 +1,14 @@
-//! Local Lambda execution environments for the queue-fed functions: each is a process of
-//! the function's binary talking to its own Lambda Runtime API server on loopback, as a
-//! Lambda sandbox does.
+//! Local Lambda execution environments: each is a process of the function's binary, or a
+//! container of its image ([`Launch`]), talking to its own Lambda Runtime API server on
+//! loopback, as a Lambda sandbox does.
 //!
 //! Why not `cargo lambda watch` for these: cargo-lambda 1.9.2 never replaces an instance
 //! whose process died (its scheduler drops an instance only when the file watcher itself
 //! fails), so one crashed or killed OCR process wedged every later OCR invocation; and it
 //! enforces no timeout. Here, as on Lambda, an invocation whose process exits fails with
 //! `Runtime.ExitError`, one that outlives the function's timeout is killed and fails with
-//! a time-out, and the next invocation starts a fresh process (a cold start). The HTTP API
-//! (upload) stays on `cargo lambda watch`, which reloads it on every change.
+//! a time-out, and the next invocation starts a fresh process (a cold start). The HTTP API's
+//! function runs here too, behind the local HTTP API (the gateway module).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -31,12 +31,30 @@ const API: &str = "/2018-06-01/runtime";
 /// ONNX Runtime and its models takes a few).
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What an environment runs.
+#[derive(Clone, Debug)]
+pub enum Launch {
+    /// The function's binary, as a process of this machine.
+    Program(PathBuf),
+    /// The function's container image (`scripts/images`), as Lambda runs it: `docker run`
+    /// on the host network (its Runtime API and moto are on loopback), a read-only root
+    /// with a writable `/tmp`, a user that is not root, the function's memory as its limit.
+    /// Containers carry `label` (`docusnap.runner=<label>`), so that whoever started the
+    /// runner can remove what a killed runner left.
+    Image { image: String, label: String },
+}
+
+/// Lambda's `/tmp` (ephemeral storage) by default, in MB.
+const TMP_MB: u32 = 512;
+/// The user Lambda runs a function as is not root, and not known to the image.
+const CONTAINER_USER: &str = "993:990";
+
 /// A function as its environments run it.
 #[derive(Clone, Debug)]
 pub struct FunctionSpec {
     /// The name it gets in `AWS_LAMBDA_FUNCTION_NAME` (its binary's name).
     pub name: String,
-    pub program: PathBuf,
+    pub launch: Launch,
     /// Its environment, on top of the runner's own (a later pair wins).
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
@@ -78,19 +96,45 @@ struct Api {
     init_error: Mutex<Option<String>>,
 }
 
-/// One sandbox: a process and its Runtime API.
+/// One sandbox: a process (or a container's `docker run`) and its Runtime API.
 struct Environment {
     child: tokio::process::Child,
+    /// The container's name, when the environment is a container: killing `docker run`
+    /// alone would leave the container running.
+    container: Option<String>,
     send: mpsc::Sender<Invocation>,
     api: Arc<Api>,
     server: tokio::task::JoinHandle<()>,
     initialised: bool,
 }
 
+impl Environment {
+    /// Ends the sandbox now (a time-out): the process, and its container if any.
+    fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        if let Some(name) = self.container.take() {
+            remove_container(&name);
+        }
+    }
+}
+
 impl Drop for Environment {
     fn drop(&mut self) {
         self.server.abort();
-        let _ = self.child.start_kill();
+        self.kill();
+    }
+}
+
+/// `docker rm -f NAME`, not waited for (tokio reaps the process).
+fn remove_container(name: &str) {
+    let removal = tokio::process::Command::new("docker")
+        .args(["rm", "-f", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Err(e) = removal {
+        warn!(container = name, error = %e, "could not remove the container");
     }
 }
 
@@ -142,13 +186,24 @@ impl Environments {
                 None => Ok(Stdio::inherit()),
             }
         };
-        let child = tokio::process::Command::new(&self.spec.program)
-            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.spec.memory_mb.to_string())
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", self.spec.timeout.as_secs().to_string())
+        let mut env = self.spec.env.clone();
+        env.extend([
+            ("AWS_LAMBDA_RUNTIME_API".to_owned(), address.to_string()),
+            ("AWS_LAMBDA_FUNCTION_NAME".to_owned(), self.spec.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_owned(), self.spec.memory_mb.to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".to_owned(), "$LATEST".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_TIMEOUT".to_owned(), self.spec.timeout.as_secs().to_string()),
+        ]);
+        let n = self.invocations.load(Ordering::Relaxed);
+        let (mut command, container) = match &self.spec.launch {
+            Launch::Program(program) => (tokio::process::Command::new(program), None),
+            Launch::Image { image, label } => {
+                let name = format!("{}-{}-{n}-{}", self.spec.name, std::process::id(), address.port());
+                (docker_run(image, label, &name, self.spec.memory_mb, &env), Some(name))
+            }
+        };
+        let child = command
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(output().map_err(InvokeError::Spawn)?)
             .stderr(output().map_err(InvokeError::Spawn)?)
@@ -161,8 +216,8 @@ impl Environments {
                 return Err(InvokeError::Spawn(e));
             }
         };
-        info!(function = %self.spec.name, pid = child.id(), "started a fresh environment");
-        Ok(Environment { child, send, api, server, initialised: false })
+        info!(function = %self.spec.name, pid = child.id(), container = container.as_deref(), "started a fresh environment");
+        Ok(Environment { child, container, send, api, server, initialised: false })
     }
 
     async fn run(&self, environment: &mut Environment, body: Bytes) -> Result<Bytes, InvokeError> {
@@ -186,7 +241,7 @@ impl Environments {
             status = environment.child.wait() => Err(self.exited(environment, status)),
             () = tokio::time::sleep(self.spec.timeout) => {
                 warn!(function = %self.spec.name, timeout = ?self.spec.timeout, "the invocation timed out; its process is killed");
-                let _ = environment.child.start_kill();
+                environment.kill();
                 Err(InvokeError::TimedOut(self.spec.timeout))
             }
         }
@@ -200,6 +255,27 @@ impl Environments {
         warn!(function = %self.spec.name, %status, "the function's process exited mid-invocation");
         InvokeError::Exited(status)
     }
+}
+
+/// `docker run` of `image` as Lambda runs a function's container (see [`Launch::Image`]).
+/// The variables' values stay out of the command line (`-e NAME` takes each from
+/// `docker run`'s own environment, which the caller sets), so no secret shows in `ps`. A
+/// variable naming a file of this machine (the dev stack's key) is mounted read-only at
+/// the same path.
+fn docker_run(image: &str, label: &str, name: &str, memory_mb: u32, env: &[(String, String)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("docker");
+    command.args(["run", "--rm", "--name", name, "--label", &format!("docusnap.runner={label}"), "--network", "host"]);
+    command.args(["--read-only", "--tmpfs", &format!("/tmp:rw,size={TMP_MB}m,mode=1777"), "--user", CONTAINER_USER]);
+    command.args(["--memory", &format!("{memory_mb}m")]);
+    for (key, value) in env {
+        command.args(["-e", key]);
+        let path = std::path::Path::new(value);
+        if path.is_absolute() && path.is_file() {
+            command.args(["-v", &format!("{value}:{value}:ro")]);
+        }
+    }
+    command.arg(image);
+    command
 }
 
 /// The Runtime API of one environment, on `listener`, until aborted.

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use docusnap_infra::runtime::{Environments, FunctionSpec, InvokeError};
+use docusnap_infra::runtime::{Environments, FunctionSpec, InvokeError, Launch};
 use serde_json::{json, Value};
 
 fn environments(timeout: Duration, concurrency: usize) -> Environments {
     let spec = FunctionSpec {
         name: "test-function".into(),
-        program: env!("CARGO_BIN_EXE_docusnap-test-function").into(),
+        launch: Launch::Program(env!("CARGO_BIN_EXE_docusnap-test-function").into()),
         env: vec![],
         timeout,
         memory_mb: 128,
@@ -80,4 +80,57 @@ async fn invocations_run_side_by_side_up_to_the_concurrency() {
     assert!(a.is_ok() && b.is_ok());
     assert!(started_warm.elapsed() < Duration::from_millis(1_900), "{:?}, not side by side", started_warm.elapsed());
     assert!(started.elapsed() > Duration::from_secs(1));
+}
+
+/// The local HTTP API (infra/src/gateway.rs) in front of a real `lambda_http` function: the
+/// payload 2.0 event it makes is what lambda_http parses, and the answer comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
+    let spec = FunctionSpec {
+        name: "test-http".into(),
+        launch: Launch::Program(env!("CARGO_BIN_EXE_docusnap-test-http").into()),
+        env: vec![],
+        timeout: Duration::from_secs(20),
+        memory_mb: 128,
+        log: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(docusnap_infra::gateway::serve(listener, std::sync::Arc::new(Environments::new(spec, 1))));
+    let http = reqwest::Client::new();
+
+    let answer: Value = http
+        .post(format!("{base}/lambda-url/test-http/api/v2/tasks?a=1&a=two%20words"))
+        .header("x-thing", "one")
+        .header("cookie", "s=1; t=2")
+        .header("content-type", "application/json")
+        .body(r#"{"k":"v"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["method"], "POST");
+    assert_eq!(answer["path"], "/api/v2/tasks", "the local prefix is not the function's");
+    assert_eq!(answer["query"], json!(["1", "two words"]));
+    assert_eq!(answer["thing"], json!(["one"]));
+    assert_eq!(answer["cookie"], "s=1; t=2");
+    assert_eq!(answer["body"], json!(br#"{"k":"v"}"#.to_vec()));
+
+    // A body that is not text travels base64 and arrives as the same bytes.
+    let bytes: Vec<u8> = (0..=255).collect();
+    let answer: Value = http.put(format!("{base}/raw")).header("content-type", "image/jpeg").body(bytes.clone()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["body"], json!(bytes));
+
+    let response = http.get(format!("{base}/binary")).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(response.bytes().await.unwrap().to_vec(), vec![0, 159, 146, 150]);
+
+    // Larger than API Gateway takes: refused before the function runs.
+    let response = http.post(format!("{base}/big")).body(vec![b'x'; docusnap_infra::gateway::MAX_REQUEST_BODY + 1]).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    server.abort();
 }

@@ -9,13 +9,16 @@ fn main() -> Result<(), Error> {
 
 async fn serve() -> Result<(), Error> {
     // The image's build writes the prepared models into its read-only-to-be /opt
-    // (functions/Dockerfile), so no cold start pays for graph optimisation.
+    // (functions/Dockerfile), so no cold start pays for graph optimisation; and it binds
+    // PDFium, so an image that lacks a library the engine loads fails to build.
     if std::env::args().nth(1).as_deref() == Some("--prepare-models") {
         for set in docusnap_ocr::ModelSet::ALL {
             for path in docusnap_ocr::OcrEngine::prepare_models(&docusnap_ocr::EngineConfig::for_set(set)?)? {
                 println!("{}", path.display());
             }
         }
+        docusnap_ocr::pdf::warm()?;
+        println!("PDFium bound");
         return Ok(());
     }
     docusnap_core::telemetry::init();

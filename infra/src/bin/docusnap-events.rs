@@ -1,11 +1,18 @@
-//! `docusnap-events`: the local event-source runner. Feeds every function that template.yaml
-//! gives an SQS event from its queue until stopped: either in local execution environments
-//! of its own (`--run DIR`: the functions' binaries in DIR, Lambda's behaviour on a crash or
-//! a time-out), or through an invoke endpoint such as `cargo lambda watch`'s (`--invoke URL`).
+//! `docusnap-events`: the local event-source runner and HTTP API. Feeds every function that
+//! template.yaml gives an SQS event from its queue until stopped, and with `--http PORT`
+//! serves the function of its HTTP API on that loopback port (`docusnap_infra::gateway`):
+//! either in local execution environments of its own (`--run DIR`: the functions' binaries
+//! in DIR; `--images TAG`: their images, `docusnap-<binary>:TAG` from `scripts/images`; with
+//! Lambda's behaviour on a crash or a time-out), or through an invoke endpoint such as
+//! `cargo lambda watch`'s (`--invoke URL`, queues only).
 //!
-//!     docusnap-events (--run target/debug --env-file FILE [--function-log FILE] | --invoke URL)
+//!     docusnap-events (--run target/debug | --images TAG) --env-file FILE [--function-log FILE]
+//!                     [--http PORT] [--label NAME] | --invoke URL
 //!                     [--template template.yaml] [--prefix docusnap-dev] [--retry-after SECONDS]
 //!                     [--concurrency N] [--deliver-twice] [--time-scale K]
+//!
+//! `--label NAME` marks the containers of `--images` (`docusnap.runner=NAME`), so that the
+//! script that started the runner removes what a killed runner left.
 //!
 //! `--time-scale K` runs every function's timeout and every queue's visibility timeout K
 //! times shorter (each function is told its shortened timeout): fault runs then see
@@ -16,11 +23,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use docusnap_infra::events::{locate_queues, mappings, Invoke, Runner};
-use docusnap_infra::runtime::{read_env_file, Environments, FunctionSpec};
+use docusnap_infra::events::{http_function, locate_queues, mappings, Invoke, Runner};
+use docusnap_infra::runtime::{read_env_file, Environments, FunctionSpec, Launch};
 
-const USAGE: &str = "usage: docusnap-events (--run DIR --env-file FILE [--function-log FILE] | --invoke URL) \
-[--template FILE] [--prefix NAME] [--retry-after SECONDS] [--concurrency N|BINARY=N] [--deliver-twice] [--time-scale K]";
+const USAGE: &str = "usage: docusnap-events ((--run DIR | --images TAG) --env-file FILE [--function-log FILE] [--http PORT] \
+[--label NAME] | --invoke URL) [--template FILE] [--prefix NAME] [--retry-after SECONDS] [--concurrency N|BINARY=N] \
+[--deliver-twice] [--time-scale K]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -28,6 +36,7 @@ async fn main() -> Result<()> {
     let mut template_path = PathBuf::from("template.yaml");
     let mut prefix = String::from("docusnap");
     let (mut invoke_base, mut run_dir, mut env_file, mut function_log) = (None, None::<PathBuf>, None::<PathBuf>, None);
+    let (mut images, mut label, mut http_port) = (None::<String>, format!("events-{}", std::process::id()), None::<u16>);
     let (mut retry_after, mut deliver_twice, mut time_scale) = (None, false, 1u32);
     let mut concurrency: HashMap<String, usize> = HashMap::new();
     let mut args = std::env::args().skip(1);
@@ -38,6 +47,9 @@ async fn main() -> Result<()> {
             "--prefix" => prefix = value()?,
             "--invoke" => invoke_base = Some(value()?),
             "--run" => run_dir = Some(value()?.into()),
+            "--images" => images = Some(value()?),
+            "--label" => label = value()?,
+            "--http" => http_port = Some(value()?.parse().context("--http takes a port")?),
             "--env-file" => env_file = Some(value()?.into()),
             "--function-log" => function_log = Some(value()?.into()),
             "--retry-after" => retry_after = Some(value()?.parse().context("--retry-after takes whole seconds")?),
@@ -65,13 +77,30 @@ async fn main() -> Result<()> {
         let cap = concurrency.get(&m.binary).or(concurrency.get("")).copied().unwrap_or(usize::MAX).max(1);
         m.concurrency = m.max_concurrency.min(cap);
     }
-    let invoke = match (invoke_base, run_dir) {
+    // How a function's environment starts: its binary in DIR, or its image.
+    let launch = |binary: &str| match (&run_dir, &images) {
+        (Some(dir), None) => Some(Launch::Program(dir.join(binary))),
+        (None, Some(tag)) => Some(Launch::Image { image: format!("docusnap-{binary}:{tag}"), label: label.clone() }),
+        _ => None,
+    };
+    let env = match &env_file {
+        Some(path) => read_env_file(path).with_context(|| format!("reading {}", path.display()))?,
+        None => Vec::new(),
+    };
+    let mut http = None;
+    if let Some(port) = http_port {
+        let (binary, timeout, memory_mb) =
+            http_function(&template, &root)?.context("--http: no function in the template has HttpApi events")?;
+        let launch = launch(&binary).with_context(|| format!("--http needs --run or --images\n{USAGE}"))?;
+        let spec = FunctionSpec { name: binary.clone(), launch, env: env.clone(), timeout, memory_mb, log: function_log.clone() };
+        let cap = concurrency.get(&binary).or(concurrency.get("")).copied().unwrap_or(1).max(1);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("listening on port {port}"))?;
+        tracing::info!(function = %binary, port, concurrency = cap, "serving the HTTP API");
+        http = Some(tokio::spawn(docusnap_infra::gateway::serve(listener, Arc::new(Environments::new(spec, cap)))));
+    }
+    let invoke = match (invoke_base, launch("")) {
         (Some(base), None) => Invoke::Http { http: reqwest::Client::new(), base },
-        (None, Some(dir)) => {
-            let env = match &env_file {
-                Some(path) => read_env_file(path).with_context(|| format!("reading {}", path.display()))?,
-                None => Vec::new(),
-            };
+        (None, Some(_)) => {
             // One pool per function, shared by its mappings (its queue and its dead-letter
             // queue), as Lambda's concurrency is the function's.
             let mut functions = HashMap::new();
@@ -86,7 +115,7 @@ async fn main() -> Result<()> {
                 }
                 let spec = FunctionSpec {
                     name: m.binary.clone(),
-                    program: dir.join(&m.binary),
+                    launch: launch(&m.binary).expect("checked above"),
                     env,
                     timeout: m.timeout,
                     memory_mb: m.memory_mb,
@@ -96,7 +125,7 @@ async fn main() -> Result<()> {
             }
             Invoke::Local(functions)
         }
-        _ => bail!("give one of --invoke and --run\n{USAGE}"),
+        _ => bail!("give one of --invoke, --run and --images\n{USAGE}"),
     };
     let sdk = docusnap_core::aws::sdk_config().await;
     let sqs = docusnap_core::aws::sqs(&sdk);
@@ -108,5 +137,6 @@ async fn main() -> Result<()> {
     let visibility_from_mapping = time_scale > 1;
     let runner = Runner { sqs, invoke: Arc::new(invoke), region, retry_after, visibility_from_mapping, deliver_twice };
     runner.run(stack, mappings).await;
+    drop(http);
     Ok(())
 }

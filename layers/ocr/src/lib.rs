@@ -141,7 +141,7 @@ fn environment(runtime: &Path) -> Result<&'static ort::environment::Environment,
         tracing::warn!("{variable} is not {off}: ONNX Runtime's telemetry uploader starts (see runtime::disable_telemetry)");
     }
     let environment = ort::init_from(runtime)
-        .map_err(|e| load_error(e.to_string()))?
+        .map_err(|e| load_error(runtime::with_loader_reason(e.to_string(), runtime)))?
         .with_name("docusnap-ocr")
         // Its events too, in case a build starts the uploader regardless.
         .with_telemetry(false)

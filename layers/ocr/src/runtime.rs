@@ -123,3 +123,56 @@ pub fn bound_heap_retention() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD as libc::c_int);
     }
 }
+
+/// `detail`, with the dynamic loader's own reason for refusing `library` when it gives one
+/// (`ort` says only "dlopen failed"; the loader names the missing dependency, e.g.
+/// `libstdc++.so.6: cannot open shared object file`).
+pub fn with_loader_reason(detail: String, library: &Path) -> String {
+    match loader_reason(library) {
+        Some(reason) if !detail.contains(&reason) => format!("{detail}: {reason}"),
+        _ => detail,
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn loader_reason(library: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(library.as_os_str().as_bytes()).ok()?;
+    // SAFETY: dlopen with a NUL-terminated path; a handle it returns is closed at once, and
+    // dlerror's string is copied before any other loader call.
+    unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+        if !handle.is_null() {
+            libc::dlclose(handle);
+            return None;
+        }
+        let reason = libc::dlerror();
+        (!reason.is_null()).then(|| std::ffi::CStr::from_ptr(reason).to_string_lossy().into_owned())
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn loader_reason(_library: &Path) -> Option<String> {
+    None
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod loader_tests {
+    use super::*;
+
+    #[test]
+    fn a_library_the_loader_refuses_is_reported_with_the_loaders_reason() {
+        let dir = std::env::temp_dir().join(format!("docusnap-loader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_a_library = dir.join("libnot.so");
+        std::fs::write(&not_a_library, b"not an ELF file").unwrap();
+        let detail = with_loader_reason("dlopen failed".into(), &not_a_library);
+        assert!(detail.starts_with("dlopen failed: ") && detail.contains("libnot.so"), "{detail}");
+        let missing = with_loader_reason("dlopen failed".into(), &dir.join("libmissing.so"));
+        assert!(missing.contains("No such file"), "{missing}");
+        // A library that loads adds nothing.
+        let libc_path = Path::new("libc.so.6");
+        assert_eq!(with_loader_reason("x".into(), libc_path), "x");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -106,6 +106,8 @@ struct Environment {
     api: Arc<Api>,
     server: tokio::task::JoinHandle<()>,
     initialised: bool,
+    /// When the process (or `docker run`) was started: its init phase is measured from here.
+    started: std::time::Instant,
 }
 
 impl Environment {
@@ -217,13 +219,18 @@ impl Environments {
             }
         };
         info!(function = %self.spec.name, pid = child.id(), container = container.as_deref(), "started a fresh environment");
-        Ok(Environment { child, container, send, api, server, initialised: false })
+        Ok(Environment { child, container, send, api, server, initialised: false, started: std::time::Instant::now() })
     }
 
     async fn run(&self, environment: &mut Environment, body: Bytes) -> Result<Bytes, InvokeError> {
         if !environment.initialised {
             tokio::select! {
-                () = environment.api.ready.notified() => environment.initialised = true,
+                () = environment.api.ready.notified() => {
+                    environment.initialised = true;
+                    // Start to the first request for an event: the cold start before any work.
+                    let init_ms = environment.started.elapsed().as_millis() as u64;
+                    info!(function = %self.spec.name, init_ms, container = environment.container.is_some(), "environment ready");
+                }
                 status = environment.child.wait() => return Err(self.exited(environment, status)),
                 () = tokio::time::sleep(INIT_TIMEOUT) => return Err(InvokeError::Init(format!("no request for an event within {INIT_TIMEOUT:?}"))),
             }

@@ -121,7 +121,8 @@ def main():
     parser.add_argument("--library", help="earlier results {doc: [...], form: [...]} (JSON)")
     parser.add_argument("--callback", help="a URL to POST {task_id, status} to when the task ends")
     parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args()
+    # Options may come before or after the files (argparse alone stops at the first option).
+    args = parser.parse_intermixed_args()
     log = lambda line: print(line, file=sys.stderr, flush=True)
 
     task = Task(args.base, args.type)

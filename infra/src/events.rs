@@ -77,8 +77,7 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 .get("FunctionResponseTypes")
                 .and_then(Yaml::as_sequence)
                 .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
-            let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
-            let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
+            let (timeout, memory_mb) = timeout_and_memory(&properties);
             let max_concurrency = event
                 .get("ScalingConfig")
                 .and_then(|c| c.get("MaximumConcurrency"))
@@ -104,7 +103,7 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 queue,
                 batch_size,
                 report_batch_item_failures,
-                timeout: Duration::from_secs(timeout),
+                timeout,
                 memory_mb,
                 visibility_timeout: Duration::from_secs(visibility),
                 concurrency: max_concurrency,
@@ -121,12 +120,18 @@ pub fn http_function(template: &Template, root: &Path) -> Result<Option<(String,
     for (function, properties) in template.resources_of_type("AWS::Serverless::Function") {
         let events = properties.get("Events").and_then(Yaml::as_mapping).cloned().unwrap_or_default();
         if events.values().any(|event| event.get("Type").and_then(Yaml::as_str) == Some("HttpApi")) {
-            let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
-            let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
-            return Ok(Some((binary_of(template, &function, root)?, Duration::from_secs(timeout), memory_mb)));
+            let (timeout, memory_mb) = timeout_and_memory(&properties);
+            return Ok(Some((binary_of(template, &function, root)?, timeout, memory_mb)));
         }
     }
     Ok(None)
+}
+
+/// A function's `Timeout` and `MemorySize`, or Lambda's defaults (3 s, 128 MB).
+fn timeout_and_memory(properties: &Yaml) -> (Duration, u32) {
+    let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
+    let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
+    (Duration::from_secs(timeout), memory_mb)
 }
 
 /// The binary a function's image runs: the `FUNCTION` build argument its template

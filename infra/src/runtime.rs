@@ -196,11 +196,11 @@ impl Environments {
             ("AWS_LAMBDA_FUNCTION_VERSION".to_owned(), "$LATEST".to_owned()),
             ("AWS_LAMBDA_FUNCTION_TIMEOUT".to_owned(), self.spec.timeout.as_secs().to_string()),
         ]);
-        let n = self.invocations.load(Ordering::Relaxed);
         let (mut command, container) = match &self.spec.launch {
             Launch::Program(program) => (tokio::process::Command::new(program), None),
             Launch::Image { image, label } => {
-                let name = format!("{}-{}-{n}-{}", self.spec.name, std::process::id(), address.port());
+                // Unique while it lives: its Runtime API's port is its own.
+                let name = format!("{}-{}-{}", self.spec.name, std::process::id(), address.port());
                 (docker_run(image, label, &name, self.spec.memory_mb, &env), Some(name))
             }
         };

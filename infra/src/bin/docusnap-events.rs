@@ -87,7 +87,8 @@ async fn main() -> Result<()> {
         Some(path) => read_env_file(path).with_context(|| format!("reading {}", path.display()))?,
         None => Vec::new(),
     };
-    let mut http = None;
+    // Kept for the runner's life (a dropped handle would not stop the server either).
+    let mut _http = None;
     if let Some(port) = http_port {
         let (binary, timeout, memory_mb) =
             http_function(&template, &root)?.context("--http: no function in the template has HttpApi events")?;
@@ -96,11 +97,12 @@ async fn main() -> Result<()> {
         let cap = concurrency.get(&binary).or(concurrency.get("")).copied().unwrap_or(1).max(1);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("listening on port {port}"))?;
         tracing::info!(function = %binary, port, concurrency = cap, "serving the HTTP API");
-        http = Some(tokio::spawn(docusnap_infra::gateway::serve(listener, Arc::new(Environments::new(spec, cap)))));
+        _http = Some(tokio::spawn(docusnap_infra::gateway::serve(listener, Arc::new(Environments::new(spec, cap)))));
     }
-    let invoke = match (invoke_base, launch("")) {
-        (Some(base), None) => Invoke::Http { http: reqwest::Client::new(), base },
-        (None, Some(_)) => {
+    let local = run_dir.is_some() != images.is_some();
+    let invoke = match (invoke_base, local) {
+        (Some(base), false) => Invoke::Http { http: reqwest::Client::new(), base },
+        (None, true) => {
             // One pool per function, shared by its mappings (its queue and its dead-letter
             // queue), as Lambda's concurrency is the function's.
             let mut functions = HashMap::new();
@@ -115,7 +117,7 @@ async fn main() -> Result<()> {
                 }
                 let spec = FunctionSpec {
                     name: m.binary.clone(),
-                    launch: launch(&m.binary).expect("checked above"),
+                    launch: launch(&m.binary).expect("exactly one of --run and --images"),
                     env,
                     timeout: m.timeout,
                     memory_mb: m.memory_mb,
@@ -137,6 +139,5 @@ async fn main() -> Result<()> {
     let visibility_from_mapping = time_scale > 1;
     let runner = Runner { sqs, invoke: Arc::new(invoke), region, retry_after, visibility_from_mapping, deliver_twice };
     runner.run(stack, mappings).await;
-    drop(http);
     Ok(())
 }

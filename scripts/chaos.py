@@ -41,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from v1_client import seal  # noqa: E402
+from local_stack import call, free_port, start_dev  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding  # noqa: E402
 
@@ -51,12 +52,6 @@ AWS_FAULT_RATE = 0.10
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 # A task's reference, printed on its page: digits only, which OCR does not confuse.
 REF = re.compile(r"REF:?(\d{6})")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the LLM: an OpenAI-compatible server whose answers each round chooses ----------------
@@ -216,18 +211,6 @@ class AwsProxy:
 
 # --- the client side ------------------------------------------------------------------------
 
-def call(url, body=None, timeout=60):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except Exception as e:
-        return None, str(e).encode()
-
-
 def render(directory, round_no, index):
     """A receipt (three in four) or a form, carrying its task's reference."""
     ref = f"{round_no + 1}{index:05d}"
@@ -258,14 +241,14 @@ class Task:
         body = {"client_id": self.client, "type": self.kind, "SHA256": self.sha, "has_content": True,
                 "aes_key": self.aes_key, "content": self.content}
         for attempt in range(3):
-            status, text = call(api + "/process", body)
+            status, text, _ = call(api + "/process", body)
             if status == 202:
                 return
             time.sleep(1 + attempt)
         self.outcome, self.code = "refused", f"{status} {text[:60]!r}"
 
     def poll(self, api):
-        status, text = call(api + "/process", {"client_id": self.client, "type": self.kind, "SHA256": self.sha, "has_content": False}, 30)
+        status, text, _ = call(api + "/process", {"client_id": self.client, "type": self.kind, "SHA256": self.sha, "has_content": False}, 30)
         if status == 200:
             self.outcome = "completed"
         elif status == 400:
@@ -343,22 +326,11 @@ def run_round(fault, round_no, args, llm, public_dir):
                DOCUSNAP_LLM_PROVIDER="openai", DOCUSNAP_LLM_BASE_URL=llm.base, DOCUSNAP_LLM_MODEL="chaos",
                DOCUSNAP_LLM_TIMEOUT_SECS=str(LLM_CALL_TIMEOUT), DOCUSNAP_LLM_BUDGET_SECS=str(LLM_BUDGET))
     logs = os.path.join(ROOT, ".local", "logs")
-    out = open(os.path.join(logs, f"chaos-dev-{fault}.out"), "w")
-    err = open(os.path.join(logs, f"chaos-dev-{fault}.err"), "w")
-    dev = subprocess.Popen([os.path.join(ROOT, "scripts", "dev")], stdout=out, stderr=err, env=env, start_new_session=True)
+    err_path = os.path.join(logs, f"chaos-dev-{fault}.err")
+    dev, api = start_dev(os.path.join(logs, f"chaos-dev-{fault}.out"), err_path, env=env)
     stop, kills = threading.Event(), collections.Counter()
     try:
-        api = None
-        for _ in range(2400):
-            with open(out.name) as f:
-                found = re.search(r"^API: (\S+)", f.read(), re.M)
-            if found:
-                api = found.group(1)
-                break
-            if dev.poll() is not None:
-                raise SystemExit(f"scripts/dev exited; see {err.name}")
-            time.sleep(0.5)
-        status, pem = call(api + "/public_key")
+        status, pem, _ = call(api + "/public_key")
         public = serialization.load_pem_public_key(pem)
         pages = [render(public_dir, round_no, i) for i in range(args.tasks)]
         tasks = [Task(ref, kind, page, public) for ref, kind, page in pages]

@@ -192,6 +192,44 @@ ensure_local_base() {
     as_root rm -rf "$dir" "$context"
 }
 
+# rustfmt and clippy, which the test command's lint gate runs; CLIPPY_DRIVER names the
+# driver that builds with clippy's lints.
+ensure_lint_tools() {
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        log "installing rustfmt and clippy"
+        rustup component add rustfmt clippy
+    fi
+    CLIPPY_DRIVER="$(rustc --print sysroot)/bin/clippy-driver"
+    [[ -x "$CLIPPY_DRIVER" ]] || CLIPPY_DRIVER="$(command -v clippy-driver)"
+    export CLIPPY_DRIVER
+}
+
+# Starts scripts/dev on a free port and waits up to LIMIT seconds for its API line; sets
+# DEV_PID and DEV_API. Its output goes to $LOCAL/logs/NAME.out and .err. Leading
+# VAR=VALUE arguments are its environment; the rest are scripts/dev's own (--images).
+#   start_dev NAME LIMIT [VAR=VALUE...] [ARG...]; ...; stop_dev
+start_dev() {
+    local name=$1 limit=$2 envs=() args=()
+    shift 2
+    while (($#)) && [[ "$1" =~ ^[A-Z_][A-Z0-9_]*= ]]; do envs+=("$1"); shift; done
+    args=("$@")
+    mkdir -p "$LOCAL/logs"
+    rm -f "$LOCAL/logs/$name.out"  # an earlier run's API line must not answer for this one
+    env "${envs[@]}" DOCUSNAP_API_PORT="$(free_port)" scripts/dev "${args[@]}" > "$LOCAL/logs/$name.out" 2> "$LOCAL/logs/$name.err" &
+    DEV_PID=$!
+    if ! DEV_API="$(wait_for_api "$LOCAL/logs/$name.out" "$DEV_PID" "$limit")"; then
+        log "scripts/dev ${args[*]} did not print its API line; its output:"
+        tail -n 40 "$LOCAL/logs/$name.err" >&2
+        kill "$DEV_PID" 2>/dev/null || true
+        return 1
+    fi
+}
+
+stop_dev() {
+    kill "$DEV_PID" 2>/dev/null || true
+    wait "$DEV_PID" 2>/dev/null || true
+}
+
 # Waits for scripts/dev (process PID, its standard output in OUT) to print its `API:` line,
 # for at most SECONDS; prints the API's base URL. Fails if scripts/dev exits first.
 wait_for_api() {

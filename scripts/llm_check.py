@@ -19,7 +19,8 @@ import argparse, json, os, re, signal, socket, subprocess, sys, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from chaos import Task, aws, call, free_port  # noqa: E402
+from chaos import Task, aws  # noqa: E402
+from local_stack import call, free_port, start_dev  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -74,18 +75,8 @@ def main():
         wait_for("the llama.cpp server", lambda: call(base + "/models", timeout=2)[0] == 200, 120, server)
         env = dict(os.environ, DOCUSNAP_API_PORT=str(api_port), DOCUSNAP_MOTO_PORT=str(moto_port),
                    DOCUSNAP_LLM_PROVIDER="openai", DOCUSNAP_LLM_BASE_URL=base, DOCUSNAP_LLM_MODEL=ALIAS)
-        out = open(os.path.join(LOGS, "llm-check-dev.out"), "w")
-        dev = subprocess.Popen([os.path.join(ROOT, "scripts", "dev")], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        api = []
-
-        def up():
-            with open(out.name) as f:
-                found = re.search(r"^API: (\S+)", f.read(), re.M)
-            if found:
-                api.append(found.group(1))
-            return bool(found)
-        wait_for("scripts/dev", up, 1200, dev)
-        api = api[0]
+        out = os.path.join(LOGS, "llm-check-dev.out")
+        dev, api = start_dev(out, os.path.join(LOGS, "llm-check-dev.err"), env=env)
         public = serialization.load_pem_public_key(call(api + "/public_key")[1])
         tasks = []
         for i in range(args.tasks):

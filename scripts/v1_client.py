@@ -6,21 +6,13 @@ prints the decrypted result. Usage:
     .venv/bin/python scripts/v1_client.py API_BASE [--type doc|form] [--client ID] [--timeout S] IMAGE...
     .venv/bin/python scripts/v1_client.py API_BASE --type fill FORM_RESULT.json
 """
-import argparse, base64, hashlib, json, os, sys, time, urllib.error, urllib.request
+import argparse, base64, hashlib, json, os, sys, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from local_stack import call  # noqa: E402
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-
-def call(url, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 def seal(key, plaintext):
@@ -48,7 +40,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
 
-    status, pem = call(args.api + "/public_key")
+    status, pem, _ = call(args.api + "/public_key")
     assert status == 200, (status, pem)
     public = serialization.load_pem_public_key(pem)
     library = json.load(open(args.library)) if args.library else {"doc": [], "form": []}
@@ -63,7 +55,7 @@ def main():
     wrapped = base64.b64encode(public.encrypt(key, oaep)).decode()
     body = {"client_id": args.client, "type": args.type, "SHA256": sha, "has_content": True,
             "aes_key": wrapped, "content": content}
-    status, answer = call(args.api + "/process", body)
+    status, answer, _ = call(args.api + "/process", body)
     print(f"upload: {status} {answer.decode()}", file=sys.stderr)
     poll = {"client_id": args.client, "type": args.type, "SHA256": sha, "has_content": False}
     deadline = time.time() + args.timeout
@@ -79,7 +71,7 @@ def main():
             print(f"still processing after {args.timeout} s (task {sha})", file=sys.stderr)
             return 2
         time.sleep(1)
-        status, answer = call(args.api + "/process", poll)
+        status, answer, _ = call(args.api + "/process", poll)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
             if event.get("Type").and_then(Yaml::as_str) != Some("SQS") {
                 continue;
             }
-            let unsupported = |what: &str| InfraError::Unsupported { resource: function.clone(), what: what.to_owned() };
+            let unsupported =
+                |what: &str| InfraError::Unsupported { resource: function.clone(), what: what.to_owned() };
             let event = event.get("Properties").ok_or_else(|| unsupported("an SQS event without Properties"))?;
             let queue = event
                 .get("Queue")
@@ -72,7 +73,7 @@ pub fn mappings(template: &Template, root: &Path) -> Result<Vec<Mapping>, InfraE
                 .and_then(|(_, argument)| get_att_parts(&argument))
                 .map(|(queue, _)| queue)
                 .ok_or_else(|| unsupported("an SQS event whose Queue is not !GetAtt <queue>.Arn"))?;
-            let batch_size = event.get("BatchSize").and_then(scalar).and_then(|b| b.parse().ok()).unwrap_or(10);
+            let batch_size = number_or(event, "BatchSize", 10);
             let report_batch_item_failures = event
                 .get("FunctionResponseTypes")
                 .and_then(Yaml::as_sequence)
@@ -127,10 +128,15 @@ pub fn http_function(template: &Template, root: &Path) -> Result<Option<(String,
     Ok(None)
 }
 
+/// A number the template gives, or `default` when it gives none.
+fn number_or<T: std::str::FromStr>(properties: &Yaml, name: &str, default: T) -> T {
+    properties.get(name).and_then(scalar).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// A function's `Timeout` and `MemorySize`, or Lambda's defaults (3 s, 128 MB).
 fn timeout_and_memory(properties: &Yaml) -> (Duration, u32) {
-    let timeout = properties.get("Timeout").and_then(scalar).and_then(|t| t.parse().ok()).unwrap_or(3);
-    let memory_mb = properties.get("MemorySize").and_then(scalar).and_then(|m| m.parse().ok()).unwrap_or(128);
+    let timeout = number_or(properties, "Timeout", 3);
+    let memory_mb = number_or(properties, "MemorySize", 128);
     (Duration::from_secs(timeout), memory_mb)
 }
 
@@ -220,7 +226,11 @@ impl Runner {
     /// function with it, and settles each message by the function's answer.
     pub async fn poll(&self, stack: &LocalStack, mapping: &Mapping) -> Result<Poll, EventError> {
         let url = stack.queue_url(&mapping.queue).ok_or_else(|| EventError::NoQueue(mapping.queue.clone()))?;
-        let arn = stack.resources.get(&mapping.queue).map(|r| r.arn.clone()).ok_or_else(|| EventError::NoQueue(mapping.queue.clone()))?;
+        let arn = stack
+            .resources
+            .get(&mapping.queue)
+            .map(|r| r.arn.clone())
+            .ok_or_else(|| EventError::NoQueue(mapping.queue.clone()))?;
         let received = self
             .sqs
             .receive_message()
@@ -264,7 +274,8 @@ impl Runner {
             let receipt = message.receipt_handle().unwrap_or_default();
             if failed_ids.iter().any(|id| Some(id.as_str()) == message.message_id()) {
                 poll.failed += 1;
-                let mapping_visibility = self.visibility_from_mapping.then_some(mapping.visibility_timeout.as_secs() as i32);
+                let mapping_visibility =
+                    self.visibility_from_mapping.then_some(mapping.visibility_timeout.as_secs() as i32);
                 if let Some(seconds) = self.retry_after.or(mapping_visibility) {
                     self.sqs
                         .change_message_visibility()
@@ -276,7 +287,13 @@ impl Runner {
                         .map_err(sqs_error("ChangeMessageVisibility"))?;
                 }
             } else {
-                self.sqs.delete_message().queue_url(url).receipt_handle(receipt).send().await.map_err(sqs_error("DeleteMessage"))?;
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(sqs_error("DeleteMessage"))?;
                 poll.deleted += 1;
             }
         }
@@ -291,7 +308,10 @@ impl Runner {
         record.receipt_handle = m.receipt_handle().map(str::to_owned);
         record.body = m.body().map(str::to_owned);
         record.md5_of_body = m.md5_of_body().map(str::to_owned);
-        record.attributes = m.attributes().map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect()).unwrap_or_default();
+        record.attributes = m
+            .attributes()
+            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+            .unwrap_or_default();
         record.event_source = Some("aws:sqs".into());
         record.event_source_arn = Some(arn.to_owned());
         record.aws_region = Some(self.region.clone());
@@ -320,7 +340,8 @@ impl Runner {
                 text
             }
             Invoke::Local(functions) => {
-                let environments = functions.get(&mapping.binary).ok_or_else(|| format!("no local function {}", mapping.binary))?;
+                let environments =
+                    functions.get(&mapping.binary).ok_or_else(|| format!("no local function {}", mapping.binary))?;
                 let event = serde_json::to_vec(event).map_err(|e| e.to_string())?;
                 let answer = environments.invoke(event.into()).await.map_err(|e| e.to_string())?;
                 String::from_utf8_lossy(&answer).into_owned()
@@ -357,7 +378,9 @@ impl Runner {
 }
 
 /// The queues of an already provisioned stack (`prefix` as given to [`crate::provision`]).
-pub async fn locate_queues(template: &Template, sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<LocalStack, InfraError> {
+pub async fn locate_queues(
+    template: &Template, sqs: &aws_sdk_sqs::Client, prefix: &str,
+) -> Result<LocalStack, InfraError> {
     let mut stack = LocalStack { prefix: prefix.to_owned(), resources: Default::default() };
     for (id, _) in template.resources_of_type("AWS::SQS::Queue") {
         let name = crate::local_name(prefix, &id);

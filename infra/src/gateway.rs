@@ -29,7 +29,9 @@ pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
 pub async fn serve(listener: TcpListener, function: Arc<Environments>) {
     let requests = Arc::new(AtomicU64::new(0));
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         let (function, requests) = (function.clone(), requests.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
@@ -52,10 +54,7 @@ fn gateway_answer(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 }
 
 async fn handle(
-    function: Arc<Environments>,
-    request: Request<hyper::body::Incoming>,
-    source_ip: String,
-    n: u64,
+    function: Arc<Environments>, request: Request<hyper::body::Incoming>, source_ip: String, n: u64,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
@@ -65,7 +64,9 @@ async fn handle(
     let event = event(&parts, &body, &source_ip, &format!("local-{}-{n}", std::process::id()));
     let answer = match function.invoke(Bytes::from(event.to_string())).await {
         Ok(answer) => answer,
-        Err(InvokeError::TimedOut(_)) => return Ok(gateway_answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")),
+        Err(InvokeError::TimedOut(_)) => {
+            return Ok(gateway_answer(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"))
+        }
         Err(e) => {
             warn!(error = %e, "the HTTP API's function failed");
             return Ok(gateway_answer(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"));
@@ -81,7 +82,8 @@ async fn handle(
 fn is_text(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence.starts_with("text/")
-        || ["application/json", "application/x-www-form-urlencoded", "application/xml", "application/javascript"].contains(&essence.as_str())
+        || ["application/json", "application/x-www-form-urlencoded", "application/xml", "application/javascript"]
+            .contains(&essence.as_str())
         || essence.ends_with("+json")
 }
 
@@ -182,11 +184,14 @@ fn form_urlencoded(query: &str) -> Vec<(String, String)> {
 pub fn response(answer: &[u8]) -> Result<Response<Full<Bytes>>, String> {
     let answer: Value = serde_json::from_slice(answer).map_err(|e| format!("not JSON: {e}"))?;
     let status = answer.get("statusCode").and_then(Value::as_u64).ok_or("no statusCode")?;
-    let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or("a statusCode out of range")?;
+    let status =
+        u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).ok_or("a statusCode out of range")?;
     let body = match answer.get("body") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(text)) if answer.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
-            base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("a body that is not base64: {e}"))?
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| format!("a body that is not base64: {e}"))?
         }
         Some(Value::String(text)) => text.clone().into_bytes(),
         Some(other) => other.to_string().into_bytes(),

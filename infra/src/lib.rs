@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml_ng::Value;
@@ -37,11 +36,7 @@ pub enum InfraError {
 
 pub(crate) fn aws_error<E: std::error::Error>(operation: &'static str, resource: &str) -> impl FnOnce(E) -> InfraError {
     let resource = resource.to_owned();
-    move |e| InfraError::Aws {
-        operation,
-        resource,
-        detail: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-    }
+    move |e| InfraError::Aws { operation, resource, detail: aws_sdk_s3::error::DisplayErrorContext(&e).to_string() }
 }
 
 /// The AWS clients provisioning uses.
@@ -177,21 +172,20 @@ pub async fn provision(template: &Template, clients: &Clients, prefix: &str) -> 
                 request = request.attributes(attribute, value);
             }
         }
-        let url = request
-            .send()
-            .await
-            .map_err(aws_error("SQS CreateQueue", id))?
-            .queue_url
-            .ok_or_else(|| InfraError::Unsupported { resource: id.clone(), what: "no queue URL returned".into() })?;
+        let url =
+            request.send().await.map_err(aws_error("SQS CreateQueue", id))?.queue_url.ok_or_else(|| {
+                InfraError::Unsupported { resource: id.clone(), what: "no queue URL returned".into() }
+            })?;
         let arn = queue_arn(&clients.sqs, &url, id).await?;
         stack.resources.insert(id.clone(), Provisioned { kind: ResourceKind::Queue, name, arn, url: Some(url) });
     }
     for (id, properties) in &template.resources_of_type("AWS::SQS::Queue") {
-        let Some(redrive) = properties.get("RedrivePolicy") else { continue };
-        let target = redrive
-            .get("deadLetterTargetArn")
-            .and_then(|v| stack.resolve(template, v))
-            .ok_or_else(|| InfraError::Unsupported { resource: id.clone(), what: "unresolvable deadLetterTargetArn".into() })?;
+        let Some(redrive) = properties.get("RedrivePolicy") else {
+            continue;
+        };
+        let target = redrive.get("deadLetterTargetArn").and_then(|v| stack.resolve(template, v)).ok_or_else(|| {
+            InfraError::Unsupported { resource: id.clone(), what: "unresolvable deadLetterTargetArn".into() }
+        })?;
         let max_receives = redrive.get("maxReceiveCount").and_then(template::scalar).unwrap_or_else(|| "3".into());
         let policy = serde_json::json!({"deadLetterTargetArn": target, "maxReceiveCount": max_receives}).to_string();
         let url = stack.queue_url(id).unwrap_or_default().to_owned();
@@ -213,7 +207,12 @@ pub async fn provision(template: &Template, clients: &Clients, prefix: &str) -> 
         clients.s3.create_bucket().bucket(&name).send().await.map_err(aws_error("S3 CreateBucket", id))?;
         stack.resources.insert(
             id.clone(),
-            Provisioned { kind: ResourceKind::Bucket, arn: format!("arn:aws:s3:::{name}"), name: name.clone(), url: None },
+            Provisioned {
+                kind: ResourceKind::Bucket,
+                arn: format!("arn:aws:s3:::{name}"),
+                name: name.clone(),
+                url: None,
+            },
         );
         let queues = properties
             .get("NotificationConfiguration")
@@ -270,8 +269,10 @@ async fn create_table(clients: &Clients, id: &str, properties: &Value, name: &st
     let unsupported = |what: &str| InfraError::Unsupported { resource: id.to_owned(), what: what.to_owned() };
     let mut request = clients.dynamodb.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for definition in properties.get("AttributeDefinitions").and_then(Value::as_sequence).into_iter().flatten() {
-        let attribute = definition.get("AttributeName").and_then(template::scalar).ok_or_else(|| unsupported("AttributeName"))?;
-        let kind = definition.get("AttributeType").and_then(template::scalar).ok_or_else(|| unsupported("AttributeType"))?;
+        let attribute =
+            definition.get("AttributeName").and_then(template::scalar).ok_or_else(|| unsupported("AttributeName"))?;
+        let kind =
+            definition.get("AttributeType").and_then(template::scalar).ok_or_else(|| unsupported("AttributeType"))?;
         request = request.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(attribute)
@@ -299,7 +300,8 @@ async fn create_table(clients: &Clients, id: &str, properties: &Value, name: &st
         .and_then(|d| d.table_arn)
         .unwrap_or_else(|| format!("arn:aws:dynamodb:local:000000000000:table/{name}"));
     if let Some(ttl) = properties.get("TimeToLiveSpecification") {
-        let attribute = ttl.get("AttributeName").and_then(template::scalar).ok_or_else(|| unsupported("TTL AttributeName"))?;
+        let attribute =
+            ttl.get("AttributeName").and_then(template::scalar).ok_or_else(|| unsupported("TTL AttributeName"))?;
         let enabled = ttl.get("Enabled").and_then(template::scalar).is_some_and(|v| v == "true");
         clients
             .dynamodb
@@ -319,16 +321,16 @@ async fn create_table(clients: &Clients, id: &str, properties: &Value, name: &st
     Ok(Provisioned { kind: ResourceKind::Table, name: name.to_owned(), arn, url: None })
 }
 
-fn queue_notification(stack: &LocalStack, template: &Template, bucket: &str, queue: &Value) -> Result<QueueConfiguration, InfraError> {
+fn queue_notification(
+    stack: &LocalStack, template: &Template, bucket: &str, queue: &Value,
+) -> Result<QueueConfiguration, InfraError> {
     let unsupported = |what: &str| InfraError::Unsupported { resource: bucket.to_owned(), what: what.to_owned() };
-    let arn = queue.get("Queue").and_then(|q| stack.resolve(template, q)).ok_or_else(|| unsupported("notification queue"))?;
+    let arn =
+        queue.get("Queue").and_then(|q| stack.resolve(template, q)).ok_or_else(|| unsupported("notification queue"))?;
     let event = queue.get("Event").and_then(template::scalar).ok_or_else(|| unsupported("notification event"))?;
     let mut rules = Vec::new();
-    let filter_rules = queue
-        .get("Filter")
-        .and_then(|f| f.get("S3Key"))
-        .and_then(|k| k.get("Rules"))
-        .and_then(Value::as_sequence);
+    let filter_rules =
+        queue.get("Filter").and_then(|f| f.get("S3Key")).and_then(|k| k.get("Rules")).and_then(Value::as_sequence);
     for rule in filter_rules.into_iter().flatten() {
         let name = rule.get("Name").and_then(template::scalar).ok_or_else(|| unsupported("filter rule name"))?;
         let value = rule.get("Value").and_then(template::scalar).ok_or_else(|| unsupported("filter rule value"))?;
@@ -337,7 +339,9 @@ fn queue_notification(stack: &LocalStack, template: &Template, bucket: &str, que
     let mut configuration = QueueConfiguration::builder().queue_arn(arn).events(Event::from(event.as_str()));
     if !rules.is_empty() {
         configuration = configuration.filter(
-            NotificationConfigurationFilter::builder().key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build()).build(),
+            NotificationConfigurationFilter::builder()
+                .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                .build(),
         );
     }
     configuration.build().map_err(aws_error("S3 notification", bucket))

@@ -150,7 +150,12 @@ pub struct Environments {
 
 impl Environments {
     pub fn new(spec: FunctionSpec, concurrency: usize) -> Self {
-        Self { spec, slots: Semaphore::new(concurrency.max(1)), idle: Mutex::new(Vec::new()), invocations: AtomicU64::new(0) }
+        Self {
+            spec,
+            slots: Semaphore::new(concurrency.max(1)),
+            idle: Mutex::new(Vec::new()),
+            invocations: AtomicU64::new(0),
+        }
     }
 
     /// Runs one invocation with `event`: the function's answer, or why it failed. Waits
@@ -269,7 +274,9 @@ impl Environments {
 /// `docker run`'s own environment, which the caller sets), so no secret shows in `ps`. A
 /// variable naming a file of this machine (the dev stack's key) is mounted read-only at
 /// the same path.
-fn docker_run(image: &str, label: &str, name: &str, memory_mb: u32, env: &[(String, String)]) -> tokio::process::Command {
+fn docker_run(
+    image: &str, label: &str, name: &str, memory_mb: u32, env: &[(String, String)],
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("docker");
     command.args(["run", "--rm", "--name", name, "--label", &format!("docusnap.runner={label}"), "--network", "host"]);
     command.args(["--read-only", "--tmpfs", &format!("/tmp:rw,size={TMP_MB}m,mode=1777"), "--user", CONTAINER_USER]);
@@ -288,7 +295,9 @@ fn docker_run(image: &str, label: &str, name: &str, memory_mb: u32, env: &[(Stri
 /// The Runtime API of one environment, on `listener`, until aborted.
 async fn serve(listener: TcpListener, api: Arc<Api>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let api = api.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| answer(api.clone(), request));
@@ -336,7 +345,8 @@ async fn answer(api: Arc<Api>, request: Request<hyper::body::Incoming>) -> Resul
             let Some(done) = api.pending.lock().expect("pending").remove(*id) else {
                 return Ok(reply(StatusCode::BAD_REQUEST, "no such invocation"));
             };
-            let _ = done.send(if *outcome == "response" { Ok(body.clone()) } else { Err(InvokeError::Function(text())) });
+            let _ =
+                done.send(if *outcome == "response" { Ok(body.clone()) } else { Err(InvokeError::Function(text())) });
             reply(StatusCode::ACCEPTED, "")
         }
         (Method::POST, ["init", "error"]) => {

@@ -23,7 +23,8 @@ pub struct Template {
 impl Template {
     pub fn from_file(path: &Path) -> Result<Self, TemplateError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read { path: display.clone(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| TemplateError::Read { path: display.clone(), source })?;
         Self::parse(&text).map_err(|source| TemplateError::Parse { path: display, source })
     }
 
@@ -89,7 +90,9 @@ pub fn scalar(value: &Value) -> Option<String> {
 /// `Fn::GetAtt: [A, B]`, and so on.
 pub fn intrinsic(value: &Value) -> Option<(String, Value)> {
     match value {
-        Value::Tagged(tagged) => Some((tagged.tag.to_string().trim_start_matches('!').to_owned(), tagged.value.clone())),
+        Value::Tagged(tagged) => {
+            Some((tagged.tag.to_string().trim_start_matches('!').to_owned(), tagged.value.clone()))
+        }
         Value::Mapping(map) if map.len() == 1 => {
             let (key, argument) = map.iter().next()?;
             let key = key.as_str()?;
@@ -107,7 +110,9 @@ pub fn get_att_parts(argument: &Value) -> Option<(String, String)> {
             let (resource, attribute) = s.split_once('.')?;
             Some((resource.to_owned(), attribute.to_owned()))
         }
-        Value::Sequence(parts) if parts.len() == 2 => Some((parts[0].as_str()?.to_owned(), parts[1].as_str()?.to_owned())),
+        Value::Sequence(parts) if parts.len() == 2 => {
+            Some((parts[0].as_str()?.to_owned(), parts[1].as_str()?.to_owned()))
+        }
         _ => None,
     }
 }

@@ -16,19 +16,20 @@ use base64::Engine;
 use docusnap_core::clock::ManualClock;
 use docusnap_core::config::Limits;
 use docusnap_core::crypto::{generate_private_key_pem, sha256_hex, AesKey, ClientWrap, ServerKey};
+use docusnap_core::env::Moto;
 use docusnap_core::store::{DynamoKeyBindings, DynamoTaskStore, S3BlobStore};
-use docusnap_infra::{Clients, LocalStack, Template};
 use docusnap_infra::events::{mappings, Invoke, Mapping, Runner};
+use docusnap_infra::{Clients, LocalStack, Template};
 use docusnap_upload::Upload;
-use stub::{Handler, Reply, Server};
 use lambda_http::Body;
 use serde_json::{json, Value};
+use stub::{Handler, Reply, Server};
 
 pub const ENDPOINT_VAR: &str = "DOCUSNAP_TEST_ENDPOINT";
 /// A fixed, plausible start time (2026-11-01) so tests can move the clock freely.
 pub const START: i64 = 1_793_491_200;
 
-pub type TestUpload = Upload<DynamoTaskStore, S3BlobStore, DynamoKeyBindings, Arc<ManualClock>, docusnap_core::store::SqsQueue, S3BlobStore>;
+pub type TestUpload = Upload<Moto>;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -86,18 +87,24 @@ impl TestStack {
         let sdk = sdk_config();
         let clients = Clients::new(&sdk);
         let template = Template::from_file(&repo_root().join("template.yaml")).expect("reading template.yaml");
-        let stack = docusnap_infra::provision(&template, &clients, &unique_prefix()).await.expect("provisioning on moto");
+        let stack =
+            docusnap_infra::provision(&template, &clients, &unique_prefix()).await.expect("provisioning on moto");
         let clock = Arc::new(ManualClock::starting_at(START));
         let app = Upload {
             tasks: DynamoTaskStore::new(clients.dynamodb.clone(), stack.table("TasksTable").expect("tasks table")),
             blobs: S3BlobStore::new(clients.s3.clone(), stack.bucket("UploadsBucket").expect("uploads bucket")),
-            keys: DynamoKeyBindings::new(clients.dynamodb.clone(), stack.table("KeyBindingsTable").expect("key bindings table")),
+            keys: DynamoKeyBindings::new(
+                clients.dynamodb.clone(),
+                stack.table("KeyBindingsTable").expect("key bindings table"),
+            ),
             clock: clock.clone(),
             key: server_key(),
             limits,
             v2: docusnap_upload::V2Api {
-                ocr_queue: docusnap_core::store::SqsQueue::new(clients.sqs.clone(), stack.queue_url("OcrQueue").expect("OCR queue")),
-                urls: S3BlobStore::new(clients.s3.clone(), stack.bucket("UploadsBucket").expect("uploads bucket")),
+                ocr_queue: docusnap_core::store::SqsQueue::new(
+                    clients.sqs.clone(),
+                    stack.queue_url("OcrQueue").expect("OCR queue"),
+                ),
                 callbacks: docusnap_core::v2::CallbackPolicy { allow_loopback: true },
                 upload_window_secs: docusnap_core::v2::UPLOAD_WINDOW_SECS,
                 storage_origin: endpoint(),
@@ -141,7 +148,8 @@ impl TestStack {
 
     /// Every item in the tasks table, as DynamoDB returns it.
     pub async fn items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        let output = self.clients.dynamodb.scan().table_name(self.table()).consistent_read(true).send().await.expect("scan");
+        let output =
+            self.clients.dynamodb.scan().table_name(self.table()).consistent_read(true).send().await.expect("scan");
         output.items().to_vec()
     }
 }
@@ -157,18 +165,12 @@ pub fn ocr_engine() -> Arc<docusnap_ocr::OcrEngine> {
         .clone()
 }
 
-pub type TestOcr = docusnap_ocr_fn::OcrFunction<
-    DynamoTaskStore,
-    S3BlobStore,
-    docusnap_core::store::SqsQueue,
-    Arc<ManualClock>,
-    docusnap_ocr::OcrEngine,
->;
+pub type TestOcr = docusnap_ocr_fn::OcrFunction<Moto>;
 
-pub type TestExtract<M> = docusnap_extract_fn::ExtractFunction<DynamoTaskStore, S3BlobStore, Arc<ManualClock>, M>;
+pub type TestExtract = docusnap_extract_fn::ExtractFunction<Moto>;
 
 /// The LLM of tests that run on the rules.
-pub type NoLlm = docusnap_extract::llm::HttpChatModel;
+pub type NoLlm = docusnap_extract::model::AnyChatModel;
 
 /// A Lambda deadline as far off as the extract function's timeout.
 pub fn lambda_deadline() -> std::time::Instant {
@@ -185,37 +187,44 @@ impl TestStack {
             extract_queue: docusnap_core::store::SqsQueue::new(self.clients.sqs.clone(), queue),
             clock: self.clock.clone(),
             key: server_key(),
-            reader: ocr_engine(),
+            engine: ocr_engine(),
             limits: Limits::default(),
             parallel_pages: 2,
-            max_receives: docusnap_ocr_fn::DEFAULT_MAX_RECEIVES,
+            max_receives: docusnap_core::config::DEFAULT_MAX_RECEIVES,
             dead_letter_arn: self.stack.resources.get("OcrDeadLetterQueue").map(|r| r.arn.clone()),
             fan_out: Some(docusnap_ocr_fn::FanOut {
-                ocr_queue: docusnap_core::store::SqsQueue::new(self.clients.sqs.clone(), self.stack.queue_url("OcrQueue").expect("OCR queue")),
-                group_pages: docusnap_ocr_fn::DEFAULT_GROUP_PAGES,
+                ocr_queue: docusnap_core::store::SqsQueue::new(
+                    self.clients.sqs.clone(),
+                    self.stack.queue_url("OcrQueue").expect("OCR queue"),
+                ),
+                group_pages: docusnap_core::config::DEFAULT_GROUP_PAGES,
             }),
         }
     }
 
     /// The extract function over this stack, with `model` as its LLM (none: the rules).
-    pub fn extract_function<M: docusnap_extract::llm::ChatModel>(&self, model: Option<M>) -> TestExtract<M> {
+    pub fn extract_function<M: Into<docusnap_extract::model::AnyChatModel>>(&self, model: Option<M>) -> TestExtract {
+        let model = model.map(Into::into);
         docusnap_extract_fn::ExtractFunction {
             tasks: DynamoTaskStore::new(self.clients.dynamodb.clone(), self.table()),
             blobs: S3BlobStore::new(self.clients.s3.clone(), self.bucket()),
             clock: self.clock.clone(),
             key: server_key(),
             extractor: docusnap_extract::Extractor { model, fallback_to_rules: true },
-            timeout: docusnap_extract_fn::DEFAULT_FUNCTION_TIMEOUT,
+            timeout: docusnap_core::config::DEFAULT_FUNCTION_TIMEOUT,
             dead_letter_arn: self.stack.resources.get("ExtractDeadLetterQueue").map(|r| r.arn.clone()),
         }
     }
 
     /// The callback function over this stack (loopback allowed, as in local runs).
-    pub fn callback_function(&self) -> docusnap_callback_fn::CallbackFunction<DynamoTaskStore, S3BlobStore, docusnap_core::store::SqsQueue, Arc<ManualClock>> {
+    pub fn callback_function(&self) -> docusnap_callback_fn::CallbackFunction<Moto> {
         docusnap_callback_fn::CallbackFunction {
             tasks: DynamoTaskStore::new(self.clients.dynamodb.clone(), self.table()),
             blobs: S3BlobStore::new(self.clients.s3.clone(), self.bucket()),
-            queue: Some(docusnap_core::store::SqsQueue::new(self.clients.sqs.clone(), self.stack.queue_url("CallbackQueue").expect("callback queue"))),
+            queue: Some(docusnap_core::store::SqsQueue::new(
+                self.clients.sqs.clone(),
+                self.stack.queue_url("CallbackQueue").expect("callback queue"),
+            )),
             clock: self.clock.clone(),
             policy: docusnap_core::v2::CallbackPolicy { allow_loopback: true },
             dead_letter_arn: self.stack.resources.get("CallbackDeadLetterQueue").map(|r| r.arn.clone()),
@@ -228,7 +237,15 @@ impl TestStack {
         let url = self.stack.queue_url(queue).expect("queue");
         let mut records = Vec::new();
         loop {
-            let received = self.clients.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("receive");
+            let received = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
             if received.messages().is_empty() {
                 break;
             }
@@ -327,7 +344,9 @@ pub async fn invoke_endpoint(t: &Arc<TestStack>) -> Server {
             let response = if request.path.contains("/functions/ocr/") {
                 serde_json::to_value(docusnap_ocr_fn::handle(&t.ocr_function(), event).await)
             } else if request.path.contains("/functions/extract/") {
-                serde_json::to_value(docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), event, lambda_deadline()).await)
+                serde_json::to_value(
+                    docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), event, lambda_deadline()).await,
+                )
             } else {
                 return Reply::json(404, json!({"errorType": "ResourceNotFoundException"}));
             };
@@ -356,7 +375,6 @@ pub fn mapping(queue: &str) -> Mapping {
     all.into_iter().find(|m| m.queue == queue).unwrap_or_else(|| panic!("no mapping for {queue}"))
 }
 
-
 /// A v2 client, as `scripts/v2_client.py` is: one AES-256 key per task, wrapped for the
 /// server; pages sealed with AES-256-GCM under `<task id>/page/<index>`.
 pub struct V2Client {
@@ -374,7 +392,10 @@ pub struct V2Task {
 impl V2Client {
     pub fn new() -> Self {
         let key = AesKey::generate().expect("AES key");
-        let wrapped = ClientWrap::from_public_pem(server_key().public_key_pem()).expect("public key").wrap(key.as_bytes()).expect("wrapping");
+        let wrapped = ClientWrap::from_public_pem(server_key().public_key_pem())
+            .expect("public key")
+            .wrap(key.as_bytes())
+            .expect("wrapping");
         Self { key, wrapped }
     }
 
@@ -398,12 +419,17 @@ impl V2Client {
     }
 
     pub fn seal_part(&self, task_id: &str, part: &str, value: &Value) -> String {
-        BASE64.encode(self.key.seal_gcm(value.to_string().as_bytes(), format!("{task_id}/{part}").as_bytes()).expect("sealing"))
+        BASE64.encode(
+            self.key.seal_gcm(value.to_string().as_bytes(), format!("{task_id}/{part}").as_bytes()).expect("sealing"),
+        )
     }
 
     pub fn open_result(&self, task_id: &str, sealed_base64: &str) -> Value {
         let sealed = BASE64.decode(sealed_base64).expect("base64 result");
-        let plain = self.key.open_gcm(sealed, format!("{task_id}/result").as_bytes()).expect("the result opens under the task key");
+        let plain = self
+            .key
+            .open_gcm(sealed, format!("{task_id}/result").as_bytes())
+            .expect("the result opens under the task key");
         serde_json::from_slice(&plain).expect("result JSON")
     }
 }
@@ -424,7 +450,11 @@ impl TestStack {
     pub async fn created_v2(&self, body: &Value) -> V2Task {
         let (status, answer) = self.create_v2(body).await;
         assert_eq!(status, 201, "{answer}");
-        V2Task { id: answer["task_id"].as_str().expect("task_id").to_owned(), token: answer["token"].as_str().expect("token").to_owned(), answer }
+        V2Task {
+            id: answer["task_id"].as_str().expect("task_id").to_owned(),
+            token: answer["token"].as_str().expect("token").to_owned(),
+            answer,
+        }
     }
 
     /// `GET` or `DELETE /api/v2/tasks/{id}` with a bearer token.
@@ -433,7 +463,9 @@ impl TestStack {
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let response = docusnap_upload::handle(&self.app, request.body(Body::Empty).expect("request")).await.expect("the handler never fails");
+        let response = docusnap_upload::handle(&self.app, request.body(Body::Empty).expect("request"))
+            .await
+            .expect("the handler never fails");
         let status = response.status().as_u16();
         (status, serde_json::from_slice(response.body()).unwrap_or(Value::Null))
     }

@@ -64,10 +64,14 @@ impl Server {
         let log = seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
                 let (log, handler) = (log.clone(), handler.clone());
                 tokio::spawn(async move {
-                    let Some(request) = read_request(&mut socket).await else { return };
+                    let Some(request) = read_request(&mut socket).await else {
+                        return;
+                    };
                     log.lock().expect("log").push(request.clone());
                     let reply = handler(request).await;
                     tokio::time::sleep(reply.delay).await;
@@ -120,8 +124,9 @@ async fn read_request(socket: &mut TcpStream) -> Option<Seen> {
     };
     let head = String::from_utf8_lossy(&data[..header_end]).into_owned();
     let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+        head.lines().find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+        })
     };
     let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while data.len() < header_end + length {

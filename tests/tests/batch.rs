@@ -57,7 +57,8 @@ async fn images_dropped_under_batch_come_back_as_results_beside_them() {
     assert_eq!(result["kv"]["Total"], "7.10");
 
     // A v1 client cannot read or clear batch tasks.
-    let poll = serde_json::json!({"client_id": "batch:batch/receipt.png", "type": "doc", "SHA256": "x", "has_content": false});
+    let poll =
+        serde_json::json!({"client_id": "batch:batch/receipt.png", "type": "doc", "SHA256": "x", "has_content": false});
     assert_eq!(t.process(&poll).await, (400, serde_json::json!({"status": "error", "error_detail": "INVALID_FIELD"})));
 }
 

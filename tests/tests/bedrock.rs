@@ -16,7 +16,8 @@ const MODEL: &str = "amazon.nova-lite-v1:0";
 
 /// The role's credentials, as a Lambda function has them.
 fn sdk() -> SdkConfig {
-    let credentials = aws_sdk_s3::config::Credentials::new("AKIDEXAMPLE", "secret", Some("session".into()), None, "role");
+    let credentials =
+        aws_sdk_s3::config::Credentials::new("AKIDEXAMPLE", "secret", Some("session".into()), None, "role");
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -33,17 +34,21 @@ fn model(server: &Server) -> BedrockChatModel {
 
 /// Converse's success body.
 fn answer(text: &str) -> Reply {
-    Reply::json(200, json!({
-        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-        "stopReason": "end_turn",
-        "usage": {"inputTokens": 812, "outputTokens": 96, "totalTokens": 908},
-        "metrics": {"latencyMs": 1402}
-    }))
+    Reply::json(
+        200,
+        json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 812, "outputTokens": 96, "totalTokens": 908},
+            "metrics": {"latencyMs": 1402}
+        }),
+    )
 }
 
 /// Bedrock's errors: the type in `x-amzn-ErrorType`, a message in the body.
 fn error(status: u16, kind: &str, message: &str) -> Reply {
-    Reply::json(status, json!({"message": message})).header("x-amzn-ErrorType", &format!("{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"))
+    Reply::json(status, json!({"message": message}))
+        .header("x-amzn-ErrorType", &format!("{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"))
 }
 
 fn later(secs: u64) -> Instant {
@@ -53,14 +58,23 @@ fn later(secs: u64) -> Instant {
 #[tokio::test]
 async fn converse_is_called_signed_with_the_system_prompt_apart() {
     let server = Server::scripted("", vec![answer(r#"{"ok": true}"#)]).await;
-    let messages = [Message::system("You extract."), Message::user("TOTAL 9.50"), Message::assistant("{}"), Message::user("again")];
+    let messages = [
+        Message::system("You extract."),
+        Message::user("TOTAL 9.50"),
+        Message::assistant("{}"),
+        Message::user("again"),
+    ];
     let text = model(&server).complete(&messages, later(10)).await.unwrap();
     assert_eq!(text, r#"{"ok": true}"#);
     let seen = &server.seen()[0];
     assert_eq!(seen.path, "/model/amazon.nova-lite-v1%3A0/converse");
-    assert!(seen.authorization.as_deref().is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")), "{seen:?}");
+    assert!(
+        seen.authorization.as_deref().is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")),
+        "{seen:?}"
+    );
     assert_eq!(seen.body["system"], json!([{"text": "You extract."}]));
-    let roles: Vec<&str> = seen.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> =
+        seen.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant", "user"]);
     assert_eq!(seen.body["messages"][0]["content"], json!([{"text": "TOTAL 9.50"}]));
     assert_eq!(seen.body["inferenceConfig"]["maxTokens"], 4096);
@@ -82,7 +96,8 @@ async fn throttling_is_retried_and_a_validation_error_is_not() {
 
 #[tokio::test]
 async fn a_slow_answer_times_out_and_the_retry_is_used() {
-    let server = Server::scripted("", vec![answer("{}").after(Duration::from_secs(5)), answer(r#"{"second": 1}"#)]).await;
+    let server =
+        Server::scripted("", vec![answer("{}").after(Duration::from_secs(5)), answer(r#"{"second": 1}"#)]).await;
     let started = Instant::now();
     assert_eq!(model(&server).complete(&[Message::user("x")], later(10)).await.unwrap(), r#"{"second": 1}"#);
     assert!(started.elapsed() < Duration::from_secs(4), "the call timeout (2 s) cut the slow one");
@@ -91,11 +106,10 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
 #[tokio::test]
 async fn a_failing_bedrock_falls_back_to_the_rules_and_a_good_one_is_used() {
     let texts = ["KEDAI MAJU", "Date: 12/03/2018", "TOTAL 9.50"];
-    let ocr = OcrText {
-        text: texts.join(" "),
-        lines: Line::stacked(&texts.iter().map(|t| (*t, 20.0)).collect::<Vec<_>>()),
-    };
-    let server = Server::scripted("", vec![error(403, "AccessDeniedException", "not authorized to invoke this model")]).await;
+    let ocr =
+        OcrText { text: texts.join(" "), lines: Line::stacked(&texts.iter().map(|t| (*t, 20.0)).collect::<Vec<_>>()) };
+    let server =
+        Server::scripted("", vec![error(403, "AccessDeniedException", "not authorized to invoke this model")]).await;
     let extractor = Extractor { model: Some(model(&server)), fallback_to_rules: true };
     let done = extractor.document(&ocr, Want::Doc, &Default::default(), later(10)).await.unwrap();
     assert_eq!(done.extractor, RULES_FALLBACK);

@@ -12,7 +12,8 @@ use docusnap_ocr::testing::{render_png, LATIN_FONT};
 use docusnap_tests::{base64, lambda_deadline, Client, NoLlm, TestStack, START};
 use serde_json::{json, Value};
 
-const RECEIPT: [&str; 6] = ["CORNER BAKERY", "12 Main Street", "Date: 25/03/2026", "Coffee 3.50", "Bagel 19.90", "TOTAL 23.40"];
+const RECEIPT: [&str; 6] =
+    ["CORNER BAKERY", "12 Main Street", "Date: 25/03/2026", "Coffee 3.50", "Bagel 19.90", "TOTAL 23.40"];
 
 /// Polls as a client does and decrypts a completed result.
 async fn result_of(t: &TestStack, client: &Client, task_type: &str, upload: &docusnap_tests::Prepared) -> Value {
@@ -28,7 +29,8 @@ async fn a_receipt_goes_from_upload_to_a_result_with_its_date_and_total() {
     let (ocr, extract) = (t.ocr_function(), t.extract_function::<NoLlm>(None));
     let client = Client::new("chain one");
     let library = json!({"doc": [{"id": "old-1", "title": "Corner Bakery receipt", "tags": ["receipt"], "kv": {"Company": "CORNER BAKERY"}}]});
-    let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&RECEIPT, LATIN_FONT, 32.0))], "file_lib": library}));
+    let upload = client
+        .upload("doc", &json!({"to_process": [base64(&render_png(&RECEIPT, LATIN_FONT, 32.0))], "file_lib": library}));
     assert_eq!(t.process(&upload.body).await.0, 202);
 
     let response = docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
@@ -51,7 +53,11 @@ async fn a_receipt_goes_from_upload_to_a_result_with_its_date_and_total() {
     assert!(result.get("fields").is_none());
 
     let task = t.app.tasks.get(&id, START).await.unwrap().unwrap();
-    assert!(matches!(task.state, TaskState::Completed { ref extractor, .. } if *extractor == RULES), "{:?}", task.state);
+    assert!(
+        matches!(task.state, TaskState::Completed { ref extractor, .. } if *extractor == RULES),
+        "{:?}",
+        task.state
+    );
     // Nothing of the document stays in the bucket once the task has ended: the result in
     // the table is all a client can still fetch.
     assert!(t.object_keys().await.iter().all(|k| !k.starts_with(&id.object_prefix())), "{:?}", t.object_keys().await);
@@ -71,7 +77,11 @@ async fn a_form_and_then_its_fill_from_the_library() {
     let t = TestStack::new().await;
     let (ocr, extract) = (t.ocr_function(), t.extract_function::<NoLlm>(None));
     let client = Client::new("chain forms");
-    let page = render_png(&["VISA APPLICATION", "Name: ____________", "Date of birth: ________", "Embassy: Berlin"], LATIN_FONT, 30.0);
+    let page = render_png(
+        &["VISA APPLICATION", "Name: ____________", "Date of birth: ________", "Embassy: Berlin"],
+        LATIN_FONT,
+        30.0,
+    );
     let form = client.upload("form", &json!({"to_process": [base64(&page)], "file_lib": {}}));
     t.process(&form.body).await;
     docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
@@ -119,19 +129,28 @@ async fn one_claim_per_task_and_early_messages_wait_for_the_pages() {
     docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
     // Two deliveries at once: exactly one claim wins; a claim past its time is taken over.
     let tasks = &t.app.tasks;
-    let (a, b) = tokio::join!(tasks.claim(&id, START, START - EXTRACT_CLAIM_SECS), tasks.claim(&id, START, START - EXTRACT_CLAIM_SECS));
+    let (a, b) = tokio::join!(
+        tasks.claim(&id, START, START - EXTRACT_CLAIM_SECS),
+        tasks.claim(&id, START, START - EXTRACT_CLAIM_SECS)
+    );
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(), 1);
     let later = START + 60;
     assert!(!tasks.claim(&id, later, later - EXTRACT_CLAIM_SECS).await.unwrap(), "a fresh claim holds");
     let much_later = START + EXTRACT_CLAIM_SECS + 1;
-    assert!(tasks.claim(&id, much_later, much_later - EXTRACT_CLAIM_SECS).await.unwrap(), "a lapsed claim is taken over");
+    assert!(
+        tasks.claim(&id, much_later, much_later - EXTRACT_CLAIM_SECS).await.unwrap(),
+        "a lapsed claim is taken over"
+    );
     let task = tasks.get(&id, much_later).await.unwrap().unwrap();
-    assert!(matches!(task.state, TaskState::Processing { progress: Progress::Extracting { claimed_at }, .. } if claimed_at == much_later));
+    assert!(
+        matches!(task.state, TaskState::Processing { progress: Progress::Extracting { claimed_at }, .. } if claimed_at == much_later)
+    );
 
     // While the claim holds, the extract message fails its record: SQS brings it back after
     // the visibility timeout, when a dead holder's claim has lapsed. Deleting it would lose
     // the task if the holder never finished.
-    let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    let response =
+        docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
     assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
     assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 202);
     // The holder died: the redelivery, once its claim (taken at much_later) has lapsed,
@@ -159,10 +178,17 @@ async fn with_cargo_lambdas_deadline_the_llm_is_still_asked() {
     // Keys in the model's order, which is not alphabetical: v1 clients show kv as received.
     let answer = r#"{"title": "Corner Bakery receipt", "tags": ["receipt"], "description": "A receipt.",
         "kv": {"Company": "CORNER BAKERY", "Address": "12 Main Street", "Date": "Mar 25, 2026", "Bagel": "19.90", "Total": "23.40"}}"#;
-    let server = Server::scripted("/v1", vec![Reply::json(200, json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]
-    }))]).await;
+    let server = Server::scripted(
+        "/v1",
+        vec![Reply::json(
+            200,
+            json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]
+            }),
+        )],
+    )
+    .await;
     let model = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, server.base.clone(), "qwen", None)).unwrap();
     let (ocr, extract) = (t.ocr_function(), t.extract_function(Some(model)));
     let client = Client::new("local-deadline");
@@ -172,7 +198,7 @@ async fn with_cargo_lambdas_deadline_the_llm_is_still_asked() {
 
     let mut context = lambda_runtime::Context::default();
     context.deadline = 600_000;
-    let deadline = docusnap_extract_fn::invocation_deadline(&context, docusnap_extract_fn::DEFAULT_FUNCTION_TIMEOUT);
+    let deadline = docusnap_extract_fn::invocation_deadline(&context, docusnap_core::config::DEFAULT_FUNCTION_TIMEOUT);
     let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, deadline).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(server.seen().len(), 1, "the LLM was asked once");
@@ -203,17 +229,23 @@ async fn a_fallback_is_recorded_and_counted() {
     docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
 
     let counted = metrics::capture();
-    let response = docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    let response =
+        docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(server.seen().len(), 4, "asked with every retry before falling back");
-    let extractions: Vec<Value> = counted.lines().into_iter().filter(|l| l.get(metrics::name::EXTRACTIONS).is_some()).collect();
+    let extractions: Vec<Value> =
+        counted.lines().into_iter().filter(|l| l.get(metrics::name::EXTRACTIONS).is_some()).collect();
     assert_eq!(extractions.len(), 1, "{extractions:?}");
     assert_eq!(extractions[0]["Extractor"], "rules-fallback");
     assert_eq!(extractions[0][metrics::name::EXTRACTIONS], 1.0);
 
     let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone());
     let task = t.app.tasks.get(&id, START).await.unwrap().unwrap();
-    assert!(matches!(task.state, TaskState::Completed { ref extractor, .. } if *extractor == docusnap_extract::RULES_FALLBACK), "{:?}", task.state);
+    assert!(
+        matches!(task.state, TaskState::Completed { ref extractor, .. } if *extractor == docusnap_extract::RULES_FALLBACK),
+        "{:?}",
+        task.state
+    );
     let result = result_of(&t, &client, "doc", &upload).await;
     let keys: Vec<&String> = result["kv"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["Company", "Address", "Date", "Total"], "the rules' kv in page order: {result}");

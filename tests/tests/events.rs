@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use docusnap_tests::{base64, event_runner, invoke_endpoint, mapping, Client, TestStack};
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use docusnap_tests::{base64, event_runner, invoke_endpoint, mapping, Client, TestStack};
 use serde_json::json;
 
 #[test]
@@ -42,7 +42,8 @@ async fn the_runner_carries_an_upload_through_both_functions() {
     assert_eq!(runner.poll(&t.stack, &extract).await.unwrap().deleted, 1);
     let (status, answer) = t.process(&client.poll("doc", &upload.sha256)).await;
     assert_eq!(status, 200, "{answer}");
-    let result: serde_json::Value = serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(result["kv"]["Total"], "8.20");
     assert!(server.seen().iter().all(|s| s.body["Records"][0]["eventSource"] == "aws:sqs"));
 }
@@ -54,13 +55,33 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
     let runner = event_runner(&t, &server);
     let ocr = mapping("OcrQueue");
     // An object that is not a task's envelope, where envelopes go: its notification is poison.
-    t.clients.s3.put_object().bucket(t.bucket()).key("tasks/stray/envelope.json").body(b"{}".to_vec().into()).send().await.unwrap();
+    t.clients
+        .s3
+        .put_object()
+        .bucket(t.bucket())
+        .key("tasks/stray/envelope.json")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     // A task whose stored envelope was replaced by something that is not one: it ends in error.
     let client = Client::new("poisoned");
     let broken = client.upload("doc", &json!({"to_process": [base64(b"x")]}));
     t.process(&broken.body).await;
-    let id = docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), docusnap_core::TaskType::Doc, broken.sha256.clone());
-    t.clients.s3.put_object().bucket(t.bucket()).key(id.envelope_key()).body(b"garbage".to_vec().into()).send().await.unwrap();
+    let id = docusnap_core::task::TaskId::new(
+        docusnap_tests::client_id(&client.id),
+        docusnap_core::TaskType::Doc,
+        broken.sha256.clone(),
+    );
+    t.clients
+        .s3
+        .put_object()
+        .bucket(t.bucket())
+        .key(id.envelope_key())
+        .body(b"garbage".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     // And a good upload behind them.
     let good = client.upload("form", &json!({"to_process": [base64(&render_png(&["Name: ____"], LATIN_FONT, 30.0))]}));
     t.process(&good.body).await;
@@ -70,8 +91,8 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_blocks_nothing() {
         failed += runner.poll(&t.stack, &ocr).await.unwrap().failed;
     }
     let redrive_after = 3; // template.yaml: OcrQueue's maxReceiveCount
-    // Three poison messages: the stray object's, and both of the broken task's key (the
-    // upload wrote the envelope, then it was overwritten).
+                           // Three poison messages: the stray object's, and both of the broken task's key (the
+                           // upload wrote the envelope, then it was overwritten).
     assert_eq!(failed, 3 * redrive_after, "each poison message failed once per receive");
     let dlq = t.stack.queue_url("OcrDeadLetterQueue").unwrap();
     let dead = t.clients.sqs.receive_message().queue_url(dlq).max_number_of_messages(10).send().await.unwrap();
@@ -132,8 +153,15 @@ async fn a_dead_lettered_upload_ends_with_ocr_failure_instead_of_processing_for_
         t.process(&client.poll("doc", &upload.sha256)).await,
         (400, json!({"status": "error", "error_detail": "OCR_FAILURE"}))
     );
-    let id = docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), docusnap_core::TaskType::Doc, upload.sha256.clone());
-    assert!(t.object_keys().await.iter().all(|k| !k.starts_with(&id.object_prefix())), "the ended task's objects are gone");
+    let id = docusnap_core::task::TaskId::new(
+        docusnap_tests::client_id(&client.id),
+        docusnap_core::TaskType::Doc,
+        upload.sha256.clone(),
+    );
+    assert!(
+        t.object_keys().await.iter().all(|k| !k.starts_with(&id.object_prefix())),
+        "the ended task's objects are gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,13 +171,19 @@ async fn a_dead_lettered_extraction_ends_with_a_code_unless_a_fresh_claim_holds_
     let runner = event_runner(&t, &server);
     let client = Client::new("dead extraction");
     let page = base64(&render_png(&["TOTAL 2.00"], LATIN_FONT, 30.0));
-    let (held, lapsed) = (client.upload("doc", &json!({"to_process": [page.clone()]})), client.upload("form", &json!({"to_process": [page]})));
+    let (held, lapsed) = (
+        client.upload("doc", &json!({"to_process": [page.clone()]})),
+        client.upload("form", &json!({"to_process": [page]})),
+    );
     for upload in [&held, &lapsed] {
         assert_eq!(t.process(&upload.body).await.0, 202);
     }
     docusnap_ocr_fn::handle(&t.ocr_function(), t.take_messages("OcrQueue").await).await;
-    let task = |kind, upload: &docusnap_tests::Prepared| docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), kind, upload.sha256.clone());
-    let (held_id, lapsed_id) = (task(docusnap_core::TaskType::Doc, &held), task(docusnap_core::TaskType::Form, &lapsed));
+    let task = |kind, upload: &docusnap_tests::Prepared| {
+        docusnap_core::task::TaskId::new(docusnap_tests::client_id(&client.id), kind, upload.sha256.clone())
+    };
+    let (held_id, lapsed_id) =
+        (task(docusnap_core::TaskType::Doc, &held), task(docusnap_core::TaskType::Form, &lapsed));
     // One task is being extracted right now; the other's holder died long ago.
     use docusnap_core::store::TaskStore;
     let now = docusnap_tests::START;

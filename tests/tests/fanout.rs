@@ -2,6 +2,8 @@
 //! message per page group on the OCR queue; groups delivered out of order and twice still
 //! join into one OCR output with every page in order, and make exactly one extraction.
 
+use docusnap_core::config::DEFAULT_GROUP_PAGES;
+use docusnap_core::intake::group_range;
 use docusnap_core::metrics;
 use docusnap_core::pipeline;
 use docusnap_core::store::{BlobStore, TaskStore};
@@ -9,7 +11,6 @@ use docusnap_core::task::{GroupMessage, Stage, TaskId, TaskState};
 use docusnap_core::TaskType;
 use docusnap_ocr::testing::pdf::{document, Page, Text};
 use docusnap_ocr::testing::{render, LATIN_FONT};
-use docusnap_ocr_fn::{group_range, DEFAULT_GROUP_PAGES};
 use docusnap_tests::{base64, lambda_deadline, Client, NoLlm, TestStack, START};
 use serde_json::{json, Value};
 
@@ -64,11 +65,14 @@ async fn duplicate_and_reordered_groups_make_one_extraction() {
     let groups = t.take_messages("OcrQueue").await;
     let expected_groups = PAGES.div_ceil(DEFAULT_GROUP_PAGES);
     assert_eq!(groups.records.len(), expected_groups);
-    let mut parsed: Vec<GroupMessage> = groups.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
+    let mut parsed: Vec<GroupMessage> =
+        groups.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
     parsed.sort_by_key(|m| m.group);
     assert_eq!(parsed.iter().map(|m| (m.group, m.groups)).collect::<Vec<_>>(), [(0, 3), (1, 3), (2, 3)]);
     assert!(t.take_messages("ExtractQueue").await.records.is_empty());
-    let by_group = |g: u32| groups.records.iter().find(|r| r.body.as_deref().unwrap().contains(&format!("\"group\":{g},"))).unwrap().clone();
+    let by_group = |g: u32| {
+        groups.records.iter().find(|r| r.body.as_deref().unwrap().contains(&format!("\"group\":{g},"))).unwrap().clone()
+    };
     let event = |records: Vec<_>| {
         let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
         event.records = records;
@@ -86,7 +90,10 @@ async fn duplicate_and_reordered_groups_make_one_extraction() {
 
     // The middle group twice at once (two invocations): either or both see the set
     // complete and join the groups.
-    let (first, second) = tokio::join!(docusnap_ocr_fn::handle(&ocr, event(vec![by_group(1)])), docusnap_ocr_fn::handle(&ocr, event(vec![by_group(1)])));
+    let (first, second) = tokio::join!(
+        docusnap_ocr_fn::handle(&ocr, event(vec![by_group(1)])),
+        docusnap_ocr_fn::handle(&ocr, event(vec![by_group(1)]))
+    );
     assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty(), "{first:?} {second:?}");
     // A late duplicate after the task moved on changes nothing.
     docusnap_ocr_fn::handle(&ocr, event(vec![by_group(0)])).await;
@@ -108,12 +115,14 @@ async fn duplicate_and_reordered_groups_make_one_extraction() {
         docusnap_extract_fn::handle(&extract, event(vec![record]), lambda_deadline()).await;
     }
     docusnap_extract_fn::handle(&extract, told, lambda_deadline()).await;
-    let extractions: Vec<Value> = counted.lines().into_iter().filter(|l| l.get(metrics::name::EXTRACTIONS).is_some()).collect();
+    let extractions: Vec<Value> =
+        counted.lines().into_iter().filter(|l| l.get(metrics::name::EXTRACTIONS).is_some()).collect();
     assert_eq!(extractions.len(), 1, "{extractions:?}");
 
     let (status, answer) = t.process(&client.poll("doc", &upload.sha256)).await;
     assert_eq!((status, &answer["status"]), (200, &json!("completed")), "{answer}");
-    let result: Value = serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
+    let result: Value =
+        serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(result["kv"]["Total"], "1,024.00", "the last page's total: {result}");
     let task = t.app.tasks.get(&id, START).await.unwrap().unwrap();
     assert!(matches!(task.state, TaskState::Completed { .. }));
@@ -133,7 +142,9 @@ async fn a_poisoned_group_ends_its_task() {
     let mut groups = t.take_messages("OcrQueue").await;
     assert_eq!(groups.records.len(), 3);
     groups.records.truncate(1);
-    groups.records[0].attributes.insert("ApproximateReceiveCount".into(), docusnap_ocr_fn::DEFAULT_MAX_RECEIVES.to_string());
+    groups.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), docusnap_core::config::DEFAULT_MAX_RECEIVES.to_string());
     let response = docusnap_ocr_fn::handle(&ocr, groups).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let (status, answer) = t.process(&client.poll("doc", &upload.sha256)).await;

@@ -40,18 +40,20 @@ fn fuzz<S: Strategy>(target: &str, strategy: S, check: impl Fn(S::Value)) {
 /// `seed` with a few bytes changed, and maybe cut short.
 fn mutated(seed: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = seed.len().max(1);
-    (prop::collection::vec((0..len, any::<u8>()), 0..8), 0..=len, any::<bool>()).prop_map(move |(edits, cut, truncate)| {
-        let mut bytes = seed.clone();
-        for (at, value) in edits {
-            if let Some(byte) = bytes.get_mut(at) {
-                *byte = value;
+    (prop::collection::vec((0..len, any::<u8>()), 0..8), 0..=len, any::<bool>()).prop_map(
+        move |(edits, cut, truncate)| {
+            let mut bytes = seed.clone();
+            for (at, value) in edits {
+                if let Some(byte) = bytes.get_mut(at) {
+                    *byte = value;
+                }
             }
-        }
-        if truncate {
-            bytes.truncate(cut);
-        }
-        bytes
-    })
+            if truncate {
+                bytes.truncate(cut);
+            }
+            bytes
+        },
+    )
 }
 
 /// Any JSON value, a few levels deep.
@@ -66,7 +68,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z_0-9]{0,12}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-zA-Z_0-9]{0,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -79,7 +82,20 @@ fn v2_object() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn protocol_object() -> impl Strategy<Value = Vec<u8>> {
-    let names = prop::sample::select(vec!["client_id", "type", "SHA256", "has_content", "content", "aes_key", "to_process", "file_lib", "doc", "form", "id", "kv"]);
+    let names = prop::sample::select(vec![
+        "client_id",
+        "type",
+        "SHA256",
+        "has_content",
+        "content",
+        "aes_key",
+        "to_process",
+        "file_lib",
+        "doc",
+        "form",
+        "id",
+        "kv",
+    ]);
     prop::collection::btree_map(names, json_value(), 0..8).prop_map(|m| serde_json::to_vec(&m).unwrap())
 }
 
@@ -113,8 +129,12 @@ fn the_v2_parsers_answer_every_input() {
     use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Part, V2TaskId};
     let key = AesKey::generate().unwrap();
     let id = V2TaskId::for_key(TaskType::Fill, "a2V5").unwrap();
-    let form = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.seal_gcm(b"{\"a\": 1}", &id.part_aad(Part::Form)).unwrap());
-    let valid = json!({"type": "fill", "key": "a2V5", "form": form, "pages": [], "callback_url": "https://example.com/h"});
+    let form = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        key.seal_gcm(b"{\"a\": 1}", &id.part_aad(Part::Form)).unwrap(),
+    );
+    let valid =
+        json!({"type": "fill", "key": "a2V5", "form": form, "pages": [], "callback_url": "https://example.com/h"});
     let inputs = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..512),
         mutated(serde_json::to_vec(&valid).unwrap()),
@@ -130,7 +150,7 @@ fn the_v2_parsers_answer_every_input() {
         let _ = V2TaskId::for_key(TaskType::Doc, &text);
         let _ = v2::token_matches(&stored, &text);
         let _ = CallbackPolicy::default().check_url(&text);
-        let _ = docusnap_ocr_fn::v2_event_time(&text);
+        let _ = docusnap_core::s3_event::parse_event_time(&text);
         let _ = key.open_gcm(bytes.clone(), &id.page_aad(0));
         let _ = v2::open_object(&key, &id, Part::Form, &text);
     });
@@ -139,9 +159,15 @@ fn the_v2_parsers_answer_every_input() {
 #[test]
 fn the_envelope_and_output_openers_answer_every_input() {
     let key = AesKey::generate().unwrap();
-    let content = key.seal_base64(json!({"to_process": ["aGk="], "file_lib": {"doc": [{"id": 1}]}}).to_string().as_bytes()).unwrap();
+    let content = key
+        .seal_base64(json!({"to_process": ["aGk="], "file_lib": {"doc": [{"id": 1}]}}).to_string().as_bytes())
+        .unwrap();
     let wrapped = ClientWrap::from_public_pem(server().public_key_pem()).unwrap().wrap(key.as_bytes()).unwrap();
-    let id = TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, docusnap_core::crypto::sha256_hex(content.as_bytes()));
+    let id = TaskId::new(
+        ClientId::parse("c").unwrap(),
+        TaskType::Doc,
+        docusnap_core::crypto::sha256_hex(content.as_bytes()),
+    );
     let envelope = Envelope::new(&id, wrapped, content).to_json();
     let open_stored = |bytes: &[u8]| {
         let envelope: Envelope = serde_json::from_slice(bytes).map_err(|_| ())?;
@@ -168,16 +194,18 @@ fn peak_rss_bytes() -> u64 {
 
 #[test]
 fn the_image_decoder_answers_every_input_within_bounded_memory() {
-    let seeds: Vec<Vec<u8>> = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Tiff, ImageFormat::WebP, ImageFormat::Bmp]
-        .into_iter()
-        .map(|format| render_as(&["TOTAL 12.50"], LATIN_FONT, 24.0, format))
-        .collect();
+    let seeds: Vec<Vec<u8>> =
+        [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Tiff, ImageFormat::WebP, ImageFormat::Bmp]
+            .into_iter()
+            .map(|format| render_as(&["TOTAL 12.50"], LATIN_FONT, 24.0, format))
+            .collect();
     let png = seeds[0].clone();
     let inputs = prop_oneof![
         prop::sample::select(seeds).prop_flat_map(mutated),
         // Huge and odd dimensions over a tiny body: refused from the header, or a short
         // read of the body; never the pixels' allocation above the limits.
-        (prop_oneof![0u32..2048, any::<u32>()], prop_oneof![0u32..2048, any::<u32>()]).prop_map(move |(w, h)| png_with_size(&png, w, h)),
+        (prop_oneof![0u32..2048, any::<u32>()], prop_oneof![0u32..2048, any::<u32>()])
+            .prop_map(move |(w, h)| png_with_size(&png, w, h)),
         prop::collection::vec(any::<u8>(), 0..256),
     ];
     fuzz("image decoder and input stage", inputs, |bytes| {
@@ -216,8 +244,12 @@ fn the_pdf_and_tiff_input_answers_every_input_within_bounded_memory() {
                 for page in pages {
                     match page {
                         docusnap_ocr::PageInput::Image(bytes) => drop(docusnap_ocr::decode::decode(&bytes)),
-                        docusnap_ocr::PageInput::TiffFrame { file, index } => drop(docusnap_ocr::decode::decode_tiff_frame(&file, index)),
-                        docusnap_ocr::PageInput::Pdf(PdfPage::Scan { document, index }) => drop(docusnap_ocr::pdf::render(&document, index)),
+                        docusnap_ocr::PageInput::TiffFrame { file, index } => {
+                            drop(docusnap_ocr::decode::decode_tiff_frame(&file, index))
+                        }
+                        docusnap_ocr::PageInput::Pdf(PdfPage::Scan { document, index }) => {
+                            drop(docusnap_ocr::pdf::render(&document, index))
+                        }
                         docusnap_ocr::PageInput::Pdf(PdfPage::Text(_)) => {}
                     }
                 }
@@ -239,7 +271,10 @@ fn the_batch_key_parser_answers_every_key() {
             assert!(document.has_page(&key) || key.ends_with('/'), "{key}: its own page");
             let id = TaskId::new(document.client_id(), TaskType::Doc, "ab");
             let result = docusnap_core::batch::result_key(&id).expect("a batch task has a result key");
-            assert!(docusnap_core::batch::BatchDocument::of_object(&result).is_none(), "{result} would start a document");
+            assert!(
+                docusnap_core::batch::BatchDocument::of_object(&result).is_none(),
+                "{result} would start a document"
+            );
         }
         let _ = TaskId::is_envelope_key(&key);
     });

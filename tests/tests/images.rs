@@ -17,7 +17,9 @@ fn binaries(manifest: &str) -> BTreeSet<String> {
     let text = read(manifest);
     text.split("[[bin]]")
         .skip(1)
-        .filter_map(|block| block.lines().find_map(|l| l.trim().strip_prefix("name = ").map(|n| n.trim_matches('"').to_owned())))
+        .filter_map(|block| {
+            block.lines().find_map(|l| l.trim().strip_prefix("name = ").map(|n| n.trim_matches('"').to_owned()))
+        })
         .collect()
 }
 
@@ -42,7 +44,10 @@ fn function_images() -> Vec<(String, String, String)> {
             let metadata = &template.resource(&id).unwrap()["Metadata"];
             assert_eq!(metadata["Dockerfile"].as_str(), Some(DOCKERFILE), "{id} builds from the one Dockerfile");
             assert_eq!(metadata["DockerContext"].as_str(), Some("."), "{id}: the build context is the repository root");
-            let function = metadata["DockerBuildArgs"]["FUNCTION"].as_str().unwrap_or_else(|| panic!("{id}: no FUNCTION")).to_owned();
+            let function = metadata["DockerBuildArgs"]["FUNCTION"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: no FUNCTION"))
+                .to_owned();
             let target = metadata["DockerBuildTarget"].as_str().unwrap_or_else(|| panic!("{id}: no target")).to_owned();
             (id, function, target)
         })
@@ -76,7 +81,10 @@ fn the_template_builds_each_function_image_as_scripts_images_does() {
     for (id, function, target) in &images {
         let manifest = format!("functions/{function}/Cargo.toml");
         assert!(binaries(&manifest).contains(function), "{manifest} has no binary {function}");
-        assert!(table.contains(&(function.clone(), target.clone())), "{id}: ({function}, {target}) is not in scripts/images: {table:?}");
+        assert!(
+            table.contains(&(function.clone(), target.clone())),
+            "{id}: ({function}, {target}) is not in scripts/images: {table:?}"
+        );
         let expected = if function == "ocr" { "ocr" } else { "function" };
         assert_eq!(target, expected, "{id}: only the OCR image carries the runtime and models");
     }
@@ -105,7 +113,9 @@ fn release_builds_of_the_functions_carry_no_test_helpers() {
     let tree_of = |packages: &[&str]| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = std::process::Command::new(cargo);
-        command.args(["tree", "--locked", "--offline", "-e", "normal,features", "--prefix", "none"]).current_dir(repo_root());
+        command
+            .args(["tree", "--locked", "--offline", "-e", "normal,features", "--prefix", "none"])
+            .current_dir(repo_root());
         for package in packages {
             command.args(["-p", package]);
         }
@@ -117,7 +127,10 @@ fn release_builds_of_the_functions_carry_no_test_helpers() {
     assert!(tree("tests/Cargo.toml").contains("docusnap-core feature \"testing\""));
     // scripts/images builds the four function packages together, in one invocation.
     let tree = tree_of(&["docusnap-upload", "docusnap-ocr-fn", "docusnap-extract-fn", "docusnap-callback-fn"]);
-    assert!(tree.contains("docusnap-core") && tree.contains("docusnap-ocr ") && tree.contains("docusnap-extract "), "{tree:.400}");
+    assert!(
+        tree.contains("docusnap-core") && tree.contains("docusnap-ocr ") && tree.contains("docusnap-extract "),
+        "{tree:.400}"
+    );
     assert!(!tree.contains("feature \"testing\""), "the functions' release build has test helpers:\n{tree}");
 }
 
@@ -131,7 +144,8 @@ fn the_ocr_image_has_the_runtime_and_models_where_the_engine_looks() {
     // Every file the manifest lays out lands under /opt/lib or /opt/models; the native
     // libraries once for each machine the images are built for.
     let manifest = read("models/manifest.tsv");
-    let rows: Vec<Vec<&str>> = manifest.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> =
+        manifest.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.split('\t').collect()).collect();
     assert!(rows.iter().all(|row| row.len() == 5), "destination, SHA-256, wheel, member, machine");
     let destinations: Vec<&str> = rows.iter().map(|row| row[0]).collect();
     assert!(destinations.iter().all(|d| d.starts_with("lib/") || d.starts_with("models/")), "{destinations:?}");
@@ -151,13 +165,21 @@ fn the_ocr_image_has_the_runtime_and_models_where_the_engine_looks() {
     // after they are copied in, with the function's own binary.
     let dockerfile = read(DOCKERFILE);
     let ocr_stage = &dockerfile[dockerfile.find("AS ocr").expect("an ocr target")..];
-    let prepare = ocr_stage.find(r#"RUN ["/var/runtime/bootstrap", "--prepare-models"]"#).expect("the ocr target prepares its models");
+    let prepare = ocr_stage
+        .find(r#"RUN ["/var/runtime/bootstrap", "--prepare-models"]"#)
+        .expect("the ocr target prepares its models");
     assert!(ocr_stage.find("COPY --from=staged /pick/opt /opt").is_some_and(|copy| copy < prepare));
     let main = read("functions/ocr/src/main.rs");
-    assert!(main.contains(r#"Some("--prepare-models")"#) && main.contains("prepare_models"), "the bootstrap answers --prepare-models");
+    assert!(
+        main.contains(r#"Some("--prepare-models")"#) && main.contains("prepare_models"),
+        "the bootstrap answers --prepare-models"
+    );
     // What the tests run on is that same layout: models/opt mirrors /opt.
     assert!(repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::ORT_LIBRARY).is_file(), "run models/fetch");
-    assert!(repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::PDFIUM_LIBRARY).is_file(), "run models/fetch");
+    assert!(
+        repo_root().join("models/opt/lib").join(docusnap_ocr::runtime::PDFIUM_LIBRARY).is_file(),
+        "run models/fetch"
+    );
 }
 
 #[test]

@@ -4,37 +4,49 @@
 use std::time::{Duration, Instant};
 
 use docusnap_core::protocol::{Library, LibraryItem};
-use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
 use docusnap_extract::layout::Line;
+use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
 
 /// Zhipu's success body, as recorded from `POST /api/paas/v4/chat/completions`.
 fn zhipu_answer(content: &str) -> Reply {
-    Reply::json(200, json!({
-        "choices": [{"finish_reason": "stop", "index": 0, "message": {"content": content, "role": "assistant"}}],
-        "created": 1764374400, "id": "20261129132000a1b2c3d4e5f64a7b", "model": "glm-4-plus",
-        "request_id": "20261129132000a1b2c3d4e5f64a7b",
-        "usage": {"completion_tokens": 96, "prompt_tokens": 812, "total_tokens": 908}
-    }))
+    Reply::json(
+        200,
+        json!({
+            "choices": [{"finish_reason": "stop", "index": 0, "message": {"content": content, "role": "assistant"}}],
+            "created": 1764374400, "id": "20261129132000a1b2c3d4e5f64a7b", "model": "glm-4-plus",
+            "request_id": "20261129132000a1b2c3d4e5f64a7b",
+            "usage": {"completion_tokens": 96, "prompt_tokens": 812, "total_tokens": 908}
+        }),
+    )
 }
 
 /// OpenAI's (and vLLM's, llama.cpp's, Ollama's) success body.
 fn openai_answer(content: &str) -> Reply {
-    Reply::json(200, json!({
-        "id": "chatcmpl-9x2", "object": "chat.completion", "created": 1764374400, "model": "qwen2.5-7b-instruct",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": null, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 812, "completion_tokens": 96, "total_tokens": 908}
-    }))
+    Reply::json(
+        200,
+        json!({
+            "id": "chatcmpl-9x2", "object": "chat.completion", "created": 1764374400, "model": "qwen2.5-7b-instruct",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 812, "completion_tokens": 96, "total_tokens": 908}
+        }),
+    )
 }
 
 fn zhipu_rate_limited() -> Reply {
-    Reply::json(429, json!({"error": {"code": "1302", "message": "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。"}}))
+    Reply::json(
+        429,
+        json!({"error": {"code": "1302", "message": "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。"}}),
+    )
 }
 
 fn openai_server_error() -> Reply {
-    Reply::json(500, json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}}))
+    Reply::json(
+        500,
+        json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}}),
+    )
 }
 
 fn settings(provider: Provider, server: &Server) -> LlmSettings {
@@ -69,12 +81,18 @@ const GOOD: &str = r#"{"title": "Kedai Maju receipt", "tags": ["receipt"], "desc
 
 #[tokio::test]
 async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
-    let server = Server::scripted("/api/paas/v4", vec![zhipu_rate_limited().header("retry-after", "1"), zhipu_answer(GOOD)]).await;
+    let server =
+        Server::scripted("/api/paas/v4", vec![zhipu_rate_limited().header("retry-after", "1"), zhipu_answer(GOOD)])
+            .await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
     let answer = model.complete(&[Message::user("hi")], later(30)).await.unwrap();
     assert_eq!(answer, GOOD);
-    assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After: 1 was not honoured: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured: {:?}",
+        started.elapsed()
+    );
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].path, "/api/paas/v4/chat/completions");
@@ -97,7 +115,9 @@ async fn openai_server_errors_are_retried_then_given_up_on() {
     assert!(matches!(error, LlmError::Status { status: 500, .. }), "{error}");
     assert_eq!(server.seen().len(), docusnap_extract::llm::MAX_ATTEMPTS as usize);
 
-    let server = Server::scripted("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))]).await;
+    let server =
+        Server::scripted("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))])
+            .await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     assert!(matches!(model.complete(&[], later(30)).await, Err(LlmError::Status { status: 401, .. })));
     assert_eq!(server.seen().len(), 1, "a refused key is not retried");
@@ -105,7 +125,11 @@ async fn openai_server_errors_are_retried_then_given_up_on() {
 
 #[tokio::test]
 async fn a_slow_answer_times_out_and_the_retry_is_used() {
-    let server = Server::scripted("/v1", vec![openai_answer("{\"slow\": 1}").after(Duration::from_secs(3)), openai_answer("{\"fast\": 1}")]).await;
+    let server = Server::scripted(
+        "/v1",
+        vec![openai_answer("{\"slow\": 1}").after(Duration::from_secs(3)), openai_answer("{\"fast\": 1}")],
+    )
+    .await;
     let mut settings = settings(Provider::OpenAi, &server);
     settings.call_timeout = Duration::from_millis(400);
     let model = HttpChatModel::new(settings).unwrap();
@@ -139,7 +163,10 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
     );
     let answer = format!("<think>The user wants JSON. {{\"title\": \"draft\"}}</think>\n```json\n{invented}\n```");
     let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer)]).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()), fallback_to_rules: true };
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()),
+        fallback_to_rules: true,
+    };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.extractor.to_string(), "llm:glm-4-plus");
     assert_eq!(done.result["title"], "Kedai Maju receipt");
@@ -151,8 +178,13 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
 
 #[tokio::test]
 async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
-    let server = Server::scripted("/v1", vec![openai_answer("Sure! Here is the data: title=Receipt"), openai_answer(GOOD)]).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
+    let server =
+        Server::scripted("/v1", vec![openai_answer("Sure! Here is the data: title=Receipt"), openai_answer(GOOD)])
+            .await;
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: true,
+    };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["kv"]["Date"], "Mar 12, 2018");
     let seen = server.seen();
@@ -163,10 +195,14 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
     assert!(messages[3]["content"].as_str().unwrap().contains("no JSON object"));
 
     // A form answer without "Form Type": the model is told exactly that.
-    let form = r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Country": "X"}, "fields": ["Name"]}"#;
+    let form =
+        r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Country": "X"}, "fields": ["Name"]}"#;
     let fixed = r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Form Type": "Visa", "Country": "X"}, "fields": ["Name"]}"#;
     let server = Server::scripted("/v1", vec![openai_answer(form), openai_answer(fixed)]).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: true,
+    };
     let done = extractor.document(&receipt(), Want::Form, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["fields"], json!(["Name"]));
     let retry = server.seen()[1].body["messages"][3]["content"].as_str().unwrap().to_owned();
@@ -177,13 +213,19 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
 async fn a_failing_llm_falls_back_to_the_rules_or_fails_the_task() {
     let broken = || vec![openai_answer("nope"), openai_answer("still nope")];
     let server = Server::scripted("/v1", broken()).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: true,
+    };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.extractor, RULES_FALLBACK);
     assert_eq!(done.result["kv"]["Total"], "9.50", "the rules read the receipt");
 
     let server = Server::scripted("/v1", broken()).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: false };
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: false,
+    };
     let failed = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await;
     assert!(matches!(failed, Err(ExtractError::Llm(_))), "{failed:?}");
 }
@@ -196,9 +238,17 @@ async fn fill_keeps_only_real_fields_with_real_sources() {
         "Favourite Colour": {"value": "blue", "source": {"type": "doc", "resource_id": "p-1"}}
     });
     let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer.to_string())]).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()), fallback_to_rules: true };
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()),
+        fallback_to_rules: true,
+    };
     let library = Library {
-        doc: vec![LibraryItem { id: "p-1".into(), title: "Passport".into(), kv: json!({"Name": "Li Wei"}).as_object().unwrap().clone(), ..Default::default() }],
+        doc: vec![LibraryItem {
+            id: "p-1".into(),
+            title: "Passport".into(),
+            kv: json!({"Name": "Li Wei"}).as_object().unwrap().clone(),
+            ..Default::default()
+        }],
         form: vec![],
     };
     let form = json!({"title": "Visa", "kv": {"Form Type": "Visa"}, "fields": ["Name", "Passport Number"]});
@@ -209,7 +259,10 @@ async fn fill_keeps_only_real_fields_with_real_sources() {
 #[tokio::test]
 async fn pages_without_text_end_before_any_call() {
     let server = Server::scripted("/v1", vec![openai_answer(GOOD)]).await;
-    let extractor = Extractor { model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()), fallback_to_rules: true };
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: true,
+    };
     let blank = OcrText { text: "\n----page 1----\n".into(), lines: vec![] };
     let failed = extractor.document(&blank, Want::Doc, &library(), later(30)).await;
     assert!(matches!(failed, Err(ExtractError::Prompt(docusnap_extract::prompt::PromptError::NoText))), "{failed:?}");

@@ -34,12 +34,18 @@ async fn every_line_of_a_tasks_work_names_the_task() {
     let upload = client.upload("doc", &json!({"to_process": [base64(&render_png(&["TOTAL 1.00"], LATIN_FONT, 30.0))]}));
     t.process(&upload.body).await;
     docusnap_ocr_fn::handle(&t.ocr_function(), t.take_messages("OcrQueue").await).await;
-    docusnap_extract_fn::handle(&t.extract_function::<NoLlm>(None), t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    docusnap_extract_fn::handle(
+        &t.extract_function::<NoLlm>(None),
+        t.take_messages("ExtractQueue").await,
+        lambda_deadline(),
+    )
+    .await;
     assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await.0, 200);
 
     let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone()).to_string();
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let lines: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
     let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
     for expected in ["task created", "pages read", "task completed"] {
         assert!(messages.contains(&expected), "{expected:?} not logged: {messages:?}");
@@ -66,7 +72,9 @@ async fn no_log_line_carries_document_text() {
     let writer = buffer.clone();
     let _logs = tracing::subscriber::set_default(docusnap_core::telemetry::json_subscriber(move || writer.clone()));
 
-    let clash = json!({"title": "Visa", "tags": ["form"], "kv": {"Form Type": "Visa", MARKER: "x"}, "fields": [MARKER]}).to_string();
+    let clash =
+        json!({"title": "Visa", "tags": ["form"], "kv": {"Form Type": "Visa", MARKER: "x"}, "fields": [MARKER]})
+            .to_string();
     let server = Server::scripted("/v1", vec![
         Reply::json(200, json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": clash}, "finish_reason": "stop"}]})),
         Reply::json(400, json!({"error": {"message": format!("Invalid prompt near '{MARKER} ____'"), "type": "invalid_request_error"}})),
@@ -80,7 +88,12 @@ async fn no_log_line_carries_document_text() {
     let upload = client.upload("form", &json!({"to_process": [base64(&page)]}));
     t.process(&upload.body).await;
     docusnap_ocr_fn::handle(&t.ocr_function(), t.take_messages("OcrQueue").await).await;
-    docusnap_extract_fn::handle(&t.extract_function(Some(model)), t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    docusnap_extract_fn::handle(
+        &t.extract_function(Some(model)),
+        t.take_messages("ExtractQueue").await,
+        lambda_deadline(),
+    )
+    .await;
     assert_eq!(t.process(&client.poll("form", &upload.sha256)).await.0, 200);
 
     // The marker did reach the LLM (it was read off the page), and both failures happened.

@@ -16,14 +16,19 @@ async fn no_plaintext_reaches_s3_sqs_or_dynamodb() {
     let page = format!("an image whose bytes say {MARKER}");
     let library = json!({"doc": [{"id": "1", "title": MARKER, "kv": {"note": MARKER}}]});
     let doc = client.upload("doc", &doc_content(&[page.as_bytes()], library.clone()));
-    let fill = client.upload("fill", &json!({"to_process": {"title": MARKER, "fields": [MARKER]}, "file_lib": library}));
+    let fill =
+        client.upload("fill", &json!({"to_process": {"title": MARKER, "fields": [MARKER]}, "file_lib": library}));
     for prepared in [&doc, &fill] {
         assert_eq!(t.process(&prepared.body).await.0, 202);
         t.process(&client.poll(prepared.body["type"].as_str().unwrap(), &prepared.sha256)).await;
     }
     let sealed = doc.key.seal_base64(json!({"title": MARKER}).to_string().as_bytes()).unwrap();
     let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, doc.sha256.clone());
-    t.app.tasks.finish(&id, Outcome::Completed { result: sealed, extractor: docusnap_core::ExtractorKind::Rules }).await.unwrap();
+    t.app
+        .tasks
+        .finish(&id, Outcome::Completed { result: sealed, extractor: docusnap_core::ExtractorKind::Rules })
+        .await
+        .unwrap();
 
     let needles = [MARKER.to_owned(), base64(page.as_bytes())];
     let mut written = Vec::new();
@@ -39,7 +44,8 @@ async fn no_plaintext_reaches_s3_sqs_or_dynamodb() {
     for resource in t.stack.resources.values() {
         let Some(url) = &resource.url else { continue };
         loop {
-            let received = t.clients.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            let received =
+                t.clients.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
             if received.messages().is_empty() {
                 break;
             }

@@ -1,8 +1,8 @@
 //! The OCR function against moto: a real upload made by the upload function's code, the S3
 //! notification moto delivers for it, the pages read by the real engine.
 
-use docusnap_core::store::{Outcome, TaskStore};
 use docusnap_core::ocr_output::OcrOutput;
+use docusnap_core::store::{Outcome, TaskStore};
 use docusnap_core::task::{Stage, TaskId, TaskMessage};
 use docusnap_core::{ErrorCode, TaskType};
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
@@ -46,7 +46,10 @@ async fn an_upload_is_read_and_handed_to_extraction_once() {
     let stored: Value = serde_json::from_slice(&sealed).unwrap();
     assert_eq!(stored["aes_key"], upload.body["aes_key"]);
     let raw = String::from_utf8_lossy(&sealed);
-    assert!(!raw.contains("pages") && !raw.to_uppercase().contains("TOTAL"), "the OCR output must not be stored in the clear");
+    assert!(
+        !raw.contains("pages") && !raw.to_uppercase().contains("TOTAL"),
+        "the OCR output must not be stored in the clear"
+    );
     let output = OcrOutput::from_json(&upload.key.open_base64(stored["content"].as_str().unwrap()).unwrap()).unwrap();
     let text = &output.text();
     assert!(text.starts_with("\n----page 1----\n") && text.contains("\n----page 2----\n"), "{text}");
@@ -93,15 +96,28 @@ async fn fill_tasks_go_straight_on_and_ended_tasks_are_skipped() {
     let response = docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
     assert!(response.batch_item_failures.is_empty());
     let told = t.take_messages("ExtractQueue").await;
-    let names: Vec<TaskMessage> = told.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
-    assert_eq!(names, vec![TaskMessage { client_id: docusnap_tests::client_id(&client.id), task_type: TaskType::Fill, sha256: fill.sha256.clone() }]);
+    let names: Vec<TaskMessage> =
+        told.records.iter().map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap()).collect();
+    assert_eq!(
+        names,
+        vec![TaskMessage {
+            client_id: docusnap_tests::client_id(&client.id),
+            task_type: TaskType::Fill,
+            sha256: fill.sha256.clone()
+        }]
+    );
     // The ended task was not read; the fill task was handed on without OCR, its form and
     // library sealed for extraction (which never opens the envelope).
     let keys = t.object_keys().await;
     assert!(!keys.contains(&doc_id.ocr_key()), "{keys:?}");
     let fill_id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Fill, fill.sha256.clone());
     let object = t.clients.s3.get_object().bucket(t.bucket()).key(fill_id.ocr_key()).send().await.unwrap();
-    let (_, output) = docusnap_core::pipeline::open_output(&docusnap_tests::server_key(), &fill_id, &object.body.collect().await.unwrap().into_bytes()).unwrap();
+    let (_, output) = docusnap_core::pipeline::open_output(
+        &docusnap_tests::server_key(),
+        &fill_id,
+        &object.body.collect().await.unwrap().into_bytes(),
+    )
+    .unwrap();
     assert!(output.pages.is_empty());
     assert_eq!(output.form.unwrap()["fields"], json!(["Name"]));
 }
@@ -155,7 +171,10 @@ async fn the_last_receive_ends_the_task_instead_of_reading_it_again() {
     }
     let response = docusnap_ocr_fn::handle(&ocr, event).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    assert_eq!(t.process(&client.poll("doc", &upload.sha256)).await, (400, json!({"status": "error", "error_detail": "OCR_FAILURE"})));
+    assert_eq!(
+        t.process(&client.poll("doc", &upload.sha256)).await,
+        (400, json!({"status": "error", "error_detail": "OCR_FAILURE"}))
+    );
     let id = TaskId::new(docusnap_tests::client_id(&client.id), TaskType::Doc, upload.sha256.clone());
     assert!(!t.object_keys().await.contains(&id.ocr_key()), "the pages were not read again");
     assert!(t.take_messages("ExtractQueue").await.records.is_empty());

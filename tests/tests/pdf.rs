@@ -51,7 +51,8 @@ async fn a_v1_pdf_gives_one_result_from_all_its_pages() {
     docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
     let (status, answer) = t.process(&client.poll("doc", &upload.sha256)).await;
     assert_eq!((status, &answer["status"]), (200, &json!("completed")), "{answer}");
-    let result: Value = serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
+    let result: Value =
+        serde_json::from_slice(&upload.key.open_base64(answer["result"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(result["kv"]["Date"], "Feb 14, 2026", "{result}");
     assert_eq!(result["kv"]["Total"], "80.00", "{result}");
     assert_eq!(result["title"], "HARBOUR PRINTING SDN BHD", "{result}");
@@ -97,7 +98,8 @@ async fn a_pdf_dropped_under_batch_comes_back_as_one_result() {
     let (ocr, extract) = (mapping("OcrQueue"), mapping("ExtractQueue"));
     let mut result = None;
     for _ in 0..30 {
-        let moved = runner.poll(&t.stack, &ocr).await.unwrap().received + runner.poll(&t.stack, &extract).await.unwrap().received;
+        let moved = runner.poll(&t.stack, &ocr).await.unwrap().received
+            + runner.poll(&t.stack, &extract).await.unwrap().received;
         result = match t.clients.s3.get_object().bucket(t.bucket()).key("batch/invoice.result.json").send().await {
             Ok(object) => serde_json::from_slice::<Value>(&object.body.collect().await.unwrap().into_bytes()).ok(),
             Err(_) => None,

@@ -1,9 +1,9 @@
 //! Every row of PROTOCOL.md through the upload function's handler, against moto.
 
 use docusnap_core::config::Limits;
-use docusnap_core::ErrorCode;
 use docusnap_core::store::{Outcome, TaskStore};
 use docusnap_core::task::TaskId;
+use docusnap_core::ErrorCode;
 use docusnap_core::TaskType;
 use docusnap_tests::{base64, doc_content, Client, TestStack, START};
 use serde_json::{json, Value};
@@ -112,7 +112,13 @@ async fn requests_the_original_could_not_parse_get_codes_not_500s() {
         (r#"{"client_id":"c","type":"doc","SHA256":"s","has_content":"true"}"#.into(), "INVALID_FIELD"),
         (r#"{"client_id":["c"],"type":"doc","SHA256":"s","has_content":false}"#.into(), "INVALID_FIELD"),
         (r#"{"client_id":"c","type":"doc","SHA256":"s","has_content":true,"content":5}"#.into(), "INVALID_FIELD"),
-        (format!(r#"{{"client_id":"c","type":"doc","SHA256":"s","has_content":true,"content":"{}"}}"#, "A".repeat(7 << 20)), "PAYLOAD_TOO_LARGE"),
+        (
+            format!(
+                r#"{{"client_id":"c","type":"doc","SHA256":"s","has_content":true,"content":"{}"}}"#,
+                "A".repeat(7 << 20)
+            ),
+            "PAYLOAD_TOO_LARGE",
+        ),
     ];
     for (body, code) in cases {
         let (status, answer) = t.call("POST", "/process", body.clone()).await;
@@ -149,14 +155,22 @@ async fn the_three_task_states_as_answered() {
     // What the extract function will do when a result is ready: seal it under the client's key.
     let result = json!({"title": "Receipt", "tags": ["receipt"], "description": "d", "kv": {}, "related": []});
     let sealed = doc.key.seal_base64(result.to_string().as_bytes()).unwrap();
-    let done = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Completed { result: sealed, extractor: docusnap_core::ExtractorKind::Rules }).await;
+    let done = t
+        .app
+        .tasks
+        .finish(
+            &id(&client, TaskType::Doc, &doc.sha256),
+            Outcome::Completed { result: sealed, extractor: docusnap_core::ExtractorKind::Rules },
+        )
+        .await;
     assert!(done.unwrap());
     let (status, answer) = t.process(&client.poll("doc", &doc.sha256)).await;
     assert_eq!((status, &answer["status"]), (200, &json!("completed")));
     let opened = doc.key.open_base64(answer["result"].as_str().unwrap()).unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&opened).unwrap(), result);
 
-    let failed = t.app.tasks.finish(&id(&client, TaskType::Form, &form.sha256), Outcome::Failed(ErrorCode::OcrFailure)).await;
+    let failed =
+        t.app.tasks.finish(&id(&client, TaskType::Form, &form.sha256), Outcome::Failed(ErrorCode::OcrFailure)).await;
     assert!(failed.unwrap());
     assert_eq!(t.process(&client.poll("form", &form.sha256)).await, (400, error("OCR_FAILURE")));
 
@@ -166,7 +180,8 @@ async fn the_three_task_states_as_answered() {
         assert!(!item.contains_key("wrapped_key"), "{item:?}");
     }
     // A task that ended cannot end again.
-    let again = t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Failed(ErrorCode::LlmFailure)).await;
+    let again =
+        t.app.tasks.finish(&id(&client, TaskType::Doc, &doc.sha256), Outcome::Failed(ErrorCode::LlmFailure)).await;
     assert!(!again.unwrap());
 }
 
@@ -229,7 +244,11 @@ async fn processing_times_out_after_ten_minutes() {
     assert_eq!(item["error_code"].as_s().unwrap(), "PROCESSING_TIMEOUT");
     assert!(!item.contains_key("wrapped_key"));
     let task = id(&client, TaskType::Doc, &upload.sha256);
-    let late = t.app.tasks.finish(&task, Outcome::Completed { result: "x".into(), extractor: docusnap_core::ExtractorKind::Rules }).await;
+    let late = t
+        .app
+        .tasks
+        .finish(&task, Outcome::Completed { result: "x".into(), extractor: docusnap_core::ExtractorKind::Rules })
+        .await;
     assert!(!late.unwrap());
     assert_eq!(t.process(&upload.body).await, (400, error("PROCESSING_TIMEOUT")));
 }
@@ -275,7 +294,8 @@ async fn a_reused_key_is_refused_before_decryption_whatever_the_padding() {
 async fn a_client_with_too_many_tasks_in_flight_is_refused_until_one_ends() {
     let t = TestStack::with_limits(Limits { max_tasks_in_flight: 2, ..Limits::default() }).await;
     let busy = Client::new("busy");
-    let uploads: Vec<_> = (0..4).map(|i| busy.upload("doc", &doc_content(&[format!("page {i}").as_bytes()], json!({})))).collect();
+    let uploads: Vec<_> =
+        (0..4).map(|i| busy.upload("doc", &doc_content(&[format!("page {i}").as_bytes()], json!({})))).collect();
     assert_eq!(t.process(&uploads[0].body).await.0, 202);
     assert_eq!(t.process(&uploads[1].body).await.0, 202);
     assert_eq!(t.process(&uploads[2].body).await, (400, error("TOO_MANY_TASKS")));
@@ -283,7 +303,11 @@ async fn a_client_with_too_many_tasks_in_flight_is_refused_until_one_ends() {
     let other = Client::new("other").upload("doc", &doc_content(&[b"page"], json!({})));
     assert_eq!(t.process(&other.body).await.0, 202, "another client is not affected");
     // One ends: room for one more.
-    t.app.tasks.finish(&id(&busy, TaskType::Doc, &uploads[0].sha256), Outcome::Failed(ErrorCode::OcrFailure)).await.unwrap();
+    t.app
+        .tasks
+        .finish(&id(&busy, TaskType::Doc, &uploads[0].sha256), Outcome::Failed(ErrorCode::OcrFailure))
+        .await
+        .unwrap();
     assert_eq!(t.process(&uploads[2].body).await.0, 202);
     assert_eq!(t.process(&uploads[3].body).await, (400, error("TOO_MANY_TASKS")));
     // Tasks past the processing timeout no longer count, read or not.
@@ -295,12 +319,22 @@ async fn a_client_with_too_many_tasks_in_flight_is_refused_until_one_ends() {
 async fn a_malformed_clear_field_never_widens_the_deletion() {
     let t = TestStack::new().await;
     let carol = Client::new("carol");
-    let (c1, c2) = (carol.upload("doc", &doc_content(&[b"c1"], json!({}))), carol.upload("doc", &doc_content(&[b"c2"], json!({}))));
+    let (c1, c2) = (
+        carol.upload("doc", &doc_content(&[b"c1"], json!({}))),
+        carol.upload("doc", &doc_content(&[b"c2"], json!({}))),
+    );
     for prepared in [&c1, &c2] {
         assert_eq!(t.process(&prepared.body).await.0, 202);
     }
-    for malformed in [json!({"client_id": "carol", "SHA256": 123, "type": "doc"}), json!({"client_id": "carol", "SHA256": c1.sha256, "type": 7})] {
-        assert_eq!(t.call("POST", "/clear", malformed.to_string()).await, (400, json!({"error": "INVALID_FIELD"})), "{malformed}");
+    for malformed in [
+        json!({"client_id": "carol", "SHA256": 123, "type": "doc"}),
+        json!({"client_id": "carol", "SHA256": c1.sha256, "type": 7}),
+    ] {
+        assert_eq!(
+            t.call("POST", "/clear", malformed.to_string()).await,
+            (400, json!({"error": "INVALID_FIELD"})),
+            "{malformed}"
+        );
     }
     for prepared in [&c1, &c2] {
         assert_eq!(t.process(&carol.poll("doc", &prepared.sha256)).await.0, 202, "both tasks are still there");
@@ -341,7 +375,11 @@ async fn clear_forgets_one_task_or_all_of_a_clients() {
     assert_eq!(t.process(&alice.poll("form", &a2.sha256)).await, (400, error("TASK_NOT_FOUND")));
     // A client whose id starts with another's keeps everything.
     assert_eq!(t.process(&bob.poll("doc", &b1.sha256)).await.0, 202);
-    assert_eq!(t.object_keys().await, vec![docusnap_core::TaskId::new(docusnap_tests::client_id("alice/bob"), TaskType::Doc, b1.sha256.clone()).envelope_key()]);
+    assert_eq!(
+        t.object_keys().await,
+        vec![docusnap_core::TaskId::new(docusnap_tests::client_id("alice/bob"), TaskType::Doc, b1.sha256.clone())
+            .envelope_key()]
+    );
     assert_eq!(t.items().await.len(), 1);
 
     assert_eq!(t.call("POST", "/clear", "{}").await, (400, json!({"error": "Missing client_id"})));
@@ -417,7 +455,17 @@ async fn the_web_page_is_served_at_the_root_and_speaks_v2_itself() {
         assert!(page.starts_with("<!doctype html>"));
         // The page's own crypto and routes: v2's RSA-OAEP-SHA256 and AES-GCM with associated
         // data, under /api/v2, and uploads straight to storage.
-        for needle in ["RSA-OAEP", "SHA-256", "AES-GCM", "additionalData", "api/v2/", "\"tasks\"", "public_key", "/page/${i}", "xhr.upload"] {
+        for needle in [
+            "RSA-OAEP",
+            "SHA-256",
+            "AES-GCM",
+            "additionalData",
+            "api/v2/",
+            "\"tasks\"",
+            "public_key",
+            "/page/${i}",
+            "xhr.upload",
+        ] {
             assert!(page.contains(needle), "{needle}");
         }
     }
@@ -442,5 +490,8 @@ async fn the_page_is_served_with_a_policy_that_admits_only_its_own_code() {
     let script_hash = format!("script-src 'sha256-{}';", docusnap_core::crypto::sha256_base64(script.as_bytes()));
     assert!(policy.contains(&script_hash), "{policy}");
     assert_eq!(policy.matches("'sha256-").count(), page.matches("<script>").count() + page.matches("<style>").count());
-    assert!(!page.contains(" onclick=") && !page.contains(" style="), "inline handlers and style attributes would be blocked");
+    assert!(
+        !page.contains(" onclick=") && !page.contains(" style="),
+        "inline handlers and style attributes would be blocked"
+    );
 }

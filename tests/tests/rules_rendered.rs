@@ -10,7 +10,8 @@ use docusnap_tests::ocr_engine;
 
 fn read(lines: &[&str]) -> OcrText {
     let page = ocr_engine().read_image(&render_png(lines, LATIN_FONT, 30.0)).expect("the page reads");
-    let lines = page.lines.into_iter().map(|l| TextLine { text: l.text, score: l.score, quad: l.quad.map(|p| [p.x, p.y]) });
+    let lines =
+        page.lines.into_iter().map(|l| TextLine { text: l.text, score: l.score, quad: l.quad.map(|p| [p.x, p.y]) });
     let page = PageText { width: page.width, height: page.height, origin: TextOrigin::Ocr, lines: lines.collect() };
     OcrText::from_output(&OcrOutput { pages: vec![page], ..OcrOutput::default() })
 }
@@ -44,7 +45,15 @@ fn a_passport_page_gives_its_holder_numbers_and_dates_from_labels_and_mrz() {
 
 #[test]
 fn a_receipt_and_a_form_read_from_their_images() {
-    let receipt = read(&["KEDAI MAJU TRADING", "No. 12, Jalan Besar,", "81100 Johor Bahru", "Invoice No: INV-0042", "Date: 03/11/2025", "Tea 2.50", "TOTAL 12.50"]);
+    let receipt = read(&[
+        "KEDAI MAJU TRADING",
+        "No. 12, Jalan Besar,",
+        "81100 Johor Bahru",
+        "Invoice No: INV-0042",
+        "Date: 03/11/2025",
+        "Tea 2.50",
+        "TOTAL 12.50",
+    ]);
     let doc = extract_doc(&receipt.lines, &Library::default());
     assert_eq!(doc.title, "KEDAI MAJU TRADING");
     assert_eq!(doc.kv["Company"], "KEDAI MAJU TRADING");
@@ -53,7 +62,13 @@ fn a_receipt_and_a_form_read_from_their_images() {
     assert_eq!(doc.kv["Total"], "12.50");
     assert_eq!(doc.kv["Invoice No"], "INV-0042");
 
-    let form = read(&["MEMBERSHIP APPLICATION", "Club: Riverside Rowing", "Name: ____________", "Phone: ________", "[ ] Student"]);
+    let form = read(&[
+        "MEMBERSHIP APPLICATION",
+        "Club: Riverside Rowing",
+        "Name: ____________",
+        "Phone: ________",
+        "[ ] Student",
+    ]);
     let result = extract_form(&form.lines, &Library::default());
     let fields = result.fields.clone().unwrap();
     assert!(fields.contains(&"Name".to_string()) && fields.contains(&"Phone".to_string()), "{fields:?}");

@@ -96,7 +96,8 @@ async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(docusnap_infra::gateway::serve(listener, std::sync::Arc::new(Environments::new(spec, 1))));
+    let server =
+        tokio::spawn(docusnap_infra::gateway::serve(listener, std::sync::Arc::new(Environments::new(spec, 1))));
     let http = reqwest::Client::new();
 
     let answer: Value = http
@@ -120,17 +121,32 @@ async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
 
     // A body that is not text travels base64 and arrives as the same bytes.
     let bytes: Vec<u8> = (0..=255).collect();
-    let answer: Value = http.put(format!("{base}/raw")).header("content-type", "image/jpeg").body(bytes.clone()).send().await.unwrap().json().await.unwrap();
+    let answer: Value = http
+        .put(format!("{base}/raw"))
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(answer["body"], json!(bytes));
 
     let response = http.get(format!("{base}/binary")).send().await.unwrap();
     assert_eq!(response.status(), 201);
-    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let cookies: Vec<_> =
+        response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert_eq!(cookies, ["a=1", "b=2"]);
     assert_eq!(response.bytes().await.unwrap().to_vec(), vec![0, 159, 146, 150]);
 
     // Larger than API Gateway takes: refused before the function runs.
-    let response = http.post(format!("{base}/big")).body(vec![b'x'; docusnap_infra::gateway::MAX_REQUEST_BODY + 1]).send().await.unwrap();
+    let response = http
+        .post(format!("{base}/big"))
+        .body(vec![b'x'; docusnap_infra::gateway::MAX_REQUEST_BODY + 1])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
     server.abort();
 }

@@ -48,12 +48,24 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
         let most = if id == "CallbackQueue" { 8 } else { 5 };
         assert!((2..=most).contains(&receives), "{id}: {receives} receives before the dead-letter queue");
     }
-    assert_eq!(dead, BTreeSet::from(["OcrDeadLetterQueue".into(), "ExtractDeadLetterQueue".into(), "CallbackDeadLetterQueue".into()]));
+    assert_eq!(
+        dead,
+        BTreeSet::from([
+            "OcrDeadLetterQueue".into(),
+            "ExtractDeadLetterQueue".into(),
+            "CallbackDeadLetterQueue".into()
+        ])
+    );
     let hour: u32 = (1..8).map(docusnap_callback_fn::backoff_secs).sum();
     assert!((2400..=5400).contains(&hour), "callbacks are retried for most of an hour: {hour} s");
     for mapping in mappings(&template, &repo_root()).unwrap() {
         let visibility = number(queues[&mapping.queue].get("VisibilityTimeout"));
-        assert!(visibility > mapping.timeout.as_secs(), "{}: visibility {visibility} s vs timeout {:?}", mapping.queue, mapping.timeout);
+        assert!(
+            visibility > mapping.timeout.as_secs(),
+            "{}: visibility {visibility} s vs timeout {:?}",
+            mapping.queue,
+            mapping.timeout
+        );
         assert!(mapping.report_batch_item_failures, "{} reports partial batch failures", mapping.function);
     }
     // function timeout < claim lifetime < visibility timeout: a message that comes back
@@ -65,11 +77,11 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
     assert!(timeout < claim && claim < visibility, "timeout {timeout} s, claim {claim} s, visibility {visibility} s");
     // The OCR function knows its queue's receive limit, to end a task on the last receive.
     let ocr = template.resource("OcrFunction").unwrap();
-    let told = &ocr["Properties"]["Environment"]["Variables"][docusnap_ocr_fn::MAX_RECEIVES_VAR];
+    let told = &ocr["Properties"]["Environment"]["Variables"][docusnap_core::config::var::OCR_MAX_RECEIVES];
     assert_eq!(number(Some(told)), number(queues["OcrQueue"]["RedrivePolicy"].get("maxReceiveCount")));
-    assert_eq!(number(Some(told)), u64::from(docusnap_ocr_fn::DEFAULT_MAX_RECEIVES));
+    assert_eq!(number(Some(told)), u64::from(docusnap_core::config::DEFAULT_MAX_RECEIVES));
     // The function knows its own timeout, for invocations whose deadline is unusable.
-    let told = &extract["Properties"]["Environment"]["Variables"][docusnap_extract_fn::FUNCTION_TIMEOUT_VAR];
+    let told = &extract["Properties"]["Environment"]["Variables"][docusnap_core::config::var::FUNCTION_TIMEOUT_SECS];
     assert_eq!(number(Some(told)), timeout);
     // Every dead-letter queue is consumed by the function whose queue feeds it (which ends
     // each dead letter's task with a code: none stays processing for good), and watched
@@ -82,16 +94,18 @@ fn every_work_queue_has_a_dead_letter_queue_and_outlasts_its_function() {
         .filter_map(|(_, alarm)| alarm["Dimensions"].as_sequence()?.first()?.get("Value").and_then(target))
         .collect();
     for queue in &dead {
-        let feeds = queues.iter().find(|(_, q)| q.get("RedrivePolicy").and_then(|r| r.get("deadLetterTargetArn")).and_then(target).as_ref() == Some(queue));
+        let feeds = queues.iter().find(|(_, q)| {
+            q.get("RedrivePolicy").and_then(|r| r.get("deadLetterTargetArn")).and_then(target).as_ref() == Some(queue)
+        });
         let (work_queue, _) = feeds.unwrap();
         let owner = all.iter().find(|m| &m.queue == work_queue).map(|m| m.function.clone()).unwrap();
         assert!(all.iter().any(|m| &m.queue == queue && m.function == owner), "{owner} does not consume {queue}");
         assert!(alarmed.contains(&owner), "no DeadLetters alarm for {owner}: {alarmed:?}");
         let told = &template.resource(&owner).unwrap()["Properties"]["Environment"]["Variables"];
         let arn_var = match owner.as_str() {
-            "OcrFunction" => docusnap_ocr_fn::DEAD_LETTER_ARN_VAR,
-            "CallbackFunction" => docusnap_callback_fn::DEAD_LETTER_ARN_VAR,
-            _ => docusnap_extract_fn::DEAD_LETTER_ARN_VAR,
+            "OcrFunction" => docusnap_core::config::var::OCR_DEAD_LETTER_QUEUE_ARN,
+            "CallbackFunction" => docusnap_core::config::var::CALLBACK_DEAD_LETTER_QUEUE_ARN,
+            _ => docusnap_core::config::var::EXTRACT_DEAD_LETTER_QUEUE_ARN,
         };
         assert_eq!(told.get(arn_var).and_then(target).as_ref(), Some(queue), "{owner} is not told {queue}'s ARN");
     }
@@ -111,7 +125,13 @@ fn the_bucket_notifies_the_ocr_queue_of_new_envelopes() {
         .expect("a notification for tasks/");
     let batch = configs
         .iter()
-        .find(|c| c["Filter"]["S3Key"]["Rules"].as_sequence().unwrap().iter().any(|r| r["Name"] == "prefix" && r["Value"] == "batch/"))
+        .find(|c| {
+            c["Filter"]["S3Key"]["Rules"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|r| r["Name"] == "prefix" && r["Value"] == "batch/")
+        })
         .expect("a notification for batch/");
     assert_eq!(target(&batch["Queue"]).as_deref(), Some("OcrQueue"));
     assert_eq!(target(&envelope["Queue"]).as_deref(), Some("OcrQueue"));
@@ -135,39 +155,62 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
         // create, touch, finish (timeouts), delete, delete_client; key bindings; envelopes
         // in, /clear out.
         "UploadFunction" => &[
-            ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
-            ("dynamodb:DeleteItem", table), ("dynamodb:Query", table), ("dynamodb:BatchWriteItem", table),
+            ("dynamodb:GetItem", table),
+            ("dynamodb:PutItem", table),
+            ("dynamodb:UpdateItem", table),
+            ("dynamodb:DeleteItem", table),
+            ("dynamodb:Query", table),
+            ("dynamodb:BatchWriteItem", table),
             ("dynamodb:PutItem", "KeyBindingsTable"),
-            ("s3:PutObject", objects), ("s3:DeleteObject", objects), ("s3:ListBucket", "UploadsBucket"),
+            ("s3:PutObject", objects),
+            ("s3:DeleteObject", objects),
+            ("s3:ListBucket", "UploadsBucket"),
             ("secretsmanager:GetSecretValue", "RsaKeySecret"),
             // v2: the deadline's and a fill task's messages; a timed-out task's end marker.
-            ("sqs:SendMessage", "OcrQueue"), ("s3:PutObject", markers),
+            ("sqs:SendMessage", "OcrQueue"),
+            ("s3:PutObject", markers),
         ],
         // get, advance, finish, and create/delete for batch documents; the envelope in,
         // ocr.bin out, both deleted when a task ends here; batch pages listed and read,
         // envelopes and error files written; page groups of long tasks sent back to its own
         // queue (fan-out), their outputs written, read and deleted under the task's prefix.
         "OcrFunction" => &[
-            ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
+            ("dynamodb:GetItem", table),
+            ("dynamodb:PutItem", table),
+            ("dynamodb:UpdateItem", table),
             ("dynamodb:DeleteItem", table),
-            ("s3:GetObject", objects), ("s3:PutObject", objects), ("s3:GetObject", batch), ("s3:PutObject", batch_results),
-            ("s3:ListBucket", "UploadsBucket"), ("s3:DeleteObject", objects),
-            ("sqs:SendMessage", "ExtractQueue"), ("sqs:SendMessage", "OcrQueue"),
-            ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("s3:PutObject", markers),
+            ("s3:GetObject", objects),
+            ("s3:PutObject", objects),
+            ("s3:GetObject", batch),
+            ("s3:PutObject", batch_results),
+            ("s3:ListBucket", "UploadsBucket"),
+            ("s3:DeleteObject", objects),
+            ("sqs:SendMessage", "ExtractQueue"),
+            ("sqs:SendMessage", "OcrQueue"),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+            ("s3:PutObject", markers),
         ],
         // get, claim, advance, finish; the envelope and ocr.bin in, and deleted when the
         // task ends; batch results out.
         "ExtractFunction" => &[
-            ("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table), ("s3:GetObject", objects), ("s3:DeleteObject", objects),
-            ("s3:PutObject", batch_results), ("s3:PutObject", markers), ("s3:ListBucket", "UploadsBucket"),
-            ("secretsmanager:GetSecretValue", "RsaKeySecret"), ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
+            ("dynamodb:GetItem", table),
+            ("dynamodb:UpdateItem", table),
+            ("s3:GetObject", objects),
+            ("s3:DeleteObject", objects),
+            ("s3:PutObject", batch_results),
+            ("s3:PutObject", markers),
+            ("s3:ListBucket", "UploadsBucket"),
+            ("secretsmanager:GetSecretValue", "RsaKeySecret"),
+            ("secretsmanager:GetSecretValue", "LlmApiKeySecret"),
             // With LlmProvider bedrock only: the Converse call, on the configured model.
             ("bedrock:InvokeModel", "arn:AWS::Partition}:bedrock:AWS::Region}::foundation-model/BedrockModelId}"),
         ],
         // The task's callback from the table, its marker deleted once sent, each failed
         // callback's backoff; no secret (it opens nothing sealed).
         "CallbackFunction" => &[
-            ("dynamodb:GetItem", table), ("s3:DeleteObject", markers), ("sqs:ChangeMessageVisibility", "CallbackQueue"),
+            ("dynamodb:GetItem", table),
+            ("s3:DeleteObject", markers),
+            ("sqs:ChangeMessageVisibility", "CallbackQueue"),
         ],
         other => panic!("no expectations for {other}"),
     };
@@ -227,7 +270,11 @@ fn every_function_deploys_behind_an_alarm_that_rolls_it_back() {
     let alarms: BTreeMap<String, Value> = template.resources_of_type("AWS::CloudWatch::Alarm").into_iter().collect();
     for (id, properties) in template.resources_of_type("AWS::Serverless::Function") {
         let preference = &properties["DeploymentPreference"];
-        let alarm = preference["Alarms"].as_sequence().and_then(|a| a.first()).and_then(target).unwrap_or_else(|| panic!("{id}: no alarm"));
+        let alarm = preference["Alarms"]
+            .as_sequence()
+            .and_then(|a| a.first())
+            .and_then(target)
+            .unwrap_or_else(|| panic!("{id}: no alarm"));
         let watched = &alarms[&alarm];
         assert_eq!(watched["MetricName"], "Errors");
         assert_eq!(target(&watched["Dimensions"][0]["Value"]).as_deref(), Some(id.as_str()), "{alarm} watches {id}");
@@ -252,7 +299,11 @@ fn the_template_guards_the_bucket_the_logs_and_the_fan_out() {
         let policies = template.resource(function).unwrap()["Properties"]["Policies"].as_sequence().unwrap().clone();
         policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()).collect()
     };
-    for (function, prefixes) in [("UploadFunction", &["tasks/*"][..]), ("OcrFunction", &["batch/*", "tasks/*"]), ("ExtractFunction", &["tasks/*"])] {
+    for (function, prefixes) in [
+        ("UploadFunction", &["tasks/*"][..]),
+        ("OcrFunction", &["batch/*", "tasks/*"]),
+        ("ExtractFunction", &["tasks/*"]),
+    ] {
         let list = statements(function).into_iter().find(|s| s["Action"] == "s3:ListBucket").unwrap();
         let listed: Vec<String> = match &list["Condition"]["StringLike"]["s3:prefix"] {
             Value::Sequence(all) => all.iter().filter_map(scalar).collect(),
@@ -276,7 +327,10 @@ fn the_template_guards_the_bucket_the_logs_and_the_fan_out() {
         })
         .collect();
     for function in ["UploadFunction", "OcrFunction", "ExtractFunction"] {
-        assert!(log_groups.contains(&format!("/aws/lambda/${{{function}}}")), "{function} has no log group: {log_groups:?}");
+        assert!(
+            log_groups.contains(&format!("/aws/lambda/${{{function}}}")),
+            "{function} has no log group: {log_groups:?}"
+        );
     }
     let api = &template.resource("HttpApi").unwrap()["Properties"];
     assert_eq!(target(&api["AccessLogSettings"]["DestinationArn"]).as_deref(), Some("ApiAccessLogs"));
@@ -284,9 +338,16 @@ fn the_template_guards_the_bucket_the_logs_and_the_fan_out() {
 
     let ocr_events = &template.resource("OcrFunction").unwrap()["Properties"]["Events"];
     let ocr_mapping = ocr_events.as_mapping().unwrap().values().next().unwrap();
-    assert_eq!(target(&ocr_mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]).as_deref(), Some("OcrMaxConcurrency"));
+    assert_eq!(
+        target(&ocr_mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]).as_deref(),
+        Some("OcrMaxConcurrency")
+    );
     assert!(template.resource("UploadFunction").unwrap()["Properties"].get("ReservedConcurrentExecutions").is_some());
-    assert_eq!(template.parameter_default("AllowedOrigins").as_deref(), Some(""), "no CORS unless an operator names origins");
+    assert_eq!(
+        template.parameter_default("AllowedOrigins").as_deref(),
+        Some(""),
+        "no CORS unless an operator names origins"
+    );
 }
 
 /// A rising share of tasks answered by the rules because the LLM failed is alarmed on,
@@ -311,7 +372,10 @@ fn the_llm_fallback_rate_is_alarmed_and_bedrock_is_allowed_one_model() {
         })
         .collect();
     assert_eq!(watched["fallback"], ("ExtractFunction".to_string(), ExtractorKind::RulesFallback.label().to_string()));
-    assert_eq!(watched["llm"], ("ExtractFunction".to_string(), ExtractorKind::Llm { model: String::new() }.label().to_string()));
+    assert_eq!(
+        watched["llm"],
+        ("ExtractFunction".to_string(), ExtractorKind::Llm { model: String::new() }.label().to_string())
+    );
     let rate = queries.iter().find(|q| q["ReturnData"].as_bool() == Some(true)).unwrap();
     let expression = rate["Expression"].as_str().unwrap();
     assert!(expression.starts_with("FILL(fallback, 0) /") && expression.contains("FILL(llm, 0)"), "{expression}");

@@ -96,7 +96,12 @@ async fn a_thirty_page_task_fans_out_and_completes_in_page_order() {
     let answer = status(&t, &id, &task.token).await;
     assert_eq!(answer["status"], "completed", "{answer}");
     let result = client.open_result(&id, answer["result"].as_str().unwrap());
-    let firsts: Vec<String> = result["pages"].as_array().unwrap().iter().map(|p| p["lines"][0]["text"].as_str().unwrap_or("").to_owned()).collect();
+    let firsts: Vec<String> = result["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["lines"][0]["text"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(firsts.len(), 30);
     for (i, text) in firsts.iter().enumerate() {
         assert!(text.starts_with(&format!("Item {}", i + 1)), "page {i}: {text:?}");
@@ -146,7 +151,12 @@ async fn a_wrong_token_a_reused_key_and_a_private_callback_are_refused() {
     let (code, answer) = t.create_v2(&body).await;
     assert_eq!((code, &answer["error"]["code"]), (409, &json!("KEY_ALREADY_USED")), "{answer}");
 
-    for url in ["https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/hook", "http://hooks.example.com/", "https://[::ffff:192.168.0.1]/"] {
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3/hook",
+        "http://hooks.example.com/",
+        "https://[::ffff:192.168.0.1]/",
+    ] {
         let fresh = V2Client::new();
         let fresh_id = fresh.task_id(TaskType::Doc);
         let body = fresh.create_body("doc", &[fresh.seal_page(&fresh_id, 0, b"x")], json!({"callback_url": url}));
@@ -155,7 +165,11 @@ async fn a_wrong_token_a_reused_key_and_a_private_callback_are_refused() {
     }
     let bad_key = json!({"type": "doc", "key": "AAAA", "pages": [{"size": 100, "sha256": "ab".repeat(32)}]});
     assert_eq!(t.create_v2(&bad_key).await.1["error"]["code"], "RSA_DECRYPTION_FAILED");
-    let (code, _) = t.create_v2(&json!({"type": "doc", "key": "k", "pages": vec![json!({"size": 100, "sha256": "ab".repeat(32)}); 51]})).await;
+    let (code, _) = t
+        .create_v2(
+            &json!({"type": "doc", "key": "k", "pages": vec![json!({"size": 100, "sha256": "ab".repeat(32)}); 51]}),
+        )
+        .await;
     assert_eq!(code, 413);
 }
 
@@ -188,7 +202,10 @@ async fn pages_that_come_late_or_not_at_all_end_the_task_with_upload_expired() {
     let answer = status(&t, &partial_id, &partial_task.token).await;
     assert_eq!(answer["error"]["code"], "UPLOAD_EXPIRED", "{answer}");
     let keys = t.object_keys().await;
-    assert!(keys.iter().filter(|k| k.starts_with("tasks/")).all(|k| !k.contains(&partial_id[4..])), "the ended task's pages are removed: {keys:?}");
+    assert!(
+        keys.iter().filter(|k| k.starts_with("tasks/")).all(|k| !k.contains(&partial_id[4..])),
+        "the ended task's pages are removed: {keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +316,11 @@ async fn a_forty_page_pdf_and_a_photo_fan_out_over_their_pages_not_their_uploads
         if event.records.is_empty() {
             break;
         }
-        group_messages += event.records.iter().filter(|r| r.body.as_deref().unwrap_or_default().contains("\"layout\":[1,40]")).count();
+        group_messages += event
+            .records
+            .iter()
+            .filter(|r| r.body.as_deref().unwrap_or_default().contains("\"layout\":[1,40]"))
+            .count();
         assert!(docusnap_ocr_fn::handle(&ocr, event).await.batch_item_failures.is_empty());
     }
     assert_eq!(group_messages, 11, "41 pages in groups of 4");

@@ -17,7 +17,16 @@ async fn a_new_envelope_notifies_the_ocr_queue_with_its_key() {
     let queue = t.stack.queue_url("OcrQueue").unwrap();
     let mut keys = Vec::new();
     for _ in 0..5 {
-        let received = t.clients.sqs.receive_message().queue_url(queue).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let received = t
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         for message in received.messages() {
             let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
             for record in body["Records"].as_array().into_iter().flatten() {

@@ -14,17 +14,18 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docusnap_core::clock::Clock;
+use docusnap_core::metrics;
 use docusnap_core::s3_event::{decode_key, Notification};
 use docusnap_core::sqs_event::Record;
-use docusnap_core::store::{BlobStore, Queue, StoreError, TaskStore};
+use docusnap_core::store::{BlobStore, Queue, StoreError, V2TaskStore};
 use docusnap_core::task::TaskState;
 use docusnap_core::v2::{self, CallbackPolicy, V2TaskId};
-use docusnap_core::metrics;
+use docusnap_core::Env;
 use tracing::{error, info, warn, Instrument};
 
 mod startup;
 
-pub use startup::{from_env, AwsCallback, DEAD_LETTER_ARN_VAR};
+pub use startup::{from_env, AwsCallback};
 
 /// A callback's whole time, connection included: a receiver that takes longer is retried
 /// later, and a slow one cannot hold the function.
@@ -41,12 +42,12 @@ pub fn backoff_secs(receive_count: u32) -> u32 {
 }
 
 /// The callback function's state, built once per process.
-pub struct CallbackFunction<T, B, Q, C> {
-    pub tasks: T,
-    pub blobs: B,
+pub struct CallbackFunction<E: Env> {
+    pub tasks: E::Tasks,
+    pub blobs: E::Blobs,
     /// The callback queue, to set a failed delivery's backoff.
-    pub queue: Option<Q>,
-    pub clock: C,
+    pub queue: Option<E::Queue>,
+    pub clock: E::Clock,
     pub policy: CallbackPolicy,
     /// The callback dead-letter queue, which also feeds this function: its messages are
     /// callbacks given up on, logged and counted (the alarm watches the count).
@@ -66,25 +67,17 @@ pub enum CallbackError {
     Send(#[source] reqwest::Error),
     #[error("the receiver answered {0}")]
     Status(u16),
+    /// The URL may not be called (it resolves to an address the policy refuses): the
+    /// callback is dropped, never retried.
+    #[error("the callback may not be sent: {0}")]
+    NotAllowed(String),
 }
 
-/// What a callback's refusal before any request means: the task's URL may not be called.
-#[derive(Debug, PartialEq, Eq)]
-enum Refused {
-    Address(String),
-}
-
-pub async fn handle<T, B, Q, C>(app: &CallbackFunction<T, B, Q, C>, event: SqsEvent) -> SqsBatchResponse
-where
-    T: TaskStore,
-    B: BlobStore,
-    Q: Queue,
-    C: Clock,
-{
+pub async fn handle<E: Env>(app: &CallbackFunction<E>, event: SqsEvent) -> SqsBatchResponse {
     docusnap_core::sqs_event::each_record(event, |record| async move { app.handle_record(&record).await }).await
 }
 
-impl<T: TaskStore, B: BlobStore, Q: Queue, C: Clock> CallbackFunction<T, B, Q, C> {
+impl<E: Env> CallbackFunction<E> {
     async fn handle_record(&self, record: &Record) -> Result<(), CallbackError> {
         if record.is_dead_letter(self.dead_letter_arn.as_deref()) {
             metrics::dead_letter();
@@ -99,7 +92,13 @@ impl<T: TaskStore, B: BlobStore, Q: Queue, C: Clock> CallbackFunction<T, B, Q, C
                 continue;
             };
             let span = tracing::info_span!("callback", task = %task);
-            let sent = self.call_back(&task).instrument(span).await;
+            let sent = match self.call_back(&task).instrument(span).await {
+                Err(CallbackError::NotAllowed(why)) => {
+                    warn!(why, "the callback host resolves to an address that may not be called; dropped");
+                    Ok(())
+                }
+                other => other,
+            };
             if let Err(e) = &sent {
                 if let (Some(queue), Some(receipt)) = (&self.queue, &record.receipt_handle) {
                     let wait = backoff_secs(record.receive_count);
@@ -135,19 +134,13 @@ impl<T: TaskStore, B: BlobStore, Q: Queue, C: Clock> CallbackFunction<T, B, Q, C
         let url = match self.policy.check_url(&callback.url) {
             Ok(url) => url,
             Err(refusal) => {
-                warn!(why = %refusal.message, "the callback URL is no longer allowed; dropped");
+                warn!(why = %refusal.reason, "the callback URL is no longer allowed; dropped");
                 return Ok(());
             }
         };
-        let address = match self.resolve(&url).await? {
-            Ok(address) => address,
-            Err(Refused::Address(why)) => {
-                warn!(why, "the callback host resolves to an address that may not be called; dropped");
-                return Ok(());
-            }
-        };
+        let address = self.resolve(&url).await?;
         let body = serde_json::json!({"task_id": task.to_string(), "status": status}).to_string();
-        let signature = v2::sign_callback(&callback.secret, self.clock.now(), &body);
+        let signature = v2::sign_callback(callback.secret.expose(), self.clock.now(), &body);
         let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
         // Pinned to the address just checked: the client resolves nothing itself.
         let client = reqwest::Client::builder()
@@ -174,18 +167,24 @@ impl<T: TaskStore, B: BlobStore, Q: Queue, C: Clock> CallbackFunction<T, B, Q, C
     }
 
     /// The address to connect to: every address the host resolves to must be allowed.
-    async fn resolve(&self, url: &url::Url) -> Result<Result<SocketAddr, Refused>, CallbackError> {
+    async fn resolve(&self, url: &url::Url) -> Result<SocketAddr, CallbackError> {
         let port = url.port_or_known_default().unwrap_or(443);
         let addresses: Vec<SocketAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
             Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
-            Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port)).await.map_err(CallbackError::Resolve)?.collect(),
+            Some(url::Host::Domain(name)) => {
+                tokio::net::lookup_host((name, port)).await.map_err(CallbackError::Resolve)?.collect()
+            }
             None => Vec::new(),
         };
         if let Some(bad) = addresses.iter().find(|a| !self.policy.allows_ip(a.ip())) {
-            return Ok(Err(Refused::Address(format!("{} resolves to {}", url.host_str().unwrap_or_default(), bad.ip()))));
+            return Err(CallbackError::NotAllowed(format!(
+                "{} resolves to {}",
+                url.host_str().unwrap_or_default(),
+                bad.ip()
+            )));
         }
-        Ok(addresses.first().copied().ok_or_else(|| Refused::Address("no address".into())))
+        addresses.first().copied().ok_or_else(|| CallbackError::NotAllowed("no address".into()))
     }
 }
 

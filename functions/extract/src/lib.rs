@@ -7,16 +7,14 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use base64::Engine;
-use docusnap_core::batch;
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::{CryptoError, ServerKey};
 use docusnap_core::metrics::{self, PipelineStage};
 use docusnap_core::pipeline;
 use docusnap_core::store::{BlobStore, Outcome, StoreError, TaskStore};
 use docusnap_core::task::{extract_claim_secs, Progress, Stage, TaskId, TaskMessage, TaskState};
-use docusnap_core::{ErrorCode, TaskType};
-use docusnap_extract::llm::ChatModel;
+use docusnap_core::{Env, ErrorCode, TaskType};
+use docusnap_extract::model::AnyChatModel;
 use docusnap_extract::prompt::PromptError;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want};
 use tracing::{error, info, warn, Instrument};
@@ -30,12 +28,6 @@ pub use startup::{from_env, AwsExtract, StartupError};
 /// twentieth of the function's timeout, at most this (15 s of template.yaml's 300 s).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
 
-/// The function's timeout when the environment does not say (template.yaml's `Timeout`).
-pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
-/// The function's configured timeout, in seconds: template.yaml sets it to the function's
-/// own `Timeout`, and so does the local stack, which resolves the template.
-pub const FUNCTION_TIMEOUT_VAR: &str = "DOCUSNAP_FUNCTION_TIMEOUT_SECS";
-
 /// The invocation's deadline. Lambda sends it as milliseconds since the epoch; `cargo
 /// lambda watch` sends the literal 600000 (a moment in 1970), which read as a time left the
 /// LLM was never asked. A deadline already past when the invocation starts is therefore
@@ -45,7 +37,11 @@ pub fn invocation_deadline(context: &lambda_runtime::Context, timeout: Duration)
     match context.deadline.checked_sub(now_ms).filter(|&left| left > 0) {
         Some(left) => Instant::now() + Duration::from_millis(left),
         None => {
-            warn!(deadline_ms = context.deadline, timeout_s = timeout.as_secs(), "the invocation's deadline has already passed; the configured timeout stands in");
+            warn!(
+                deadline_ms = context.deadline,
+                timeout_s = timeout.as_secs(),
+                "the invocation's deadline has already passed; the configured timeout stands in"
+            );
             Instant::now() + timeout
         }
     }
@@ -57,12 +53,12 @@ const NOT_READ_WAITS: u32 = 3;
 const NOT_READ_WAIT: Duration = Duration::from_millis(500);
 
 /// The extract function's state, built once per process.
-pub struct ExtractFunction<T, B, C, M> {
-    pub tasks: T,
-    pub blobs: B,
-    pub clock: C,
+pub struct ExtractFunction<E: Env> {
+    pub tasks: E::Tasks,
+    pub blobs: E::Blobs,
+    pub clock: E::Clock,
     pub key: ServerKey,
-    pub extractor: Extractor<M>,
+    pub extractor: Extractor<AnyChatModel>,
     /// The function's configured timeout: the deadline of an invocation whose own is
     /// unusable, and what the claim's lifetime is derived from.
     pub timeout: Duration,
@@ -70,9 +66,6 @@ pub struct ExtractFunction<T, B, C, M> {
     /// from it ends its task with `PROCESSING_ERROR`, so no task is left processing.
     pub dead_letter_arn: Option<String>,
 }
-
-/// The extract dead-letter queue's ARN, which template.yaml passes to the function.
-pub const DEAD_LETTER_ARN_VAR: &str = "DOCUSNAP_EXTRACT_DEAD_LETTER_QUEUE_ARN";
 
 /// Why a message could not be handled now; it fails only its own record, which SQS
 /// delivers again (and after the queue's receive limit moves to the dead-letter queue).
@@ -95,13 +88,7 @@ pub enum RecordError {
 }
 
 /// The SQS handler: every record on its own, failures reported per record.
-pub async fn handle<T, B, C, M>(app: &ExtractFunction<T, B, C, M>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse
-where
-    T: TaskStore,
-    B: BlobStore,
-    C: Clock,
-    M: ChatModel,
-{
+pub async fn handle<E: Env>(app: &ExtractFunction<E>, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let deadline = deadline.checked_sub((app.timeout / 20).min(DEADLINE_MARGIN)).unwrap_or_else(Instant::now);
     docusnap_core::sqs_event::each_record(event, |record| async move {
         if record.is_dead_letter(app.dead_letter_arn.as_deref()) {
@@ -133,13 +120,7 @@ enum Ending {
     Retry(RecordError),
 }
 
-impl<T, B, C, M> ExtractFunction<T, B, C, M>
-where
-    T: TaskStore,
-    B: BlobStore,
-    C: Clock,
-    M: ChatModel,
-{
+impl<E: Env> ExtractFunction<E> {
     /// Claims taken before this are lapsed: their holders are surely gone.
     fn claim_stale_before(&self, now: Timestamp) -> Timestamp {
         now - extract_claim_secs(self.timeout.as_secs())
@@ -170,18 +151,23 @@ where
         let span = tracing::info_span!("extract", task = %id);
         async {
             let now = self.clock.now();
-            let Some(task) = self.tasks.get(&id, now).await? else { return Ok(()) };
+            let Some(task) = self.tasks.get(&id, now).await? else {
+                return Ok(());
+            };
             match task.state {
                 TaskState::Processing { progress: Progress::Receiving | Progress::Uploaded } => {
                     info!("a dead letter for a task not read yet; the OCR queue answers for it");
                     Ok(())
                 }
-                TaskState::Processing { progress: Progress::Extracting { claimed_at } } if claimed_at > self.claim_stale_before(now) => {
+                TaskState::Processing { progress: Progress::Extracting { claimed_at } }
+                    if claimed_at > self.claim_stale_before(now) =>
+                {
                     Err(RecordError::ClaimHeld)
                 }
                 TaskState::Processing { .. } => {
                     warn!(code = %ErrorCode::ProcessingError, "every delivery of the task's message failed; it ends");
-                    pipeline::end_task(&self.tasks, &self.blobs, &id, Outcome::Failed(ErrorCode::ProcessingError), now).await?;
+                    pipeline::end_task(&self.tasks, &self.blobs, &id, Outcome::Failed(ErrorCode::ProcessingError), now)
+                        .await?;
                     Ok(())
                 }
                 _ => Ok(pipeline::settle_ended(&self.tasks, &self.blobs, &id, now).await?),
@@ -265,7 +251,9 @@ where
         };
         let extraction = match (id.task_type, &ocr.form) {
             (TaskType::Fill, Some(form)) => self.extractor.fill(form, &ocr.library, deadline).await,
-            (TaskType::Fill, None) => return failed(ErrorCode::ProcessingError, "a fill task's OCR output has no form"),
+            (TaskType::Fill, None) => {
+                return failed(ErrorCode::ProcessingError, "a fill task's OCR output has no form")
+            }
             (task_type, _) => {
                 let want = if task_type == TaskType::Form { Want::Form } else { Want::Doc };
                 self.extractor.document(&OcrText::from_output(&ocr), want, &ocr.library, deadline).await
@@ -275,16 +263,7 @@ where
             Ok(extraction) => extraction,
             Err(e) => return failed(error_code(id.task_type, &e), &e.to_string()),
         };
-        // A batch task's result has no client to hold its key: it is kept as it is. A v2
-        // task's carries its pages and provenance, sealed with AES-GCM for this task.
-        let sealed = if batch::is_batch(id) {
-            Ok(extraction.result.to_string())
-        } else if let Some(task) = docusnap_core::v2::V2TaskId::of(id) {
-            let result = docusnap_extract::provenance::v2_result(&extraction.result, &ocr, &extraction.extractor);
-            key.seal_gcm(result.to_string().as_bytes(), &task.part_aad(docusnap_core::v2::Part::Result)).map(|sealed| base64::engine::general_purpose::STANDARD.encode(sealed))
-        } else {
-            key.seal_base64(extraction.result.to_string().as_bytes())
-        };
+        let sealed = docusnap_extract::seal_result(id, &key, &extraction, &ocr);
         match sealed {
             Ok(result) => Ending::Done(Outcome::Completed { result, extractor: extraction.extractor }),
             Err(e) => Ending::Retry(RecordError::Seal(e)),
@@ -318,10 +297,16 @@ mod tests {
         let no_text = || ExtractError::Prompt(PromptError::NoText);
         assert_eq!(error_code(TaskType::Doc, &no_text()), ErrorCode::DocPromptConstructionFailed);
         assert_eq!(error_code(TaskType::Form, &no_text()), ErrorCode::FormPromptConstructionFailed);
-        assert_eq!(error_code(TaskType::Fill, &ExtractError::Prompt(PromptError::NoFields)), ErrorCode::FillPromptConstructionFailed);
+        assert_eq!(
+            error_code(TaskType::Fill, &ExtractError::Prompt(PromptError::NoFields)),
+            ErrorCode::FillPromptConstructionFailed
+        );
         let refused = LlmError::Status { status: 401, body_bytes: 0 };
         assert!(!refused.is_retryable(), "a refused key is not retried like a timeout");
         assert_eq!(error_code(TaskType::Doc, &ExtractError::Llm(LlmFailure::Call(refused))), ErrorCode::LlmFailure);
-        assert_eq!(error_code(TaskType::Doc, &ExtractError::Invalid(ResultError::EmptyTitle)), ErrorCode::ProcessingError);
+        assert_eq!(
+            error_code(TaskType::Doc, &ExtractError::Invalid(ResultError::EmptyTitle)),
+            ErrorCode::ProcessingError
+        );
     }
 }

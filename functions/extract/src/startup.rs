@@ -1,10 +1,10 @@
 //! Building the function's state from the environment, once per process: the AWS
 //! clients, the RSA key and the LLM client (or none: the rules extractor).
 
-use docusnap_core::clock::SystemClock;
+use docusnap_core::config::{env_lookup, ExtractSettings};
+use docusnap_core::env::Aws;
 use docusnap_core::keys::secret_string;
 use docusnap_core::startup::Common;
-use docusnap_core::store::{DynamoTaskStore, S3BlobStore};
 use docusnap_extract::bedrock::BedrockChatModel;
 use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, Provider};
 use docusnap_extract::model::AnyChatModel;
@@ -17,7 +17,7 @@ use crate::ExtractFunction;
 /// The LLM key secret's placeholder value (template.yaml).
 const NO_KEY: &str = "none";
 
-pub type AwsExtract = ExtractFunction<DynamoTaskStore, S3BlobStore, SystemClock, AnyChatModel>;
+pub type AwsExtract = ExtractFunction<Aws>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -32,16 +32,16 @@ pub enum StartupError {
 }
 
 pub async fn from_env() -> Result<AwsExtract, StartupError> {
-    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let own = ExtractSettings::from_lookup(env_lookup)?;
     let Common { sdk, key, tasks, blobs, .. } = Common::from_env().await?;
-    let extractor = match settings::from_lookup(lookup)? {
+    let extractor = match settings::from_lookup(env_lookup)? {
         None => {
             info!("no LLM configured: the rules extractor answers");
             Extractor { model: None, fallback_to_rules: true }
         }
         Some(mut llm) => {
             let api_key = match llm.key.take() {
-                Some(KeySource::Value(key)) => Some(key),
+                Some(KeySource::Value(key)) => Some(key.expose().to_owned()),
                 Some(KeySource::Secret(secret_id)) => Some(
                     secret_string(&secret_id, &sdk)
                         .await
@@ -57,7 +57,7 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
                 warn!("the LLM key is empty: the rules extractor answers until one is stored");
                 Extractor { model: None, fallback_to_rules: true }
             } else {
-                llm.settings.api_key = api_key;
+                llm.settings.api_key = api_key.map(docusnap_core::secret::Secret::new);
                 info!(provider = ?llm.settings.provider, model = %llm.settings.model, url = %llm.settings.base_url, "LLM configured");
                 let model = match llm.settings.provider {
                     Provider::Bedrock => AnyChatModel::Bedrock(BedrockChatModel::new(&sdk, llm.settings)),
@@ -68,22 +68,15 @@ pub async fn from_env() -> Result<AwsExtract, StartupError> {
             }
         }
     };
-    let timeout = match lookup(crate::FUNCTION_TIMEOUT_VAR) {
-        None => crate::DEFAULT_FUNCTION_TIMEOUT,
-        Some(value) => match value.parse::<u64>() {
-            Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs),
-            _ => {
-                return Err(docusnap_core::config::ConfigError::Invalid {
-                    var: crate::FUNCTION_TIMEOUT_VAR,
-                    value,
-                    why: "expected whole seconds above 0",
-                }
-                .into())
-            }
-        },
-    };
-    let dead_letter_arn = lookup(crate::DEAD_LETTER_ARN_VAR);
-    Ok(ExtractFunction { tasks, blobs, clock: SystemClock, key, extractor, timeout, dead_letter_arn })
+    Ok(ExtractFunction {
+        tasks,
+        blobs,
+        clock: docusnap_core::SystemClock,
+        key,
+        extractor,
+        timeout: own.timeout,
+        dead_letter_arn: own.dead_letter_arn,
+    })
 }
 
 /// The key to send, if any: the template's placeholder ("none") and an empty secret are no

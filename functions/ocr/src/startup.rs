@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use docusnap_core::clock::SystemClock;
-use docusnap_core::config::{var, ConfigError};
+use docusnap_core::config::{env_lookup, ConfigError, OcrSettings};
+use docusnap_core::env::Aws;
 use docusnap_core::startup::Common;
-use docusnap_core::store::{DynamoTaskStore, S3BlobStore, SqsQueue};
+use docusnap_core::store::SqsQueue;
 use docusnap_ocr::{EngineConfig, OcrEngine, OcrError};
 
 use crate::OcrFunction;
 
-pub type AwsOcr = OcrFunction<DynamoTaskStore, S3BlobStore, SqsQueue, SystemClock, OcrEngine>;
+pub type AwsOcr = OcrFunction<Aws>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -28,19 +28,15 @@ pub enum StartupError {
 pub async fn from_env() -> Result<AwsOcr, StartupError> {
     // The engine's sessions, most of a cold start, are built while the AWS configuration
     // and the key load (a call to Secrets Manager on AWS).
+    let settings = OcrSettings::from_lookup(env_lookup)?;
     let engine_config = EngineConfig::from_env()?;
     let threads = engine_config.threads;
     let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config));
     let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
-    let extract_queue_url = config.extract_queue_url.clone().ok_or(ConfigError::Missing(var::EXTRACT_QUEUE_URL))?;
     // Fan-out needs the function's own queue; without it every task is read in one go.
-    let fan_out = std::env::var(crate::OCR_QUEUE_VAR).ok().filter(|url| !url.is_empty()).map(|url| crate::FanOut {
+    let fan_out = settings.ocr_queue_url.map(|url| crate::FanOut {
         ocr_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), url),
-        group_pages: std::env::var(crate::GROUP_PAGES_VAR)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(crate::DEFAULT_GROUP_PAGES),
+        group_pages: settings.group_pages,
     });
     // PDFium is bound off the start-up path (most tasks are photos), before the first PDF
     // is likely to need it; a PDF that comes sooner waits for the same binding.
@@ -53,18 +49,14 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
     Ok(OcrFunction {
         tasks,
         blobs,
-        extract_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), extract_queue_url),
-        clock: SystemClock,
+        extract_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), settings.extract_queue_url),
+        clock: docusnap_core::SystemClock,
         key,
-        reader: Arc::new(engine),
+        engine: Arc::new(engine),
         limits: config.limits,
         parallel_pages: threads,
-        max_receives: std::env::var(crate::MAX_RECEIVES_VAR)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(crate::DEFAULT_MAX_RECEIVES),
-        dead_letter_arn: std::env::var(crate::DEAD_LETTER_ARN_VAR).ok().filter(|arn| !arn.is_empty()),
+        max_receives: settings.max_receives,
+        dead_letter_arn: settings.dead_letter_arn,
         fan_out,
     })
 }

@@ -1,15 +1,16 @@
 //! `POST /clear`: forget one task or all of a client's, items and objects alike.
 
-use docusnap_core::clock::Clock;
 use docusnap_core::protocol::{self, ClearRequest, ClearScope};
-use docusnap_core::store::{BlobStore, KeyBindings, StoreError, TaskStore};
+use docusnap_core::store::{BlobStore, StoreError, TaskStore};
 use docusnap_core::task::{client_prefix, TaskId};
 use serde_json::Value;
 use tracing::{error, info};
 
+use docusnap_core::Env;
+
 use crate::Upload;
 
-impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock, Q, U> Upload<T, B, K, C, Q, U> {
+impl<E: Env> Upload<E> {
     /// Answers a parsed `POST /clear` request: 200 ok, or 500 `CACHE_CLEAR_FAILED`.
     pub async fn clear(&self, request: ClearRequest) -> (u16, Value) {
         match self.forget(&request).await {

@@ -5,17 +5,17 @@
 //! ([`v2`], `openapi.json`); and the web page at `GET /` ([`route`]). [`handle`] is the
 //! whole Lambda handler, callable from tests; the protocols' rules live in [`Upload`].
 
-use docusnap_core::clock::Clock;
-use docusnap_core::config::Limits;
 use std::sync::OnceLock;
 
+use docusnap_core::config::Limits;
 use docusnap_core::crypto::{sha256_base64, ServerKey};
 use docusnap_core::metrics;
 use docusnap_core::protocol::{self, ClearRequest, ProcessRequest};
-use docusnap_core::store::{BlobStore, KeyBindings, Queue, TaskStore, UploadUrls};
+use docusnap_core::Env;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 mod clear;
 mod process;
@@ -24,8 +24,8 @@ mod startup;
 pub mod v2;
 
 pub use route::{ApiVersion, Route, RouteError};
-pub use v2::V2Api;
 pub use startup::{from_env, AwsUpload};
+pub use v2::{V2Answer, V2Api};
 
 /// The web page at `GET /`: drop photos or PDFs, process them as a document or a form, see
 /// each page with its lines boxed and where each value was read, keep results in the
@@ -38,28 +38,21 @@ const PAGE: &str = include_str!("page.html");
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// The upload function's state, built once per process and shared by every invocation.
-pub struct Upload<T, B, K, C, Q, U> {
-    pub tasks: T,
-    pub blobs: B,
+pub struct Upload<E: Env> {
+    pub tasks: E::Tasks,
+    /// The uploads bucket, which also presigns v2's page uploads.
+    pub blobs: E::Blobs,
     /// Each wrapped key's first content: a reused key is refused before decryption.
-    pub keys: K,
-    pub clock: C,
+    pub keys: E::Keys,
+    pub clock: E::Clock,
     pub key: ServerKey,
     pub limits: Limits,
-    pub v2: V2Api<Q, U>,
+    pub v2: V2Api<E::Queue>,
 }
 
 /// The Lambda handler. Every answer is a protocol answer: no error escapes as a 500 but
 /// `/clear`'s storage failure, which v1 answers with 500 itself.
-pub async fn handle<T, B, K, C, Q, U>(app: &Upload<T, B, K, C, Q, U>, request: Request) -> Result<Response<Body>, lambda_http::Error>
-where
-    T: TaskStore,
-    B: BlobStore,
-    K: KeyBindings,
-    C: Clock,
-    Q: Queue,
-    U: UploadUrls,
-{
+pub async fn handle<E: Env>(app: &Upload<E>, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let route = Route::parse(request.method(), request.uri().path());
     let body: &[u8] = request.body().as_ref();
     let response = match route {
@@ -90,8 +83,8 @@ where
             .header("referrer-policy", "no-referrer")
             .body(Body::Text(PAGE.to_owned())),
         Ok(Route::CreateTask) => {
-            let (status, answer) = app.create_task(body).await;
-            json_response(status, &answer)
+            let answer = app.create_task(body).await;
+            json_response(answer.status(), &answer)
         }
         Ok(route @ (Route::GetTask | Route::DeleteTask)) => {
             let task_id = Route::task_id(request.uri().path());
@@ -101,12 +94,12 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim);
-            let (status, answer) = if route == Route::GetTask {
+            let answer = if route == Route::GetTask {
                 app.get_task(task_id, bearer).await
             } else {
                 app.delete_task(task_id, bearer).await
             };
-            json_response(status, &answer)
+            json_response(answer.status(), &answer)
         }
         Ok(Route::OpenApi) => Response::builder()
             .status(StatusCode::OK)
@@ -145,9 +138,8 @@ pub fn page_policy(storage_origin: &str) -> String {
     )
 }
 
-fn json_response(status: u16, body: &Value) -> Result<Response<Body>, http::Error> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
+fn json_response(status: u16, body: &impl Serialize) -> Result<Response<Body>, http::Error> {
+    // Our answer types serialize without fail (string keys, no non-finite floats).
+    let text = serde_json::to_string(body).unwrap_or_else(|_| r#"{"error":"PROCESSING_ERROR"}"#.to_owned());
+    Response::builder().status(status).header("content-type", "application/json").body(Body::Text(text))
 }

@@ -2,17 +2,19 @@
 
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::sha256_hex;
+use docusnap_core::limits::{KEY_BINDING_SECS, PROCESSING_TIMEOUT_SECS};
 use docusnap_core::pipeline;
 use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, Upload as Content};
-use docusnap_core::limits::{KEY_BINDING_SECS, PROCESSING_TIMEOUT_SECS};
-use docusnap_core::store::{Binding, BlobStore, Created, KeyBindings, Outcome, TaskStore};
+use docusnap_core::store::{Binding, Created, KeyBindings, Outcome, TaskStore};
 use docusnap_core::task::{Task, TaskId, TaskState};
 use docusnap_core::ErrorCode;
 use tracing::{error, info, warn, Instrument};
 
+use docusnap_core::Env;
+
 use crate::Upload;
 
-impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock, Q, U> Upload<T, B, K, C, Q, U> {
+impl<E: Env> Upload<E> {
     /// Answers a parsed `POST /process` request.
     pub async fn process(&self, request: ProcessRequest) -> ProcessAnswer {
         let id = TaskId::new(request.client_id, request.task_type, request.sha256);
@@ -100,7 +102,15 @@ impl<T: TaskStore, B: BlobStore, K: KeyBindings, C: Clock, Q, U> Upload<T, B, K,
     /// A stored task's state as the protocol answers it.
     async fn answer(&self, task: Task, now: Timestamp) -> ProcessAnswer {
         if task.is_timed_out(now) {
-            match pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(ErrorCode::ProcessingTimeout), now).await {
+            match pipeline::end_task(
+                &self.tasks,
+                &self.blobs,
+                &task.id,
+                Outcome::Failed(ErrorCode::ProcessingTimeout),
+                now,
+            )
+            .await
+            {
                 Ok(true) => {
                     warn!("task timed out");
                     return ProcessAnswer::Error(ErrorCode::ProcessingTimeout);
@@ -143,9 +153,10 @@ mod tests {
     use docusnap_core::clock::ManualClock;
     use docusnap_core::config::Limits;
     use docusnap_core::crypto::{generate_private_key_pem, AesKey, ClientWrap, ServerKey};
+    use docusnap_core::env::Memory;
     use docusnap_core::protocol::{ProcessAnswer, ProcessRequest};
     use docusnap_core::store::memory::{MemoryBlobStore, MemoryKeyBindings, MemoryQueue, MemoryTaskStore};
-    use docusnap_core::store::{BlobStore, StoreError};
+    use docusnap_core::store::{BlobStore, PresignedPut, StoreError, UploadUrls};
     use serde_json::json;
 
     use super::*;
@@ -172,7 +183,27 @@ mod tests {
         }
     }
 
-    fn app<B: BlobStore>(blobs: B, pem: &str) -> Upload<MemoryTaskStore, B, MemoryKeyBindings, Arc<ManualClock>, MemoryQueue, MemoryBlobStore> {
+    impl UploadUrls for BrokenBucket {
+        async fn presign_put(&self, _: &str, _: u64, _: &str, _: u64) -> Result<PresignedPut, StoreError> {
+            Err(StoreError::Partial("the bucket is unreachable".into()))
+        }
+    }
+
+    /// The in-memory stores, but the unreachable bucket.
+    enum Unreachable {}
+
+    impl Env for Unreachable {
+        type Tasks = MemoryTaskStore;
+        type Blobs = BrokenBucket;
+        type Keys = MemoryKeyBindings;
+        type Queue = MemoryQueue;
+        type Clock = Arc<ManualClock>;
+    }
+
+    fn app<E>(blobs: E::Blobs, pem: &str) -> Upload<E>
+    where
+        E: Env<Tasks = MemoryTaskStore, Keys = MemoryKeyBindings, Queue = MemoryQueue, Clock = Arc<ManualClock>>,
+    {
         Upload {
             tasks: MemoryTaskStore::default(),
             blobs,
@@ -182,7 +213,6 @@ mod tests {
             limits: Limits::default(),
             v2: crate::V2Api {
                 ocr_queue: MemoryQueue::default(),
-                urls: MemoryBlobStore::default(),
                 callbacks: Default::default(),
                 upload_window_secs: docusnap_core::v2::UPLOAD_WINDOW_SECS,
                 storage_origin: "memory://".into(),
@@ -205,7 +235,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_upload_stores_one_task_and_its_envelope() {
         let pem = generate_private_key_pem().unwrap();
-        let app = app(MemoryBlobStore::default(), &pem);
+        let app = app::<Memory>(MemoryBlobStore::default(), &pem);
         let upload = request(&app.key);
         assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
         assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
@@ -217,7 +247,7 @@ mod tests {
     #[tokio::test]
     async fn an_envelope_that_cannot_be_stored_leaves_no_task() {
         let pem = generate_private_key_pem().unwrap();
-        let app = app(BrokenBucket, &pem);
+        let app = app::<Unreachable>(BrokenBucket, &pem);
         let answer = app.process(request(&app.key)).await;
         assert_eq!(answer, ProcessAnswer::Error(ErrorCode::DatabaseError));
         assert!(app.tasks.is_empty(), "a task without an envelope would never start");

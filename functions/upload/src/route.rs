@@ -108,7 +108,10 @@ impl Route {
 
     /// The `{task_id}` segment of a path this route matched.
     pub fn task_id(path: &str) -> Option<&str> {
-        path.trim_end_matches('/').strip_prefix(ApiVersion::V2.prefix())?.strip_prefix("/tasks/").filter(|id| !id.contains('/'))
+        path.trim_end_matches('/')
+            .strip_prefix(ApiVersion::V2.prefix())?
+            .strip_prefix("/tasks/")
+            .filter(|id| !id.contains('/'))
     }
 
     /// The route `method` and `path` name. v2's routes answer under `/api/v2` only; v1's
@@ -116,7 +119,11 @@ impl Route {
     pub fn parse(method: &Method, path: &str) -> Result<Route, RouteError> {
         let (version, rest) = ApiVersion::ALL
             .iter()
-            .find_map(|v| path.strip_prefix(v.prefix()).filter(|rest| rest.is_empty() || rest.starts_with('/')).map(|rest| (*v, rest)))
+            .find_map(|v| {
+                path.strip_prefix(v.prefix())
+                    .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                    .map(|rest| (*v, rest))
+            })
             .unwrap_or((ApiVersion::V1, path));
         let rest = rest.trim_end_matches('/');
         let matches = |pattern: &str| match pattern.strip_suffix("{task_id}") {
@@ -177,7 +184,10 @@ mod tests {
             assert_eq!(Route::parse(&Method::GET, &format!("{prefix}/check_status")), Ok(Route::CheckStatus));
             assert_eq!(Route::parse(&Method::GET, &format!("{prefix}/public_key")), Ok(Route::PublicKey));
             assert_eq!(Route::parse(&Method::GET, &format!("{prefix}/")), Ok(Route::Page));
-            assert_eq!(Route::parse(&Method::GET, &format!("{prefix}/process")), Err(RouteError::MethodNotAllowed(Route::Process)));
+            assert_eq!(
+                Route::parse(&Method::GET, &format!("{prefix}/process")),
+                Err(RouteError::MethodNotAllowed(Route::Process))
+            );
             assert_eq!(Route::parse(&Method::GET, &format!("{prefix}/nope")), Err(RouteError::NotFound));
         }
         assert_eq!(Route::parse(&Method::GET, "/api/v1x/process"), Err(RouteError::NotFound));
@@ -226,15 +236,21 @@ mod contract {
             .expect("paths")
             .iter()
             .flat_map(|(path, item)| {
-                item.as_object().into_iter().flatten().filter(|(k, _)| *k != "parameters").map(move |(method, _)| (method.to_uppercase(), path.clone()))
+                item.as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| *k != "parameters")
+                    .map(move |(method, _)| (method.to_uppercase(), path.clone()))
             })
             .collect();
-        let served: BTreeSet<(String, String)> = Route::ALL.iter().map(|r| (r.spec().1.to_string(), documented_path(*r))).collect();
+        let served: BTreeSet<(String, String)> =
+            Route::ALL.iter().map(|r| (r.spec().1.to_string(), documented_path(*r))).collect();
         assert_eq!(documented, served);
         // And each documented path, with a concrete id, reaches its own route.
         for (method, path) in &documented {
             let concrete = path.replace("{task_id}", "doc_00112233445566778899aabbccddeeff");
-            let route = Route::parse(&method.parse().unwrap(), &concrete).unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+            let route =
+                Route::parse(&method.parse().unwrap(), &concrete).unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
             assert_eq!(&documented_path(route), path);
         }
     }
@@ -246,7 +262,9 @@ mod contract {
         for code in codes {
             assert!(docusnap_core::ErrorCode::parse(code.as_str().unwrap()).is_some(), "{code}");
         }
-        for v2_only in ["UNAUTHORIZED", "UPLOAD_EXPIRED", "PAGE_MISMATCH", "PAGE_AUTHENTICATION_FAILED", "CALLBACK_URL_REFUSED"] {
+        for v2_only in
+            ["UNAUTHORIZED", "UPLOAD_EXPIRED", "PAGE_MISMATCH", "PAGE_AUTHENTICATION_FAILED", "CALLBACK_URL_REFUSED"]
+        {
             assert!(codes.iter().any(|c| c == v2_only), "{v2_only} is documented");
         }
     }

@@ -3,23 +3,24 @@
 //! presigned URL bound to its size and checksum, the OCR function counts the arrivals, and
 //! the client reads the task with its bearer token.
 
-use docusnap_core::clock::Clock;
+use std::collections::BTreeMap;
+
+use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::limits::PROCESSING_TIMEOUT_SECS;
 use docusnap_core::pipeline;
-use docusnap_core::store::{BlobStore, Created, KeyBindings, Outcome, Queue, StoreError, TaskStore, UploadUrls};
+use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, TaskStore, UploadUrls, V2TaskStore};
 use docusnap_core::task::{Progress, Stage, Task, TaskState};
-use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Manifest, Part, Refusal, V2Event, V2Message, V2Record, V2TaskId};
-use docusnap_core::{ErrorCode, TaskType};
-use serde_json::{json, Value};
+use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Manifest, Part, V2Event, V2Message, V2Record, V2TaskId};
+use docusnap_core::{Env, ErrorCode, Failure, TaskType};
+use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::Upload;
 
 /// What v2 needs besides v1's state: the OCR queue (the upload deadline's delayed message,
-/// a fill task's start), presigned uploads, and the callback URL policy.
-pub struct V2Api<Q, U> {
+/// a fill task's start) and the callback URL policy.
+pub struct V2Api<Q> {
     pub ocr_queue: Q,
-    pub urls: U,
     pub callbacks: CallbackPolicy,
     /// [`v2::UPLOAD_WINDOW_SECS`] deployed; shorter in tests of the deadline.
     pub upload_window_secs: i64,
@@ -34,46 +35,133 @@ pub fn origin_of(url: &str) -> Option<String> {
     Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
 
-/// An answer: status and JSON body.
-pub type Answer = (u16, Value);
-
-fn refused(refusal: Refusal) -> Answer {
-    (refusal.status(), json!({"error": {"code": refusal.code, "message": refusal.message}}))
+/// Every answer of v2's task routes, each the schema of the same name in `openapi.json`
+/// (a test validates each against it).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum V2Answer {
+    /// 201 to `POST /api/v2/tasks`.
+    Created(CreatedTask),
+    /// 200 to `GET /api/v2/tasks/{task_id}`.
+    Task(TaskView),
+    /// 200 to `DELETE /api/v2/tasks/{task_id}`.
+    Deleted(Deleted),
+    /// A refusal, with the status its code has in v2.
+    Error(ErrorAnswer),
 }
 
-fn error(code: ErrorCode, message: &str) -> Answer {
-    refused(Refusal::new(code, message))
+impl V2Answer {
+    pub fn status(&self) -> u16 {
+        match self {
+            V2Answer::Created(_) => 201,
+            V2Answer::Task(_) | V2Answer::Deleted(_) => 200,
+            V2Answer::Error(answer) => v2::status_of(answer.error.code),
+        }
+    }
 }
 
-impl<T, B, K, C, Q, U> Upload<T, B, K, C, Q, U>
-where
-    T: TaskStore,
-    B: BlobStore,
-    K: KeyBindings,
-    C: Clock,
-    Q: Queue,
-    U: UploadUrls,
-{
+impl From<Failure> for V2Answer {
+    fn from(failure: Failure) -> Self {
+        V2Answer::Error(ErrorAnswer { error: ErrorBody { code: failure.code, message: failure.reason } })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedTask {
+    pub task_id: String,
+    pub token: String,
+    pub status: &'static str,
+    pub stage: &'static str,
+    pub upload_deadline: Timestamp,
+    pub uploads: Vec<PageUpload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
+}
+
+/// One page's presigned PUT (`Upload` in the contract).
+#[derive(Debug, Serialize)]
+pub struct PageUpload {
+    pub page: usize,
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: Timestamp,
+}
+
+/// A task as `GET` shows it (`Task` in the contract).
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    pub task_id: String,
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    pub status: &'static str,
+    pub stage: &'static str,
+    pub pages: PageCounts,
+    pub created_at: Timestamp,
+    pub upload_deadline: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extractor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PageCounts {
+    pub expected: usize,
+    pub arrived: usize,
+    pub read: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub task_id: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorAnswer {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Storage failed: logged with its cause, answered with a retryable code.
+fn storage_failed(what: &str) -> impl FnOnce(StoreError) -> Failure + '_ {
+    move |e| {
+        error!(error = %e, "{what} failed");
+        Failure::new(ErrorCode::DatabaseError, "storage is unavailable; try again")
+    }
+}
+
+impl<E: Env> Upload<E> {
     /// `POST /api/v2/tasks`.
-    pub async fn create_task(&self, body: &[u8]) -> Answer {
+    pub async fn create_task(&self, body: &[u8]) -> V2Answer {
         match self.try_create(body).await {
-            Ok(answer) => answer,
-            Err(refusal) => {
-                info!(code = %refusal.code, why = %refusal.message, "v2 task refused");
-                refused(refusal)
+            Ok(created) => V2Answer::Created(created),
+            Err(failure) => {
+                info!(code = %failure.code, why = %failure.reason, "v2 task refused");
+                failure.into()
             }
         }
     }
 
-    async fn try_create(&self, body: &[u8]) -> Result<Answer, Refusal> {
+    async fn try_create(&self, body: &[u8]) -> Result<CreatedTask, Failure> {
         let request = CreateRequest::parse(body)?;
         let callback_url = request.callback_url.as_deref().map(|url| self.v2.callbacks.check_url(url)).transpose()?;
-        let key = self
-            .key
-            .unwrap_aes_key(&request.key)
-            .map_err(|_| Refusal::new(ErrorCode::RsaDecryptionFailed, "`key` does not unwrap with the server key (RSA-OAEP, SHA-256)"))?;
+        let key = self.key.unwrap_aes_key(&request.key).map_err(|_| {
+            Failure::new(
+                ErrorCode::RsaDecryptionFailed,
+                "`key` does not unwrap with the server key (RSA-OAEP, SHA-256)",
+            )
+        })?;
         let id = V2TaskId::for_key(request.task_type, &request.key)
-            .ok_or_else(|| Refusal::new(ErrorCode::RsaDecryptionFailed, "`key` is not base64"))?;
+            .ok_or_else(|| Failure::new(ErrorCode::RsaDecryptionFailed, "`key` is not base64"))?;
         // The sealed parts are checked now, so that a task that cannot be read is refused
         // here rather than failing later.
         if let Some(library) = &request.library {
@@ -82,18 +170,12 @@ where
         if let Some(form) = &request.form {
             v2::open_object(&key, &id, Part::Form, form)?;
         }
-        let store_error = |what: &str| {
-            let what = what.to_owned();
-            move |e: docusnap_core::store::StoreError| {
-                error!(error = %e, "{what} failed");
-                Refusal::new(ErrorCode::DatabaseError, "storage is unavailable; try again")
-            }
-        };
-        let token = v2::new_secret().map_err(|_| Refusal::new(ErrorCode::ProcessingError, "no randomness"))?;
+        let no_randomness = |_| Failure::new(ErrorCode::ProcessingError, "no randomness");
+        let token = v2::new_secret().map_err(no_randomness)?;
         let callback = match &callback_url {
             Some(url) => Some(v2::Callback {
                 url: url.to_string(),
-                secret: v2::new_secret().map_err(|_| Refusal::new(ErrorCode::ProcessingError, "no randomness"))?,
+                secret: docusnap_core::secret::Secret::new(v2::new_secret().map_err(no_randomness)?),
             }),
             None => None,
         };
@@ -113,81 +195,110 @@ where
             upload_deadline: deadline,
             callback: callback.clone(),
         };
-        if self.tasks.create_v2(&task, &record).await.map_err(store_error("creating the task"))? != Created::New {
+        if self.tasks.create_v2(&task, &record).await.map_err(storage_failed("creating the task"))? != Created::New {
             // The id is the wrapped key's: this key has started a task already.
-            return Err(Refusal::new(ErrorCode::KeyAlreadyUsed, "this wrapped key has created a task already; make a fresh key for each task"));
+            return Err(Failure::new(
+                ErrorCode::KeyAlreadyUsed,
+                "this wrapped key has created a task already; make a fresh key for each task",
+            ));
         }
         // Everything after the item: on a failure the item and manifest go again, so that the
         // client's retry with the same key creates the task afresh.
-        let uploads = match self.start_task(&id, &request.pages, Manifest { key: request.key.clone(), pages: request.pages.clone(), library: request.library, form: request.form }, window, deadline).await {
+        let uploads = match self
+            .start_task(
+                &id,
+                &request.pages,
+                Manifest {
+                    key: request.key.clone(),
+                    pages: request.pages.clone(),
+                    library: request.library,
+                    form: request.form,
+                },
+                window,
+                deadline,
+            )
+            .await
+        {
             Ok(uploads) => uploads,
             Err(e) => {
                 let _ = self.blobs.delete(&[id.manifest_key()]).await;
                 let _ = self.tasks.delete(&task.id).await;
-                return Err(store_error("starting the task")(e));
+                return Err(storage_failed("starting the task")(e));
             }
         };
         info!(task = %id, pages = request.pages.len(), callback = callback.is_some(), "v2 task created");
-        let mut answer = json!({
-            "task_id": id.to_string(),
-            "token": token,
-            "status": "processing",
-            "stage": stage_name(if has_pages { Some(Stage::Receiving) } else { Some(Stage::Uploaded) }),
-            "upload_deadline": deadline,
-            "uploads": uploads,
-        });
-        if let Some(callback) = callback {
-            answer["callback_secret"] = Value::String(callback.secret);
-        }
-        Ok((201, answer))
+        Ok(CreatedTask {
+            task_id: id.to_string(),
+            token,
+            status: "processing",
+            stage: stage_name(if has_pages { Some(Stage::Receiving) } else { Some(Stage::Uploaded) }),
+            upload_deadline: deadline,
+            uploads,
+            callback_secret: callback.map(|c| c.secret.expose().to_owned()),
+        })
     }
 
     /// The manifest (written after the item, so that a second create with the same key
     /// cannot replace a task's), one presigned PUT per page, and the deadline's delayed
     /// message (a fill task's start).
-    async fn start_task(&self, id: &V2TaskId, pages: &[v2::PageSpec], manifest: Manifest, window: i64, deadline: i64) -> Result<Vec<Value>, StoreError> {
+    async fn start_task(
+        &self, id: &V2TaskId, pages: &[v2::PageSpec], manifest: Manifest, window: i64, deadline: i64,
+    ) -> Result<Vec<PageUpload>, StoreError> {
         let manifest = serde_json::to_vec(&manifest).map_err(|e| StoreError::Malformed(e.to_string()))?;
         self.blobs.put(&id.manifest_key(), manifest, "application/json").await?;
         let mut uploads = Vec::with_capacity(pages.len());
         for (index, page) in pages.iter().enumerate() {
-            let put = self.v2.urls.presign_put(&id.page_key(index), page.size, &page.sha256_base64(), window as u64).await?;
-            uploads.push(json!({"page": index, "method": put.method, "url": put.url, "headers": signed_headers(&put), "expires_at": deadline}));
+            let put =
+                self.blobs.presign_put(&id.page_key(index), page.size, &page.sha256_base64(), window as u64).await?;
+            let headers = signed_headers(&put);
+            uploads.push(PageUpload { page: index, method: put.method, url: put.url, headers, expires_at: deadline });
         }
         // The deadline's message comes back when the window closes (the OCR function puts
         // it back until the grace has passed too); a fill task starts now.
         let (event, delay) = if pages.is_empty() { (V2Event::Start, 0) } else { (V2Event::UploadDeadline, window) };
-        let message = serde_json::to_string(&V2Message { v2_task: id.to_string(), event }).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let message = serde_json::to_string(&V2Message { v2_task: id.to_string(), event })
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
         self.v2.ocr_queue.send_delayed(&message, delay as u32).await?;
         Ok(uploads)
     }
 
     /// The task the path and bearer token name, or the answer that refuses them.
-    async fn authorised(&self, task_id: Option<&str>, bearer: Option<&str>) -> Result<(V2TaskId, Task, V2Record), Answer> {
-        let not_found = || error(ErrorCode::TaskNotFound, "no such task (it may have expired: tasks are kept a day after their last read)");
-        let id = task_id.and_then(V2TaskId::parse).ok_or_else(not_found)?;
-        let (task, record) = match self.tasks.get_v2(&id.task_id(), self.clock.now()).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Err(not_found()),
-            Err(e) => {
-                error!(error = %e, "reading a v2 task failed");
-                return Err(error(ErrorCode::DatabaseError, "storage is unavailable; try again"));
-            }
+    async fn authorised(
+        &self, task_id: Option<&str>, bearer: Option<&str>,
+    ) -> Result<(V2TaskId, Task, V2Record), Failure> {
+        let not_found = || {
+            Failure::new(
+                ErrorCode::TaskNotFound,
+                "no such task (it may have expired: tasks are kept a day after their last read)",
+            )
         };
+        let id = task_id.and_then(V2TaskId::parse).ok_or_else(not_found)?;
+        let (task, record) = self
+            .tasks
+            .get_v2(&id.task_id(), self.clock.now())
+            .await
+            .map_err(storage_failed("reading a v2 task"))?
+            .ok_or_else(not_found)?;
         match bearer {
             Some(token) if v2::token_matches(&record.token_digest, token) => Ok((id, task, record)),
-            _ => Err(error(ErrorCode::Unauthorized, "the Authorization header must be `Bearer <this task's token>`")),
+            _ => Err(Failure::new(
+                ErrorCode::Unauthorized,
+                "the Authorization header must be `Bearer <this task's token>`",
+            )),
         }
     }
 
     /// `GET /api/v2/tasks/{task_id}`.
-    pub async fn get_task(&self, task_id: Option<&str>, bearer: Option<&str>) -> Answer {
+    pub async fn get_task(&self, task_id: Option<&str>, bearer: Option<&str>) -> V2Answer {
         let (id, task, record) = match self.authorised(task_id, bearer).await {
             Ok(found) => found,
-            Err(answer) => return answer,
+            Err(failure) => return failure.into(),
         };
         let now = self.clock.now();
         let overdue = match task.state.stage() {
-            Some(Stage::Receiving) if now >= record.upload_deadline + v2::upload_grace_secs(record.upload_deadline - task.created_at) => {
+            Some(Stage::Receiving)
+                if now >= record.upload_deadline + v2::upload_grace_secs(record.upload_deadline - task.created_at) =>
+            {
                 Some(ErrorCode::UploadExpired)
             }
             Some(_) if now >= record.upload_deadline + PROCESSING_TIMEOUT_SECS => Some(ErrorCode::ProcessingTimeout),
@@ -195,7 +306,8 @@ where
         };
         let task = match overdue {
             Some(code) => {
-                if let Err(e) = pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(code), now).await {
+                if let Err(e) = pipeline::end_task(&self.tasks, &self.blobs, &task.id, Outcome::Failed(code), now).await
+                {
                     error!(error = %e, "ending an overdue task failed");
                 }
                 match self.tasks.get(&task.id, now).await {
@@ -212,28 +324,25 @@ where
             }
             None => task,
         };
-        (200, task_answer(&id, &task, &record))
+        V2Answer::Task(task_view(&id, &task, &record))
     }
 
     /// `DELETE /api/v2/tasks/{task_id}`: the task and every object of it.
-    pub async fn delete_task(&self, task_id: Option<&str>, bearer: Option<&str>) -> Answer {
+    pub async fn delete_task(&self, task_id: Option<&str>, bearer: Option<&str>) -> V2Answer {
         let (id, task, _) = match self.authorised(task_id, bearer).await {
             Ok(found) => found,
-            Err(answer) => return answer,
+            Err(failure) => return failure.into(),
         };
         let removed = async {
             self.blobs.delete_prefix(&task.id.object_prefix()).await?;
             self.tasks.delete(&task.id).await
         };
-        match removed.await {
+        match removed.await.map_err(storage_failed("deleting a v2 task")) {
             Ok(()) => {
                 info!(task = %id, "v2 task deleted");
-                (200, json!({"task_id": id.to_string(), "deleted": true}))
+                V2Answer::Deleted(Deleted { task_id: id.to_string(), deleted: true })
             }
-            Err(e) => {
-                error!(error = %e, "deleting a v2 task failed");
-                error(ErrorCode::DatabaseError, "storage is unavailable; try again")
-            }
+            Err(failure) => failure.into(),
         }
     }
 }
@@ -242,7 +351,7 @@ where
 /// (`X-Amz-SignedHeaders`), but `host` and `content-length`, which any HTTP client sets
 /// itself (a browser may not set them). A header the SDK adds unsigned (a trace id) is
 /// left out: the bucket's CORS rule would refuse it from a browser.
-fn signed_headers(put: &docusnap_core::store::PresignedPut) -> serde_json::Map<String, Value> {
+fn signed_headers(put: &docusnap_core::store::PresignedPut) -> BTreeMap<String, String> {
     let signed: Vec<String> = put
         .url
         .split_once('?')
@@ -250,7 +359,13 @@ fn signed_headers(put: &docusnap_core::store::PresignedPut) -> serde_json::Map<S
         .unwrap_or_default()
         .split('&')
         .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))
-        .map(|list| percent_encoding::percent_decode_str(list).decode_utf8_lossy().split(';').map(str::to_ascii_lowercase).collect())
+        .map(|list| {
+            percent_encoding::percent_decode_str(list)
+                .decode_utf8_lossy()
+                .split(';')
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
         .unwrap_or_default();
     put.headers
         .iter()
@@ -258,7 +373,7 @@ fn signed_headers(put: &docusnap_core::store::PresignedPut) -> serde_json::Map<S
             let name = name.to_ascii_lowercase();
             signed.contains(&name) && name != "host" && name != "content-length"
         })
-        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .map(|(name, value)| (name.clone(), value.clone()))
         .collect()
 }
 
@@ -272,28 +387,31 @@ fn stage_name(stage: Option<Stage>) -> &'static str {
     }
 }
 
-fn task_answer(id: &V2TaskId, task: &Task, record: &V2Record) -> Value {
-    let mut answer = json!({
-        "task_id": id.to_string(),
-        "type": task.id.task_type,
-        "status": task.status().as_str(),
-        "stage": stage_name(task.state.stage()),
-        "pages": {"expected": record.pages, "arrived": record.arrived, "read": record.read},
-        "created_at": task.created_at,
-        "upload_deadline": record.upload_deadline,
-    });
-    match &task.state {
-        TaskState::Completed { result, extractor } => {
-            answer["result"] = Value::String(result.clone());
-            answer["extractor"] = Value::String(extractor.to_string());
+fn task_view(id: &V2TaskId, task: &Task, record: &V2Record) -> TaskView {
+    // A fill task has no pages of its own.
+    let pages = match task.id.task_type {
+        TaskType::Fill => PageCounts { expected: 0, arrived: 0, read: 0 },
+        _ => PageCounts { expected: record.pages, arrived: record.arrived, read: record.read },
+    };
+    let (result, extractor, error) = match &task.state {
+        TaskState::Completed { result, extractor } => (Some(result.clone()), Some(extractor.to_string()), None),
+        TaskState::Failed { code } => {
+            (None, None, Some(ErrorBody { code: *code, message: failure_message(*code).to_owned() }))
         }
-        TaskState::Failed { code } => answer["error"] = json!({"code": code, "message": failure_message(*code)}),
-        TaskState::Processing { .. } => {}
+        TaskState::Processing { .. } => (None, None, None),
+    };
+    TaskView {
+        task_id: id.to_string(),
+        task_type: task.id.task_type,
+        status: task.status().as_str(),
+        stage: stage_name(task.state.stage()),
+        pages,
+        created_at: task.created_at,
+        upload_deadline: record.upload_deadline,
+        result,
+        extractor,
+        error,
     }
-    if task.id.task_type == TaskType::Fill {
-        answer["pages"] = json!({"expected": 0, "arrived": 0, "read": 0});
-    }
-    answer
 }
 
 /// A sentence for each code a v2 task can end with.
@@ -336,7 +454,10 @@ mod tests {
     #[test]
     fn origins_are_scheme_host_and_port() {
         assert_eq!(origin_of("http://127.0.0.1:4566/bucket/k?x=1").as_deref(), Some("http://127.0.0.1:4566"));
-        assert_eq!(origin_of("https://b.s3.eu-west-1.amazonaws.com/k").as_deref(), Some("https://b.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(
+            origin_of("https://b.s3.eu-west-1.amazonaws.com/k").as_deref(),
+            Some("https://b.s3.eu-west-1.amazonaws.com")
+        );
         assert_eq!(origin_of("not a url"), None);
     }
 }

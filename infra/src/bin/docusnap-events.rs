@@ -26,7 +26,8 @@ use anyhow::{bail, Context, Result};
 use docusnap_infra::events::{http_function, locate_queues, mappings, Invoke, Runner};
 use docusnap_infra::runtime::{read_env_file, Environments, FunctionSpec, Launch};
 
-const USAGE: &str = "usage: docusnap-events ((--run DIR | --images TAG) --env-file FILE [--function-log FILE] [--http PORT] \
+const USAGE: &str =
+    "usage: docusnap-events ((--run DIR | --images TAG) --env-file FILE [--function-log FILE] [--http PORT] \
 [--label NAME] | --invoke URL) [--template FILE] [--prefix NAME] [--retry-after SECONDS] [--concurrency N|BINARY=N] \
 [--deliver-twice] [--time-scale K]";
 
@@ -36,7 +37,8 @@ async fn main() -> Result<()> {
     let mut template_path = PathBuf::from("template.yaml");
     let mut prefix = String::from("docusnap");
     let (mut invoke_base, mut run_dir, mut env_file, mut function_log) = (None, None::<PathBuf>, None::<PathBuf>, None);
-    let (mut images, mut label, mut http_port) = (None::<String>, format!("events-{}", std::process::id()), None::<u16>);
+    let (mut images, mut label, mut http_port) =
+        (None::<String>, format!("events-{}", std::process::id()), None::<u16>);
     let (mut retry_after, mut deliver_twice, mut time_scale) = (None, false, 1u32);
     let mut concurrency: HashMap<String, usize> = HashMap::new();
     let mut args = std::env::args().skip(1);
@@ -93,9 +95,18 @@ async fn main() -> Result<()> {
         let (binary, timeout, memory_mb) =
             http_function(&template, &root)?.context("--http: no function in the template has HttpApi events")?;
         let launch = launch(&binary).with_context(|| format!("--http needs --run or --images\n{USAGE}"))?;
-        let spec = FunctionSpec { name: binary.clone(), launch, env: env.clone(), timeout, memory_mb, log: function_log.clone() };
+        let spec = FunctionSpec {
+            name: binary.clone(),
+            launch,
+            env: env.clone(),
+            timeout,
+            memory_mb,
+            log: function_log.clone(),
+        };
         let cap = concurrency.get(&binary).or(concurrency.get("")).copied().unwrap_or(1).max(1);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("listening on port {port}"))?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("listening on port {port}"))?;
         tracing::info!(function = %binary, port, concurrency = cap, "serving the HTTP API");
         _http = Some(tokio::spawn(docusnap_infra::gateway::serve(listener, Arc::new(Environments::new(spec, cap)))));
     }

@@ -123,12 +123,22 @@ mod tests {
 
         let page = BatchDocument::of_object("batch/trip/2.png").unwrap();
         assert_eq!(page, BatchDocument::Folder { prefix: "batch/trip/".into() });
-        assert!(page.has_page("batch/trip/1.jpg") && page.has_page("batch/trip/3.PDF") && !page.has_page("batch/trip/result.json"));
+        assert!(
+            page.has_page("batch/trip/1.jpg")
+                && page.has_page("batch/trip/3.PDF")
+                && !page.has_page("batch/trip/result.json")
+        );
         assert!(!page.has_page("batch/trip/day2/1.jpg"), "a subfolder is its own document");
         let id = TaskId::new(page.client_id(), TaskType::Doc, "ab");
         assert_eq!(result_key(&id).as_deref(), Some("batch/trip/result.json"));
 
-        for not_a_page in ["batch/trip/result.json", "batch/receipt.result.json", "batch/", "tasks/x/doc/ab/envelope.json", "batch/notes.txt"] {
+        for not_a_page in [
+            "batch/trip/result.json",
+            "batch/receipt.result.json",
+            "batch/",
+            "tasks/x/doc/ab/envelope.json",
+            "batch/notes.txt",
+        ] {
             assert_eq!(BatchDocument::of_object(not_a_page), None, "{not_a_page}");
         }
         assert!(!is_batch(&TaskId::new(ClientId::parse("phone").unwrap(), TaskType::Doc, "ab")));

@@ -61,7 +61,7 @@ error_codes! {
     KeyAlreadyUsed = "KEY_ALREADY_USED",
     /// New: the client has [`crate::limits::MAX_TASKS_IN_FLIGHT`] tasks processing already.
     TooManyTasks = "TOO_MANY_TASKS",
-    // v2 only (docs/openapi.json lists them with their HTTP statuses).
+    // v2 only (functions/upload/openapi.json lists them with their HTTP statuses).
     /// v2: no task token, or not this task's.
     Unauthorized = "UNAUTHORIZED",
     /// v2: not every page arrived before the task's upload deadline, or one arrived after.
@@ -89,7 +89,6 @@ impl Serialize for ErrorCode {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +99,22 @@ mod tests {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
         }
         assert_eq!(ErrorCode::parse("NO_SUCH_CODE"), None);
+    }
+}
+
+/// Why a request is refused or a task ends: the code the client sees and a sentence for
+/// the developer (v2 answers it; v1 and the logs keep the code alone). The one failure
+/// type every stage returns, so a code is chosen where the fault is found and mapped to
+/// an answer once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
     }
 }

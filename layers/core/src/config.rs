@@ -1,7 +1,11 @@
-//! Configuration from environment variables. Every variable is documented in the README's
-//! configuration table; names are constants here so code and docs agree.
+//! Configuration from environment variables, in one place: [`REGISTRY`] names every
+//! variable any function reads, with its default, its meaning and its readers (the
+//! configuration page, docs/configuration.md, is checked against it by a test). Each
+//! function parses its part once at start-up, and a bad value stops the start with a
+//! sentence that names the variable: no silent default.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::limits::{MAX_IMAGE_BYTES, MAX_PAGES, MAX_TASKS_IN_FLIGHT};
 
@@ -10,13 +14,9 @@ pub mod var {
     pub const UPLOADS_BUCKET: &str = "DOCUSNAP_UPLOADS_BUCKET";
     pub const EXTRACT_QUEUE_URL: &str = "DOCUSNAP_EXTRACT_QUEUE_URL";
     pub const KEYS_TABLE: &str = "DOCUSNAP_KEYS_TABLE";
-    /// The OCR queue: the OCR function's fan-out, and v2's deadline and start messages.
     pub const OCR_QUEUE_URL: &str = "DOCUSNAP_OCR_QUEUE_URL";
-    /// The callback queue, which every function that ends a v2 task writes to.
     pub const CALLBACK_QUEUE_URL: &str = "DOCUSNAP_CALLBACK_QUEUE_URL";
-    /// v2's upload window in seconds (at most 900, the default): shorter in tests.
     pub const V2_UPLOAD_WINDOW_SECS: &str = "DOCUSNAP_V2_UPLOAD_WINDOW_SECS";
-    /// `true` lets callbacks go to loopback over plain HTTP: local runs and tests only.
     pub const V2_CALLBACK_ALLOW_LOOPBACK: &str = "DOCUSNAP_V2_CALLBACK_ALLOW_LOOPBACK";
     pub const RSA_KEY_PATH: &str = "DOCUSNAP_RSA_KEY_PATH";
     pub const RSA_KEY_SECRET_ID: &str = "DOCUSNAP_RSA_KEY_SECRET_ID";
@@ -24,8 +24,106 @@ pub mod var {
     pub const MAX_PAGES: &str = "DOCUSNAP_MAX_PAGES";
     pub const MAX_IMAGE_BYTES: &str = "DOCUSNAP_MAX_IMAGE_BYTES";
     pub const MAX_TASKS_IN_FLIGHT: &str = "DOCUSNAP_MAX_TASKS_IN_FLIGHT";
+    pub const OCR_GROUP_PAGES: &str = "DOCUSNAP_OCR_GROUP_PAGES";
+    pub const OCR_MAX_RECEIVES: &str = "DOCUSNAP_OCR_MAX_RECEIVES";
+    pub const OCR_DEAD_LETTER_QUEUE_ARN: &str = "DOCUSNAP_OCR_DEAD_LETTER_QUEUE_ARN";
+    pub const EXTRACT_DEAD_LETTER_QUEUE_ARN: &str = "DOCUSNAP_EXTRACT_DEAD_LETTER_QUEUE_ARN";
+    pub const CALLBACK_DEAD_LETTER_QUEUE_ARN: &str = "DOCUSNAP_CALLBACK_DEAD_LETTER_QUEUE_ARN";
+    pub const FUNCTION_TIMEOUT_SECS: &str = "DOCUSNAP_FUNCTION_TIMEOUT_SECS";
+    pub const LOG_FORMAT: &str = "DOCUSNAP_LOG_FORMAT";
     /// Read by the AWS SDK itself; named here because it also decides path-style S3.
     pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+}
+
+/// A function that reads a variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    Upload,
+    Ocr,
+    Extract,
+    Callback,
+}
+
+impl Reader {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reader::Upload => "upload",
+            Reader::Ocr => "ocr",
+            Reader::Extract => "extract",
+            Reader::Callback => "callback",
+        }
+    }
+}
+
+/// One environment variable.
+#[derive(Clone, Copy, Debug)]
+pub struct Variable {
+    pub name: &'static str,
+    /// What applies when it is unset, in words.
+    pub default: &'static str,
+    pub meaning: &'static str,
+    pub read_by: &'static [Reader],
+}
+
+const ALL: &[Reader] = &[Reader::Upload, Reader::Ocr, Reader::Extract, Reader::Callback];
+const SEALED: &[Reader] = &[Reader::Upload, Reader::Ocr, Reader::Extract];
+
+macro_rules! variables {
+    ($( $name:expr, $default:expr, $readers:expr, $meaning:expr; )*) => {
+        &[$( Variable { name: $name, default: $default, read_by: $readers, meaning: $meaning }, )*]
+    };
+}
+
+/// Every variable a function reads. The OCR engine's and the LLM client's are named here
+/// too (their crates know nothing of this one; a test holds the names equal).
+pub const REGISTRY: &[Variable] = variables![
+    var::TASKS_TABLE, "required", ALL, "DynamoDB task table";
+    var::UPLOADS_BUCKET, "required", ALL, "S3 uploads bucket";
+    var::RSA_KEY_SECRET_ID, "unset", SEALED, "Secrets Manager secret whose string is the server's RSA private key PEM (production)";
+    var::RSA_KEY_PATH, "required without a secret id", SEALED, "file with the server's RSA private key PEM (PKCS#8 or PKCS#1)";
+    var::KEYS_TABLE, "required", &[Reader::Upload], "DynamoDB table binding each wrapped key to its first content";
+    var::OCR_QUEUE_URL, "required (upload); unset: no fan-out (ocr)", &[Reader::Upload, Reader::Ocr], "the OCR queue: v2's deadline and start messages, the OCR function's page groups";
+    var::EXTRACT_QUEUE_URL, "required", &[Reader::Ocr], "the queue the OCR function tells which tasks are read";
+    var::CALLBACK_QUEUE_URL, "unset: no retry backoff", &[Reader::Callback], "the callback queue, to set a failed delivery's backoff";
+    var::MAX_PAGES, "20", SEALED, "pages per task, at most 20";
+    var::MAX_IMAGE_BYTES, "20971520", SEALED, "decoded bytes per page image, at most 20 MiB";
+    var::MAX_TASKS_IN_FLIGHT, "10", SEALED, "a client's tasks processing at once, at most 10";
+    var::V2_UPLOAD_WINDOW_SECS, "900", &[Reader::Upload], "v2's upload window in seconds, 1 to 900 (shorter in tests)";
+    var::V2_CALLBACK_ALLOW_LOOPBACK, "false", &[Reader::Upload, Reader::Callback], "`true` lets callbacks go to loopback over plain HTTP: local runs and tests only";
+    var::OCR_GROUP_PAGES, "4", &[Reader::Ocr], "pages one invocation reads before a task is fanned out into page groups";
+    var::OCR_MAX_RECEIVES, "3", &[Reader::Ocr], "the OCR queue's `maxReceiveCount`: on a message's last receive its task ends with `OCR_FAILURE`";
+    var::OCR_DEAD_LETTER_QUEUE_ARN, "unset", &[Reader::Ocr], "the OCR dead-letter queue, whose messages end their tasks with `OCR_FAILURE`";
+    var::EXTRACT_DEAD_LETTER_QUEUE_ARN, "unset", &[Reader::Extract], "the extract dead-letter queue, whose messages end their tasks with `PROCESSING_ERROR`";
+    var::CALLBACK_DEAD_LETTER_QUEUE_ARN, "unset", &[Reader::Callback], "the callback dead-letter queue: callbacks given up on, logged and counted";
+    var::FUNCTION_TIMEOUT_SECS, "300", &[Reader::Extract], "the function's own timeout, used when an invocation's deadline is unusable";
+    "DOCUSNAP_ORT_LIB", "found beside the binary or under models/", &[Reader::Ocr], "ONNX Runtime's shared library";
+    "DOCUSNAP_PDFIUM_LIB", "found beside the binary or under models/", &[Reader::Ocr], "PDFium's shared library";
+    "DOCUSNAP_MODELS_DIR", "found beside the binary or under models/", &[Reader::Ocr], "the folder holding the model sets";
+    "DOCUSNAP_OCR_MODELS", "pp-ocrv6-small", &[Reader::Ocr], "the OCR model set: `pp-ocrv6-small` or `pp-ocrv4`";
+    "DOCUSNAP_OCR_THREADS", "the CPUs the process may use", &[Reader::Ocr], "ONNX Runtime threads, and pages read at once";
+    "DOCUSNAP_OCR_DET_LONG_SIDE", "the model set's", &[Reader::Ocr], "the detector's longest side in pixels, 1024 to its maximum";
+    "DOCUSNAP_LLM_PROVIDER", "zhipu (with no key, the rules answer)", &[Reader::Extract], "`zhipu`, `openai` (any OpenAI-compatible server) `bedrock`, or `none` for the rules";
+    "DOCUSNAP_LLM_BASE_URL", "the provider's", &[Reader::Extract], "the chat completions endpoint's base URL";
+    "DOCUSNAP_LLM_MODEL", "the provider's", &[Reader::Extract], "the model name";
+    "DOCUSNAP_LLM_API_KEY", "unset", &[Reader::Extract], "the API key (local runs; a secret id in production)";
+    "DOCUSNAP_LLM_API_KEY_SECRET_ID", "unset", &[Reader::Extract], "Secrets Manager secret holding the API key";
+    "DOCUSNAP_LLM_TIMEOUT_SECS", "the client's", &[Reader::Extract], "one LLM call's timeout";
+    "DOCUSNAP_LLM_BUDGET_SECS", "the client's", &[Reader::Extract], "all LLM calls of one task, retries included";
+    "DOCUSNAP_LLM_FALLBACK", "true", &[Reader::Extract], "whether the rules answer when the LLM fails";
+    var::S3_FORCE_PATH_STYLE, "on when `AWS_ENDPOINT_URL` is set", ALL, "path-style S3 addressing";
+    var::AWS_ENDPOINT_URL, "AWS", ALL, "endpoint override for every AWS client (moto locally)";
+    var::LOG_FORMAT, "`json` on Lambda, `text` elsewhere", ALL, "log format, `json` or `text`";
+    "RUST_LOG", "info", ALL, "log filter";
+];
+
+/// The variable's entry (tests; a name not in the registry is a defect).
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    REGISTRY.iter().find(|v| v.name == name)
+}
+
+/// The process environment as a lookup: unset and empty are alike.
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +173,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(env_lookup)
     }
 
     /// Reads the configuration through `lookup`, so tests need not touch the process
@@ -109,6 +207,117 @@ impl Config {
     }
 }
 
+/// The upload function's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    pub keys_table: String,
+    pub ocr_queue_url: String,
+    pub upload_window_secs: i64,
+    pub allow_loopback: bool,
+}
+
+impl UploadSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let window = crate::v2::UPLOAD_WINDOW_SECS as u64;
+        Ok(Self {
+            keys_table: lookup(var::KEYS_TABLE).ok_or(ConfigError::Missing(var::KEYS_TABLE))?,
+            ocr_queue_url: lookup(var::OCR_QUEUE_URL).ok_or(ConfigError::Missing(var::OCR_QUEUE_URL))?,
+            upload_window_secs: parse_number(&lookup, var::V2_UPLOAD_WINDOW_SECS, 1..=window, window)? as i64,
+            allow_loopback: parse_flag(&lookup, var::V2_CALLBACK_ALLOW_LOOPBACK)?,
+        })
+    }
+}
+
+/// Pages one OCR invocation reads before a task is fanned out: four receipts take about
+/// 4 s, four dense statement pages about 10 s, on the template's 1.7 vCPUs, so a long
+/// document spreads wide while a photo or two never pays for a second invocation.
+pub const DEFAULT_GROUP_PAGES: usize = 4;
+/// The OCR queue's `maxReceiveCount` in template.yaml.
+pub const DEFAULT_MAX_RECEIVES: u32 = 3;
+
+/// The OCR function's own settings (the engine's are `docusnap_ocr::EngineConfig`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcrSettings {
+    pub extract_queue_url: String,
+    /// The function's own queue, for page groups; unset, every task is read in one go.
+    pub ocr_queue_url: Option<String>,
+    pub group_pages: usize,
+    pub max_receives: u32,
+    pub dead_letter_arn: Option<String>,
+}
+
+impl OcrSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let pages = MAX_PAGES as u64 * 10;
+        Ok(Self {
+            extract_queue_url: lookup(var::EXTRACT_QUEUE_URL).ok_or(ConfigError::Missing(var::EXTRACT_QUEUE_URL))?,
+            ocr_queue_url: lookup(var::OCR_QUEUE_URL),
+            group_pages: parse_number(&lookup, var::OCR_GROUP_PAGES, 1..=pages, DEFAULT_GROUP_PAGES as u64)? as usize,
+            max_receives: parse_number(&lookup, var::OCR_MAX_RECEIVES, 1..=1000, DEFAULT_MAX_RECEIVES as u64)? as u32,
+            dead_letter_arn: lookup(var::OCR_DEAD_LETTER_QUEUE_ARN),
+        })
+    }
+}
+
+/// The extract function's timeout in template.yaml.
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The extract function's own settings (the LLM's are `docusnap_extract::settings`').
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractSettings {
+    pub timeout: Duration,
+    pub dead_letter_arn: Option<String>,
+}
+
+impl ExtractSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let default = DEFAULT_FUNCTION_TIMEOUT.as_secs();
+        Ok(Self {
+            // Lambda's longest timeout is 15 minutes.
+            timeout: Duration::from_secs(parse_number(&lookup, var::FUNCTION_TIMEOUT_SECS, 1..=900, default)?),
+            dead_letter_arn: lookup(var::EXTRACT_DEAD_LETTER_QUEUE_ARN),
+        })
+    }
+}
+
+/// The callback function's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSettings {
+    pub queue_url: Option<String>,
+    pub dead_letter_arn: Option<String>,
+    pub allow_loopback: bool,
+}
+
+impl CallbackSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue_url: lookup(var::CALLBACK_QUEUE_URL),
+            dead_letter_arn: lookup(var::CALLBACK_DEAD_LETTER_QUEUE_ARN),
+            allow_loopback: parse_flag(&lookup, var::V2_CALLBACK_ALLOW_LOOPBACK)?,
+        })
+    }
+}
+
+/// A whole number in `range`, or `default` when unset.
+fn parse_number(
+    lookup: &impl Fn(&str) -> Option<String>, var: &'static str, range: std::ops::RangeInclusive<u64>, default: u64,
+) -> Result<u64, ConfigError> {
+    let Some(value) = lookup(var) else { return Ok(default) };
+    match value.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value,
+            why: "expected a whole number in the range the configuration page gives",
+        }),
+    }
+}
+
+/// A yes/no setting that is off when unset.
+fn parse_flag(lookup: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    lookup(var).map_or(Ok(false), |value| parse_bool(var, &value))
+}
+
 /// A yes/no setting: `1`, `true`, `yes` or `0`, `false`, `no`, in any case.
 pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
@@ -121,9 +330,7 @@ pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
 /// A limit may be lowered by configuration but never raised past its constant, which is
 /// where the reason for the bound lives.
 fn parse_limit(
-    lookup: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    ceiling: usize,
+    lookup: &impl Fn(&str) -> Option<String>, var: &'static str, ceiling: usize,
 ) -> Result<usize, ConfigError> {
     let Some(value) = lookup(var) else { return Ok(ceiling) };
     match value.parse::<usize>() {

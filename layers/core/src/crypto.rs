@@ -12,8 +12,7 @@
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use aws_lc_rs::cipher::{
-    DecryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey, UnboundCipherKey,
-    AES_256,
+    DecryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey, UnboundCipherKey, AES_256,
 };
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::iv::FixedLength;
@@ -96,8 +95,7 @@ impl ServerKey {
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let (label, der) = pem_decode(pem)?;
         let pkcs8 = if label == "RSA PRIVATE KEY" { pkcs1_to_pkcs8(&der)? } else { der };
-        let key = PrivateDecryptingKey::from_pkcs8(&pkcs8)
-            .map_err(|e| KeyError::Rejected(e.to_string()))?;
+        let key = PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|e| KeyError::Rejected(e.to_string()))?;
         if key.key_size_bits() < MIN_RSA_BITS {
             return Err(KeyError::TooSmall(key.key_size_bits()));
         }
@@ -149,10 +147,8 @@ impl ClientWrap {
     /// base64 of RSA-OAEP(SHA-256) of the key bytes, as the `aes_key` field carries it.
     pub fn wrap(&self, key: &[u8]) -> Result<String, CryptoError> {
         let mut out = vec![0u8; self.public.ciphertext_size()];
-        let wrapped = self
-            .public
-            .encrypt(&OAEP_SHA256_MGF1SHA256, key, &mut out, None)
-            .map_err(|_| CryptoError::Encryption)?;
+        let wrapped =
+            self.public.encrypt(&OAEP_SHA256_MGF1SHA256, key, &mut out, None).map_err(|_| CryptoError::Encryption)?;
         Ok(BASE64.encode(wrapped))
     }
 }
@@ -169,8 +165,7 @@ impl std::fmt::Debug for AesKey {
 
 impl AesKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let key: [u8; AES_KEY_BYTES] =
-            bytes.try_into().map_err(|_| CryptoError::AesKeyLength(bytes.len()))?;
+        let key: [u8; AES_KEY_BYTES] = bytes.try_into().map_err(|_| CryptoError::AesKeyLength(bytes.len()))?;
         Ok(Self(key))
     }
 
@@ -233,7 +228,8 @@ impl AesKey {
         if sealed.len() < GCM_NONCE_BYTES + GCM_TAG_BYTES {
             return Err(CryptoError::AesDecryption);
         }
-        let nonce: [u8; GCM_NONCE_BYTES] = sealed[..GCM_NONCE_BYTES].try_into().map_err(|_| CryptoError::AesDecryption)?;
+        let nonce: [u8; GCM_NONCE_BYTES] =
+            sealed[..GCM_NONCE_BYTES].try_into().map_err(|_| CryptoError::AesDecryption)?;
         let key = self.gcm_key().map_err(|_| CryptoError::AesDecryption)?;
         let plain = key
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut sealed[GCM_NONCE_BYTES..])
@@ -303,10 +299,7 @@ mod tests {
 
     #[test]
     fn sha256_matches_the_known_vector() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub async fn load_server_key(source: &KeySource, sdk: &SdkConfig) -> Result<Serv
     let (origin, pem) = match source {
         KeySource::File(path) => {
             let origin = path.display().to_string();
-            let pem = std::fs::read_to_string(path)
-                .map_err(|source| KeyLoadError::File { path: origin.clone(), source })?;
+            let pem =
+                std::fs::read_to_string(path).map_err(|source| KeyLoadError::File { path: origin.clone(), source })?;
             (origin, pem)
         }
         KeySource::Secret(secret_id) => {

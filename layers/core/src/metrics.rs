@@ -3,7 +3,7 @@
 //! no agent. Namespace `DocuSnap`; every metric carries the function's name as a
 //! dimension, plus the few dimensions given.
 //!
-//! What is measured (README, "Observability"): requests by route and status, task time
+//! What is measured (docs/operations.md, "Observability"): requests by route and status, task time
 //! per stage, OCR and LLM latency, and failures by code.
 
 use std::io::Write;
@@ -77,10 +77,8 @@ pub fn llm_call(elapsed: std::time::Duration, outcome: &str) {
 /// One extraction that made a result, by the kind of extractor: its time, and a count
 /// that the fallback alarm divides (rules-fallback over llm plus rules-fallback).
 pub fn extracted(extractor: &ExtractorKind, elapsed: std::time::Duration) {
-    let metrics = [
-        (name::EXTRACT_MS, elapsed.as_secs_f64() * 1000.0, Unit::Milliseconds),
-        (name::EXTRACTIONS, 1.0, Unit::Count),
-    ];
+    let metrics =
+        [(name::EXTRACT_MS, elapsed.as_secs_f64() * 1000.0, Unit::Milliseconds), (name::EXTRACTIONS, 1.0, Unit::Count)];
     emit(&[("Extractor", extractor.label())], &metrics);
 }
 
@@ -110,7 +108,8 @@ fn function_name() -> String {
 pub fn line(function: &str, dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)], timestamp_ms: u128) -> String {
     let mut names: Vec<&str> = vec!["Function"];
     names.extend(dimensions.iter().map(|(name, _)| *name));
-    let definitions: Vec<Value> = metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()})).collect();
+    let definitions: Vec<Value> =
+        metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()})).collect();
     let mut object = Map::new();
     object.insert(
         "_aws".into(),
@@ -189,13 +188,21 @@ mod tests {
 
     #[test]
     fn lines_are_embedded_metric_format() {
-        let text = line("docusnap-ocr", &[("Stage", "ocr")], &[("TaskSeconds", 2.5, Unit::Seconds), ("Pages", 3.0, Unit::Count)], 1_700_000_000_000);
+        let text = line(
+            "docusnap-ocr",
+            &[("Stage", "ocr")],
+            &[("TaskSeconds", 2.5, Unit::Seconds), ("Pages", 3.0, Unit::Count)],
+            1_700_000_000_000,
+        );
         let value: Value = serde_json::from_str(&text).unwrap();
         let directive = &value["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(value["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert_eq!(directive["Namespace"], "DocuSnap");
         assert_eq!(directive["Dimensions"], json!([["Function", "Stage"]]));
-        assert_eq!(directive["Metrics"], json!([{"Name": "TaskSeconds", "Unit": "Seconds"}, {"Name": "Pages", "Unit": "Count"}]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "TaskSeconds", "Unit": "Seconds"}, {"Name": "Pages", "Unit": "Count"}])
+        );
         // Every dimension and metric named in the directive is a top-level member.
         assert_eq!((value["Function"].as_str(), value["Stage"].as_str()), (Some("docusnap-ocr"), Some("ocr")));
         assert_eq!((value["TaskSeconds"].as_f64(), value["Pages"].as_f64()), (Some(2.5), Some(3.0)));

@@ -94,7 +94,11 @@ mod tests {
     use super::*;
 
     fn line(text: &str, top: f32) -> TextLine {
-        TextLine { text: text.into(), score: 0.9, quad: [[0.0, top], [10.0, top], [10.0, top + 12.0], [0.0, top + 12.0]] }
+        TextLine {
+            text: text.into(),
+            score: 0.9,
+            quad: [[0.0, top], [10.0, top], [10.0, top + 12.0], [0.0, top + 12.0]],
+        }
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub struct Opened {
 }
 
 /// Unwraps the key, decrypts the content and parses it for `id`'s task type.
-pub fn open(server: &ServerKey, id: &TaskId, wrapped_key: &str, content: &str, limits: &Limits) -> Result<Opened, OpenError> {
+pub fn open(
+    server: &ServerKey, id: &TaskId, wrapped_key: &str, content: &str, limits: &Limits,
+) -> Result<Opened, OpenError> {
     let key = server.unwrap_aes_key(wrapped_key).map_err(OpenError::Key)?;
     let plaintext = key.open_base64(content).map_err(OpenError::Decrypt)?;
     let content = TaskContent::parse(id.task_type, &plaintext, limits)?;
@@ -108,10 +110,7 @@ pub fn open_output(server: &ServerKey, id: &TaskId, sealed: &[u8]) -> Result<(Ae
 /// scripts/chaos: the task stayed processing for good, with no envelope to start it). So a
 /// task still waiting for its pages whose envelope is missing gets it now.
 pub async fn create_task<T: TaskStore, B: BlobStore>(
-    tasks: &T,
-    blobs: &B,
-    envelope: &Envelope,
-    now: Timestamp,
+    tasks: &T, blobs: &B, envelope: &Envelope, now: Timestamp,
 ) -> Result<Created, StoreError> {
     let id = envelope.task_id();
     let task = Task::new_processing(id.clone(), now);
@@ -145,11 +144,7 @@ pub async fn create_task<T: TaskStore, B: BlobStore>(
 /// a delivery whose file write failed after the task ended is retried by SQS, and the retry
 /// must write the file rather than skip it.
 pub async fn end_task<T: TaskStore, B: BlobStore>(
-    tasks: &T,
-    blobs: &B,
-    id: &TaskId,
-    outcome: Outcome,
-    now: Timestamp,
+    tasks: &T, blobs: &B, id: &TaskId, outcome: Outcome, now: Timestamp,
 ) -> Result<bool, StoreError> {
     let failed = match &outcome {
         Outcome::Failed(code) => Some(*code),
@@ -179,7 +174,13 @@ pub async fn end_task<T: TaskStore, B: BlobStore>(
 /// failed to), so a callback is sent at least once; receivers tell repeats by task id.
 async fn mark_v2_end<B: BlobStore>(blobs: &B, id: &TaskId) -> Result<(), StoreError> {
     if let Some(task) = crate::v2::V2TaskId::of(id) {
-        blobs.put(&task.callback_key(), serde_json::json!({"task_id": task.to_string()}).to_string().into_bytes(), "application/json").await?;
+        blobs
+            .put(
+                &task.callback_key(),
+                serde_json::json!({"task_id": task.to_string()}).to_string().into_bytes(),
+                "application/json",
+            )
+            .await?;
     }
     Ok(())
 }
@@ -188,7 +189,9 @@ async fn mark_v2_end<B: BlobStore>(blobs: &B, id: &TaskId) -> Result<(), StoreEr
 /// and the deletion of the task's objects. The delivery that ended the task may have
 /// failed at either, or never learned that its write landed (its answer lost), and SQS
 /// brought its message back.
-pub async fn settle_ended<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, now: Timestamp) -> Result<(), StoreError> {
+pub async fn settle_ended<T: TaskStore, B: BlobStore>(
+    tasks: &T, blobs: &B, id: &TaskId, now: Timestamp,
+) -> Result<(), StoreError> {
     ensure_batch_result(tasks, blobs, id, now).await?;
     mark_v2_end(blobs, id).await?;
     forget_objects(blobs, id).await;
@@ -212,8 +215,12 @@ async fn forget_objects<B: BlobStore>(blobs: &B, id: &TaskId) {
 /// For a batch task that has ended, its result file from the table's state, unless the
 /// file is there already. A delivery that finds its task ended calls this: the delivery
 /// that ended it may have failed to write the file, and SQS brought its message back.
-pub async fn ensure_batch_result<T: TaskStore, B: BlobStore>(tasks: &T, blobs: &B, id: &TaskId, now: Timestamp) -> Result<(), StoreError> {
-    let Some(key) = batch::result_key(id) else { return Ok(()) };
+pub async fn ensure_batch_result<T: TaskStore, B: BlobStore>(
+    tasks: &T, blobs: &B, id: &TaskId, now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(key) = batch::result_key(id) else {
+        return Ok(());
+    };
     if blobs.get(&key).await?.is_some() {
         return Ok(());
     }
@@ -247,7 +254,8 @@ mod tests {
         let key = AesKey::generate().unwrap();
         let content = key.seal_base64(plaintext.as_bytes()).unwrap();
         let wrapped = ClientWrap::from_public_pem(server.public_key_pem()).unwrap().wrap(key.as_bytes()).unwrap();
-        let id = TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, crate::crypto::sha256_hex(content.as_bytes()));
+        let id =
+            TaskId::new(ClientId::parse("c").unwrap(), TaskType::Doc, crate::crypto::sha256_hex(content.as_bytes()));
         (Envelope::new(&id, wrapped, content), key)
     }
 
@@ -285,7 +293,11 @@ mod tests {
         // finds the item, and nothing else was stored.
         tasks.create(&Task::new_processing(id.clone(), now)).await.unwrap();
         assert_eq!(create_task(&tasks, &blobs, &envelope, now).await.unwrap(), Created::AlreadyExists);
-        assert_eq!(blobs.get(&id.envelope_key()).await.unwrap(), Some(envelope.to_json()), "the envelope that starts OCR");
+        assert_eq!(
+            blobs.get(&id.envelope_key()).await.unwrap(),
+            Some(envelope.to_json()),
+            "the envelope that starts OCR"
+        );
         // A task already past its upload gets nothing stored again.
         assert!(tasks.advance(&id, Stage::Uploaded, Stage::Read).await.unwrap());
         blobs.delete(&[id.envelope_key()]).await.unwrap();
@@ -300,10 +312,19 @@ mod tests {
         let id = envelope.task_id();
         let limits = Limits::default();
         let code = |e: OpenError| (e.request_code(), e.stored_code());
-        assert_eq!(code(open(&server, &id, "AAAA", &envelope.content, &limits).unwrap_err()), (ErrorCode::RsaDecryptionFailed, ErrorCode::ProcessingError));
+        assert_eq!(
+            code(open(&server, &id, "AAAA", &envelope.content, &limits).unwrap_err()),
+            (ErrorCode::RsaDecryptionFailed, ErrorCode::ProcessingError)
+        );
         let truncated = &envelope.content[..envelope.content.len() - 4];
-        assert_eq!(code(open(&server, &id, &envelope.aes_key, truncated, &limits).unwrap_err()).0, ErrorCode::AesDecryptionFailed);
-        assert_eq!(code(open(&server, &id, &envelope.aes_key, &envelope.content, &limits).unwrap_err()), (ErrorCode::InvalidJson, ErrorCode::InvalidJson));
+        assert_eq!(
+            code(open(&server, &id, &envelope.aes_key, truncated, &limits).unwrap_err()).0,
+            ErrorCode::AesDecryptionFailed
+        );
+        assert_eq!(
+            code(open(&server, &id, &envelope.aes_key, &envelope.content, &limits).unwrap_err()),
+            (ErrorCode::InvalidJson, ErrorCode::InvalidJson)
+        );
     }
 
     #[tokio::test]
@@ -316,7 +337,8 @@ mod tests {
         let outcome = Outcome::Completed { result: r#"{"title": "t"}"#.into(), extractor: ExtractorKind::Rules };
         assert!(end_task(&tasks, &blobs, &id, outcome.clone(), 2).await.unwrap());
         assert!(!end_task(&tasks, &blobs, &id, Outcome::Failed(ErrorCode::OcrFailure), 3).await.unwrap());
-        let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
         assert_eq!(file, serde_json::json!({"status": "completed", "result": {"title": "t"}, "extractor": "rules"}));
         assert!(matches!(tasks.get(&id, 2).await.unwrap().unwrap().state, TaskState::Completed { .. }));
         assert_eq!(blobs.keys(), vec!["batch/r.result.json".to_owned()], "nothing of the task stays but its result");
@@ -358,11 +380,15 @@ mod tests {
         tasks.create(&Task::new_processing(id.clone(), 1_000)).await.unwrap();
         blobs.fail_next_put.store(true, std::sync::atomic::Ordering::SeqCst);
         let outcome = Outcome::Failed(ErrorCode::OcrFailure);
-        assert!(end_task(&tasks, &blobs, &id, outcome.clone(), 1_001).await.is_err(), "the first delivery fails on the write");
+        assert!(
+            end_task(&tasks, &blobs, &id, outcome.clone(), 1_001).await.is_err(),
+            "the first delivery fails on the write"
+        );
         assert_eq!(blobs.get("batch/r.result.json").await.unwrap(), None);
         // SQS delivers the message again; the task has ended, and its file is written.
         ensure_batch_result(&tasks, &blobs, &id, 1_002).await.unwrap();
-        let file: serde_json::Value = serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
+        let file: serde_json::Value =
+            serde_json::from_slice(&blobs.get("batch/r.result.json").await.unwrap().unwrap()).unwrap();
         assert_eq!(file, serde_json::json!({"status": "error", "error_detail": "OCR_FAILURE"}));
     }
 }

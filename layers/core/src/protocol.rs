@@ -43,18 +43,12 @@ impl ProcessRequest {
         let fields = value.as_object().ok_or(ErrorCode::InvalidJson)?;
         let present = |name: &str| fields.get(name).filter(|v| !v.is_null());
 
-        let (Some(client_id), Some(task_type), Some(sha256), Some(has_content)) = (
-            present("client_id"),
-            present("type"),
-            present("SHA256"),
-            present("has_content"),
-        ) else {
+        let (Some(client_id), Some(task_type), Some(sha256), Some(has_content)) =
+            (present("client_id"), present("type"), present("SHA256"), present("has_content"))
+        else {
             return Err(ErrorCode::MissingRequiredField);
         };
-        let task_type = task_type
-            .as_str()
-            .and_then(TaskType::parse)
-            .ok_or(ErrorCode::InvalidType)?;
+        let task_type = task_type.as_str().and_then(TaskType::parse).ok_or(ErrorCode::InvalidType)?;
         // Empty, too long, or in the batch namespace (the bucket's own tasks).
         let client_id = client_id.as_str().and_then(|id| ClientId::parse(id).ok()).ok_or(ErrorCode::InvalidField)?;
         let sha256 = id_field(sha256)?;
@@ -132,7 +126,9 @@ impl Envelope {
 pub enum ProcessAnswer {
     Processing,
     /// base64 of IV || AES-256-CBC(result JSON) under the client's key.
-    Completed { result: String },
+    Completed {
+        result: String,
+    },
     Error(ErrorCode),
 }
 
@@ -372,7 +368,10 @@ mod tests {
             (r#"{"client_id":"c","type":"doc","SHA256":"x","has_content":"yes"}"#, ErrorCode::InvalidField),
             (r#"{"client_id":7,"type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::InvalidField),
             (r#"{"client_id":"","type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::InvalidField),
-            (r#"{"client_id":"batch:batch/x.jpg","type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::InvalidField),
+            (
+                r#"{"client_id":"batch:batch/x.jpg","type":"doc","SHA256":"x","has_content":false}"#,
+                ErrorCode::InvalidField,
+            ),
             (r#"{"client_id":null,"type":"doc","SHA256":"x","has_content":false}"#, ErrorCode::MissingRequiredField),
             (r#"[1,2]"#, ErrorCode::InvalidJson),
             (r#"{"client_id":"c""#, ErrorCode::InvalidJson),
@@ -384,13 +383,11 @@ mod tests {
 
     #[test]
     fn a_valid_request_keeps_its_upload_as_sent() {
-        let body = r#"{"client_id":"c","type":"form","SHA256":"ab","has_content":true,"content":"Zm9v","aes_key":"a2V5"}"#;
+        let body =
+            r#"{"client_id":"c","type":"form","SHA256":"ab","has_content":true,"content":"Zm9v","aes_key":"a2V5"}"#;
         let request = ProcessRequest::parse(body.as_bytes()).unwrap();
         assert_eq!(request.task_type, TaskType::Form);
-        assert_eq!(
-            request.upload,
-            Some(Upload { aes_key: Some("a2V5".into()), content: "Zm9v".into() })
-        );
+        assert_eq!(request.upload, Some(Upload { aes_key: Some("a2V5".into()), content: "Zm9v".into() }));
     }
 
     #[test]
@@ -441,7 +438,11 @@ mod tests {
         assert_eq!(odd.scope, ClearScope::NoSuchTask);
         assert_eq!(ClearRequest::parse(b"{}"), Err(ClearRefusal::MissingClientId));
         assert_eq!(ClearRequest::parse(b"garbage"), Err(ClearRefusal::MissingClientId));
-        for malformed in [r#"{"client_id":"c","SHA256":123,"type":"doc"}"#, r#"{"client_id":"c","SHA256":"s","type":["doc"]}"#, r#"{"client_id":"c","type":{}}"#] {
+        for malformed in [
+            r#"{"client_id":"c","SHA256":123,"type":"doc"}"#,
+            r#"{"client_id":"c","SHA256":"s","type":["doc"]}"#,
+            r#"{"client_id":"c","type":{}}"#,
+        ] {
             assert_eq!(ClearRequest::parse(malformed.as_bytes()), Err(ClearRefusal::InvalidField), "{malformed}");
         }
     }

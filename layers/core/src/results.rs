@@ -98,7 +98,11 @@ pub fn flatten_kv(kv: &Map<String, Value>) -> Map<String, Value> {
         }
     }
     fn join(prefix: &str, key: &str) -> String {
-        if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        }
     }
     let mut out = Map::new();
     for (key, value) in kv {
@@ -165,14 +169,12 @@ impl DocResult {
 
 /// Keeps only filled fields that name one of the form's fields and cite an item that is
 /// in the client's library, with a non-empty value.
-pub fn normalise_fill(
-    filled: Map<String, Value>,
-    form_fields: &[String],
-    library: &Library,
-) -> Map<String, Value> {
+pub fn normalise_fill(filled: Map<String, Value>, form_fields: &[String], library: &Library) -> Map<String, Value> {
     let mut out = Map::new();
     for (field, value) in filled {
-        let Ok(entry) = serde_json::from_value::<FilledField>(value) else { continue };
+        let Ok(entry) = serde_json::from_value::<FilledField>(value) else {
+            continue;
+        };
         let exists = match entry.source.kind {
             LibraryKind::Doc => library.doc.iter().any(|i| i.id == entry.source.resource_id),
             LibraryKind::Form => library.form.iter().any(|i| i.id == entry.source.resource_id),
@@ -240,11 +242,15 @@ mod tests {
         };
         assert_eq!(with(json!({"title": "  "})).normalise(false, &library()), Err(ResultError::EmptyTitle));
         assert_eq!(with(json!({"tags": []})).normalise(false, &library()), Err(ResultError::TagCount(0)));
-        assert_eq!(with(json!({"tags": ["a", "b", "c", "d", "e"]})).normalise(false, &library()), Err(ResultError::TagCount(5)));
+        assert_eq!(
+            with(json!({"tags": ["a", "b", "c", "d", "e"]})).normalise(false, &library()),
+            Err(ResultError::TagCount(5))
+        );
         assert_eq!(with(json!({})).normalise(true, &library()), Err(ResultError::NoFormType));
         let clash = with(json!({"kv": {"Form Type": "Visa", "Name": "Ann"}, "fields": ["Name"]}));
         assert_eq!(clash.normalise(true, &library()), Err(ResultError::FieldInKv("Name".into())));
-        let form = with(json!({"kv": {"Form Type": "Visa"}, "fields": ["Name", "Name", " Date "]})).normalise(true, &library());
+        let form = with(json!({"kv": {"Form Type": "Visa"}, "fields": ["Name", "Name", " Date "]}))
+            .normalise(true, &library());
         assert_eq!(form.unwrap().fields, Some(vec!["Name".to_string(), "Date".to_string()]));
     }
 
@@ -259,6 +265,9 @@ mod tests {
         });
         let fields: Vec<String> = ["Name", "Date", "Empty", "Broken"].map(String::from).to_vec();
         let out = normalise_fill(filled.as_object().unwrap().clone(), &fields, &library());
-        assert_eq!(Value::Object(out), json!({"Name": {"value": "Ann Lee", "source": {"type": "doc", "resource_id": "d1"}}}));
+        assert_eq!(
+            Value::Object(out),
+            json!({"Name": {"value": "Ann Lee", "source": {"type": "doc", "resource_id": "d1"}}})
+        );
     }
 }

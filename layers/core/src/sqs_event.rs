@@ -39,7 +39,12 @@ where
         let message_id = record.message_id.unwrap_or_default();
         let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
         let queue_arn = record.event_source_arn.unwrap_or_default();
-        let record = Record { body: record.body.unwrap_or_default(), receive_count, queue_arn, receipt_handle: record.receipt_handle };
+        let record = Record {
+            body: record.body.unwrap_or_default(),
+            receive_count,
+            queue_arn,
+            receipt_handle: record.receipt_handle,
+        };
         if let Err(e) = handle(record).await {
             error!(message = %message_id, error = %e, "record failed; SQS will deliver it again");
             let mut failure = BatchItemFailure::default();

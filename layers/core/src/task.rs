@@ -3,9 +3,9 @@
 use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::{ClientId, TaskType};
-use crate::limits::{PROCESSING_TIMEOUT_SECS, TASK_RETENTION_SECS};
 #[cfg(test)]
 use crate::limits::MAX_ID_CHARS;
+use crate::limits::{PROCESSING_TIMEOUT_SECS, TASK_RETENTION_SECS};
 
 /// A task's identity in v1: (client_id, SHA256, type).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,7 +46,9 @@ impl TaskId {
     /// client (only its digest): the envelope itself does (`protocol::Envelope`), and a
     /// reader checks that the envelope's task has this very key.
     pub fn is_envelope_key(key: &str) -> bool {
-        let Some(rest) = key.strip_prefix(TASKS_PREFIX) else { return false };
+        let Some(rest) = key.strip_prefix(TASKS_PREFIX) else {
+            return false;
+        };
         let parts: Vec<&str> = rest.split('/').collect();
         matches!(parts.as_slice(), [digest, task_type, sha256, object]
             if digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())
@@ -108,7 +110,9 @@ impl Stage {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Receiving, Stage::Uploaded, Stage::Read, Stage::Extracting].into_iter().find(|stage| stage.as_str() == s)
+        [Stage::Receiving, Stage::Uploaded, Stage::Read, Stage::Extracting]
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
     }
 }
 
@@ -139,7 +143,10 @@ impl ExtractorKind {
         match s {
             "rules" => Some(ExtractorKind::Rules),
             "rules-fallback" => Some(ExtractorKind::RulesFallback),
-            _ => s.strip_prefix("llm:").filter(|m| !m.is_empty()).map(|model| ExtractorKind::Llm { model: model.to_owned() }),
+            _ => s
+                .strip_prefix("llm:")
+                .filter(|m| !m.is_empty())
+                .map(|model| ExtractorKind::Llm { model: model.to_owned() }),
         }
     }
 }
@@ -160,7 +167,9 @@ pub enum Progress {
     Uploaded,
     Read,
     /// Claimed for extraction at `claimed_at`.
-    Extracting { claimed_at: Timestamp },
+    Extracting {
+        claimed_at: Timestamp,
+    },
 }
 
 impl Progress {
@@ -179,10 +188,17 @@ impl Progress {
 pub enum TaskState {
     /// Still running. (The client's RSA-wrapped key is in the task's envelope in S3, and
     /// nowhere in the table, so no table backup holds it.)
-    Processing { progress: Progress },
+    Processing {
+        progress: Progress,
+    },
     /// Done: `result` is base64(IV || AES-256-CBC(result JSON)) under the client's key.
-    Completed { result: String, extractor: ExtractorKind },
-    Failed { code: ErrorCode },
+    Completed {
+        result: String,
+        extractor: ExtractorKind,
+    },
+    Failed {
+        code: ErrorCode,
+    },
 }
 
 /// A task's status as v1 names it.
@@ -294,12 +310,7 @@ pub struct Task {
 impl Task {
     /// A task just accepted for processing.
     pub fn new_processing(id: TaskId, now: Timestamp) -> Self {
-        Self {
-            id,
-            state: TaskState::Processing { progress: Progress::Uploaded },
-            created_at: now,
-            last_access: now,
-        }
+        Self { id, state: TaskState::Processing { progress: Progress::Uploaded }, created_at: now, last_access: now }
     }
 
     pub fn status(&self) -> TaskStatus {
@@ -343,7 +354,12 @@ mod tests {
             assert!(key.len() <= 200, "{} bytes: {key}", key.len());
             assert!(TaskId::is_envelope_key(&key), "{key}");
         }
-        for not_one in ["tasks/c/doc/ab/envelope.json", "batch/x/doc/ab/envelope.json", &format!("tasks/{}/doc/ab/ocr.bin", "0".repeat(64)), &format!("tasks/{}/nope/ab/envelope.json", "0".repeat(64))] {
+        for not_one in [
+            "tasks/c/doc/ab/envelope.json",
+            "batch/x/doc/ab/envelope.json",
+            &format!("tasks/{}/doc/ab/ocr.bin", "0".repeat(64)),
+            &format!("tasks/{}/nope/ab/envelope.json", "0".repeat(64)),
+        ] {
             assert!(!TaskId::is_envelope_key(not_one), "{not_one}");
         }
     }
@@ -369,7 +385,9 @@ mod tests {
 
     #[test]
     fn extractors_round_trip_through_their_stored_names() {
-        for kind in [ExtractorKind::Rules, ExtractorKind::RulesFallback, ExtractorKind::Llm { model: "glm-4-plus".into() }] {
+        for kind in
+            [ExtractorKind::Rules, ExtractorKind::RulesFallback, ExtractorKind::Llm { model: "glm-4-plus".into() }]
+        {
             assert_eq!(ExtractorKind::parse(&kind.to_string()), Some(kind));
         }
         assert_eq!(ExtractorKind::Llm { model: "m:1".into() }.to_string(), "llm:m:1");

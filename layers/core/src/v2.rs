@@ -1,7 +1,7 @@
 //! API v2's domain: a task id that names its type and 128 random bits, a bearer token,
 //! pages uploaded straight to S3 and sealed with AES-256-GCM under the task key with the
 //! task and page index as associated data, the task's manifest, and signed callbacks.
-//! `docs/openapi.json` is the wire contract; the upload function serves it.
+//! `functions/upload/openapi.json` is the wire contract; the upload function serves it.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD as BASE64URL};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::codes::ErrorCode;
+use crate::codes::{ErrorCode, Failure};
 use crate::crypto::{sha256_hex, AesKey, CryptoError, GCM_NONCE_BYTES, GCM_TAG_BYTES};
 use crate::ids::{ClientId, TaskType};
 use crate::task::TaskId;
@@ -64,7 +64,8 @@ impl V2TaskId {
     pub fn parse(s: &str) -> Option<Self> {
         let (task_type, random) = s.split_once('_')?;
         let task_type = TaskType::parse(task_type)?;
-        let well_formed = random.len() == 2 * TASK_ID_BYTES && random.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let well_formed =
+            random.len() == 2 * TASK_ID_BYTES && random.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         well_formed.then(|| Self { task_type, random: random.to_owned() })
     }
 
@@ -94,7 +95,9 @@ impl V2TaskId {
     /// The task and page a page object's key names, if it is one.
     pub fn of_page_key(key: &str) -> Option<(Self, usize)> {
         let rest = key.strip_prefix(crate::task::TASKS_PREFIX)?;
-        let [_digest, task_type, random, dir, name] = rest.split('/').collect::<Vec<_>>()[..] else { return None };
+        let [_digest, task_type, random, dir, name] = rest.split('/').collect::<Vec<_>>()[..] else {
+            return None;
+        };
         let id = Self::parse(&format!("{task_type}_{random}"))?;
         let index: usize = name.strip_suffix(PAGE_SUFFIX)?.parse().ok()?;
         (format!("{dir}/") == PAGES_DIR && id.page_key(index) == key).then_some((id, index))
@@ -157,7 +160,8 @@ pub fn token_digest(token: &str) -> String {
 /// compared in constant time, so timing says nothing of how much matched.
 pub fn token_matches(stored: &str, presented: &str) -> bool {
     let presented = token_digest(presented);
-    stored.len() == presented.len() && aws_lc_rs::constant_time::verify_slices_are_equal(stored.as_bytes(), presented.as_bytes()).is_ok()
+    stored.len() == presented.len()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(stored.as_bytes(), presented.as_bytes()).is_ok()
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
@@ -181,7 +185,9 @@ pub struct PageSpec {
 impl PageSpec {
     /// The checksum as S3's `x-amz-checksum-sha256` header carries it (base64).
     pub fn sha256_base64(&self) -> String {
-        let bytes: Vec<u8> = (0..self.sha256.len() / 2).filter_map(|i| u8::from_str_radix(&self.sha256[2 * i..2 * i + 2], 16).ok()).collect();
+        let bytes: Vec<u8> = (0..self.sha256.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&self.sha256[2 * i..2 * i + 2], 16).ok())
+            .collect();
         BASE64.encode(bytes)
     }
 }
@@ -199,24 +205,6 @@ pub struct CreateRequest {
     pub callback_url: Option<String>,
 }
 
-/// Why a create request is refused: its code and a sentence for the developer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
-    }
-
-    /// The HTTP status v2 answers this code with (docs/openapi.json).
-    pub fn status(&self) -> u16 {
-        status_of(self.code)
-    }
-}
-
 /// v2's HTTP status for each code it answers a request with.
 pub fn status_of(code: ErrorCode) -> u16 {
     match code {
@@ -231,39 +219,56 @@ pub fn status_of(code: ErrorCode) -> u16 {
 }
 
 impl CreateRequest {
-    pub fn parse(body: &[u8]) -> Result<Self, Refusal> {
+    pub fn parse(body: &[u8]) -> Result<Self, Failure> {
         if body.len() > crate::limits::MAX_BODY_BYTES {
-            return Err(Refusal::new(ErrorCode::PayloadTooLarge, "the request is over 6 MiB (Lambda's limit); pages go to their upload URLs, not in the request"));
+            return Err(Failure::new(
+                ErrorCode::PayloadTooLarge,
+                "the request is over 6 MiB (Lambda's limit); pages go to their upload URLs, not in the request",
+            ));
         }
-        let invalid = |message: &str| Refusal::new(ErrorCode::InvalidField, message);
-        let value: Value = serde_json::from_slice(body).map_err(|_| Refusal::new(ErrorCode::InvalidJson, "the body is not JSON"))?;
-        let object = value.as_object().ok_or_else(|| Refusal::new(ErrorCode::InvalidJson, "the body is not a JSON object"))?;
-        let text = |name: &str| -> Result<Option<String>, Refusal> {
+        let invalid = |message: &str| Failure::new(ErrorCode::InvalidField, message);
+        let value: Value =
+            serde_json::from_slice(body).map_err(|_| Failure::new(ErrorCode::InvalidJson, "the body is not JSON"))?;
+        let object =
+            value.as_object().ok_or_else(|| Failure::new(ErrorCode::InvalidJson, "the body is not a JSON object"))?;
+        let text = |name: &str| -> Result<Option<String>, Failure> {
             match object.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(_) => Err(invalid(&format!("`{name}` must be a string"))),
             }
         };
-        let task_type = text("type")?.ok_or_else(|| Refusal::new(ErrorCode::MissingRequiredField, "`type` is required"))?;
-        let task_type = TaskType::parse(&task_type).ok_or_else(|| Refusal::new(ErrorCode::InvalidType, "`type` is doc, form or fill"))?;
-        let key = text("key")?.ok_or_else(|| Refusal::new(ErrorCode::MissingRequiredField, "`key` (the wrapped task key) is required"))?;
+        let task_type =
+            text("type")?.ok_or_else(|| Failure::new(ErrorCode::MissingRequiredField, "`type` is required"))?;
+        let task_type = TaskType::parse(&task_type)
+            .ok_or_else(|| Failure::new(ErrorCode::InvalidType, "`type` is doc, form or fill"))?;
+        let key = text("key")?
+            .ok_or_else(|| Failure::new(ErrorCode::MissingRequiredField, "`key` (the wrapped task key) is required"))?;
         let pages: Vec<PageSpec> = match object.get("pages") {
             None | Some(Value::Null) => Vec::new(),
-            Some(pages) => serde_json::from_value(pages.clone()).map_err(|_| invalid("`pages` is a list of {size, sha256}"))?,
+            Some(pages) => {
+                serde_json::from_value(pages.clone()).map_err(|_| invalid("`pages` is a list of {size, sha256}"))?
+            }
         };
         if task_type.has_pages() && pages.is_empty() {
-            return Err(Refusal::new(ErrorCode::MissingContent, "a doc or form task declares at least one page"));
+            return Err(Failure::new(ErrorCode::MissingContent, "a doc or form task declares at least one page"));
         }
         if !task_type.has_pages() && !pages.is_empty() {
             return Err(invalid("a fill task has no pages"));
         }
         if pages.len() > MAX_PAGES {
-            return Err(Refusal::new(ErrorCode::TooManyPages, format!("at most {MAX_PAGES} pages")));
+            return Err(Failure::new(ErrorCode::TooManyPages, format!("at most {MAX_PAGES} pages")));
         }
         for (i, page) in pages.iter().enumerate() {
             if page.size <= SEAL_OVERHEAD || page.size > MAX_PAGE_BYTES + SEAL_OVERHEAD {
-                return Err(Refusal::new(ErrorCode::ImageTooLarge, format!("page {i}: a sealed page is {} to {} bytes", SEAL_OVERHEAD + 1, MAX_PAGE_BYTES + SEAL_OVERHEAD)));
+                return Err(Failure::new(
+                    ErrorCode::ImageTooLarge,
+                    format!(
+                        "page {i}: a sealed page is {} to {} bytes",
+                        SEAL_OVERHEAD + 1,
+                        MAX_PAGE_BYTES + SEAL_OVERHEAD
+                    ),
+                ));
             }
             if page.sha256.len() != 64 || !page.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
                 return Err(invalid(&format!("page {i}: `sha256` is 64 lowercase hex digits")));
@@ -271,20 +276,31 @@ impl CreateRequest {
         }
         let form = text("form")?;
         if task_type == TaskType::Fill && form.is_none() {
-            return Err(Refusal::new(ErrorCode::MissingContent, "a fill task carries its sealed `form`"));
+            return Err(Failure::new(ErrorCode::MissingContent, "a fill task carries its sealed `form`"));
         }
         Ok(Self { task_type, pages, key, library: text("library")?, form, callback_url: text("callback_url")? })
     }
 }
 
 /// Opens a sealed JSON object of the task (its form or library).
-pub fn open_object(key: &AesKey, id: &V2TaskId, part: Part, sealed_base64: &str) -> Result<Map<String, Value>, Refusal> {
-    let bad = || Refusal::new(ErrorCode::AesDecryptionFailed, format!("`{}` does not open under the task key with `{id}/{}` as associated data", part.as_str(), part.as_str()));
+pub fn open_object(
+    key: &AesKey, id: &V2TaskId, part: Part, sealed_base64: &str,
+) -> Result<Map<String, Value>, Failure> {
+    let bad = || {
+        Failure::new(
+            ErrorCode::AesDecryptionFailed,
+            format!(
+                "`{}` does not open under the task key with `{id}/{}` as associated data",
+                part.as_str(),
+                part.as_str()
+            ),
+        )
+    };
     let sealed = BASE64.decode(sealed_base64.trim()).map_err(|_| bad())?;
     let plain = key.open_gcm(sealed, &id.part_aad(part)).map_err(|_| bad())?;
     match serde_json::from_slice::<Value>(&plain) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(Refusal::new(ErrorCode::InvalidContent, format!("`{}` is not a JSON object", part.as_str()))),
+        _ => Err(Failure::new(ErrorCode::InvalidContent, format!("`{}` is not a JSON object", part.as_str()))),
     }
 }
 
@@ -316,7 +332,7 @@ pub struct V2Record {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Callback {
     pub url: String,
-    pub secret: String,
+    pub secret: crate::secret::Secret,
 }
 
 /// The OCR queue's message when a v2 task's upload deadline passes: a task still
@@ -372,8 +388,8 @@ impl CallbackPolicy {
     /// Checks a callback URL's form: HTTPS (HTTP to loopback when allowed), a host, no
     /// credentials, and no address literal outside the public internet. Names are checked
     /// again, resolved, when the callback is sent ([`CallbackPolicy::allows_ip`]).
-    pub fn check_url(&self, raw: &str) -> Result<url::Url, Refusal> {
-        let refuse = |why: &str| Refusal::new(ErrorCode::CallbackUrlRefused, format!("callback_url: {why}"));
+    pub fn check_url(&self, raw: &str) -> Result<url::Url, Failure> {
+        let refuse = |why: &str| Failure::new(ErrorCode::CallbackUrlRefused, format!("callback_url: {why}"));
         if raw.len() > 2048 {
             return Err(refuse("longer than 2,048 characters"));
         }
@@ -383,7 +399,9 @@ impl CallbackPolicy {
         }
         let host = url.host().ok_or_else(|| refuse("no host"))?;
         let loopback = match &host {
-            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost"),
+            url::Host::Domain(name) => {
+                name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
+            }
             url::Host::Ipv4(ip) => ip.is_loopback(),
             url::Host::Ipv6(ip) => ip.is_loopback(),
         };
@@ -436,7 +454,11 @@ impl CallbackPolicy {
             }
             IpAddr::V6(v6) => {
                 let first = v6.segments()[0];
-                !(v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                !(v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
             }
         }
     }
@@ -445,6 +467,20 @@ impl CallbackPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callback_prints_its_url_and_not_its_secret() {
+        let callback =
+            Callback { url: "https://example.com/hook".into(), secret: crate::secret::Secret::new("whsec-123") };
+        let printed = format!("{callback:?} {callback:#?}");
+        assert!(!printed.contains("whsec-123") && printed.contains("https://example.com/hook"), "{printed}");
+    }
+
+    #[test]
+    fn the_grace_is_a_third_of_the_window_at_most_five_minutes() {
+        assert_eq!(upload_grace_secs(900), 300);
+        assert_eq!(upload_grace_secs(6), 2);
+    }
 
     fn generate(task_type: TaskType) -> V2TaskId {
         V2TaskId::for_key(task_type, &BASE64.encode(random_bytes::<256>().unwrap())).unwrap()
@@ -458,7 +494,13 @@ mod tests {
         assert_eq!(V2TaskId::parse(&text), Some(id.clone()));
         assert_eq!(V2TaskId::of(&id.task_id()), Some(id.clone()));
         assert!(id.task_id().client_id.is_v2());
-        for bad in ["form_", "form_XYZ", "nope_00112233445566778899aabbccddeeff", "doc_00112233445566778899AABBCCDDEEFF", "doc-00112233445566778899aabbccddeeff"] {
+        for bad in [
+            "form_",
+            "form_XYZ",
+            "nope_00112233445566778899aabbccddeeff",
+            "doc_00112233445566778899AABBCCDDEEFF",
+            "doc-00112233445566778899aabbccddeeff",
+        ] {
             assert_eq!(V2TaskId::parse(bad), None, "{bad}");
         }
         assert_ne!(generate(TaskType::Doc), generate(TaskType::Doc));
@@ -502,19 +544,43 @@ mod tests {
         let ok = request(serde_json::json!({"type": "doc", "key": "k", "pages": [page]})).unwrap();
         assert_eq!((ok.task_type, ok.pages.len()), (TaskType::Doc, 1));
         assert_eq!(request(serde_json::json!({"key": "k", "pages": [page]})), Err(ErrorCode::MissingRequiredField));
-        assert_eq!(request(serde_json::json!({"type": "scan", "key": "k", "pages": [page]})), Err(ErrorCode::InvalidType));
-        assert_eq!(request(serde_json::json!({"type": "doc", "key": "k", "pages": []})), Err(ErrorCode::MissingContent));
-        assert_eq!(request(serde_json::json!({"type": "doc", "key": "k", "pages": vec![page.clone(); 51]})), Err(ErrorCode::TooManyPages));
+        assert_eq!(
+            request(serde_json::json!({"type": "scan", "key": "k", "pages": [page]})),
+            Err(ErrorCode::InvalidType)
+        );
+        assert_eq!(
+            request(serde_json::json!({"type": "doc", "key": "k", "pages": []})),
+            Err(ErrorCode::MissingContent)
+        );
+        assert_eq!(
+            request(serde_json::json!({"type": "doc", "key": "k", "pages": vec![page.clone(); 51]})),
+            Err(ErrorCode::TooManyPages)
+        );
         let huge = serde_json::json!({"size": MAX_PAGE_BYTES + SEAL_OVERHEAD + 1, "sha256": "ab".repeat(32)});
-        assert_eq!(request(serde_json::json!({"type": "doc", "key": "k", "pages": [huge]})), Err(ErrorCode::ImageTooLarge));
+        assert_eq!(
+            request(serde_json::json!({"type": "doc", "key": "k", "pages": [huge]})),
+            Err(ErrorCode::ImageTooLarge)
+        );
         let bad_hash = serde_json::json!({"size": 100, "sha256": "AB".repeat(32)});
-        assert_eq!(request(serde_json::json!({"type": "doc", "key": "k", "pages": [bad_hash]})), Err(ErrorCode::InvalidField));
+        assert_eq!(
+            request(serde_json::json!({"type": "doc", "key": "k", "pages": [bad_hash]})),
+            Err(ErrorCode::InvalidField)
+        );
         assert_eq!(request(serde_json::json!({"type": "fill", "key": "k"})), Err(ErrorCode::MissingContent));
-        assert_eq!(request(serde_json::json!({"type": "fill", "key": "k", "form": "f", "pages": [page]})), Err(ErrorCode::InvalidField));
-        assert_eq!(request(serde_json::json!({"type": "doc", "key": 5, "pages": [page]})), Err(ErrorCode::InvalidField));
+        assert_eq!(
+            request(serde_json::json!({"type": "fill", "key": "k", "form": "f", "pages": [page]})),
+            Err(ErrorCode::InvalidField)
+        );
+        assert_eq!(
+            request(serde_json::json!({"type": "doc", "key": 5, "pages": [page]})),
+            Err(ErrorCode::InvalidField)
+        );
         assert_eq!(CreateRequest::parse(b"[").map_err(|r| r.code), Err(ErrorCode::InvalidJson));
         let huge = vec![b' '; crate::limits::MAX_BODY_BYTES + 1];
-        assert_eq!(CreateRequest::parse(&huge).map_err(|r| (r.code, r.status())), Err((ErrorCode::PayloadTooLarge, 413)));
+        assert_eq!(
+            CreateRequest::parse(&huge).map_err(|r| (r.code, status_of(r.code))),
+            Err((ErrorCode::PayloadTooLarge, 413))
+        );
     }
 
     #[test]
@@ -545,7 +611,11 @@ mod tests {
             "ftp://example.com/",
             "not a url",
         ] {
-            assert_eq!(strict.check_url(refused).map(|_| ()).map_err(|r| r.code), Err(ErrorCode::CallbackUrlRefused), "{refused}");
+            assert_eq!(
+                strict.check_url(refused).map(|_| ()).map_err(|r| r.code),
+                Err(ErrorCode::CallbackUrlRefused),
+                "{refused}"
+            );
         }
         let local = CallbackPolicy { allow_loopback: true };
         assert!(local.check_url("http://127.0.0.1:8080/hook").is_ok());
@@ -561,6 +631,9 @@ mod tests {
         assert_ne!(sig, sign_callback("other", 1_800_000_000, r#"{"task_id":"doc_x","status":"completed"}"#));
         // RFC 4231 test case 2, as a check that this is HMAC-SHA256 itself.
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"Jefe");
-        assert_eq!(hex(aws_lc_rs::hmac::sign(&key, b"what do ya want for nothing?").as_ref()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex(aws_lc_rs::hmac::sign(&key, b"what do ya want for nothing?").as_ref()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

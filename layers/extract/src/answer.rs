@@ -85,7 +85,9 @@ pub fn doc_result(object: Map<String, Value>, is_form: bool, library: &Library) 
     };
     let related = match object.get("related") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().filter_map(|item| serde_json::from_value(item.clone()).ok()).collect(),
+        Some(Value::Array(items)) => {
+            items.iter().filter_map(|item| serde_json::from_value(item.clone()).ok()).collect()
+        }
         Some(_) => return Err(AnswerError::Shape { field: "related", problem: "must be a list" }),
     };
     let result = DocResult {

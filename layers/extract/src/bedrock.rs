@@ -41,11 +41,9 @@ impl BedrockChatModel {
     }
 
     async fn call(&self, messages: &[Message], timeout: Duration) -> Result<String, (LlmError, Option<Duration>)> {
-        let mut request = self
-            .client
-            .converse()
-            .model_id(&self.settings.model)
-            .inference_config(InferenceConfiguration::builder().max_tokens(MAX_ANSWER_TOKENS).temperature(TEMPERATURE).build());
+        let mut request = self.client.converse().model_id(&self.settings.model).inference_config(
+            InferenceConfiguration::builder().max_tokens(MAX_ANSWER_TOKENS).temperature(TEMPERATURE).build(),
+        );
         for message in messages {
             let role = match message.role {
                 Role::System => {
@@ -68,7 +66,9 @@ impl BedrockChatModel {
             Ok(Ok(output)) => output,
         };
         let message = output.output().and_then(|o| o.as_message().ok());
-        let text: String = message.map(|m| m.content().iter().filter_map(|c| c.as_text().ok().map(String::as_str)).collect()).unwrap_or_default();
+        let text: String = message
+            .map(|m| m.content().iter().filter_map(|c| c.as_text().ok().map(String::as_str)).collect())
+            .unwrap_or_default();
         if text.is_empty() {
             return Err((LlmError::Malformed("no text in output.message.content".into()), None));
         }

@@ -27,7 +27,18 @@ const SAME_THING: &[&str] = &["full", "english/latin", "legal", "iso", "cm", "kg
 
 /// Spellings of one thing, the first being the one the others fold to.
 const SYNONYMS: &[&[&str]] = &[
-    &["full name", "name", "name of applicant", "applicant name", "applicant", "your name", "name in full", "cardholder full name", "card holder", "cardholder name"],
+    &[
+        "full name",
+        "name",
+        "name of applicant",
+        "applicant name",
+        "applicant",
+        "your name",
+        "name in full",
+        "cardholder full name",
+        "card holder",
+        "cardholder name",
+    ],
     &["first name", "given name", "given names", "forename", "forenames", "cardholder first name"],
     &["last name", "surname", "family name", "cardholder last name"],
     &["date of birth", "dob", "d o b", "birth date", "birthdate", "birthday", "date of birth dd mm yyyy", "born on"],
@@ -35,7 +46,20 @@ const SYNONYMS: &[&[&str]] = &[
     &["date of birth month", "month of birth", "birth month"],
     &["date of birth day", "day of birth", "birth day"],
     &["place of birth", "birthplace", "birth place", "born in"],
-    &["phone number", "phone", "tel", "tel no", "telephone", "telephone number", "mobile", "mobile number", "mobile no", "contact number", "phone no", "contact no"],
+    &[
+        "phone number",
+        "phone",
+        "tel",
+        "tel no",
+        "telephone",
+        "telephone number",
+        "mobile",
+        "mobile number",
+        "mobile no",
+        "contact number",
+        "phone no",
+        "contact no",
+    ],
     &["email", "e mail", "email address", "e mail address"],
     &["address", "addr", "home address", "residential address", "current address", "street address", "mailing address"],
     &["postal code zip code", "postal code", "postcode", "post code", "zip", "zip code"],
@@ -43,14 +67,32 @@ const SYNONYMS: &[&[&str]] = &[
     &["address country", "country", "country of residence"],
     &["address province state", "state", "province", "state province"],
     &["document number", "document no", "passport number", "passport no", "travel document number"],
-    &["personal id", "id number", "id no", "identity number", "identity card number", "ic no", "ic number", "nric", "national id", "national id number"],
+    &[
+        "personal id",
+        "id number",
+        "id no",
+        "identity number",
+        "identity card number",
+        "ic no",
+        "ic number",
+        "nric",
+        "national id",
+        "national id number",
+    ],
     &["nationality", "citizenship"],
     &["gender", "sex"],
     &["date of issue", "issue date", "date issued", "issued on"],
     &["expiration date", "date of expiry", "expiry date", "expiry", "expires", "valid until", "valid thru", "valid to"],
     &["occupation", "profession", "job title", "job"],
     &["marital status", "civil status"],
-    &["driver license number", "driving licence number", "licence number", "license number", "licence no", "license no"],
+    &[
+        "driver license number",
+        "driving licence number",
+        "licence number",
+        "license number",
+        "licence no",
+        "license no",
+    ],
     &["machine readable zone mrz", "mrz"],
 ];
 
@@ -100,7 +142,8 @@ pub fn concept(name: &str) -> String {
 /// shop prints a name or address as it was told.
 fn standing(item: &LibraryItem) -> u8 {
     let about = format!("{} {}", item.title, item.tags.join(" ")).to_lowercase();
-    const OFFICIAL: &[&str] = &["passport", "identity", "id card", "licence", "license", "permit", "visa", "certificate", "card"];
+    const OFFICIAL: &[&str] =
+        &["passport", "identity", "id card", "licence", "license", "permit", "visa", "certificate", "card"];
     const RECEIPTS: &[&str] = &["receipt", "invoice", "bill"];
     if OFFICIAL.iter().any(|w| about.contains(w)) {
         2
@@ -141,7 +184,11 @@ struct Entry<'a> {
 impl Entry<'_> {
     /// The entry's non-empty value for `wanted` (a concept), if it has one.
     fn value(&self, wanted: &str) -> Option<String> {
-        self.item.kv.iter().find(|(key, value)| concept(key) == wanted && !value_text(value).is_empty()).map(|(_, v)| value_text(v))
+        self.item
+            .kv
+            .iter()
+            .find(|(key, value)| concept(key) == wanted && !value_text(value).is_empty())
+            .map(|(_, v)| value_text(v))
     }
 
     fn source(&self) -> ResourceRef {
@@ -154,10 +201,15 @@ impl Entry<'_> {
 /// names and a date from its parts when no entry has it whole. Dates become YYYY-MM-DD;
 /// other values are copied as they are.
 pub fn fill(fields: &[String], library: &Library) -> Map<String, Value> {
-    let items = library.doc.iter().map(|i| (LibraryKind::Doc, i)).chain(library.form.iter().map(|i| (LibraryKind::Form, i)));
+    let items =
+        library.doc.iter().map(|i| (LibraryKind::Doc, i)).chain(library.form.iter().map(|i| (LibraryKind::Form, i)));
     let mut entries: Vec<Entry> = items
         .enumerate()
-        .map(|(place, (kind, item))| Entry { kind, item, rank: (standing(item), issued(item).map(|d| (d.year, d.month, d.day)), place) })
+        .map(|(place, (kind, item))| Entry {
+            kind,
+            item,
+            rank: (standing(item), issued(item).map(|d| (d.year, d.month, d.day)), place),
+        })
         .collect();
     entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
     let mut out = Map::new();
@@ -169,7 +221,8 @@ pub fn fill(fields: &[String], library: &Library) -> Map<String, Value> {
             .find_map(|c| entries.iter().find_map(|e| e.value(c).map(|v| (v, e.source()))))
             .or_else(|| combined(&wanted, &entries));
         if let Some((value, source)) = found {
-            let value = if is_date(&wanted) { find_dates(&value).first().map(|d| d.iso()).unwrap_or(value) } else { value };
+            let value =
+                if is_date(&wanted) { find_dates(&value).first().map(|d| d.iso()).unwrap_or(value) } else { value };
             out.insert(field.clone(), serde_json::json!({"value": value, "source": source}));
         }
     }
@@ -235,7 +288,10 @@ mod tests {
             "form": [{"id": "form-7", "title": "Old form", "kv": {"E-mail": "ann@example.com", "Phone": ""}}]
         }))
         .unwrap();
-        let fields: Vec<String> = ["Full name", "Date of birth", "Passport number", "Email address", "Phone", "Signature"].map(String::from).to_vec();
+        let fields: Vec<String> =
+            ["Full name", "Date of birth", "Passport number", "Email address", "Phone", "Signature"]
+                .map(String::from)
+                .to_vec();
         assert_eq!(
             Value::Object(fill(&fields, &library)),
             json!({

@@ -11,23 +11,79 @@ const MAX_ADDRESS_LINES: usize = 5;
 
 /// Words that end a company's name (or make a line one).
 const COMPANY_MARKERS: &[&str] = &[
-    "SDN BHD", "SDN. BHD.", "SDN.BHD", "S/B", "BHD", "BERHAD", "ENTERPRISE", "ENTERPRISES", "TRADING", "LTD", "LIMITED",
-    "INC", "CORP", "CORPORATION", "COMPANY", "CO", "LLC", "GMBH", "PLC", "有限公司", "公司",
+    "SDN BHD",
+    "SDN. BHD.",
+    "SDN.BHD",
+    "S/B",
+    "BHD",
+    "BERHAD",
+    "ENTERPRISE",
+    "ENTERPRISES",
+    "TRADING",
+    "LTD",
+    "LIMITED",
+    "INC",
+    "CORP",
+    "CORPORATION",
+    "COMPANY",
+    "CO",
+    "LLC",
+    "GMBH",
+    "PLC",
+    "有限公司",
+    "公司",
 ];
 /// Words of a company's trade: a line with one is a name even without a suffix.
 const TRADE_WORDS: &[&str] = &[
-    "RESTAURANT", "RESTORAN", "HARDWARE", "BAKERY", "CAFE", "MART", "STORE", "SHOP", "STATIONERY", "PHARMACY",
-    "MACHINERY", "ELECTRICAL", "BOOKSTORE", "SUPERMARKET", "HOTEL", "PERNIAGAAN", "KEDAI",
+    "RESTAURANT",
+    "RESTORAN",
+    "HARDWARE",
+    "BAKERY",
+    "CAFE",
+    "MART",
+    "STORE",
+    "SHOP",
+    "STATIONERY",
+    "PHARMACY",
+    "MACHINERY",
+    "ELECTRICAL",
+    "BOOKSTORE",
+    "SUPERMARKET",
+    "HOTEL",
+    "PERNIAGAAN",
+    "KEDAI",
 ];
 /// Words that start or fill an address line.
 const ADDRESS_WORDS: &[&str] = &[
-    "NO", "LOT", "JALAN", "JLN", "TAMAN", "TMN", "LEVEL", "BLOCK", "BLK", "STREET", "ST", "ROAD", "RD", "AVENUE",
-    "AVE", "LORONG", "PERSIARAN", "BANDAR", "KAWASAN", "FLOOR", "SUITE", "UNIT", "STRASSE", "路", "号",
+    "NO",
+    "LOT",
+    "JALAN",
+    "JLN",
+    "TAMAN",
+    "TMN",
+    "LEVEL",
+    "BLOCK",
+    "BLK",
+    "STREET",
+    "ST",
+    "ROAD",
+    "RD",
+    "AVENUE",
+    "AVE",
+    "LORONG",
+    "PERSIARAN",
+    "BANDAR",
+    "KAWASAN",
+    "FLOOR",
+    "SUITE",
+    "UNIT",
+    "STRASSE",
+    "路",
+    "号",
 ];
 /// Lines that end a letterhead.
-const HEADER_ENDS: &[&str] = &[
-    "TEL", "FAX", "PHONE", "GST", "INVOICE", "RECEIPT", "CASH", "DATE", "EMAIL", "WWW", "HTTP", "BILL", "CASHIER",
-];
+const HEADER_ENDS: &[&str] =
+    &["TEL", "FAX", "PHONE", "GST", "INVOICE", "RECEIPT", "CASH", "DATE", "EMAIL", "WWW", "HTTP", "BILL", "CASHIER"];
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Letterhead {
@@ -51,7 +107,13 @@ fn words(line: &str) -> Vec<String> {
 fn has_word(line: &str, list: &[&str]) -> bool {
     let upper = line.to_uppercase();
     let words = words(line);
-    list.iter().any(|m| if m.contains([' ', '/']) || !m.is_ascii() { upper.contains(m) } else { words.iter().any(|w| w == m) })
+    list.iter().any(|m| {
+        if m.contains([' ', '/']) || !m.is_ascii() {
+            upper.contains(m)
+        } else {
+            words.iter().any(|w| w == m)
+        }
+    })
 }
 
 fn letters(line: &str) -> usize {
@@ -73,8 +135,14 @@ fn is_noise(line: &str) -> bool {
 fn is_registration(line: &str) -> bool {
     let upper = line.to_uppercase();
     const NUMBER_LABELS: [&str; 6] = ["CO. NO", "CO NO", "COMPANY NO", "ROC NO", "BR NO", "ROC:"];
-    upper.contains("REG") || NUMBER_LABELS.iter().any(|l| upper.contains(l)) || upper.contains("FORMERLY") || upper.contains("LICENSEE")
-        || (line.split_whitespace().count() <= 3 && digits(line) >= 4 && !has_word(line, ADDRESS_WORDS) && !has_postcode(line))
+    upper.contains("REG")
+        || NUMBER_LABELS.iter().any(|l| upper.contains(l))
+        || upper.contains("FORMERLY")
+        || upper.contains("LICENSEE")
+        || (line.split_whitespace().count() <= 3
+            && digits(line) >= 4
+            && !has_word(line, ADDRESS_WORDS)
+            && !has_postcode(line))
         || line.split(|c: char| c.is_whitespace() || "()[]:".contains(c)).any(|token| {
             // Malaysian company numbers: digits, a dash and a check letter (789417-W).
             token.rsplit_once('-').is_some_and(|(number, check)| {
@@ -96,7 +164,9 @@ fn starts_address(line: &str) -> bool {
     let upper = line.to_uppercase();
     let first = upper.split(|c: char| !c.is_alphanumeric()).find(|w| !w.is_empty()).unwrap_or_default();
     line.trim_start().starts_with(|c: char| c.is_ascii_digit())
-        || ADDRESS_WORDS.iter().any(|w| first == *w || (first.starts_with(w) && first[w.len()..].starts_with(|c: char| c.is_ascii_digit())))
+        || ADDRESS_WORDS.iter().any(|w| {
+            first == *w || (first.starts_with(w) && first[w.len()..].starts_with(|c: char| c.is_ascii_digit()))
+        })
         || has_postcode(line)
 }
 
@@ -117,7 +187,24 @@ fn is_phone(line: &str) -> bool {
 }
 
 /// Address words that a registration line never holds ("NO" it does: "Co. No.").
-const STREET_WORDS: &[&str] = &["LOT", "JALAN", "JLN", "TAMAN", "TMN", "STREET", "ROAD", "AVENUE", "LORONG", "PERSIARAN", "BANDAR", "KAWASAN", "FLOOR", "LEVEL", "SUITE", "UNIT"];
+const STREET_WORDS: &[&str] = &[
+    "LOT",
+    "JALAN",
+    "JLN",
+    "TAMAN",
+    "TMN",
+    "STREET",
+    "ROAD",
+    "AVENUE",
+    "LORONG",
+    "PERSIARAN",
+    "BANDAR",
+    "KAWASAN",
+    "FLOOR",
+    "LEVEL",
+    "SUITE",
+    "UNIT",
+];
 
 /// The issuer's name ends at its company suffix: "AEON CO. (M) BHD (126926-H)" is
 /// "AEON CO. (M) BHD", the registration after it dropped.
@@ -130,7 +217,9 @@ fn cut_after_suffix(name: &str) -> &str {
     match end {
         // The suffix must end a word, and an uppercase copy has the same byte offsets only
         // for ASCII: elsewhere the name stays whole.
-        Some(end) if name.is_ascii() && !name[end..].starts_with(|c: char| c.is_alphanumeric()) => name[..end].trim_end(),
+        Some(end) if name.is_ascii() && !name[end..].starts_with(|c: char| c.is_alphanumeric()) => {
+            name[..end].trim_end()
+        }
         _ => name,
     }
 }
@@ -144,7 +233,10 @@ pub fn letterhead(lines: &[&str]) -> Letterhead {
     let window = &lines[..lines.len().min(HEADER_WINDOW)];
     // A line with a company suffix before the address names the issuer even below a
     // slogan or a brand ("Home of Sticky Bones", "B.I.G."); else the first prominent line.
-    let address_begins = window.iter().position(|l| (starts_address(l) || is_address(l)) && !has_word(l, COMPANY_MARKERS)).unwrap_or(window.len());
+    let address_begins = window
+        .iter()
+        .position(|l| (starts_address(l) || is_address(l)) && !has_word(l, COMPANY_MARKERS))
+        .unwrap_or(window.len());
     let with_suffix = window[..address_begins].iter().position(|l| {
         has_word(l, COMPANY_MARKERS) && !is_registration(cut_after_suffix(l)) && !ends_header(l) && !is_noise(l)
     });
@@ -155,7 +247,13 @@ pub fn letterhead(lines: &[&str]) -> Letterhead {
         while at > top {
             let above = window[at - 1];
             let capitals = !above.chars().any(|c| c.is_lowercase());
-            if !capitals || is_noise(above) || ends_header(above) || starts_address(above) || has_word(above, COMPANY_MARKERS) || is_registration(above) {
+            if !capitals
+                || is_noise(above)
+                || ends_header(above)
+                || starts_address(above)
+                || has_word(above, COMPANY_MARKERS)
+                || is_registration(above)
+            {
                 break;
             }
             at -= 1;
@@ -171,7 +269,12 @@ pub fn letterhead(lines: &[&str]) -> Letterhead {
     while next < window.len() && name.len() < MAX_NAME_LINES {
         let line = window[next];
         let ended = has_word(name.last().unwrap_or(&""), COMPANY_MARKERS);
-        if ended || is_noise(line) || is_registration(cut_after_suffix(line)) || starts_address(line) || ends_header(line) {
+        if ended
+            || is_noise(line)
+            || is_registration(cut_after_suffix(line))
+            || starts_address(line)
+            || ends_header(line)
+        {
             break;
         }
         // Only a name that is still open (no suffix yet) and written in capitals continues.
@@ -191,7 +294,12 @@ pub fn letterhead(lines: &[&str]) -> Letterhead {
     for (i, &line) in window.iter().enumerate().skip(next) {
         let opens = starts_address(line) || is_address(line);
         if address.is_empty() {
-            if opens && !ends_header(line) && !is_dated(line) && !is_phone(line) && (!is_registration(line) || has_word(line, STREET_WORDS)) {
+            if opens
+                && !ends_header(line)
+                && !is_dated(line)
+                && !is_phone(line)
+                && (!is_registration(line) || has_word(line, STREET_WORDS))
+            {
                 address_at = i;
                 address.push(line);
             }
@@ -236,11 +344,30 @@ mod tests {
         assert!(letterhead(cases[0].0).is_company);
         // The issuer with a company suffix below a brand line; a wrapped name joined; the
         // registration after the suffix dropped; a phone ends the address.
-        let head = letterhead(&["B.I.G.", "Ben's Grocer", "PASARAYA BORONG", "PINTAR SDN BHD (913144-A)", "Lot 6, Jalan Batai,", "50490, Kuala Lumpur", "016-5498845", "Table 5"]);
+        let head = letterhead(&[
+            "B.I.G.",
+            "Ben's Grocer",
+            "PASARAYA BORONG",
+            "PINTAR SDN BHD (913144-A)",
+            "Lot 6, Jalan Batai,",
+            "50490, Kuala Lumpur",
+            "016-5498845",
+            "Table 5",
+        ]);
         assert_eq!(head.name.as_deref(), Some("PASARAYA BORONG PINTAR SDN BHD"));
         assert_eq!(head.address.as_deref(), Some("Lot 6, Jalan Batai, 50490, Kuala Lumpur"));
-        let head = letterhead(&["UNIHAKKA INTERNATIONAL SDN BHD", "05 Mar 2018 18:24", "(867388-U)", "12, Jalan Tampoi 7/4,Kawasan Perindustrian", "Tampoi,81200 Johor Bahru, Johor", "TAX INVOICE"]);
-        assert_eq!(head.address.as_deref(), Some("12, Jalan Tampoi 7/4,Kawasan Perindustrian Tampoi,81200 Johor Bahru, Johor"));
+        let head = letterhead(&[
+            "UNIHAKKA INTERNATIONAL SDN BHD",
+            "05 Mar 2018 18:24",
+            "(867388-U)",
+            "12, Jalan Tampoi 7/4,Kawasan Perindustrian",
+            "Tampoi,81200 Johor Bahru, Johor",
+            "TAX INVOICE",
+        ]);
+        assert_eq!(
+            head.address.as_deref(),
+            Some("12, Jalan Tampoi 7/4,Kawasan Perindustrian Tampoi,81200 Johor Bahru, Johor")
+        );
         assert_eq!(letterhead(&["12.50", "x"]), Letterhead::default());
     }
 }

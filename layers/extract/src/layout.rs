@@ -58,7 +58,8 @@ impl Line {
         let overlap = self.bottom.min(other.bottom) - self.top.max(other.top);
         self.page == other.page
             && overlap >= 0.5 * self.height().min(other.height())
-            && (self.top..=self.bottom).contains(&other.centre_y()) | (other.top..=other.bottom).contains(&self.centre_y())
+            && (self.top..=self.bottom).contains(&other.centre_y())
+                | (other.top..=other.bottom).contains(&self.centre_y())
     }
 
     /// Whether `other` begins under this line, in its column: below it on the same page,
@@ -78,7 +79,11 @@ impl Line {
 /// against any member, so tall, tightly spaced boxes do not chain a whole table into one.
 pub fn rows(lines: &[Line]) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lines.len()).collect();
-    order.sort_by(|&a, &b| (lines[a].page, lines[a].centre_y()).partial_cmp(&(lines[b].page, lines[b].centre_y())).unwrap_or(std::cmp::Ordering::Equal));
+    order.sort_by(|&a, &b| {
+        (lines[a].page, lines[a].centre_y())
+            .partial_cmp(&(lines[b].page, lines[b].centre_y()))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let mut rows: Vec<Vec<usize>> = Vec::new();
     for i in order {
         match rows.last_mut() {

@@ -9,9 +9,9 @@ pub mod bedrock;
 pub mod fill;
 mod header;
 pub mod layout;
-pub mod mrz;
 pub mod llm;
 pub mod model;
+pub mod mrz;
 pub mod prompt;
 pub mod provenance;
 pub mod rules;
@@ -29,9 +29,9 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::answer::AnswerError;
+use crate::layout::Line;
 use crate::llm::{ChatModel, LlmError, Message};
 use crate::prompt::PromptError;
-use crate::layout::Line;
 
 /// What the task item records when the rules made the result.
 pub const RULES: ExtractorKind = ExtractorKind::Rules;
@@ -64,6 +64,24 @@ pub fn page_lines(page: &PageText, index: usize) -> Vec<Line> {
 pub struct Extraction {
     pub result: Value,
     pub extractor: ExtractorKind,
+}
+
+/// The result as its task's client reads it. A batch task's has no client to hold its
+/// key: it is kept as it is. A v2 task's carries its pages and provenance, sealed with
+/// AES-GCM for this task; a v1 task's is sealed as the original service sealed it.
+pub fn seal_result(
+    id: &docusnap_core::TaskId, key: &docusnap_core::crypto::AesKey, extraction: &Extraction, ocr: &OcrOutput,
+) -> Result<String, docusnap_core::crypto::CryptoError> {
+    use base64::Engine;
+    if docusnap_core::batch::is_batch(id) {
+        Ok(extraction.result.to_string())
+    } else if let Some(task) = docusnap_core::v2::V2TaskId::of(id) {
+        let result = provenance::v2_result(&extraction.result, ocr, &extraction.extractor);
+        let sealed = key.seal_gcm(result.to_string().as_bytes(), &task.part_aad(docusnap_core::v2::Part::Result))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
+    } else {
+        key.seal_base64(extraction.result.to_string().as_bytes())
+    }
 }
 
 /// What the client asked for.
@@ -105,7 +123,9 @@ pub struct Extractor<M> {
 
 impl<M: ChatModel> Extractor<M> {
     /// A document's or a form's result from its OCR text.
-    pub async fn document(&self, ocr: &OcrText, want: Want, library: &Library, deadline: Instant) -> Result<Extraction, ExtractError> {
+    pub async fn document(
+        &self, ocr: &OcrText, want: Want, library: &Library, deadline: Instant,
+    ) -> Result<Extraction, ExtractError> {
         let is_form = want == Want::Form;
         // The page markers alone are no text: pages where OCR found nothing.
         if ocr.lines.iter().all(|l| l.text.trim().is_empty()) {
@@ -131,14 +151,18 @@ impl<M: ChatModel> Extractor<M> {
     }
 
     /// Values for a form result's fields from the library.
-    pub async fn fill(&self, form: &Map<String, Value>, library: &Library, deadline: Instant) -> Result<Extraction, ExtractError> {
+    pub async fn fill(
+        &self, form: &Map<String, Value>, library: &Library, deadline: Instant,
+    ) -> Result<Extraction, ExtractError> {
         let fields = prompt::form_fields(form);
         let messages = prompt::fill_messages(form, &fields, library)?;
         let llm_failure = match &self.model {
             Some(model) => {
                 let parse = |answer: &str| Ok(answer::fill_result(answer::json_object(answer)?, &fields, library));
                 match ask(model, messages, deadline, parse).await {
-                    Ok(filled) => return Ok(Extraction { result: Value::Object(filled), extractor: model.extractor() }),
+                    Ok(filled) => {
+                        return Ok(Extraction { result: Value::Object(filled), extractor: model.extractor() })
+                    }
                     Err(e) => Some(e),
                 }
             }
@@ -163,10 +187,7 @@ impl<M: ChatModel> Extractor<M> {
 
 /// Asks the model; an answer that does not fit is shown back to it once with the reason.
 async fn ask<M: ChatModel, T>(
-    model: &M,
-    mut messages: Vec<Message>,
-    deadline: Instant,
-    parse: impl Fn(&str) -> Result<T, AnswerError>,
+    model: &M, mut messages: Vec<Message>, deadline: Instant, parse: impl Fn(&str) -> Result<T, AnswerError>,
 ) -> Result<T, LlmFailure> {
     let answer = model.complete(&messages, deadline).await?;
     let problem = match parse(&answer) {

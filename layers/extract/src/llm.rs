@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use docusnap_core::secret::Secret;
 use docusnap_core::task::ExtractorKind;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -47,7 +48,9 @@ pub trait ChatModel: Send + Sync {
     fn extractor(&self) -> ExtractorKind;
 
     /// The assistant's answer, within `deadline`.
-    fn complete(&self, messages: &[Message], deadline: Instant) -> impl Future<Output = Result<String, LlmError>> + Send;
+    fn complete(
+        &self, messages: &[Message], deadline: Instant,
+    ) -> impl Future<Output = Result<String, LlmError>> + Send;
 
     /// One small authenticated call, made once at start-up: a wrong key or endpoint shows
     /// in the log within minutes, not in quality reports weeks later.
@@ -154,7 +157,7 @@ pub struct LlmSettings {
     /// `http://localhost:8000/v1`; `/chat/completions` is appended.
     pub base_url: String,
     pub model: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub call_timeout: Duration,
     pub total_budget: Duration,
     /// Retries wait `BACKOFF_BASE`-based delays; tests shrink them.
@@ -162,12 +165,14 @@ pub struct LlmSettings {
 }
 
 impl LlmSettings {
-    pub fn new(provider: Provider, base_url: impl Into<String>, model: impl Into<String>, api_key: Option<String>) -> Self {
+    pub fn new(
+        provider: Provider, base_url: impl Into<String>, model: impl Into<String>, api_key: Option<String>,
+    ) -> Self {
         Self {
             provider,
             base_url: base_url.into(),
             model: model.into(),
-            api_key,
+            api_key: api_key.map(Secret::new),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             total_budget: DEFAULT_TOTAL_BUDGET,
             backoff_base: BACKOFF_BASE,
@@ -216,7 +221,7 @@ impl HttpChatModel {
     async fn call(&self, body: &Value, timeout: Duration) -> Result<String, (LlmError, Option<Duration>)> {
         let mut request = self.http.post(&self.url).timeout(timeout).json(body);
         if let Some(key) = &self.settings.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {

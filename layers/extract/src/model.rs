@@ -23,6 +23,18 @@ impl AnyChatModel {
     }
 }
 
+impl From<HttpChatModel> for AnyChatModel {
+    fn from(model: HttpChatModel) -> Self {
+        AnyChatModel::Http(model)
+    }
+}
+
+impl From<BedrockChatModel> for AnyChatModel {
+    fn from(model: BedrockChatModel) -> Self {
+        AnyChatModel::Bedrock(model)
+    }
+}
+
 impl ChatModel for AnyChatModel {
     fn extractor(&self) -> ExtractorKind {
         ExtractorKind::Llm { model: self.settings().model.clone() }

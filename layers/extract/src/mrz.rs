@@ -119,7 +119,12 @@ mod tests {
         assert_eq!(passport.expiry_date.map(|d| d.iso()).as_deref(), Some("2012-04-15"));
         assert_eq!(passport.sex, Some('F'));
 
-        let card = find_mrz(&["I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6", "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"]).unwrap();
+        let card = find_mrz(&[
+            "I<UTOD231458907<<<<<<<<<<<<<<<",
+            "7408122F1204159UTO<<<<<<<<<<<6",
+            "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+        ])
+        .unwrap();
         assert_eq!(card.document_number.as_deref(), Some("D23145890"));
         assert_eq!(card.given_names.as_deref(), Some("ANNA MARIA"));
         assert_eq!(card.lines.len(), 3);

@@ -90,7 +90,9 @@ OCR may split or misread words; fix obvious OCR errors only when certain. {DATA_
 }
 
 /// A fill prompt: the form's fields and the library entries most likely to hold them.
-pub fn fill_messages(form: &Map<String, Value>, fields: &[String], library: &Library) -> Result<Vec<Message>, PromptError> {
+pub fn fill_messages(
+    form: &Map<String, Value>, fields: &[String], library: &Library,
+) -> Result<Vec<Message>, PromptError> {
     if fields.is_empty() {
         return Err(PromptError::NoFields);
     }
@@ -126,7 +128,9 @@ pub fn retry_message(problem: &str) -> Message {
 pub fn form_fields(form: &Map<String, Value>) -> Vec<String> {
     form.get("fields")
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(Value::as_str).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .map(|items| {
+            items.iter().filter_map(Value::as_str).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -183,8 +187,11 @@ fn choose_library(library: &Library, wanted: &HashSet<String>, fields: Option<&[
 }
 
 fn entry(item: &LibraryItem, kind: &str) -> Value {
-    let kv: Map<String, Value> =
-        item.kv.iter().map(|(k, v)| (k.clone(), Value::String(cut(&value_text(v), MAX_VALUE_CHARS).to_owned()))).collect();
+    let kv: Map<String, Value> = item
+        .kv
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(cut(&value_text(v), MAX_VALUE_CHARS).to_owned())))
+        .collect();
     json!({"type": kind, "id": item.id, "title": item.title, "tags": item.tags, "kv": kv})
 }
 
@@ -217,7 +224,12 @@ mod tests {
     use super::*;
 
     fn item(id: &str, title: &str, kv: Value) -> LibraryItem {
-        LibraryItem { id: id.into(), title: title.into(), kv: kv.as_object().cloned().unwrap_or_default(), ..Default::default() }
+        LibraryItem {
+            id: id.into(),
+            title: title.into(),
+            kv: kv.as_object().cloned().unwrap_or_default(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -232,7 +244,10 @@ mod tests {
         assert_eq!(doc_messages("  \n", &Library::default(), false), Err(PromptError::NoText));
         assert!(doc_messages("x", &Library::default(), true).unwrap()[0].content.contains(FORM_TYPE_KEY));
         let system = &doc_messages("x", &Library::default(), false).unwrap()[0].content;
-        assert!(system.contains("Full Name (English/Latin), ") && system.contains("Date of Birth (Full)"), "the original key names are asked for");
+        assert!(
+            system.contains("Full Name (English/Latin), ") && system.contains("Date of Birth (Full)"),
+            "the original key names are asked for"
+        );
     }
 
     #[test]
@@ -249,12 +264,16 @@ mod tests {
         assert!(!listed.contains("\"n0\""), "entries sharing no word are left out of a large library");
         assert!(listed.len() < MAX_LIBRARY_CHARS + 100);
         let small = Library { doc: vec![item("a", "Letter", json!({}))], form: vec![] };
-        assert!(doc_messages("receipt", &small, false).unwrap()[1].content.contains("\"a\""), "a small library goes whole");
+        assert!(
+            doc_messages("receipt", &small, false).unwrap()[1].content.contains("\"a\""),
+            "a small library goes whole"
+        );
     }
 
     #[test]
     fn fill_prefers_entries_whose_keys_are_the_fields() {
-        let mut doc: Vec<LibraryItem> = (0..100).map(|i| item(&format!("x{i}"), "Other", json!({"Colour": "blue ".repeat(40)}))).collect();
+        let mut doc: Vec<LibraryItem> =
+            (0..100).map(|i| item(&format!("x{i}"), "Other", json!({"Colour": "blue ".repeat(40)}))).collect();
         doc.push(item("passport", "Passport", json!({"Name": "Li Wei", "Date of Birth": "Jan 02, 1990"})));
         let library = Library { doc, form: vec![] };
         let fields = vec!["Name".to_string(), "Date of Birth".to_string()];

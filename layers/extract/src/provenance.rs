@@ -34,17 +34,20 @@ pub fn v2_result(result: &Value, ocr: &OcrOutput, extractor: &ExtractorKind) -> 
         .pages
         .iter()
         .map(|page| {
-            let lines: Vec<Value> = page.lines.iter().map(|l| json!({"text": l.text, "confidence": l.score, "box": l.quad})).collect();
+            let lines: Vec<Value> =
+                page.lines.iter().map(|l| json!({"text": l.text, "confidence": l.score, "box": l.quad})).collect();
             json!({"width": page.width, "height": page.height, "origin": page.origin, "lines": lines})
         })
         .collect();
     let mut provenance = Map::new();
     if let Some(kv) = result.get("kv").and_then(Value::as_object) {
-        let sources: Map<String, Value> = flatten_kv(kv).iter().map(|(key, value)| (key.clone(), index.sources(&leaf_text(value)))).collect();
+        let sources: Map<String, Value> =
+            flatten_kv(kv).iter().map(|(key, value)| (key.clone(), index.sources(&leaf_text(value)))).collect();
         provenance.insert("kv".into(), Value::Object(sources));
     }
     if let Some(fields) = result.get("fields").and_then(Value::as_array) {
-        let sources: Map<String, Value> = fields.iter().filter_map(Value::as_str).map(|label| (label.to_owned(), index.sources(label))).collect();
+        let sources: Map<String, Value> =
+            fields.iter().filter_map(Value::as_str).map(|label| (label.to_owned(), index.sources(label))).collect();
         provenance.insert("fields".into(), Value::Object(sources));
     }
     out.insert("pages".into(), Value::Array(pages));
@@ -72,7 +75,9 @@ impl<'a> LineIndex<'a> {
             .pages
             .iter()
             .enumerate()
-            .flat_map(|(p, page)| page.lines.iter().enumerate().map(move |(l, line)| (p, l, fold(&line.text), numbers(&line.text))))
+            .flat_map(|(p, page)| {
+                page.lines.iter().enumerate().map(move |(l, line)| (p, l, fold(&line.text), numbers(&line.text)))
+            })
             .collect();
         Self { ocr, lines }
     }
@@ -86,7 +91,11 @@ impl<'a> LineIndex<'a> {
         let found = if !whole.is_empty() {
             whole
         } else {
-            let parts: Vec<_> = self.lines.iter().filter(|(_, _, text, _)| text.chars().count() >= 3 && folded.contains(text.as_str())).collect();
+            let parts: Vec<_> = self
+                .lines
+                .iter()
+                .filter(|(_, _, text, _)| text.chars().count() >= 3 && folded.contains(text.as_str()))
+                .collect();
             if !parts.is_empty() {
                 parts
             } else {
@@ -130,7 +139,11 @@ fn numbers(text: &str) -> Vec<String> {
         .filter(|run| !run.is_empty())
         .map(|run| {
             let trimmed = run.trim_start_matches('0');
-            if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() }
+            if trimmed.is_empty() {
+                "0".to_owned()
+            } else {
+                trimmed.to_owned()
+            }
         })
         .collect()
 }
@@ -148,7 +161,16 @@ mod tests {
             lines: lines
                 .iter()
                 .enumerate()
-                .map(|(i, t)| TextLine { text: (*t).into(), score: 0.9, quad: [[10.0, 30.0 * i as f32], [200.0, 30.0 * i as f32], [200.0, 30.0 * i as f32 + 20.0], [10.0, 30.0 * i as f32 + 20.0]] })
+                .map(|(i, t)| TextLine {
+                    text: (*t).into(),
+                    score: 0.9,
+                    quad: [
+                        [10.0, 30.0 * i as f32],
+                        [200.0, 30.0 * i as f32],
+                        [200.0, 30.0 * i as f32 + 20.0],
+                        [10.0, 30.0 * i as f32 + 20.0],
+                    ],
+                })
                 .collect(),
         }
     }
@@ -156,7 +178,10 @@ mod tests {
     #[test]
     fn values_point_at_the_lines_they_were_read_from() {
         let ocr = OcrOutput {
-            pages: vec![page(&["HARBOUR PRINTING SDN BHD", "12 Jalan Laut,", "Klang"]), page(&["Date: 14/02/2026", "TOTAL 80.00"])],
+            pages: vec![
+                page(&["HARBOUR PRINTING SDN BHD", "12 Jalan Laut,", "Klang"]),
+                page(&["Date: 14/02/2026", "TOTAL 80.00"]),
+            ],
             ..OcrOutput::default()
         };
         let result = json!({"title": "Harbour Printing", "tags": ["invoice"], "description": "d", "related": [],
@@ -167,7 +192,14 @@ mod tests {
         assert_eq!(v2["pages"][1]["lines"][1]["text"], "TOTAL 80.00");
         assert_eq!(v2["pages"][1]["lines"][1]["box"][2], json!([200.0, 50.0]));
         let kv = &v2["provenance"]["kv"];
-        let at = |key: &str| kv[key].as_array().unwrap().iter().map(|s| (s["page"].as_u64().unwrap(), s["line"].as_u64().unwrap())).collect::<Vec<_>>();
+        let at = |key: &str| {
+            kv[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| (s["page"].as_u64().unwrap(), s["line"].as_u64().unwrap()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(at("Total"), [(1, 1)]);
         assert_eq!(at("Date"), [(1, 0)], "a rewritten date by its numbers");
         assert_eq!(at("Address"), [(0, 1), (0, 2)], "a value across lines");

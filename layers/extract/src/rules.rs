@@ -7,8 +7,8 @@ use docusnap_core::results::{DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY,
 use serde_json::{Map, Value};
 
 use crate::header::letterhead;
-pub use crate::layout::Line;
 use crate::layout::rows;
+pub use crate::layout::Line;
 use crate::mrz::find_mrz;
 use crate::values::{find_best_date, find_document_number, find_emails, find_phones, find_total};
 
@@ -129,7 +129,9 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     let fields = blanks(&lines);
     let mut kv = Map::new();
     kv.insert(FORM_TYPE_KEY.to_owned(), Value::String(result.title.clone()));
-    kv.extend(std::mem::take(&mut result.kv).into_iter().filter(|(key, _)| !fields.contains(key) && key != FORM_TYPE_KEY));
+    kv.extend(
+        std::mem::take(&mut result.kv).into_iter().filter(|(key, _)| !fields.contains(key) && key != FORM_TYPE_KEY),
+    );
     result.kv = kv;
     if !result.tags.iter().any(|t| t == "form") && result.tags.len() < MAX_TAGS {
         result.tags.insert(0, "form".to_owned());
@@ -170,8 +172,11 @@ impl LabelPages {
 fn as_label(text: &str) -> Option<&str> {
     let label = text.trim().trim_end_matches([':', '.', '-', '_']).trim();
     let words = label.split_whitespace().count();
-    (!label.is_empty() && words <= MAX_LABEL_WORDS && label.chars().any(char::is_alphabetic) && find_best_date(&[label]).is_none())
-        .then_some(label)
+    (!label.is_empty()
+        && words <= MAX_LABEL_WORDS
+        && label.chars().any(char::is_alphabetic)
+        && find_best_date(&[label]).is_none())
+    .then_some(label)
 }
 
 /// "Label: value" on one line; "Label:" with its value to its right on the same row, or
@@ -237,7 +242,10 @@ fn inline_pairs(text: &str) -> Vec<(String, String)> {
         let is_last = k + 2 == parts.len();
         let words: Vec<&str> = part.split_whitespace().collect();
         let next_label = words.last().filter(|w| {
-            !is_last && words.len() >= 2 && w.starts_with(|c: char| c.is_uppercase()) && w.chars().all(char::is_alphabetic)
+            !is_last
+                && words.len() >= 2
+                && w.starts_with(|c: char| c.is_uppercase())
+                && w.chars().all(char::is_alphabetic)
         });
         match next_label {
             Some(next) => {
@@ -266,8 +274,16 @@ fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv
         let (left, right) = (&lines[label], &lines[value]);
         let gap = right.left - left.right;
         // A name with initials ("A. H. Tisch") is a list's entry, not a label.
-        let initials = left.text.split_whitespace().any(|w| w.len() == 2 && w.ends_with('.') && w.starts_with(char::is_alphabetic));
-        if !crate::table::is_heading(left) || initials || right.text.ends_with(':') || gap < left.height() || is_blank(&right.text) {
+        let initials = left
+            .text
+            .split_whitespace()
+            .any(|w| w.len() == 2 && w.ends_with('.') && w.starts_with(char::is_alphabetic));
+        if !crate::table::is_heading(left)
+            || initials
+            || right.text.ends_with(':')
+            || gap < left.height()
+            || is_blank(&right.text)
+        {
             continue;
         }
         let key = left.text.trim().to_owned();
@@ -282,7 +298,8 @@ fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv
 /// Values found anywhere, under the keys the prompt asks the LLM for. Dates and totals
 /// are read by row: a label and its value are often two lines side by side.
 fn add_found_values(rows: &[Vec<usize>], texts: &[&str], kv: &mut Kv) {
-    let row_texts: Vec<String> = rows.iter().map(|row| row.iter().map(|&i| texts[i]).collect::<Vec<_>>().join(" ")).collect();
+    let row_texts: Vec<String> =
+        rows.iter().map(|row| row.iter().map(|&i| texts[i]).collect::<Vec<_>>().join(" ")).collect();
     let row_refs: Vec<&str> = row_texts.iter().map(String::as_str).collect();
     let row_at = |r: usize| rows[r].iter().copied().min().unwrap_or(0);
     if let Some((r, date)) = crate::values::find_best_date_at(&row_refs) {
@@ -302,7 +319,9 @@ fn add_found_values(rows: &[Vec<usize>], texts: &[&str], kv: &mut Kv) {
         kv.set(row_at(r), "Total", total);
     }
     if !kv.has("mail") {
-        if let Some((i, email)) = texts.iter().enumerate().find_map(|(i, l)| find_emails(l).into_iter().next().map(|e| (i, e))) {
+        if let Some((i, email)) =
+            texts.iter().enumerate().find_map(|(i, l)| find_emails(l).into_iter().next().map(|e| (i, e)))
+        {
             kv.add(i, "Email", email);
         }
     }
@@ -313,7 +332,8 @@ fn add_found_values(rows: &[Vec<usize>], texts: &[&str], kv: &mut Kv) {
         }
     }
     if let Some(mrz) = find_mrz(texts) {
-        let at = texts.iter().position(|t| mrz.lines.first().is_some_and(|m| t.contains(m.as_str()))).unwrap_or(texts.len());
+        let at =
+            texts.iter().position(|t| mrz.lines.first().is_some_and(|m| t.contains(m.as_str()))).unwrap_or(texts.len());
         kv.set(at, "Machine Readable Zone (MRZ)", mrz.lines.join("\n"));
         // Under the original service's key names; a value the page's own labels already
         // gave ("Date of Birth: 12 AUG 1974") is not repeated.
@@ -331,7 +351,9 @@ fn add_found_values(rows: &[Vec<usize>], texts: &[&str], kv: &mut Kv) {
         put("Gender (Legal)", mrz.sex.map(String::from));
     }
     if !kv.has("phone") && !kv.has("tel") {
-        if let Some((i, phone)) = texts.iter().enumerate().find_map(|(i, l)| find_phones(l).into_iter().next().map(|p| (i, p))) {
+        if let Some((i, phone)) =
+            texts.iter().enumerate().find_map(|(i, l)| find_phones(l).into_iter().next().map(|p| (i, p)))
+        {
             kv.add(i, "Phone Number", phone);
         }
     }
@@ -404,7 +426,9 @@ fn related(title: &str, kv: &Map<String, Value>, library: &Library) -> Vec<Resou
         .doc
         .iter()
         .map(|i| (score(i), ResourceRef { kind: LibraryKind::Doc, resource_id: i.id.clone() }))
-        .chain(library.form.iter().map(|i| (score(i), ResourceRef { kind: LibraryKind::Form, resource_id: i.id.clone() })))
+        .chain(
+            library.form.iter().map(|i| (score(i), ResourceRef { kind: LibraryKind::Form, resource_id: i.id.clone() })),
+        )
         .filter(|(s, _)| *s > 0)
         .collect();
     scored.sort_by_key(|s| std::cmp::Reverse(s.0));
@@ -446,7 +470,10 @@ fn blanks(lines: &[Line]) -> Vec<String> {
     let mut pages = LabelPages::default();
     let mut push = |label: &str, page: usize| {
         let label = label.trim().trim_end_matches([':', '.', '_']).trim();
-        if label.is_empty() || !label.chars().any(char::is_alphabetic) || label.split_whitespace().count() > MAX_LABEL_WORDS {
+        if label.is_empty()
+            || !label.chars().any(char::is_alphabetic)
+            || label.split_whitespace().count() > MAX_LABEL_WORDS
+        {
             return;
         }
         let field = pages.key(label, page);
@@ -457,7 +484,9 @@ fn blanks(lines: &[Line]) -> Vec<String> {
     };
     for (i, line) in lines.iter().enumerate() {
         let text = line.text.as_str();
-        if let Some(rest) = text.strip_prefix(['□', '☐']).or_else(|| text.strip_prefix("[ ]")).or_else(|| text.strip_prefix("[]")) {
+        if let Some(rest) =
+            text.strip_prefix(['□', '☐']).or_else(|| text.strip_prefix("[ ]")).or_else(|| text.strip_prefix("[]"))
+        {
             push(rest, line.page);
         } else if let Some(start) = text.find("__") {
             push(&text[..start], line.page);
@@ -496,8 +525,16 @@ mod tests {
         ]);
         let library = Library {
             doc: vec![
-                docusnap_core::protocol::LibraryItem { id: "same-shop".into(), title: "Book Ta.K receipt".into(), ..Default::default() },
-                docusnap_core::protocol::LibraryItem { id: "other".into(), title: "Passport".into(), ..Default::default() },
+                docusnap_core::protocol::LibraryItem {
+                    id: "same-shop".into(),
+                    title: "Book Ta.K receipt".into(),
+                    ..Default::default()
+                },
+                docusnap_core::protocol::LibraryItem {
+                    id: "other".into(),
+                    title: "Passport".into(),
+                    ..Default::default()
+                },
             ],
             form: vec![],
         };
@@ -527,7 +564,10 @@ mod tests {
             ("[ ] Business visa", 18.0),
         ]);
         let result = extract_form(&form, &Library::default());
-        assert_eq!(result.fields.clone().unwrap(), ["Full name", "Date of birth", "Passport No", "Address", "Tourist visa", "Business visa"]);
+        assert_eq!(
+            result.fields.clone().unwrap(),
+            ["Full name", "Date of birth", "Passport No", "Address", "Tourist visa", "Business visa"]
+        );
         assert_eq!(result.kv.get("Form Type"), Some(&json!("VISA APPLICATION FORM")));
         assert_eq!(result.kv.get("Embassy"), Some(&json!("Republic of Examples")));
         assert!(result.fields.as_ref().unwrap().iter().all(|f| !result.kv.contains_key(f)));
@@ -537,7 +577,8 @@ mod tests {
 
     #[test]
     fn a_date_label_takes_only_a_date_from_the_next_line() {
-        let doc = extract_doc(&lines(&[("CLAIM", 30.0), ("Date:", 18.0), ("CORNER BAKERY", 18.0)]), &Library::default());
+        let doc =
+            extract_doc(&lines(&[("CLAIM", 30.0), ("Date:", 18.0), ("CORNER BAKERY", 18.0)]), &Library::default());
         assert_eq!(doc.kv.get("Date"), None);
         let doc = extract_doc(&lines(&[("CLAIM", 30.0), ("Date:", 18.0), ("03/01/2026", 18.0)]), &Library::default());
         assert_eq!(doc.kv.get("Date"), Some(&json!("Jan 03, 2026")));
@@ -568,7 +609,11 @@ mod tests {
     #[test]
     fn a_label_on_two_pages_is_two_fields_and_two_values() {
         let page = |p: usize, texts: &[&str]| -> Vec<Line> {
-            texts.iter().enumerate().map(|(i, t)| Line::new(*t, p, [10.0, 30.0 * i as f32, 200.0, 30.0 * i as f32 + 20.0])).collect()
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Line::new(*t, p, [10.0, 30.0 * i as f32, 200.0, 30.0 * i as f32 + 20.0]))
+                .collect()
         };
         let mut lines = page(0, &["LEASE APPLICATION", "Date: 03/01/2026", "Name: ____", "Signature: ____"]);
         lines.extend(page(1, &["GUARANTOR", "Date: 04/01/2026", "Name: ____", "Signature: ____"]));

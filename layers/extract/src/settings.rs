@@ -1,5 +1,5 @@
-//! The LLM's configuration from environment variables (the README's configuration table
-//! lists them). Without a key for Zhipu, or without a base URL for an OpenAI-compatible
+//! The LLM's configuration from environment variables (docs/configuration.md, from
+//! `docusnap_core::config::REGISTRY`). Without a key for Zhipu, or without a base URL for an OpenAI-compatible
 //! server, there is no LLM and the rules extractor answers.
 
 use std::time::Duration;
@@ -22,7 +22,7 @@ pub mod var {
 /// Where the API key comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeySource {
-    Value(String),
+    Value(docusnap_core::secret::Secret),
     /// A Secrets Manager secret whose string is the key (production).
     Secret(String),
 }
@@ -51,7 +51,7 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Llm
         // Bedrock signs with the function's role: a key secret beside it is not read.
         _ if provider == Provider::Bedrock => None,
         (Some(secret), _) => Some(KeySource::Secret(secret)),
-        (None, Some(key)) => Some(KeySource::Value(key)),
+        (None, Some(key)) => Some(KeySource::Value(docusnap_core::secret::Secret::new(key))),
         (None, None) => None,
     };
     let base_url = match lookup(var::BASE_URL).or(provider.default_base_url().map(str::to_owned)) {
@@ -62,9 +62,8 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Llm
     if provider == Provider::Zhipu && key.is_none() {
         return Ok(None);
     }
-    let model = lookup(var::MODEL)
-        .or(provider.default_model().map(str::to_owned))
-        .ok_or(ConfigError::Missing(var::MODEL))?;
+    let model =
+        lookup(var::MODEL).or(provider.default_model().map(str::to_owned)).ok_or(ConfigError::Missing(var::MODEL))?;
     let mut settings = LlmSettings::new(provider, base_url, model, None);
     settings.call_timeout = seconds(&lookup, var::TIMEOUT_SECS, DEFAULT_CALL_TIMEOUT)?;
     settings.total_budget = seconds(&lookup, var::BUDGET_SECS, DEFAULT_TOTAL_BUDGET)?;
@@ -77,7 +76,9 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Llm
 
 /// A duration in whole seconds, at most its default: the defaults are what fits the
 /// extract function's timeout.
-fn seconds(lookup: &impl Fn(&str) -> Option<String>, var: &'static str, ceiling: Duration) -> Result<Duration, ConfigError> {
+fn seconds(
+    lookup: &impl Fn(&str) -> Option<String>, var: &'static str, ceiling: Duration,
+) -> Result<Duration, ConfigError> {
     let Some(value) = lookup(var) else { return Ok(ceiling) };
     match value.parse::<u64>() {
         Ok(n) if n >= 1 && Duration::from_secs(n) <= ceiling => Ok(Duration::from_secs(n)),
@@ -122,9 +123,35 @@ mod tests {
     #[test]
     fn bedrock_needs_a_model_id_and_never_a_key() {
         assert_eq!(config(&[(var::PROVIDER, "bedrock")]), Err(ConfigError::Missing(var::MODEL)));
-        let vars = [(var::PROVIDER, "bedrock"), (var::MODEL, "amazon.nova-lite-v1:0"), (var::API_KEY_SECRET_ID, "docusnap/llm")];
+        let vars = [
+            (var::PROVIDER, "bedrock"),
+            (var::MODEL, "amazon.nova-lite-v1:0"),
+            (var::API_KEY_SECRET_ID, "docusnap/llm"),
+        ];
         let bedrock = config(&vars).unwrap().unwrap();
         assert_eq!((bedrock.settings.provider, bedrock.settings.base_url.as_str()), (Provider::Bedrock, ""));
         assert_eq!(bedrock.key, None, "the role signs; the key secret is not read");
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::*;
+
+    #[test]
+    fn no_settings_type_prints_its_key() {
+        let vars = [
+            (var::PROVIDER, "openai"),
+            (var::BASE_URL, "http://127.0.0.1:8000/v1"),
+            (var::MODEL, "m"),
+            (var::API_KEY, "sk-live-789"),
+        ];
+        let config =
+            from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())).unwrap().unwrap();
+        let mut settings = config.settings.clone();
+        settings.api_key = Some(docusnap_core::secret::Secret::new("sk-live-789"));
+        let printed = format!("{config:?} {config:#?} {settings:?} {:?}", config.key);
+        assert!(!printed.contains("sk-live-789"), "{printed}");
+        assert!(matches!(&config.key, Some(KeySource::Value(key)) if key.expose() == "sk-live-789"));
     }
 }

@@ -51,7 +51,8 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
         let mut above: Vec<usize> = Vec::new();
         while let Some(lower) = heading_row(r + 1) {
             let upper = std::mem::replace(&mut heads, lower);
-            let under_none = |u: usize| !heads.iter().any(|&h| lines[u].left < lines[h].right && lines[u].right > lines[h].left);
+            let under_none =
+                |u: usize| !heads.iter().any(|&h| lines[u].left < lines[h].right && lines[u].right > lines[h].left);
             let spanning: Vec<usize> = upper.iter().copied().filter(|&u| under_none(u)).collect();
             above = upper.into_iter().filter(|u| !spanning.contains(u)).collect();
             heads.extend(spanning);
@@ -85,7 +86,10 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
         while let Some(row) = rows.get(next) {
             let free: Vec<usize> = row.iter().copied().filter(|&i| !used[i]).collect();
             let top = free.iter().map(|&i| lines[i].top).fold(f32::MAX, f32::min);
-            if free.is_empty() || top - bottom > MAX_ROW_GAP_LINES * height || lines[free[0]].page != lines[heads[0]].page {
+            if free.is_empty()
+                || top - bottom > MAX_ROW_GAP_LINES * height
+                || lines[free[0]].page != lines[heads[0]].page
+            {
                 break;
             }
             let column_of = |i: usize| {
@@ -101,13 +105,18 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
             // A line across two columns is a sentence under the table, not a cell.
             let spanning = free.iter().any(|&i| {
                 let width = (lines[i].right - lines[i].left).max(1.0);
-                let covered = |(l, r): &(f32, f32)| (lines[i].right.min(*r) - lines[i].left.max(*l)).max(0.0) / width > 0.25;
+                let covered =
+                    |(l, r): &(f32, f32)| (lines[i].right.min(*r) - lines[i].left.max(*l)).max(0.0) / width > 0.25;
                 spans.iter().filter(|s| covered(s)).count() >= 2
             });
             // A table opens with a full row; a label with a colon is the form again.
             // More lines than columns, or a row of headings again: another layout begins.
             let crowded = free.len() > heads.len() || heading_row(next).is_some();
-            if spanning || crowded || (distinct < MIN_COLUMNS && filled_rows == 0) || free.iter().any(|&i| lines[i].text.contains(':')) {
+            if spanning
+                || crowded
+                || (distinct < MIN_COLUMNS && filled_rows == 0)
+                || free.iter().any(|&i| lines[i].text.contains(':'))
+            {
                 break;
             }
             for (c, i) in placed {
@@ -162,11 +171,16 @@ mod tests {
         ];
         let mut used = vec![false; lines.len()];
         let found = columns(&lines, &rows(&lines), &mut used);
-        let read: Vec<(String, Vec<&str>)> =
-            found.iter().map(|c| (c.heading.clone(), c.cells.iter().map(|&i| lines[i].text.as_str()).collect())).collect();
+        let read: Vec<(String, Vec<&str>)> = found
+            .iter()
+            .map(|c| (c.heading.clone(), c.cells.iter().map(|&i| lines[i].text.as_str()).collect()))
+            .collect();
         assert_eq!(
             read,
-            [("NAME OF ACCOUNT".to_string(), vec!["Texaco Seattle", "Dari Mart", "Zip Trip"]), ("NO. OF STORES".to_string(), vec!["225", "27"])]
+            [
+                ("NAME OF ACCOUNT".to_string(), vec!["Texaco Seattle", "Dari Mart", "Zip Trip"]),
+                ("NO. OF STORES".to_string(), vec!["225", "27"])
+            ]
         );
         assert!(!used[7], "a line after a gap is not the table's");
 

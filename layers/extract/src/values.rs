@@ -45,8 +45,18 @@ impl Date {
 /// least three letters of a month's name.
 fn month_number(word: &str) -> Option<u32> {
     const NAMES: [&str; 12] = [
-        "january", "february", "march", "april", "may", "june",
-        "july", "august", "september", "october", "november", "december",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
     ];
     let word = word.trim_matches(|c: char| c == '.' || c == ',').to_ascii_lowercase();
     if word.len() < 3 {
@@ -66,7 +76,9 @@ fn year_from(part: &str) -> Option<i32> {
 }
 
 fn number(part: &str) -> Option<u32> {
-    (!part.is_empty() && part.len() <= 2 && part.chars().all(|c| c.is_ascii_digit())).then(|| part.parse().ok()).flatten()
+    (!part.is_empty() && part.len() <= 2 && part.chars().all(|c| c.is_ascii_digit()))
+        .then(|| part.parse().ok())
+        .flatten()
 }
 
 /// A single-token date: `25/12/2018`, `2018-12-25`, `25.12.18`, `25-Dec-2018`.
@@ -136,7 +148,9 @@ fn has_time(line: &str) -> bool {
 pub fn find_best_date_at(lines: &[&str]) -> Option<(usize, Date)> {
     let mut best: Option<(u8, usize, Date)> = None;
     for (i, line) in lines.iter().enumerate() {
-        let Some(date) = find_dates(line).into_iter().next() else { continue };
+        let Some(date) = find_dates(line).into_iter().next() else {
+            continue;
+        };
         let upper = line.to_uppercase();
         let labelled = DATE_LABELS.iter().any(|l| upper.split(|c: char| !c.is_alphanumeric()).any(|w| w == *l))
             || i.checked_sub(1).is_some_and(|p| {
@@ -148,7 +162,13 @@ pub fn find_best_date_at(lines: &[&str]) -> Option<(usize, Date)> {
         if someone_elses {
             continue;
         }
-        let rank = if labelled { 2 } else if has_time(line) { 1 } else { 0 };
+        let rank = if labelled {
+            2
+        } else if has_time(line) {
+            1
+        } else {
+            0
+        };
         if best.is_none_or(|(r, _, _)| rank > r) {
             best = Some((rank, i, date));
         }
@@ -165,7 +185,8 @@ pub fn find_best_date(lines: &[&str]) -> Option<Date> {
 pub fn find_dates(line: &str) -> Vec<Date> {
     // A colon ends a label glued to its date ("DATE:15/06/2017"); splitting a time at its
     // colons costs nothing, since its parts are no date.
-    let mended: Vec<String> = line.split(|c: char| c.is_whitespace() || c == ':').filter(|t| !t.is_empty()).map(mend_digits).collect();
+    let mended: Vec<String> =
+        line.split(|c: char| c.is_whitespace() || c == ':').filter(|t| !t.is_empty()).map(mend_digits).collect();
     let tokens: Vec<&str> = mended.iter().map(String::as_str).collect();
     let mut dates = Vec::new();
     let mut i = 0;
@@ -242,16 +263,37 @@ fn total_rank(line: &str) -> Option<u8> {
     let upper: String = line
         .to_uppercase()
         .split(' ')
-        .map(|w| if w.len() >= 4 && edit_distance(w.trim_matches(|c: char| !c.is_alphanumeric()), "TOTAL") == 1 { "TOTAL" } else { w })
+        .map(|w| {
+            if w.len() >= 4 && edit_distance(w.trim_matches(|c: char| !c.is_alphanumeric()), "TOTAL") == 1 {
+                "TOTAL"
+            } else {
+                w
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     let squashed: String = upper.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-    if !["TOTAL", "AMOUNTDUE", "AMTDUE", "AMOUNTPAYABLE", "NETAMT", "NETAMOUNT", "NETTAMT", "NETTAMOUNT"].iter().any(|label| squashed.contains(label)) {
+    if !["TOTAL", "AMOUNTDUE", "AMTDUE", "AMOUNTPAYABLE", "NETAMT", "NETAMOUNT", "NETTAMT", "NETTAMOUNT"]
+        .iter()
+        .any(|label| squashed.contains(label))
+    {
         return None;
     }
     const NOT_TOTALS: [&str; 14] = [
-        "SUBTOTAL", "TOTALQTY", "TOTALQUANTITY", "TOTALITEM", "TOTALDISCOUNT", "TOTALSAVING", "TOTALGST", "TOTALTAX",
-        "EXCL", "BEFORE", "TOTALNOOF", "TOTALUNIT", "TAXTOTAL", "GSTTOTAL",
+        "SUBTOTAL",
+        "TOTALQTY",
+        "TOTALQUANTITY",
+        "TOTALITEM",
+        "TOTALDISCOUNT",
+        "TOTALSAVING",
+        "TOTALGST",
+        "TOTALTAX",
+        "EXCL",
+        "BEFORE",
+        "TOTALNOOF",
+        "TOTALUNIT",
+        "TAXTOTAL",
+        "GSTTOTAL",
     ];
     if NOT_TOTALS.iter().any(|not| squashed.contains(not)) {
         return None;
@@ -281,7 +323,11 @@ pub fn find_total(rows: &[&str]) -> Option<(usize, String)> {
         if amounts.len() > 1 {
             rank = 0;
         }
-        let under = || rows.get(i + 1).filter(|next| total_rank(next).is_none()).and_then(|next| find_amounts(next).into_iter().next());
+        let under = || {
+            rows.get(i + 1)
+                .filter(|next| total_rank(next).is_none())
+                .and_then(|next| find_amounts(next).into_iter().next())
+        };
         if let Some(amount) = find_amounts(row).pop().or_else(|| spaced_amount(row)).or_else(under) {
             if best.as_ref().is_none_or(|(r, _, _)| rank >= *r) {
                 best = Some((rank, i, amount));
@@ -328,7 +374,9 @@ fn rounded(rows: &[&str], at: usize, amount: String) -> String {
     if is_rounding(rows[at]) {
         return amount;
     }
-    let Some(row) = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)) else { return amount };
+    let Some(row) = rows[at + 1..].iter().take(2).find(|r| is_rounding(r)) else {
+        return amount;
+    };
     // Negative when a minus or an opening parenthesis stands before the amount, with at
     // most a currency mark between ("-0.02", "-RM 0.02", "(0.02)").
     let signed = |row: &str, text: &str| -> Option<i64> {
@@ -353,7 +401,9 @@ pub fn find_emails(line: &str) -> Vec<String> {
     line.split_whitespace()
         .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric()))
         .filter(|t| {
-            let Some((user, domain)) = t.split_once('@') else { return false };
+            let Some((user, domain)) = t.split_once('@') else {
+                return false;
+            };
             !user.is_empty()
                 && domain.contains('.')
                 && !domain.starts_with('.')
@@ -385,7 +435,10 @@ pub fn find_document_number(line: &str) -> Option<(&'static str, String)> {
     let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ':').filter(|w| !w.is_empty()).collect();
     for (i, word) in words.iter().enumerate() {
         let lower = word.to_lowercase();
-        let Some((_, key)) = NUMBER_LABELS.iter().find(|(label, _)| lower.trim_end_matches(['.', '#']) == *label) else { continue };
+        let Some((_, key)) = NUMBER_LABELS.iter().find(|(label, _)| lower.trim_end_matches(['.', '#']) == *label)
+        else {
+            continue;
+        };
         let mut j = i + 1;
         if !lower.ends_with('#') {
             let marker = words.get(j).map(|w| w.to_lowercase()).unwrap_or_default();
@@ -500,7 +553,8 @@ mod tests {
         assert_eq!(find_total(&["SUBTOTAL 12.50"]), None);
         let taxed = ["Total Excl. GST 10.00", "GST 6% 0.60", "Total Incl. GST 10.60", "Total GST 0.60"];
         assert_eq!(find_total(&taxed), Some((2, "10.60".into())));
-        let rounding = ["TOTAL AMT.RM 60.31", "ROUNDING ADJ.... -0.01", "60.30", "CASH 70.30", "TOTAL INCLUDES 6% GST 3.41"];
+        let rounding =
+            ["TOTAL AMT.RM 60.31", "ROUNDING ADJ.... -0.01", "60.30", "CASH 70.30", "TOTAL INCLUDES 6% GST 3.41"];
         assert_eq!(find_total(&rounding), Some((0, "60.30".into())));
         // OCR's usual damage: a misspelt label, a lost decimal point.
         assert_eq!(find_total(&["TOTL, : RM 73.00", "CASH RM 80.00"]), Some((0, "73.00".into())));
@@ -520,7 +574,10 @@ mod tests {
 
     #[test]
     fn emails_and_phones() {
-        assert_eq!(find_emails("Mail: ann.lee@example.com, or (ops@docu-snap.io)."), ["ann.lee@example.com", "ops@docu-snap.io"]);
+        assert_eq!(
+            find_emails("Mail: ann.lee@example.com, or (ops@docu-snap.io)."),
+            ["ann.lee@example.com", "ops@docu-snap.io"]
+        );
         assert!(find_emails("@home, a@b, x@.com").is_empty());
         assert_eq!(find_phones("TEL:012-6651783 FAX:03-33623608"), ["012-6651783", "03-33623608"]);
         assert_eq!(find_phones("Call +44 (20) 7946 0958 today"), ["+44 (20) 7946 0958"]);

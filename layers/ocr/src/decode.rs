@@ -40,7 +40,8 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DecodeError::TooManyBytes(bytes.len()));
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| DecodeError::Corrupt(e.into()))?;
+    let mut reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| DecodeError::Corrupt(e.into()))?;
     if reader.format().is_none() {
         return Err(DecodeError::UnknownFormat);
     }
@@ -51,9 +52,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(limit_or_corrupt)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE || width == 0 || height == 0 {
-        return Err(DecodeError::TooManyPixels { width, height });
-    }
+    check_dimensions(width, height)?;
     let decoded_bytes = decoder.total_bytes();
     if decoded_bytes > MAX_DECODED_BYTES {
         return Err(DecodeError::TooManyDecodedBytes(decoded_bytes));
@@ -66,6 +65,15 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     Ok(image.into_rgb8())
 }
 
+/// Refuses an image of no pixels or of more than the limits allow, before its pixels are read.
+fn check_dimensions(width: u32, height: u32) -> Result<(), DecodeError> {
+    let too_many = u64::from(width) * u64::from(height) > MAX_PIXELS || width.max(height) > MAX_SIDE;
+    if too_many || width == 0 || height == 0 {
+        return Err(DecodeError::TooManyPixels { width, height });
+    }
+    Ok(())
+}
+
 /// Decodes frame `index` of a multi-page TIFF as 8-bit RGB, within the same limits as
 /// [`decode`]: dimensions are checked from the frame's directory before its pixels are
 /// read. The common document colour types are read (bilevel and grey scans, RGB, RGBA,
@@ -76,16 +84,19 @@ pub fn decode_tiff_frame(bytes: &[u8], index: usize) -> Result<RgbImage, DecodeE
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(DecodeError::TooManyBytes(bytes.len()));
     }
-    let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(image::ImageError::Decoding(image::error::DecodingError::new(image::ImageFormat::Tiff.into(), e)));
+    let corrupt = |e: tiff::TiffError| {
+        DecodeError::Corrupt(image::ImageError::Decoding(image::error::DecodingError::new(
+            image::ImageFormat::Tiff.into(),
+            e,
+        )))
+    };
     let mut limits = tiff::decoder::Limits::default();
     limits.decoding_buffer_size = MAX_DECODED_BYTES as usize * 2;
     limits.intermediate_buffer_size = MAX_DECODER_ALLOC as usize;
     let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(corrupt)?.with_limits(limits);
     decoder.seek_to_image(index).map_err(corrupt)?;
     let (width, height) = decoder.dimensions().map_err(corrupt)?;
-    if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE || width == 0 || height == 0 {
-        return Err(DecodeError::TooManyPixels { width, height });
-    }
+    check_dimensions(width, height)?;
     let colortype = decoder.colortype().map_err(corrupt)?;
     let channels = match colortype {
         ColorType::Gray(_) => 1,
@@ -102,7 +113,11 @@ pub fn decode_tiff_frame(bytes: &[u8], index: usize) -> Result<RgbImage, DecodeE
     };
     let pixels = width as usize * height as usize;
     // Bilevel scans come packed, a bit a pixel, each row padded to a byte.
-    let samples = if matches!(colortype, ColorType::Gray(1)) { unpack_bits(&samples, width as usize, height as usize) } else { samples };
+    let samples = if matches!(colortype, ColorType::Gray(1)) {
+        unpack_bits(&samples, width as usize, height as usize)
+    } else {
+        samples
+    };
     if samples.len() < pixels * channels {
         return Err(DecodeError::UnknownFormat);
     }
@@ -179,7 +194,11 @@ mod tests {
     fn a_decompression_bomb_is_refused_from_its_header() {
         let png = encode(&RgbImage::new(1, 1), ImageFormat::Png);
         let bomb = png_with_size(&png, 60_000, 60_000);
-        assert!(matches!(decode(&bomb), Err(DecodeError::TooManyPixels { .. } | DecodeError::Corrupt(_))), "{:?}", decode(&bomb).err());
+        assert!(
+            matches!(decode(&bomb), Err(DecodeError::TooManyPixels { .. } | DecodeError::Corrupt(_))),
+            "{:?}",
+            decode(&bomb).err()
+        );
         // Within the side limit but over the pixel limit: the typed error.
         let bomb = png_with_size(&png, 10_000, 10_000);
         assert!(matches!(decode(&bomb), Err(DecodeError::TooManyPixels { width: 10_000, height: 10_000 })));

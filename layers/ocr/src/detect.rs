@@ -4,10 +4,10 @@
 
 use image::RgbImage;
 
+use crate::error::OcrError;
 use crate::geometry::{area_and_perimeter, in_quad, min_area_rect, Point, Quad};
 use crate::model::{DetectorSpec, Normalisation};
 use crate::session::Model;
-use crate::error::OcrError;
 
 /// Finds text regions on a page.
 pub(crate) struct Detector {
@@ -80,7 +80,7 @@ impl Default for DbParams {
 /// scans. Large pages are detected at 1600 px, as faster-paddle does: a line of print on
 /// an A4 page is still about 15 px tall there, which the detector finds, and the
 /// recogniser reads its crop from the full-resolution page. It costs 0.64 of the
-/// detector's time and activation memory at 2000 px (README, "Speed").
+/// detector's time and activation memory at 2000 px (docs/benchmarks.md, "Speed").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DetSize {
     pub short_min: u32,
@@ -159,7 +159,9 @@ pub(crate) struct Detection {
 
 /// DB post-processing of a `map_w` x `map_h` probability map into boxes on a
 /// `page_w` x `page_h` page.
-pub(crate) fn boxes_from_map(prob: &[f32], map_w: usize, map_h: usize, page_w: u32, page_h: u32, params: &DbParams) -> Vec<Detection> {
+pub(crate) fn boxes_from_map(
+    prob: &[f32], map_w: usize, map_h: usize, page_w: u32, page_h: u32, params: &DbParams,
+) -> Vec<Detection> {
     let bitmap = threshold(prob, params.thresh);
     let bitmap = if params.dilate { dilate(&bitmap, map_w, map_h) } else { bitmap };
     let mut regions = connected_regions(&bitmap, map_w, map_h);
@@ -168,7 +170,9 @@ pub(crate) fn boxes_from_map(prob: &[f32], map_w: usize, map_h: usize, page_w: u
     let (sx, sy) = (page_w as f32 / map_w as f32, page_h as f32 / map_h as f32);
     let mut out = Vec::new();
     for region in regions {
-        let Some(rect) = min_area_rect(region.outline) else { continue };
+        let Some(rect) = min_area_rect(region.outline) else {
+            continue;
+        };
         if rect.short_side() < params.min_size {
             continue;
         }
@@ -267,10 +271,14 @@ fn connected_regions(bitmap: &[bool], w: usize, h: usize) -> Vec<Region> {
 
 /// Mean probability over the map pixels whose centres lie in the box ("fast" score mode).
 fn mean_inside(prob: &[f32], w: usize, h: usize, quad: &Quad) -> f32 {
-    let xmin = quad.iter().map(|p| p.x).fold(f32::MAX, f32::min).floor().clamp(0.0, (w - 1) as f32) as usize;
-    let xmax = quad.iter().map(|p| p.x).fold(f32::MIN, f32::max).ceil().clamp(0.0, (w - 1) as f32) as usize;
-    let ymin = quad.iter().map(|p| p.y).fold(f32::MAX, f32::min).floor().clamp(0.0, (h - 1) as f32) as usize;
-    let ymax = quad.iter().map(|p| p.y).fold(f32::MIN, f32::max).ceil().clamp(0.0, (h - 1) as f32) as usize;
+    // The box's pixel span on one axis, clamped to the map.
+    let span = |coord: fn(&Point) -> f32, size: usize| {
+        let last = (size - 1) as f32;
+        let low = quad.iter().map(coord).fold(f32::MAX, f32::min).floor().clamp(0.0, last);
+        let high = quad.iter().map(coord).fold(f32::MIN, f32::max).ceil().clamp(0.0, last);
+        (low as usize, high as usize)
+    };
+    let ((xmin, xmax), (ymin, ymax)) = (span(|p| p.x, w), span(|p| p.y, h));
     let (mut sum, mut count) = (0.0f64, 0usize);
     for y in ymin..=ymax {
         for x in xmin..=xmax {
@@ -280,7 +288,11 @@ fn mean_inside(prob: &[f32], w: usize, h: usize, quad: &Quad) -> f32 {
             }
         }
     }
-    if count == 0 { 0.0 } else { (sum / count as f64) as f32 }
+    if count == 0 {
+        0.0
+    } else {
+        (sum / count as f64) as f32
+    }
 }
 
 #[cfg(test)]
@@ -350,7 +362,8 @@ mod tests {
 
     #[test]
     fn the_fast_page_fill_gives_the_general_sampler_s_values() {
-        let image = RgbImage::from_fn(37, 23, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 251) as u8]));
+        let image =
+            RgbImage::from_fn(37, 23, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 251) as u8]));
         let whole = CropMap {
             origin: Point::new(0.0, 0.0),
             ex: Point::new(1.0, 0.0),

@@ -3,10 +3,10 @@
 
 use image::RgbImage;
 
+use crate::error::OcrError;
 use crate::geometry::CropMap;
 use crate::model::ClassifierSpec;
 use crate::session::Model;
-use crate::error::OcrError;
 
 /// The reference's direction threshold: a line counts as upside down when the classifier
 /// is this sure.
@@ -50,7 +50,8 @@ impl DirectionClassifier {
     pub(crate) fn orient(&self, image: &RgbImage, crops: &mut [CropMap]) -> Result<bool, OcrError> {
         let flipped = self.upside_down_probabilities(image, crops)?;
         let total: f32 = crops.iter().map(|c| c.width).sum();
-        let upside_down: f32 = crops.iter().zip(&flipped).filter(|(_, &p)| p > DIRECTION_THRESHOLD).map(|(c, _)| c.width).sum();
+        let upside_down: f32 =
+            crops.iter().zip(&flipped).filter(|(_, &p)| p > DIRECTION_THRESHOLD).map(|(c, _)| c.width).sum();
         let page_upside_down = upside_down > PAGE_FLIP_SHARE * total;
         if page_upside_down {
             for (crop, p) in crops.iter_mut().zip(flipped) {
@@ -71,7 +72,14 @@ impl DirectionClassifier {
             let mut input = vec![0.0f32; batch.len() * 3 * plane];
             for (k, crop) in batch.iter().enumerate() {
                 let w = ((height as f32 * crop.aspect()).ceil() as usize).clamp(1, width);
-                crop.sample_into(image, w, height, width, &self.spec.normalisation, &mut input[k * 3 * plane..(k + 1) * 3 * plane]);
+                crop.sample_into(
+                    image,
+                    w,
+                    height,
+                    width,
+                    &self.spec.normalisation,
+                    &mut input[k * 3 * plane..(k + 1) * 3 * plane],
+                );
             }
             self.model.run([batch.len(), 3, height, width], input, |_, probs| {
                 flipped.extend((0..batch.len()).map(|k| probs[2 * k + 1]));
@@ -88,7 +96,13 @@ mod tests {
     use crate::geometry::Point;
 
     fn crop(width: f32) -> CropMap {
-        CropMap { origin: Point::new(0.0, 0.0), ex: Point::new(1.0, 0.0), ey: Point::new(0.0, 1.0), width, height: 20.0 }
+        CropMap {
+            origin: Point::new(0.0, 0.0),
+            ex: Point::new(1.0, 0.0),
+            ey: Point::new(0.0, 1.0),
+            width,
+            height: 20.0,
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum OcrError {
     Decode(#[from] DecodeError),
     #[error("a page reader thread panicked")]
     Panicked,
+    /// A setting of the environment that does not parse: the engine does not start.
+    #[error("{var}={value:?} is not valid: {why}")]
+    Setting { var: &'static str, value: String, why: &'static str },
     #[error("{stage} failed on input {shape:?}: {source}")]
     Inference { stage: &'static str, shape: Vec<usize>, source: ort::Error },
 }

@@ -224,12 +224,7 @@ impl CropMap {
     /// length `stride` (the batch's padded width), normalised as the model wants it.
     /// Columns past `out_w` are left as they are.
     pub(crate) fn sample_into(
-        &self,
-        image: &image::RgbImage,
-        out_w: usize,
-        out_h: usize,
-        stride: usize,
-        normalisation: &Normalisation,
+        &self, image: &image::RgbImage, out_w: usize, out_h: usize, stride: usize, normalisation: &Normalisation,
         out: &mut [f32],
     ) {
         let plane = out_h * stride;
@@ -295,7 +290,10 @@ mod tests {
     #[test]
     fn corners_are_ordered_top_left_clockwise() {
         let rect = RotatedRect { center: Point::new(10.0, 5.0), axis: Point::new(1.0, 0.0), width: 20.0, height: 10.0 };
-        assert_eq!(rect.corners(), [Point::new(0.0, 0.0), Point::new(20.0, 0.0), Point::new(20.0, 10.0), Point::new(0.0, 10.0)]);
+        assert_eq!(
+            rect.corners(),
+            [Point::new(0.0, 0.0), Point::new(20.0, 0.0), Point::new(20.0, 10.0), Point::new(0.0, 10.0)]
+        );
         let grown = rect.grown(2.0).corners();
         assert_eq!(grown[0], Point::new(-2.0, -2.0));
         assert_eq!(grown[2], Point::new(22.0, 12.0));
@@ -303,7 +301,13 @@ mod tests {
 
     #[test]
     fn hull_area_and_containment() {
-        let square = vec![Point::new(0.0, 0.0), Point::new(4.0, 0.0), Point::new(4.0, 4.0), Point::new(0.0, 4.0), Point::new(2.0, 2.0)];
+        let square = vec![
+            Point::new(0.0, 0.0),
+            Point::new(4.0, 0.0),
+            Point::new(4.0, 4.0),
+            Point::new(0.0, 4.0),
+            Point::new(2.0, 2.0),
+        ];
         let hull = convex_hull(square);
         assert_eq!(hull.len(), 4);
         assert_eq!(area_and_perimeter(&hull), (16.0, 16.0));

@@ -43,9 +43,13 @@ impl InputKind {
             return InputKind::Heif;
         }
         match image::guess_format(bytes) {
-            Ok(image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::WebP | image::ImageFormat::Bmp | image::ImageFormat::Tiff) => {
-                InputKind::Image
-            }
+            Ok(
+                image::ImageFormat::Jpeg
+                | image::ImageFormat::Png
+                | image::ImageFormat::WebP
+                | image::ImageFormat::Bmp
+                | image::ImageFormat::Tiff,
+            ) => InputKind::Image,
             _ => InputKind::Unknown,
         }
     }

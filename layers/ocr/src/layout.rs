@@ -1,8 +1,8 @@
 //! Reading order: lines top to bottom, left to right, with fragments of one line merged.
 
-use crate::geometry::Quad;
 #[cfg(test)]
 use crate::geometry::Point;
+use crate::geometry::Quad;
 use crate::page::TextLine;
 
 /// Two boxes are in one row when their vertical extents overlap by at least this share of
@@ -38,7 +38,9 @@ pub(crate) fn reading_order(mut lines: Vec<TextLine>) -> Vec<TextLine> {
     let mut rows: Vec<Vec<TextLine>> = Vec::new();
     for line in lines {
         match rows.last_mut() {
-            Some(row) if row.last().is_some_and(|last| overlap(&last.quad, &line.quad) >= SAME_ROW_OVERLAP) => row.push(line),
+            Some(row) if row.last().is_some_and(|last| overlap(&last.quad, &line.quad) >= SAME_ROW_OVERLAP) => {
+                row.push(line)
+            }
             _ => rows.push(vec![line]),
         }
     }

@@ -70,23 +70,49 @@ pub struct EngineConfig {
 
 /// Below this the detection model misses receipt-sized print (SROIE CER 0.060 at 1024).
 const MIN_DET_LONG_SIDE: u32 = 1024;
+/// More ONNX Runtime threads than any Lambda (6 vCPUs at most) or workstation here has:
+/// a larger number is a typo.
+const MAX_THREADS: usize = 256;
 
 impl EngineConfig {
     /// The configuration this process's environment asks for (see [`runtime::var`]).
     pub fn from_env() -> Result<Self, OcrError> {
-        let set = std::env::var(runtime::var::MODEL_SET).ok().and_then(|s| ModelSet::parse(&s)).unwrap_or(DEFAULT_SET);
+        let setting = |var: &'static str| std::env::var(var).ok().filter(|v| !v.is_empty());
+        let invalid = |var, value: String, why| OcrError::Setting { var, value, why };
+        let set = match setting(runtime::var::MODEL_SET) {
+            Some(name) => ModelSet::parse(&name)
+                .ok_or_else(|| invalid(runtime::var::MODEL_SET, name, "not a model set this engine has"))?,
+            None => DEFAULT_SET,
+        };
+        if let Some(value) = setting(runtime::var::THREADS) {
+            if !value.parse::<usize>().is_ok_and(|n| (1..=MAX_THREADS).contains(&n)) {
+                return Err(invalid(runtime::var::THREADS, value, "expected a whole number of threads from 1 to 256"));
+            }
+        }
         let mut config = Self::for_set(set)?;
-        // The detection side trades accuracy for memory and time (README, "Speed"),
+        // The detection side trades accuracy for memory and time (docs/benchmarks.md),
         // within bounds that keep both in check.
-        if let Some(side) = std::env::var(runtime::var::DET_LONG_SIDE).ok().and_then(|v| v.parse::<u32>().ok()) {
-            config.det_size.long_max = side.clamp(MIN_DET_LONG_SIDE, DetSize::MAX_LONG_SIDE);
+        if let Some(value) = setting(runtime::var::DET_LONG_SIDE) {
+            match value.parse::<u32>() {
+                Ok(side) if (MIN_DET_LONG_SIDE..=DetSize::MAX_LONG_SIDE).contains(&side) => {
+                    config.det_size.long_max = side
+                }
+                _ => {
+                    return Err(invalid(
+                        runtime::var::DET_LONG_SIDE,
+                        value,
+                        "expected pixels from 1024 to the detector's maximum",
+                    ))
+                }
+            }
         }
         Ok(config)
     }
 
     pub fn for_set(set: ModelSet) -> Result<Self, OcrError> {
         let runtime = runtime::locate_runtime().map_err(|tried| OcrError::RuntimeNotFound { tried })?;
-        let models = runtime::locate_models(set).map_err(|tried| OcrError::ModelsNotFound { set: set.name(), tried })?;
+        let models =
+            runtime::locate_models(set).map_err(|tried| OcrError::ModelsNotFound { set: set.name(), tried })?;
         Ok(Self {
             runtime,
             models,
@@ -113,7 +139,7 @@ impl EngineConfig {
 }
 
 /// The model set used when none is configured: PP-OCRv6 small reads best on every set of
-/// ../shared/data (see the README).
+/// ../shared/data (see docs/benchmarks.md).
 pub const DEFAULT_SET: ModelSet = ModelSet::PpOcrV6;
 
 /// The engine: one part per stage, each with its model.
@@ -138,7 +164,9 @@ fn environment(runtime: &Path) -> Result<&'static ort::environment::Environment,
     let load_error = |detail: String| OcrError::RuntimeLoad { path: runtime.to_owned(), detail };
     let (variable, off) = runtime::DISABLE_TELEMETRY;
     if std::env::var(variable).as_deref() != Ok(off) {
-        tracing::warn!("{variable} is not {off}: ONNX Runtime's telemetry uploader starts (see runtime::disable_telemetry)");
+        tracing::warn!(
+            "{variable} is not {off}: ONNX Runtime's telemetry uploader starts (see runtime::disable_telemetry)"
+        );
     }
     let environment = ort::init_from(runtime)
         .map_err(|e| load_error(runtime::with_loader_reason(e.to_string(), runtime)))?
@@ -225,7 +253,8 @@ impl OcrEngine {
     /// Reads an upright page.
     pub fn read(&self, image: &RgbImage) -> Result<Page, OcrError> {
         let detections = self.detector.detect(image)?;
-        let mut crops: Vec<geometry::CropMap> = detections.iter().map(|d| geometry::CropMap::from_quad(&d.quad)).collect();
+        let mut crops: Vec<geometry::CropMap> =
+            detections.iter().map(|d| geometry::CropMap::from_quad(&d.quad)).collect();
         let mut recognised = self.recognizer.recognise(image, &crops)?;
         // Pages are read upright first; only a page that reads badly that way is shown to
         // the direction model (see `direction::worth_checking`), so upright pages, nearly

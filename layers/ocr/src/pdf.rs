@@ -16,7 +16,7 @@ use crate::geometry::{Point, Quad};
 use crate::page::{Page, TextLine};
 
 /// Most pages one PDF may have: a long contract or statement. Checked from the page tree
-/// before any page is loaded. The README gives the time such a document takes.
+/// before any page is loaded. docs/ocr.md gives the time such a document takes.
 pub const MAX_PDF_PAGES: usize = 200;
 /// A rendered page's longest side: the most the detector is ever set to
 /// (`DetSize::MAX_LONG_SIDE`). The detector scales the page down to its own cap; the
@@ -103,7 +103,8 @@ static PDFIUM: OnceLock<Result<Mutex<Pdfium>, PdfError>> = OnceLock::new();
 fn pdfium() -> Result<MutexGuard<'static, Pdfium>, PdfError> {
     let bound = PDFIUM.get_or_init(|| {
         let path = crate::runtime::locate_pdfium().map_err(|tried| PdfError::LibraryNotFound { tried })?;
-        let bindings = Pdfium::bind_to_library(&path).map_err(|e| PdfError::LibraryLoad(format!("{}: {e:?}", path.display())))?;
+        let bindings =
+            Pdfium::bind_to_library(&path).map_err(|e| PdfError::LibraryLoad(format!("{}: {e:?}", path.display())))?;
         Ok(Mutex::new(Pdfium::new(bindings)))
     });
     match bound {
@@ -120,9 +121,9 @@ pub fn warm() -> Result<(), PdfError> {
 
 fn open<'a>(pdfium: &'a Pdfium, bytes: &'a [u8]) -> Result<PdfDocument<'a>, PdfError> {
     pdfium.load_pdf_from_byte_slice(bytes, None).map_err(|e| match e {
-        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError | PdfiumInternalError::SecurityError) => {
-            PdfError::Encrypted
-        }
+        PdfiumError::PdfiumLibraryInternalError(
+            PdfiumInternalError::PasswordError | PdfiumInternalError::SecurityError,
+        ) => PdfError::Encrypted,
         other => PdfError::Broken(format!("{other:?}")),
     })
 }
@@ -340,7 +341,12 @@ impl Fragments {
     fn close(&mut self) {
         self.space = false;
         if let Some(r) = self.rect.take() {
-            let quad: Quad = [Point::new(r.left, r.top), Point::new(r.right, r.top), Point::new(r.right, r.bottom), Point::new(r.left, r.bottom)];
+            let quad: Quad = [
+                Point::new(r.left, r.top),
+                Point::new(r.right, r.top),
+                Point::new(r.right, r.bottom),
+                Point::new(r.left, r.bottom),
+            ];
             self.done.push(TextLine { text: std::mem::take(&mut self.text), score: 1.0, quad });
         }
         self.text.clear();

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
 
+use crate::error::OcrError;
 use crate::geometry::CropMap;
 use crate::model::RecognizerSpec;
 use crate::session::Model;
-use crate::error::OcrError;
 
 /// A crop's index and what it reads: text and mean character probability.
 type Read = (usize, (String, f32));
@@ -87,19 +87,21 @@ impl Recognizer {
 
     /// Reads one batch: `members` (crop indices) padded to `width`.
     fn run_batch(
-        &self,
-        image: &RgbImage,
-        crops: &[CropMap],
-        aspects: &[f32],
-        members: &[usize],
-        width: usize,
+        &self, image: &RgbImage, crops: &[CropMap], aspects: &[f32], members: &[usize], width: usize,
     ) -> Result<Vec<Read>, OcrError> {
         let height = self.spec.height;
         let plane = height * width;
         let mut input = vec![0.0f32; members.len() * 3 * plane];
         for (k, &i) in members.iter().enumerate() {
             let w = self.batching.crop_width(aspects[i], height).min(width);
-            crops[i].sample_into(image, w, height, width, &self.spec.normalisation, &mut input[k * 3 * plane..(k + 1) * 3 * plane]);
+            crops[i].sample_into(
+                image,
+                w,
+                height,
+                width,
+                &self.spec.normalisation,
+                &mut input[k * 3 * plane..(k + 1) * 3 * plane],
+            );
         }
         self.model.run([members.len(), 3, height, width], input, |out_shape, probs| {
             let (steps, classes) = (out_shape[1] as usize, out_shape[2] as usize);
@@ -148,11 +150,11 @@ impl Charset {
         let mut previous = 0usize;
         for t in 0..steps {
             let row = &probs[t * n..(t + 1) * n];
-            let (best, p) = row
-                .iter()
-                .copied()
-                .enumerate()
-                .fold((0usize, f32::MIN), |acc, (i, p)| if p > acc.1 { (i, p) } else { acc });
+            let (best, p) =
+                row.iter()
+                    .copied()
+                    .enumerate()
+                    .fold((0usize, f32::MIN), |acc, (i, p)| if p > acc.1 { (i, p) } else { acc });
             if best != 0 && best != previous {
                 text.push_str(&self.classes[best]);
                 sum += p;
@@ -209,7 +211,10 @@ impl Batching {
             // Sorted by width, so the newcomer is the batch's widest.
             let width = self.padded(self.crop_width(aspects[i], height));
             match plan.last_mut() {
-                Some((members, padded)) if members.len() < self.batch.max(1) && (members.len() + 1).saturating_mul(width) <= self.budget => {
+                Some((members, padded))
+                    if members.len() < self.batch.max(1)
+                        && (members.len() + 1).saturating_mul(width) <= self.budget =>
+                {
                     members.push(i);
                     *padded = width;
                 }
@@ -228,7 +233,7 @@ mod tests {
     fn ctc_merges_repeats_and_drops_blanks() {
         let charset = Charset::from_metadata("a\nb\nc\n");
         assert_eq!(charset.len(), 5); // blank, a, b, c, space
-        // steps: a a blank a b space c  -> "aab c"
+                                      // steps: a a blank a b space c  -> "aab c"
         let seq = [1, 1, 0, 1, 2, 4, 3];
         let mut probs = vec![0.0f32; seq.len() * 5];
         for (t, &c) in seq.iter().enumerate() {

@@ -100,7 +100,9 @@ pub(crate) struct Model {
 
 impl Model {
     /// `sessions` sessions of `threads` intra-op threads each.
-    pub(crate) fn load(environment: &'static ort::environment::Environment, path: &Path, plan: Pool, stage: &'static str) -> Result<Self, OcrError> {
+    pub(crate) fn load(
+        environment: &'static ort::environment::Environment, path: &Path, plan: Pool, stage: &'static str,
+    ) -> Result<Self, OcrError> {
         let Pool { sessions, threads } = plan;
         let file = prepared(environment, path);
         // The pool's sessions share one copy of the weights ONNX Runtime repacks for its
@@ -114,10 +116,7 @@ impl Model {
 
     /// One session of `file`, the prepared form of the model at `path` or the model itself.
     fn session(
-        environment: &'static ort::environment::Environment,
-        file: &Path,
-        path: &Path,
-        threads: usize,
+        environment: &'static ort::environment::Environment, file: &Path, path: &Path, threads: usize,
         prepacked: &PrepackedWeights,
     ) -> Result<Session, OcrError> {
         let model_error = |source: ort::Error| OcrError::Model { path: path.to_owned(), source };
@@ -155,7 +154,8 @@ impl Model {
         }
         let slots = Arc::clone(&self.sessions);
         let Grow { environment, file, prepacked, .. } = &self.grow;
-        let (environment, file, path, threads, prepacked) = (*environment, file.clone(), self.path.clone(), self.threads, prepacked.clone());
+        let (environment, file, path, threads, prepacked) =
+            (*environment, file.clone(), self.path.clone(), self.threads, prepacked.clone());
         std::thread::spawn(move || {
             for slot in &slots[1..] {
                 match Self::session(environment, &file, &path, threads, &prepacked) {
@@ -189,7 +189,11 @@ impl Model {
             return guard;
         }
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.built();
-        built().nth(turn).unwrap_or_else(|| unreachable!("sessions are only ever added, so turn < built")).lock().unwrap_or_else(|e| e.into_inner())
+        built()
+            .nth(turn)
+            .unwrap_or_else(|| unreachable!("sessions are only ever added, so turn < built"))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -212,10 +216,7 @@ impl Model {
     /// Runs the model on a [N, 3, H, W] input and hands its first output (shape, data) to
     /// `read`, which borrows it rather than copying it.
     pub(crate) fn run<T>(
-        &self,
-        shape: [usize; 4],
-        input: Vec<f32>,
-        read: impl FnOnce(&[i64], &[f32]) -> Result<T, OcrError>,
+        &self, shape: [usize; 4], input: Vec<f32>, read: impl FnOnce(&[i64], &[f32]) -> Result<T, OcrError>,
     ) -> Result<T, OcrError> {
         let failed = |source: ort::Error| OcrError::Inference { stage: self.stage, shape: shape.to_vec(), source };
         let tensor = Tensor::from_array((shape, input)).map_err(failed)?;

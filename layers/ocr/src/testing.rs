@@ -23,11 +23,10 @@ pub fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
     let font = FontRef::try_from_slice_and_index(font_bytes(font_path), 0).expect("a font");
     let scale = PxScale::from(px);
     let scaled = font.as_scaled(scale);
-    let width = lines
-        .iter()
-        .map(|l| l.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum::<f32>())
-        .fold(0.0, f32::max) as u32
-        + 80;
+    let width =
+        lines.iter().map(|l| l.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum::<f32>()).fold(0.0, f32::max)
+            as u32
+            + 80;
     let line_height = (px * 1.8) as u32;
     let mut image = RgbImage::from_pixel(width, line_height * lines.len() as u32 + 60, Rgb([255, 255, 255]));
     for (row, line) in lines.iter().enumerate() {
@@ -52,7 +51,6 @@ pub fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
     }
     image
 }
-
 
 pub use image::ImageFormat;
 
@@ -111,9 +109,18 @@ pub mod pdf {
     pub enum Content<'a> {
         Text(Vec<Text<'a>>),
         /// A JPEG (`jpeg`, `width` x `height` pixels) stretched over the whole page.
-        Scan { jpeg: Vec<u8>, width: u32, height: u32 },
+        Scan {
+            jpeg: Vec<u8>,
+            width: u32,
+            height: u32,
+        },
         /// A scan with an invisible text layer over it, as OCR software writes.
-        ScanWithLayer { jpeg: Vec<u8>, width: u32, height: u32, layer: Vec<Text<'a>> },
+        ScanWithLayer {
+            jpeg: Vec<u8>,
+            width: u32,
+            height: u32,
+            layer: Vec<Text<'a>>,
+        },
     }
 
     pub struct Page<'a> {
@@ -176,7 +183,11 @@ pub mod pdf {
 
     pub fn document_with(pages: &[Page<'_>], options: &Options) -> Vec<u8> {
         // Objects: 1 catalog, 2 page tree, 3 font, then per page: page, contents, image.
-        let mut objects: Vec<Vec<u8>> = vec![Vec::new(), Vec::new(), b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec()];
+        let mut objects: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            Vec::new(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec(),
+        ];
         let mut kids = Vec::new();
         for page in pages {
             let page_id = objects.len() + 1;
@@ -185,7 +196,9 @@ pub mod pdf {
             kids.push(format!("{page_id} 0 R"));
             let (ops, image) = match &page.content {
                 Content::Text(lines) => (text_ops(lines, 0), None),
-                Content::Scan { jpeg, width, height } => (format!("q {} 0 0 {} 0 0 cm /Im1 Do Q\n", page.width, page.height), Some((jpeg, width, height))),
+                Content::Scan { jpeg, width, height } => {
+                    (format!("q {} 0 0 {} 0 0 cm /Im1 Do Q\n", page.width, page.height), Some((jpeg, width, height)))
+                }
                 Content::ScanWithLayer { jpeg, width, height, layer } => (
                     format!("q {} 0 0 {} 0 0 cm /Im1 Do Q\n{}", page.width, page.height, text_ops(layer, 3)),
                     Some((jpeg, width, height)),
@@ -216,7 +229,10 @@ pub mod pdf {
         let encrypt_id = objects.len() + 1;
         if options.encrypted {
             // The standard handler, revision 2, with O and U that no empty password opens.
-            objects.push(format!("<< /Filter /Standard /V 1 /R 2 /O <{}> /U <{}> /P -4 >>", "ab".repeat(32), "cd".repeat(32)).into_bytes());
+            objects.push(
+                format!("<< /Filter /Standard /V 1 /R 2 /O <{}> /U <{}> /P -4 >>", "ab".repeat(32), "cd".repeat(32))
+                    .into_bytes(),
+            );
         }
         let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
         let mut offsets = Vec::new();
@@ -236,7 +252,10 @@ pub mod pdf {
         } else {
             String::new()
         };
-        out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R{encrypt} >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+        out.extend_from_slice(
+            format!("trailer\n<< /Size {} /Root 1 0 R{encrypt} >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1)
+                .as_bytes(),
+        );
         out
     }
 
@@ -253,7 +272,9 @@ pub fn multipage_tiff(pages: &[RgbImage]) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     let mut encoder = tiff::encoder::TiffEncoder::new(&mut out).expect("a TIFF encoder");
     for page in pages {
-        encoder.write_image::<tiff::encoder::colortype::RGB8>(page.width(), page.height(), page.as_raw()).expect("a TIFF page");
+        encoder
+            .write_image::<tiff::encoder::colortype::RGB8>(page.width(), page.height(), page.as_raw())
+            .expect("a TIFF page");
     }
     out.into_inner()
 }
@@ -281,6 +302,8 @@ pub fn noisy_photo_jpeg(lines: &[&str], width: u32, height: u32, noise: u8, qual
         }
     }
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&photo).expect("encoding a JPEG");
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(&photo)
+        .expect("encoding a JPEG");
     out
 }

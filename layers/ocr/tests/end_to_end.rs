@@ -47,7 +47,10 @@ fn assert_reads(page: &Page, expected: &[&str]) {
     }
     for line in &page.lines {
         assert!(line.score > 0.5 && line.score <= 1.0, "{line:?}");
-        assert!(line.quad.iter().all(|p| p.x >= 0.0 && p.y >= 0.0 && p.x <= page.width as f32 && p.y <= page.height as f32));
+        assert!(line
+            .quad
+            .iter()
+            .all(|p| p.x >= 0.0 && p.y >= 0.0 && p.x <= page.width as f32 && p.y <= page.height as f32));
     }
 }
 
@@ -152,7 +155,11 @@ fn models_are_prepared_beside_themselves_once_and_again_when_the_model_changes()
     // The first load writes the prepared form (no part file left), and reads with it.
     let engine = OcrEngine::load(config.clone()).unwrap_or_else(|e| panic!("{e}"));
     assert!(prepared.is_file(), "{prepared:?}");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "part")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_reads(&engine.read(&render(&ENGLISH, LATIN_FONT, 32.0)).unwrap(), &ENGLISH);
     let first = std::fs::metadata(&prepared).unwrap().modified().unwrap();

@@ -12,7 +12,9 @@ use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine};
 
 fn engine() -> &'static OcrEngine {
     static ENGINE: OnceLock<OcrEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| OcrEngine::load(EngineConfig::for_set(ModelSet::PpOcrV6).expect("models/fetch")).expect("the engine"))
+    ENGINE.get_or_init(|| {
+        OcrEngine::load(EngineConfig::for_set(ModelSet::PpOcrV6).expect("models/fetch")).expect("the engine")
+    })
 }
 
 fn squash(s: &str) -> String {
@@ -65,7 +67,11 @@ fn a_born_digital_page_is_read_from_its_text_layer() {
         let baseline = (A4.1 - set.y) * scale;
         // The box starts where the text was set and spans its baseline.
         assert!((left - set.x * scale).abs() < 2.0 * scale, "{}: left {left} vs {}", line.text, set.x * scale);
-        assert!(top < baseline && baseline < bottom, "{}: {top}..{bottom} should span the baseline {baseline}", line.text);
+        assert!(
+            top < baseline && baseline < bottom,
+            "{}: {top}..{bottom} should span the baseline {baseline}",
+            line.text
+        );
         // About as tall as the type (Helvetica's ascent to descent is about 1.2 em).
         let height = bottom - top;
         assert!(height > 0.8 * set.size * scale && height < 1.6 * set.size * scale, "{}: height {height}", line.text);
@@ -97,9 +103,15 @@ fn a_mixed_document_reads_each_page_its_own_way() {
     let layered = Page {
         width: w as f32 * 72.0 / 150.0,
         height: h as f32 * 72.0 / 150.0,
-        content: Content::ScanWithLayer { jpeg: jpeg(&image), width: w, height: h, layer: vec![Text { x: 10.0, y: 20.0, size: 12.0, text: "RECEIPT 55 (OCR layer)" }] },
+        content: Content::ScanWithLayer {
+            jpeg: jpeg(&image),
+            width: w,
+            height: h,
+            layer: vec![Text { x: 10.0, y: 20.0, size: 12.0, text: "RECEIPT 55 (OCR layer)" }],
+        },
     };
-    let pdf = document(&[Page::text(A4.0, A4.1, invoice_lines()), Page::scan(&scan_image(&["PAGE TWO"]), 150.0), layered]);
+    let pdf =
+        document(&[Page::text(A4.0, A4.1, invoice_lines()), Page::scan(&scan_image(&["PAGE TWO"]), 150.0), layered]);
     let split = pages(pdf);
     assert!(
         matches!(split.as_slice(), [PdfPage::Text(_), PdfPage::Scan { index: 1, .. }, PdfPage::Scan { index: 2, .. }]),
@@ -112,7 +124,8 @@ fn a_mixed_document_reads_each_page_its_own_way() {
 
 #[test]
 fn an_encrypted_pdf_is_refused_as_encrypted() {
-    let pdf = document_with(&[Page::text(A4.0, A4.1, invoice_lines())], &Options { encrypted: true, ..Options::default() });
+    let pdf =
+        document_with(&[Page::text(A4.0, A4.1, invoice_lines())], &Options { encrypted: true, ..Options::default() });
     let e = input::split(pdf).unwrap_err();
     assert!(matches!(e, InputError::Pdf(PdfError::Encrypted)), "{e:?}");
     assert!(e.is_item_fault());
@@ -148,7 +161,10 @@ fn pdf_bombs_are_bounded() {
     .unwrap();
     assert_eq!(image.width().max(image.height()), RENDER_LONG_SIDE);
 
-    let looped = document_with(&[Page::text(A4.0, A4.1, invoice_lines())], &Options { page_tree_loop: true, ..Options::default() });
+    let looped = document_with(
+        &[Page::text(A4.0, A4.1, invoice_lines())],
+        &Options { page_tree_loop: true, ..Options::default() },
+    );
     // The tree counts two kids; the second is the tree itself, which is not a page.
     let e = input::split(looped).unwrap_err();
     assert!(matches!(e, InputError::Pdf(PdfError::Page { page: 2, .. })) && e.is_item_fault(), "{e:?}");

@@ -52,11 +52,15 @@ fn main() {
 fn scanned_statement(pages: usize) -> Vec<u8> {
     let scans: Vec<pdf::Page> = (1..=pages)
         .map(|page| {
-            let mut lines = vec!["HARBOUR SAVINGS BANK - STATEMENT".to_owned(), "Date        Description              Amount".to_owned()];
+            let mut lines = vec![
+                "HARBOUR SAVINGS BANK - STATEMENT".to_owned(),
+                "Date        Description              Amount".to_owned(),
+            ];
             for row in 0..22 {
                 let day = (page * 22 + row) % 28 + 1;
                 let amount = ((page * 37 + row * 101) % 9000) as f32 / 7.0;
-                lines.push(format!("2026-03-{day:02}  CARD PAYMENT SHOP {:03}   {amount:>9.2}", (page * 7 + row) % 500));
+                lines
+                    .push(format!("2026-03-{day:02}  CARD PAYMENT SHOP {:03}   {amount:>9.2}", (page * 7 + row) % 500));
             }
             lines.push(format!("Page {page} of {pages}"));
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

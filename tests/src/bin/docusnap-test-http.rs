@@ -27,7 +27,10 @@ async fn main() -> Result<(), Error> {
             "cookie": request.headers().get("cookie").and_then(|v| v.to_str().ok()),
             "body": body,
         });
-        Ok(Response::builder().status(200).header("content-type", "application/json").body(Body::Text(answer.to_string()))?)
+        Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::Text(answer.to_string()))?)
     }))
     .await
 }

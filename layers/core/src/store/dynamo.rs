@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
-use super::{Created, Outcome, StoreError, TaskStore};
+use super::{Created, Outcome, StoreError, TaskStore, V2TaskStore};
 use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::ClientId;
@@ -71,7 +71,9 @@ impl DynamoTaskStore {
     async fn update_if(request: UpdateItemFluentBuilder) -> Result<Option<UpdateItemOutput>, StoreError> {
         match request.send().await {
             Ok(output) => Ok(Some(output)),
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(None),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(None)
+            }
             Err(e) => Err(StoreError::backend("DynamoDB UpdateItem")(e)),
         }
     }
@@ -124,7 +126,7 @@ fn v2_attributes(record: &V2Record) -> HashMap<String, AttributeValue> {
     ]);
     if let Some(callback) = &record.callback {
         item.insert(attr::CALLBACK_URL.into(), s(&callback.url));
-        item.insert(attr::CALLBACK_SECRET.into(), s(&callback.secret));
+        item.insert(attr::CALLBACK_SECRET.into(), s(callback.secret.expose()));
     }
     item
 }
@@ -132,9 +134,10 @@ fn v2_attributes(record: &V2Record) -> HashMap<String, AttributeValue> {
 fn v2_record(item: &HashMap<String, AttributeValue>) -> Result<V2Record, StoreError> {
     let malformed = |what: &str| StoreError::Malformed(format!("v2 task without {what}"));
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| -> Option<i64> { item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) };
+    let number =
+        |name: &str| -> Option<i64> { item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) };
     let callback = match (text(attr::CALLBACK_URL), text(attr::CALLBACK_SECRET)) {
-        (Some(url), Some(secret)) => Some(Callback { url, secret }),
+        (Some(url), Some(secret)) => Some(Callback { url, secret: crate::secret::Secret::new(secret) }),
         _ => None,
     };
     Ok(V2Record {
@@ -156,8 +159,10 @@ fn v2_record(item: &HashMap<String, AttributeValue>) -> Result<V2Record, StoreEr
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
     let malformed = |what: &str| StoreError::Malformed(what.to_owned());
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| -> Option<Timestamp> { item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) };
-    let client_id = text(attr::CLIENT_ID).and_then(|id| ClientId::stored(&id).ok()).ok_or_else(|| malformed("client_id"))?;
+    let number =
+        |name: &str| -> Option<Timestamp> { item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()) };
+    let client_id =
+        text(attr::CLIENT_ID).and_then(|id| ClientId::stored(&id).ok()).ok_or_else(|| malformed("client_id"))?;
     let sort_key = text(attr::TASK_KEY).unwrap_or_default();
     let id = TaskId::from_sort_key(client_id, &sort_key).ok_or_else(|| malformed(&format!("task key {sort_key:?}")))?;
     let status = text(attr::STATUS).and_then(|v| TaskStatus::parse(&v)).ok_or_else(|| malformed("status"))?;
@@ -167,9 +172,9 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError>
                 Stage::Receiving => Progress::Receiving,
                 Stage::Uploaded => Progress::Uploaded,
                 Stage::Read => Progress::Read,
-                Stage::Extracting => {
-                    Progress::Extracting { claimed_at: number(attr::CLAIMED_AT).ok_or_else(|| malformed("a claim without claimed_at"))? }
-                }
+                Stage::Extracting => Progress::Extracting {
+                    claimed_at: number(attr::CLAIMED_AT).ok_or_else(|| malformed("a claim without claimed_at"))?,
+                },
             };
             TaskState::Processing { progress }
         }
@@ -218,7 +223,9 @@ impl DynamoTaskStore {
     /// Adds `number` to the number set `set` of a task processing at one of `stages`, and
     /// returns the set's size: a set, so duplicates and retries count once. `None`,
     /// changing nothing, when the task is not at one of those stages.
-    async fn add_to_set(&self, id: &TaskId, set: &str, number: u64, stages: &[Stage]) -> Result<Option<usize>, StoreError> {
+    async fn add_to_set(
+        &self, id: &TaskId, set: &str, number: u64, stages: &[Stage],
+    ) -> Result<Option<usize>, StoreError> {
         let at_stage = (0..stages.len()).map(|i| format!("#stage = :stage{i}")).collect::<Vec<_>>().join(" OR ");
         let mut request = self
             .update(id)
@@ -233,7 +240,9 @@ impl DynamoTaskStore {
         for (i, stage) in stages.iter().enumerate() {
             request = request.expression_attribute_values(format!(":stage{i}"), s(stage.as_str()));
         }
-        let Some(output) = Self::update_if(request).await? else { return Ok(None) };
+        let Some(output) = Self::update_if(request).await? else {
+            return Ok(None);
+        };
         Ok(Some(output.attributes().and_then(|a| a.get(set)).and_then(|v| v.as_ns().ok()).map_or(0, Vec::len)))
     }
 
@@ -263,37 +272,6 @@ impl TaskStore for DynamoTaskStore {
         }
     }
 
-    async fn create_v2(&self, task: &Task, record: &V2Record) -> Result<Created, StoreError> {
-        let mut item = to_item(task);
-        item.extend(v2_attributes(record));
-        self.put_new(task, item).await
-    }
-
-    async fn get_v2(&self, id: &TaskId, now: Timestamp) -> Result<Option<(Task, V2Record)>, StoreError> {
-        let Some(item) = self.get_item(id).await? else { return Ok(None) };
-        let task = from_item(&item)?;
-        if task.is_expired(now) {
-            return Ok(None);
-        }
-        Ok(Some((task, v2_record(&item)?)))
-    }
-
-    async fn pages_read(&self, id: &TaskId, part: u32, pages: usize) -> Result<(), StoreError> {
-        let request = self
-            .update(id)
-            .update_expression("SET #read = :pages")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", attr::CLIENT_ID)
-            .expression_attribute_names("#read", format!("{}{part}", attr::PAGES_READ_PREFIX))
-            .expression_attribute_values(":pages", n(pages as Timestamp));
-        Self::update_if(request).await?;
-        Ok(())
-    }
-
-    async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {
-        self.add_to_set(id, attr::PAGES_ARRIVED, page as u64, &[Stage::Receiving, Stage::Uploaded]).await
-    }
-
     async fn touch(&self, id: &TaskId, now: Timestamp) -> Result<Option<Task>, StoreError> {
         let request = self
             .update(id)
@@ -310,7 +288,9 @@ impl TaskStore for DynamoTaskStore {
 
     async fn finish(&self, id: &TaskId, outcome: Outcome) -> Result<bool, StoreError> {
         let (status, field, value, extractor) = match outcome {
-            Outcome::Completed { result, extractor } => (TaskStatus::Completed, attr::RESULT, result, Some(extractor.to_string())),
+            Outcome::Completed { result, extractor } => {
+                (TaskStatus::Completed, attr::RESULT, result, Some(extractor.to_string()))
+            }
             Outcome::Failed(code) => (TaskStatus::Error, attr::ERROR_CODE, code.as_str().to_owned(), None),
         };
         let mut request = self.update(id);
@@ -438,10 +418,7 @@ impl TaskStore for DynamoTaskStore {
                     .send()
                     .await
                     .map_err(StoreError::backend("DynamoDB BatchWriteItem"))?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut left| left.remove(&self.table))
-                    .unwrap_or_default();
+                requests = output.unprocessed_items.and_then(|mut left| left.remove(&self.table)).unwrap_or_default();
                 if requests.is_empty() {
                     break;
                 }
@@ -455,6 +432,41 @@ impl TaskStore for DynamoTaskStore {
             }
         }
         Ok(count)
+    }
+}
+
+impl V2TaskStore for DynamoTaskStore {
+    async fn create_v2(&self, task: &Task, record: &V2Record) -> Result<Created, StoreError> {
+        let mut item = to_item(task);
+        item.extend(v2_attributes(record));
+        self.put_new(task, item).await
+    }
+
+    async fn get_v2(&self, id: &TaskId, now: Timestamp) -> Result<Option<(Task, V2Record)>, StoreError> {
+        let Some(item) = self.get_item(id).await? else {
+            return Ok(None);
+        };
+        let task = from_item(&item)?;
+        if task.is_expired(now) {
+            return Ok(None);
+        }
+        Ok(Some((task, v2_record(&item)?)))
+    }
+
+    async fn pages_read(&self, id: &TaskId, part: u32, pages: usize) -> Result<(), StoreError> {
+        let request = self
+            .update(id)
+            .update_expression("SET #read = :pages")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", attr::CLIENT_ID)
+            .expression_attribute_names("#read", format!("{}{part}", attr::PAGES_READ_PREFIX))
+            .expression_attribute_values(":pages", n(pages as Timestamp));
+        Self::update_if(request).await?;
+        Ok(())
+    }
+
+    async fn page_arrived(&self, id: &TaskId, page: usize) -> Result<Option<usize>, StoreError> {
+        self.add_to_set(id, attr::PAGES_ARRIVED, page as u64, &[Stage::Receiving, Stage::Uploaded]).await
     }
 }
 
@@ -474,7 +486,8 @@ mod tests {
         assert!(!to_item(&task).contains_key(attr::WRAPPED_KEY), "the client's key is never stored in the table");
         task.state = TaskState::Processing { progress: Progress::Extracting { claimed_at: 150 } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
-        task.state = TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into() } };
+        task.state =
+            TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into() } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
         task.state = TaskState::Failed { code: ErrorCode::OcrFailure };
         let item = to_item(&task);

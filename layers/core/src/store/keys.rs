@@ -34,7 +34,9 @@ impl DynamoKeyBindings {
 }
 
 impl KeyBindings for DynamoKeyBindings {
-    async fn bind(&self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp) -> Result<Binding, StoreError> {
+    async fn bind(
+        &self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp,
+    ) -> Result<Binding, StoreError> {
         let item = HashMap::from([
             (attr::KEY.to_owned(), AttributeValue::S(key.to_owned())),
             (attr::CONTENT.to_owned(), AttributeValue::S(content.to_owned())),

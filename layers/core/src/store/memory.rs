@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{Binding, BlobStore, Created, KeyBindings, Outcome, PresignedPut, Queue, StoreError, StoredObject, TaskStore, UploadUrls};
+use super::{
+    Binding, BlobStore, Created, KeyBindings, Outcome, PresignedPut, Queue, StoreError, StoredObject, TaskStore,
+    UploadUrls, V2TaskStore,
+};
 use crate::clock::Timestamp;
 use crate::ids::ClientId;
 use crate::task::{Progress, Stage, Task, TaskId, TaskState};
@@ -78,7 +81,9 @@ impl TaskStore for MemoryTaskStore {
                     (Stage::Receiving, _) => Progress::Receiving,
                     (Stage::Uploaded, _) => Progress::Uploaded,
                     (Stage::Read, _) => Progress::Read,
-                    (Stage::Extracting, Progress::Extracting { claimed_at }) => Progress::Extracting { claimed_at: *claimed_at },
+                    (Stage::Extracting, Progress::Extracting { claimed_at }) => {
+                        Progress::Extracting { claimed_at: *claimed_at }
+                    }
                     // Only a claim moves a task into extraction, with its time.
                     (Stage::Extracting, _) => return false,
                 };
@@ -115,16 +120,50 @@ impl TaskStore for MemoryTaskStore {
         }))
     }
 
+    async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {
+        self.with(|tasks| tasks.remove(id));
+        self.v2.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        Ok(())
+    }
+
+    async fn count_in_flight(&self, client_id: &ClientId, since: Timestamp) -> Result<usize, StoreError> {
+        Ok(self.with(|tasks| {
+            tasks
+                .values()
+                .filter(|t| {
+                    &t.id.client_id == client_id
+                        && matches!(t.state, TaskState::Processing { .. })
+                        && t.created_at > since
+                })
+                .count()
+        }))
+    }
+
+    async fn delete_client(&self, client_id: &ClientId) -> Result<usize, StoreError> {
+        Ok(self.with(|tasks| {
+            let before = tasks.len();
+            tasks.retain(|id, _| &id.client_id != client_id);
+            before - tasks.len()
+        }))
+    }
+}
+
+impl V2TaskStore for MemoryTaskStore {
     async fn create_v2(&self, task: &Task, record: &V2Record) -> Result<Created, StoreError> {
         let created = self.create(task).await?;
         if created == Created::New {
-            self.v2.lock().unwrap_or_else(|e| e.into_inner()).insert(task.id.clone(), (record.clone(), Default::default()));
+            self.v2
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(task.id.clone(), (record.clone(), Default::default()));
         }
         Ok(created)
     }
 
     async fn get_v2(&self, id: &TaskId, now: Timestamp) -> Result<Option<(Task, V2Record)>, StoreError> {
-        let Some(task) = self.get(id, now).await? else { return Ok(None) };
+        let Some(task) = self.get(id, now).await? else {
+            return Ok(None);
+        };
         let v2 = self.v2.lock().unwrap_or_else(|e| e.into_inner());
         let (record, arrived) = v2.get(id).ok_or_else(|| StoreError::Malformed("v2 task without its record".into()))?;
         let read = self.read.lock().unwrap_or_else(|e| e.into_inner()).get(id).map_or(0, |parts| parts.values().sum());
@@ -145,29 +184,6 @@ impl TaskStore for MemoryTaskStore {
         Ok(v2.get_mut(id).map(|(_, arrived)| {
             arrived.insert(page);
             arrived.len()
-        }))
-    }
-
-    async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {
-        self.with(|tasks| tasks.remove(id));
-        self.v2.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        Ok(())
-    }
-
-    async fn count_in_flight(&self, client_id: &ClientId, since: Timestamp) -> Result<usize, StoreError> {
-        Ok(self.with(|tasks| {
-            tasks
-                .values()
-                .filter(|t| &t.id.client_id == client_id && matches!(t.state, TaskState::Processing { .. }) && t.created_at > since)
-                .count()
-        }))
-    }
-
-    async fn delete_client(&self, client_id: &ClientId) -> Result<usize, StoreError> {
-        Ok(self.with(|tasks| {
-            let before = tasks.len();
-            tasks.retain(|id, _| &id.client_id != client_id);
-            before - tasks.len()
         }))
     }
 }
@@ -233,7 +249,9 @@ pub struct MemoryKeyBindings {
 }
 
 impl KeyBindings for MemoryKeyBindings {
-    async fn bind(&self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp) -> Result<Binding, StoreError> {
+    async fn bind(
+        &self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp,
+    ) -> Result<Binding, StoreError> {
         let mut bindings = self.bindings.lock().unwrap_or_else(|e| e.into_inner());
         match bindings.get(key) {
             Some((bound, until)) if *until > now && bound != content => Ok(Binding::OtherContent),
@@ -246,11 +264,16 @@ impl KeyBindings for MemoryKeyBindings {
 }
 
 impl UploadUrls for MemoryBlobStore {
-    async fn presign_put(&self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64) -> Result<PresignedPut, StoreError> {
+    async fn presign_put(
+        &self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64,
+    ) -> Result<PresignedPut, StoreError> {
         Ok(PresignedPut {
             url: format!("memory:///{key}?expires={expires_secs}"),
             method: "PUT".into(),
-            headers: vec![("content-length".into(), size.to_string()), ("x-amz-checksum-sha256".into(), sha256_base64.into())],
+            headers: vec![
+                ("content-length".into(), size.to_string()),
+                ("x-amz-checksum-sha256".into(), sha256_base64.into()),
+            ],
         })
     }
 }

@@ -83,11 +83,14 @@ pub enum Created {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// `result` is sealed for the client; `extractor` names what made it.
-    Completed { result: String, extractor: ExtractorKind },
+    Completed {
+        result: String,
+        extractor: ExtractorKind,
+    },
     Failed(ErrorCode),
 }
 
-/// The task table.
+/// The task table: what every task has (v1's, batch's and v2's alike).
 pub trait TaskStore: Send + Sync {
     /// Creates `task` unless a live task with its id exists; exactly one of any number of
     /// concurrent calls for one id gets [`Created::New`].
@@ -110,7 +113,9 @@ pub trait TaskStore: Send + Sync {
     /// Takes a task for extraction: moves it from [`Stage::Read`] to
     /// [`Stage::Extracting`], or takes over a claim older than `stale_before`. False,
     /// changing nothing, when it is not processing, not read yet, or freshly claimed.
-    fn claim(&self, id: &TaskId, now: Timestamp, stale_before: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn claim(
+        &self, id: &TaskId, now: Timestamp, stale_before: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Records that page group `group` of a fanned-out task has its output stored, and
     /// returns how many distinct groups have: a set, so a duplicate or a retry of a group
@@ -118,12 +123,30 @@ pub trait TaskStore: Send + Sync {
     /// nothing, when the task is not processing at [`Stage::Uploaded`].
     fn group_read(&self, id: &TaskId, group: u32) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
 
+    /// Forgets one task.
+    fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many of a client's tasks are processing and were created after `since` (older
+    /// ones have timed out, whether or not anyone has read them since).
+    fn count_in_flight(
+        &self, client_id: &ClientId, since: Timestamp,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Forgets every task of a client; returns how many there were.
+    fn delete_client(&self, client_id: &ClientId) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// What the task table keeps of v2 tasks besides their state: their record (token digest,
+/// pages, deadline, callback) and the counts of pages arrived and read.
+pub trait V2TaskStore: TaskStore {
     /// Creates a v2 task with what the table keeps of it besides its state (its token's
     /// digest, its pages, its deadline and callback); as [`TaskStore::create`] otherwise.
     fn create_v2(&self, task: &Task, record: &V2Record) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Reads a live v2 task and its record, without touching it.
-    fn get_v2(&self, id: &TaskId, now: Timestamp) -> impl Future<Output = Result<Option<(Task, V2Record)>, StoreError>> + Send;
+    fn get_v2(
+        &self, id: &TaskId, now: Timestamp,
+    ) -> impl Future<Output = Result<Option<(Task, V2Record)>, StoreError>> + Send;
 
     /// Records that page `page` of a v2 task has arrived and returns how many distinct
     /// pages have (a set: duplicates and reordered notifications count once). `None`,
@@ -136,16 +159,6 @@ pub trait TaskStore: Send + Sync {
     /// go) of a v2 task are read: set, not added, so a retry counts once. What `GET` shows as
     /// the pages read so far is the sum over the parts.
     fn pages_read(&self, id: &TaskId, part: u32, pages: usize) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Forgets one task.
-    fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// How many of a client's tasks are processing and were created after `since` (older
-    /// ones have timed out, whether or not anyone has read them since).
-    fn count_in_flight(&self, client_id: &ClientId, since: Timestamp) -> impl Future<Output = Result<usize, StoreError>> + Send;
-
-    /// Forgets every task of a client; returns how many there were.
-    fn delete_client(&self, client_id: &ClientId) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// An object as listed: enough to tell versions apart and order them.
@@ -189,7 +202,9 @@ pub trait KeyBindings: Send + Sync {
     /// Binds `key` (a digest of the wrapped key) to `content` (the content's SHA-256) until
     /// `expires_at`, unless it is bound already. Of concurrent binds of one key to
     /// different contents exactly one is allowed; binding the same content again is.
-    fn bind(&self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp) -> impl Future<Output = Result<Binding, StoreError>> + Send;
+    fn bind(
+        &self, key: &str, content: &str, now: Timestamp, expires_at: Timestamp,
+    ) -> impl Future<Output = Result<Binding, StoreError>> + Send;
 }
 
 /// A queue that hands work to the next function.
@@ -206,7 +221,9 @@ pub struct PresignedPut {
 pub trait UploadUrls: Send + Sync {
     /// A PUT of `key` that the store accepts only with exactly `size` bytes whose SHA-256
     /// is `sha256_base64`, for `expires_secs`.
-    fn presign_put(&self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64) -> impl Future<Output = Result<PresignedPut, StoreError>> + Send;
+    fn presign_put(
+        &self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64,
+    ) -> impl Future<Output = Result<PresignedPut, StoreError>> + Send;
 }
 
 pub trait Queue: Send + Sync {

@@ -23,7 +23,9 @@ impl S3BlobStore {
 }
 
 impl UploadUrls for S3BlobStore {
-    async fn presign_put(&self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64) -> Result<PresignedPut, StoreError> {
+    async fn presign_put(
+        &self, key: &str, size: u64, sha256_base64: &str, expires_secs: u64,
+    ) -> Result<PresignedPut, StoreError> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(expires_secs))
             .map_err(StoreError::backend("S3 presigning config"))?;
         // Content-Length and x-amz-checksum-sha256 are signed: S3 refuses any other body.
@@ -71,13 +73,7 @@ impl BlobStore for S3BlobStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
         let mut objects = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(StoreError::backend("S3 ListObjectsV2"))?;
             objects.extend(page.contents().iter().filter_map(|o| {

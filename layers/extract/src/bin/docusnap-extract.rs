@@ -24,7 +24,9 @@ fn main() -> std::process::ExitCode {
     let show_rows = std::env::args().skip(1).any(|a| a == "--rows");
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { return std::process::ExitCode::FAILURE };
+        let Ok(line) = line else {
+            return std::process::ExitCode::FAILURE;
+        };
         let Ok(page) = serde_json::from_str::<OcrLine>(&line) else {
             eprintln!("docusnap-extract: not a docusnap-ocr JSON line: {line:.80}");
             return std::process::ExitCode::FAILURE;

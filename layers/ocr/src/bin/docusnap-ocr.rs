@@ -9,7 +9,7 @@
 //! `--det-long-side`, `--det-short-side` and `--rec-min-width` set them one by one;
 //! `--rec-batch N`, `--rec-budget PX`, `--rec-sessions N`, `--threads N`, `--no-direction`
 //! and `--db-thresh`, `--db-box-thresh`, `--db-unclip`, `--db-dilate 1|0` the rest of the
-//! engine's settings (README, "Where this engine differs"). `--prepare-models` writes the
+//! engine's settings (docs/ocr.md, "Where this engine differs"). `--prepare-models` writes the
 //! set's prepared models beside them and prints their paths.
 
 use std::io::Write;
@@ -38,7 +38,11 @@ fn main() -> std::process::ExitCode {
             "--det-long-side" | "--det-short-side" => match args.next().and_then(|v| v.parse().ok()) {
                 Some(n) => {
                     let size: &mut DetSize = det_size.get_or_insert(DetSize::DEFAULT);
-                    if arg == "--det-long-side" { size.long_max = n } else { size.short_min = n }
+                    if arg == "--det-long-side" {
+                        size.long_max = n
+                    } else {
+                        size.short_min = n
+                    }
                 }
                 None => return usage("--det-long-side and --det-short-side take a number of pixels"),
             },
@@ -46,15 +50,19 @@ fn main() -> std::process::ExitCode {
                 Some(n) => rec_min_width = Some(n),
                 None => return usage("--rec-min-width takes a number of pixels"),
             },
-            "--rec-budget" | "--rec-batch" | "--rec-sessions" | "--threads" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(n) => tuning.push((arg, n)),
-                None => return usage("--rec-budget, --rec-batch, --rec-sessions and --threads take a number"),
-            },
+            "--rec-budget" | "--rec-batch" | "--rec-sessions" | "--threads" => {
+                match args.next().and_then(|v| v.parse().ok()) {
+                    Some(n) => tuning.push((arg, n)),
+                    None => return usage("--rec-budget, --rec-batch, --rec-sessions and --threads take a number"),
+                }
+            }
             "--no-direction" => tuning.push((arg, 0)),
-            "--db-thresh" | "--db-box-thresh" | "--db-unclip" | "--db-dilate" => match args.next().and_then(|v| v.parse::<f32>().ok()) {
-                Some(v) => db.push((arg, v)),
-                None => return usage("--db-* take a number (--db-dilate: 1 or 0)"),
-            },
+            "--db-thresh" | "--db-box-thresh" | "--db-unclip" | "--db-dilate" => {
+                match args.next().and_then(|v| v.parse::<f32>().ok()) {
+                    Some(v) => db.push((arg, v)),
+                    None => return usage("--db-* take a number (--db-dilate: 1 or 0)"),
+                }
+            }
             "--prepare-models" => prepare = true,
             "-h" | "--help" => return usage(""),
             _ => files.push(arg),
@@ -110,7 +118,9 @@ fn main() -> std::process::ExitCode {
     let mut status = std::process::ExitCode::SUCCESS;
     for file in files {
         let started = Instant::now();
-        let pages = std::fs::read(&file).map_err(|e| e.to_string()).and_then(|bytes| input::split(bytes).map_err(|e| e.to_string()));
+        let pages = std::fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| input::split(bytes).map_err(|e| e.to_string()));
         let pages = match pages {
             Ok(pages) => pages,
             Err(error) => {
@@ -122,7 +132,9 @@ fn main() -> std::process::ExitCode {
         let mut started = started;
         for (i, page) in pages.iter().enumerate() {
             let line = match engine.read_input(page) {
-                Ok(read) => serde_json::json!({"file": file, "page": i + 1, "lines": read.lines, "ms": ms_since(started)}),
+                Ok(read) => {
+                    serde_json::json!({"file": file, "page": i + 1, "lines": read.lines, "ms": ms_since(started)})
+                }
                 Err(error) => {
                     status = std::process::ExitCode::FAILURE;
                     serde_json::json!({"file": file, "page": i + 1, "error": error.to_string(), "ms": ms_since(started)})

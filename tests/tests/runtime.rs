@@ -82,6 +82,11 @@ async fn invocations_run_side_by_side_up_to_the_concurrency() {
     assert!(started.elapsed() > Duration::from_secs(1));
 }
 
+/// The JSON the test function answers a request with.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The local HTTP API (infra/src/gateway.rs) in front of a real `lambda_http` function: the
 /// payload 2.0 event it makes is what lambda_http parses, and the answer comes back whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,18 +105,14 @@ async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
         tokio::spawn(docusnap_infra::gateway::serve(listener, std::sync::Arc::new(Environments::new(spec, 1))));
     let http = reqwest::Client::new();
 
-    let answer: Value = http
-        .post(format!("{base}/lambda-url/test-http/api/v2/tasks?a=1&a=two%20words"))
-        .header("x-thing", "one")
-        .header("cookie", "s=1; t=2")
-        .header("content-type", "application/json")
-        .body(r#"{"k":"v"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = json_of(
+        http.post(format!("{base}/lambda-url/test-http/api/v2/tasks?a=1&a=two%20words"))
+            .header("x-thing", "one")
+            .header("cookie", "s=1; t=2")
+            .header("content-type", "application/json")
+            .body(r#"{"k":"v"}"#),
+    )
+    .await;
     assert_eq!(answer["method"], "POST");
     assert_eq!(answer["path"], "/api/v2/tasks", "the local prefix is not the function's");
     assert_eq!(answer["query"], json!(["1", "two words"]));
@@ -121,16 +122,8 @@ async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
 
     // A body that is not text travels base64 and arrives as the same bytes.
     let bytes: Vec<u8> = (0..=255).collect();
-    let answer: Value = http
-        .put(format!("{base}/raw"))
-        .header("content-type", "image/jpeg")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer =
+        json_of(http.put(format!("{base}/raw")).header("content-type", "image/jpeg").body(bytes.clone())).await;
     assert_eq!(answer["body"], json!(bytes));
 
     let response = http.get(format!("{base}/binary")).send().await.unwrap();

@@ -59,20 +59,19 @@ impl<E: Env> OcrFunction<E> {
     }
 
     async fn upload_deadline(&self, task: &V2TaskId, message: V2Message) -> Result<(), RecordError> {
-        match intake::upload_deadline(&self.tasks, task, self.clock.now()).await? {
-            Deadline::Passed => Ok(()),
+        match (intake::upload_deadline(&self.tasks, task, self.clock.now()).await?, &self.fan_out) {
+            (Deadline::Passed, _) => Ok(()),
             // The grace is waited out by sending the message again, on the function's own
             // queue; without it, the task ends now.
-            Deadline::Again(delay) if self.fan_out.is_some() => {
+            (Deadline::Again(delay), Some(fan_out)) => {
                 let body = serde_json::to_string(&message).map_err(RecordError::Encode)?;
-                let queue = &self.fan_out.as_ref().expect("checked").ocr_queue;
-                Ok(queue.send_delayed(&body, delay).await?)
+                Ok(fan_out.ocr_queue.send_delayed(&body, delay).await?)
             }
-            Deadline::Again(_) => {
+            (Deadline::Again(_), None) => {
                 let failure = Failure::new(ErrorCode::UploadExpired, "the upload deadline passed");
                 self.fail(&task.task_id(), failure).await
             }
-            Deadline::Expired(failure) => self.fail(&task.task_id(), failure).await,
+            (Deadline::Expired(failure), _) => self.fail(&task.task_id(), failure).await,
         }
     }
 

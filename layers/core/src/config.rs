@@ -102,7 +102,7 @@ pub const REGISTRY: &[Variable] = variables![
     "DOCUSNAP_OCR_MODELS", "pp-ocrv6-small", &[Reader::Ocr], "the OCR model set: `pp-ocrv6-small` or `pp-ocrv4`";
     "DOCUSNAP_OCR_THREADS", "the CPUs the process may use", &[Reader::Ocr], "ONNX Runtime threads, and pages read at once";
     "DOCUSNAP_OCR_DET_LONG_SIDE", "the model set's", &[Reader::Ocr], "the detector's longest side in pixels, 1024 to its maximum";
-    "DOCUSNAP_LLM_PROVIDER", "zhipu (with no key, the rules answer)", &[Reader::Extract], "`zhipu`, `openai` (any OpenAI-compatible server) `bedrock`, or `none` for the rules";
+    "DOCUSNAP_LLM_PROVIDER", "zhipu (with no key, the rules answer)", &[Reader::Extract], "`zhipu`, `openai` (any OpenAI-compatible server), `bedrock`, or `none` for the rules";
     "DOCUSNAP_LLM_BASE_URL", "the provider's", &[Reader::Extract], "the chat completions endpoint's base URL";
     "DOCUSNAP_LLM_MODEL", "the provider's", &[Reader::Extract], "the model name";
     "DOCUSNAP_LLM_API_KEY", "unset", &[Reader::Extract], "the API key (local runs; a secret id in production)";
@@ -161,9 +161,6 @@ impl Default for Limits {
 pub struct Config {
     pub tasks_table: String,
     pub uploads_bucket: String,
-    pub extract_queue_url: Option<String>,
-    /// The key-binding table (the upload function's alone).
-    pub keys_table: Option<String>,
     pub key_source: KeySource,
     /// Path-style S3 addressing: needed for local endpoints, where `bucket.localhost`
     /// does not resolve. Defaults to on whenever an endpoint override is set.
@@ -198,8 +195,6 @@ impl Config {
         Ok(Self {
             tasks_table: required(var::TASKS_TABLE)?,
             uploads_bucket: required(var::UPLOADS_BUCKET)?,
-            extract_queue_url: lookup(var::EXTRACT_QUEUE_URL),
-            keys_table: lookup(var::KEYS_TABLE),
             key_source,
             s3_force_path_style,
             limits,
@@ -222,7 +217,13 @@ impl UploadSettings {
         Ok(Self {
             keys_table: lookup(var::KEYS_TABLE).ok_or(ConfigError::Missing(var::KEYS_TABLE))?,
             ocr_queue_url: lookup(var::OCR_QUEUE_URL).ok_or(ConfigError::Missing(var::OCR_QUEUE_URL))?,
-            upload_window_secs: parse_number(&lookup, var::V2_UPLOAD_WINDOW_SECS, 1..=window, window)? as i64,
+            upload_window_secs: parse_number(
+                &lookup,
+                var::V2_UPLOAD_WINDOW_SECS,
+                1..=window,
+                window,
+                "expected seconds from 1 to 900",
+            )? as i64,
             allow_loopback: parse_flag(&lookup, var::V2_CALLBACK_ALLOW_LOOPBACK)?,
         })
     }
@@ -234,6 +235,13 @@ impl UploadSettings {
 pub const DEFAULT_GROUP_PAGES: usize = 4;
 /// The OCR queue's `maxReceiveCount` in template.yaml.
 pub const DEFAULT_MAX_RECEIVES: u32 = 3;
+/// The most pages a task holds once its PDFs and TIFFs are split (the input stage's
+/// `MAX_ITEM_PAGES`): a larger group is the same as no fan-out, so larger is a typo.
+const MAX_GROUP_PAGES: u64 = 200;
+/// SQS's own ceiling for `maxReceiveCount`.
+const MAX_RECEIVE_COUNT: u64 = 1000;
+/// Lambda's longest function timeout, 15 minutes.
+const MAX_FUNCTION_TIMEOUT_SECS: u64 = 900;
 
 /// The OCR function's own settings (the engine's are `docusnap_ocr::EngineConfig`'s).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,12 +256,23 @@ pub struct OcrSettings {
 
 impl OcrSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let pages = MAX_PAGES as u64 * 10;
         Ok(Self {
             extract_queue_url: lookup(var::EXTRACT_QUEUE_URL).ok_or(ConfigError::Missing(var::EXTRACT_QUEUE_URL))?,
             ocr_queue_url: lookup(var::OCR_QUEUE_URL),
-            group_pages: parse_number(&lookup, var::OCR_GROUP_PAGES, 1..=pages, DEFAULT_GROUP_PAGES as u64)? as usize,
-            max_receives: parse_number(&lookup, var::OCR_MAX_RECEIVES, 1..=1000, DEFAULT_MAX_RECEIVES as u64)? as u32,
+            group_pages: parse_number(
+                &lookup,
+                var::OCR_GROUP_PAGES,
+                1..=MAX_GROUP_PAGES,
+                DEFAULT_GROUP_PAGES as u64,
+                "expected pages from 1 to 200",
+            )? as usize,
+            max_receives: parse_number(
+                &lookup,
+                var::OCR_MAX_RECEIVES,
+                1..=MAX_RECEIVE_COUNT,
+                DEFAULT_MAX_RECEIVES as u64,
+                "expected a receive count from 1 to 1000, as SQS allows",
+            )? as u32,
             dead_letter_arn: lookup(var::OCR_DEAD_LETTER_QUEUE_ARN),
         })
     }
@@ -272,9 +291,15 @@ pub struct ExtractSettings {
 impl ExtractSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let default = DEFAULT_FUNCTION_TIMEOUT.as_secs();
+        let why = "expected seconds from 1 to 900, as Lambda allows";
         Ok(Self {
-            // Lambda's longest timeout is 15 minutes.
-            timeout: Duration::from_secs(parse_number(&lookup, var::FUNCTION_TIMEOUT_SECS, 1..=900, default)?),
+            timeout: Duration::from_secs(parse_number(
+                &lookup,
+                var::FUNCTION_TIMEOUT_SECS,
+                1..=MAX_FUNCTION_TIMEOUT_SECS,
+                default,
+                why,
+            )?),
             dead_letter_arn: lookup(var::EXTRACT_DEAD_LETTER_QUEUE_ARN),
         })
     }
@@ -298,18 +323,15 @@ impl CallbackSettings {
     }
 }
 
-/// A whole number in `range`, or `default` when unset.
+/// A whole number in `range`, or `default` when unset; `why` says what is expected.
 fn parse_number(
     lookup: &impl Fn(&str) -> Option<String>, var: &'static str, range: std::ops::RangeInclusive<u64>, default: u64,
+    why: &'static str,
 ) -> Result<u64, ConfigError> {
     let Some(value) = lookup(var) else { return Ok(default) };
     match value.parse::<u64>() {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(ConfigError::Invalid {
-            var,
-            value,
-            why: "expected a whole number in the range the configuration page gives",
-        }),
+        _ => Err(ConfigError::Invalid { var, value, why }),
     }
 }
 
@@ -332,11 +354,8 @@ pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
 fn parse_limit(
     lookup: &impl Fn(&str) -> Option<String>, var: &'static str, ceiling: usize,
 ) -> Result<usize, ConfigError> {
-    let Some(value) = lookup(var) else { return Ok(ceiling) };
-    match value.parse::<usize>() {
-        Ok(n) if (1..=ceiling).contains(&n) => Ok(n),
-        _ => Err(ConfigError::Invalid { var, value, why: "expected a whole number from 1 up to the built-in limit" }),
-    }
+    let why = "expected a whole number from 1 up to the built-in limit";
+    Ok(parse_number(lookup, var, 1..=ceiling as u64, ceiling as u64, why)? as usize)
 }
 
 #[cfg(test)]
@@ -371,6 +390,45 @@ mod tests {
         let c = config(&base[..3]).unwrap();
         assert_eq!(c.key_source, KeySource::File("k.pem".into()));
         assert!(!c.s3_force_path_style);
+    }
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn each_functions_settings_refuse_a_bad_value_and_name_it() {
+        let ocr = [(var::EXTRACT_QUEUE_URL, "q")];
+        let settings = OcrSettings::from_lookup(lookup(&ocr)).unwrap();
+        assert_eq!((settings.group_pages, settings.max_receives), (DEFAULT_GROUP_PAGES, DEFAULT_MAX_RECEIVES));
+        for (name, bad) in
+            [(var::OCR_GROUP_PAGES, "0"), (var::OCR_GROUP_PAGES, "201"), (var::OCR_MAX_RECEIVES, "three")]
+        {
+            let vars = [ocr[0], (name, bad)];
+            assert!(
+                matches!(OcrSettings::from_lookup(lookup(&vars)), Err(ConfigError::Invalid { var, .. }) if var == name),
+                "{name}={bad}"
+            );
+        }
+        assert_eq!(OcrSettings::from_lookup(lookup(&[])), Err(ConfigError::Missing(var::EXTRACT_QUEUE_URL)));
+        let timeout = [(var::FUNCTION_TIMEOUT_SECS, "901")];
+        assert!(matches!(ExtractSettings::from_lookup(lookup(&timeout)), Err(ConfigError::Invalid { .. })));
+        let upload = [(var::KEYS_TABLE, "k"), (var::OCR_QUEUE_URL, "q"), (var::V2_CALLBACK_ALLOW_LOOPBACK, "maybe")];
+        assert!(matches!(UploadSettings::from_lookup(lookup(&upload)), Err(ConfigError::Invalid { .. })));
+        let callback = CallbackSettings::from_lookup(lookup(&[(var::V2_CALLBACK_ALLOW_LOOPBACK, "yes")])).unwrap();
+        assert!(callback.allow_loopback);
+    }
+
+    #[test]
+    fn the_registrys_number_defaults_are_the_constants() {
+        let default = |name| variable(name).unwrap_or_else(|| panic!("{name} is registered")).default;
+        assert_eq!(default(var::MAX_PAGES), MAX_PAGES.to_string());
+        assert_eq!(default(var::MAX_IMAGE_BYTES), MAX_IMAGE_BYTES.to_string());
+        assert_eq!(default(var::MAX_TASKS_IN_FLIGHT), MAX_TASKS_IN_FLIGHT.to_string());
+        assert_eq!(default(var::V2_UPLOAD_WINDOW_SECS), crate::v2::UPLOAD_WINDOW_SECS.to_string());
+        assert_eq!(default(var::OCR_GROUP_PAGES), DEFAULT_GROUP_PAGES.to_string());
+        assert_eq!(default(var::OCR_MAX_RECEIVES), DEFAULT_MAX_RECEIVES.to_string());
+        assert_eq!(default(var::FUNCTION_TIMEOUT_SECS), DEFAULT_FUNCTION_TIMEOUT.as_secs().to_string());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber once. `RUST_LOG` filters (default `info`);
 /// `DOCUSNAP_LOG_FORMAT=text|json` overrides the choice made from the environment.
 pub fn init() {
-    let json = match std::env::var("DOCUSNAP_LOG_FORMAT").as_deref() {
+    let json = match std::env::var(crate::config::var::LOG_FORMAT).as_deref() {
         Ok("json") => true,
         Ok("text") => false,
         _ => std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
@@ -81,6 +82,11 @@ struct Grow {
     file: PathBuf,
     prepacked: PrepackedWeights,
     started: AtomicBool,
+    /// Set when the model is dropped: the build stops after the session in progress.
+    stop: Arc<AtomicBool>,
+    /// The build's thread, joined when the model is dropped: a process that exits while
+    /// it is inside ONNX Runtime would unload the library under it.
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A loaded model of one stage: one session, or a pool of sessions that run calls side
@@ -110,7 +116,14 @@ impl Model {
         let prepacked = PrepackedWeights::new();
         let slots: Arc<[OnceLock<Mutex<Session>>]> = (0..sessions.max(1)).map(|_| OnceLock::new()).collect();
         let _ = slots[0].set(Mutex::new(Self::session(environment, &file, path, threads, &prepacked)?));
-        let grow = Grow { environment, file, prepacked, started: AtomicBool::new(false) };
+        let grow = Grow {
+            environment,
+            file,
+            prepacked,
+            started: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: Mutex::new(None),
+        };
         Ok(Self { sessions: slots, grow, threads, next: AtomicUsize::new(0), path: path.to_owned(), stage })
     }
 
@@ -153,11 +166,14 @@ impl Model {
             return;
         }
         let slots = Arc::clone(&self.sessions);
-        let Grow { environment, file, prepacked, .. } = &self.grow;
-        let (environment, file, path, threads, prepacked) =
-            (*environment, file.clone(), self.path.clone(), self.threads, prepacked.clone());
-        std::thread::spawn(move || {
+        let Grow { environment, file, prepacked, stop, .. } = &self.grow;
+        let (environment, file, path, threads, prepacked, stop) =
+            (*environment, file.clone(), self.path.clone(), self.threads, prepacked.clone(), Arc::clone(stop));
+        let thread = std::thread::spawn(move || {
             for slot in &slots[1..] {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 match Self::session(environment, &file, &path, threads, &prepacked) {
                     Ok(session) => {
                         let _ = slot.set(Mutex::new(session));
@@ -169,6 +185,17 @@ impl Model {
                 }
             }
         });
+        *self.grow.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+    }
+
+    /// Stops the background build after the session in progress (70-150 ms at most) and
+    /// waits for it, so that no thread is inside ONNX Runtime when the process exits.
+    fn stop_growing(&self) {
+        self.grow.stop.store(true, Ordering::Relaxed);
+        let thread = self.grow.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     /// Sessions built so far.
@@ -224,5 +251,35 @@ impl Model {
         let outputs = session.run(ort::inputs![tensor]).map_err(failed)?;
         let (out_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
         read(out_shape, data)
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        self.stop_growing();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EngineConfig, ModelSet};
+
+    /// Dropping a model while its pool is being built waits for the build: the build's
+    /// thread has let go of the pool when the drop returns. (Needs the models laid out by
+    /// `models/fetch`, as the engine's other tests do.)
+    #[test]
+    fn dropping_a_growing_model_waits_for_its_build() {
+        let config = EngineConfig::for_set(ModelSet::PpOcrV6).unwrap_or_else(|e| panic!("{e}"));
+        let environment = crate::environment(&config.runtime).unwrap_or_else(|e| panic!("{e}"));
+        let path = config.models.join(ModelSet::PpOcrV6.spec().recognizer.file);
+        let model = Model::load(environment, &path, Pool { sessions: 8, threads: 1 }, "recognition").unwrap();
+        let pool = Arc::clone(&model.sessions);
+        model.grow();
+        drop(model);
+        // Seven sessions take 0.5-1 s to build: without the join the thread would still
+        // hold the pool here.
+        assert_eq!(Arc::strong_count(&pool), 1, "the build's thread outlived the model");
+        assert!(pool.iter().filter(|slot| slot.get().is_some()).count() < 8, "the build ran to the end");
     }
 }

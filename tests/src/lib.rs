@@ -78,6 +78,12 @@ pub struct TestStack {
     pub clock: Arc<ManualClock>,
 }
 
+/// The deployment's default quotas, as the template sets them.
+pub const TEST_QUOTA: docusnap_core::quota::QuotaLimits = docusnap_core::quota::QuotaLimits {
+    tasks_in_flight: docusnap_core::config::DEFAULT_QUOTA_TASKS_IN_FLIGHT as u32,
+    pages_per_day: docusnap_core::config::DEFAULT_QUOTA_PAGES_PER_DAY as u32,
+};
+
 impl TestStack {
     pub async fn new() -> Self {
         Self::with_limits(Limits::default()).await
@@ -100,6 +106,11 @@ impl TestStack {
             clock: clock.clone(),
             key: server_key(),
             limits,
+            quotas: docusnap_core::store::DynamoQuotaStore::new(
+                clients.dynamodb.clone(),
+                stack.table("QuotasTable").expect("quotas table"),
+            ),
+            quota: TEST_QUOTA,
             v2: docusnap_upload::V2Api {
                 ocr_queue: docusnap_core::store::SqsQueue::new(
                     clients.sqs.clone(),
@@ -134,6 +145,43 @@ impl TestStack {
         let status = response.status().as_u16();
         let text = String::from_utf8(response.body().to_vec()).expect("UTF-8 body");
         (status, text)
+    }
+
+    /// A request as API Gateway passes it on once its JWT authorizer verified a token
+    /// whose subject is `subject` (payload 2.0, the claims in the request context).
+    pub async fn call_as(&self, subject: &str, method: &str, path: &str, body: String) -> (u16, Value) {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+                "requestId": "test", "routeKey": "$default", "stage": "$default", "time": "06/Dec/2026:00:00:00 +0000",
+                "timeEpoch": 0, "authorizer": {"jwt": {"claims": {"sub": subject}, "scopes": null}},
+            },
+            "body": body, "isBase64Encoded": false,
+        });
+        let request = lambda_http::request::from_str(&event.to_string()).expect("a payload 2.0 event");
+        let response = docusnap_upload::handle(&self.app, request).await.expect("the handler never fails");
+        let status = response.status().as_u16();
+        let text = String::from_utf8(response.body().to_vec()).expect("UTF-8 body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Sets one principal's own limits, as an operator does: the quota table's `limits` item.
+    pub async fn set_own_limits(&self, principal: &str, tasks_in_flight: u32, pages_per_day: u32) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.clients
+            .dynamodb
+            .put_item()
+            .table_name(self.stack.table("QuotasTable").expect("quotas table"))
+            .item("principal", AttributeValue::S(principal.to_owned()))
+            .item("item", AttributeValue::S("limits".into()))
+            .item("tasks_in_flight", AttributeValue::N(tasks_in_flight.to_string()))
+            .item("pages_per_day", AttributeValue::N(pages_per_day.to_string()))
+            .send()
+            .await
+            .expect("writing a limits item");
     }
 
     pub async fn process(&self, body: &Value) -> (u16, Value) {

@@ -26,6 +26,8 @@ fn app(pem: &str) -> Upload<Memory> {
         clock: Arc::new(ManualClock::starting_at(1_793_491_200)),
         key: ServerKey::from_pem(pem).unwrap(),
         limits: Limits::default(),
+        quotas: Default::default(),
+        quota: docusnap_tests::TEST_QUOTA,
         v2: V2Api {
             ocr_queue: MemoryQueue::default(),
             callbacks: CallbackPolicy { allow_loopback: true },
@@ -87,7 +89,7 @@ async fn every_answer_of_the_task_routes_is_what_the_contract_says() {
     let page = vec![7u8; 100];
     let request = json!({"type": "doc", "key": wrapped, "pages": [{"size": page.len(), "sha256": sha256_hex(&page)}],
                          "callback_url": "http://127.0.0.1:9/done"});
-    let created = check(TASKS, "post", &app.create_task(request.to_string().as_bytes()).await);
+    let created = check(TASKS, "post", &app.create_task(request.to_string().as_bytes(), &principal()).await);
     assert_eq!(created["uploads"].as_array().map(Vec::len), Some(1));
     assert!(created["callback_secret"].is_string());
     let (task_id, token) =
@@ -95,12 +97,12 @@ async fn every_answer_of_the_task_routes_is_what_the_contract_says() {
 
     // The same key again, bad JSON, a missing field: refusals with their statuses.
     assert_eq!(
-        check(TASKS, "post", &app.create_task(request.to_string().as_bytes()).await)["error"]["code"],
+        check(TASKS, "post", &app.create_task(request.to_string().as_bytes(), &principal()).await)["error"]["code"],
         "KEY_ALREADY_USED"
     );
-    assert_eq!(check(TASKS, "post", &app.create_task(b"{").await)["error"]["code"], "INVALID_JSON");
+    assert_eq!(check(TASKS, "post", &app.create_task(b"{", &principal()).await)["error"]["code"], "INVALID_JSON");
     assert_eq!(
-        check(TASKS, "post", &app.create_task(br#"{"type": "doc"}"#).await)["error"]["code"],
+        check(TASKS, "post", &app.create_task(br#"{"type": "doc"}"#, &principal()).await)["error"]["code"],
         "MISSING_REQUIRED_FIELD"
     );
 
@@ -109,7 +111,7 @@ async fn every_answer_of_the_task_routes_is_what_the_contract_says() {
     let fill_id = V2TaskId::for_key(TaskType::Fill, &fill_wrapped).unwrap();
     let form = fill_key.seal_gcm(br#"{"fields": ["Name"]}"#, &fill_id.part_aad(Part::Form)).unwrap();
     let fill = json!({"type": "fill", "key": fill_wrapped, "form": BASE64.encode(form)});
-    let fill = check(TASKS, "post", &app.create_task(fill.to_string().as_bytes()).await);
+    let fill = check(TASKS, "post", &app.create_task(fill.to_string().as_bytes(), &principal()).await);
     assert_eq!((fill["stage"].as_str(), fill["uploads"].as_array().map(Vec::len)), (Some("reading"), Some(0)));
 
     // The task in each state.
@@ -144,4 +146,8 @@ fn a_body_that_breaks_the_contract_is_caught() {
     assert!(!validator
         .is_valid(&json!({"task_id": "nope", "type": "doc", "status": "processing", "stage": "uploading",
         "pages": {"expected": 1, "arrived": 0, "read": 0}, "created_at": 1, "upload_deadline": 2})));
+}
+
+fn principal() -> docusnap_core::quota::Principal {
+    docusnap_core::quota::Principal::subject("contract-test").unwrap()
 }

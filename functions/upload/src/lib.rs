@@ -11,9 +11,11 @@ use docusnap_core::config::Limits;
 use docusnap_core::crypto::{sha256_base64, ServerKey};
 use docusnap_core::metrics;
 use docusnap_core::protocol::{self, ClearRequest, ProcessRequest};
+use docusnap_core::quota::{Principal, QuotaLimits};
 use docusnap_core::Env;
 use http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::json;
 
@@ -47,7 +49,48 @@ pub struct Upload<E: Env> {
     pub clock: E::Clock,
     pub key: ServerKey,
     pub limits: Limits,
+    /// Per-principal quotas, and the deployment's limits for them.
+    pub quotas: E::Quotas,
+    pub quota: QuotaLimits,
     pub v2: V2Api<E::Queue>,
+}
+
+/// Who sent a request, as the HTTP API saw it: the subject of the token its JWT authorizer
+/// verified (none when the API is open), and the caller's address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: Option<String>,
+    pub address: Option<String>,
+}
+
+impl Caller {
+    /// From the payload 2.0 event's request context. The claims are there only when API
+    /// Gateway verified a token, so they are trusted as they are.
+    pub fn of(request: &Request) -> Self {
+        match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => Self {
+                subject: context
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.jwt.as_ref())
+                    .and_then(|jwt| jwt.claims.get("sub").cloned()),
+                address: context.http.source_ip.clone(),
+            },
+            _ => Self::default(),
+        }
+    }
+
+    /// The verified token's subject, as a principal.
+    pub fn subject(&self) -> Option<Principal> {
+        self.subject.as_deref().and_then(Principal::subject)
+    }
+
+    /// Who a v2 request counts against: the token's subject, else (an open API) its address.
+    pub fn v2_principal(&self) -> Principal {
+        self.subject()
+            .or_else(|| self.address.as_deref().and_then(Principal::address))
+            .unwrap_or_else(Principal::unknown)
+    }
 }
 
 /// The Lambda handler. Every answer is a protocol answer: no error escapes as a 500 but
@@ -55,10 +98,11 @@ pub struct Upload<E: Env> {
 pub async fn handle<E: Env>(app: &Upload<E>, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let route = Route::parse(request.method(), request.uri().path());
     let body: &[u8] = request.body().as_ref();
+    let caller = Caller::of(&request);
     let response = match route {
         Ok(Route::Process) => {
             let answer = match ProcessRequest::parse(body) {
-                Ok(parsed) => app.process(parsed).await,
+                Ok(parsed) => app.process(parsed, &caller).await,
                 Err(code) => {
                     tracing::info!(code = %code, "process request refused");
                     protocol::ProcessAnswer::Error(code)
@@ -83,7 +127,7 @@ pub async fn handle<E: Env>(app: &Upload<E>, request: Request) -> Result<Respons
             .header("referrer-policy", "no-referrer")
             .body(Body::Text(PAGE.to_owned())),
         Ok(Route::CreateTask) => {
-            let answer = app.create_task(body).await;
+            let answer = app.create_task(body, &caller.v2_principal()).await;
             json_response(answer.status(), &answer)
         }
         Ok(route @ (Route::GetTask | Route::DeleteTask)) => {

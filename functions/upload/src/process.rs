@@ -3,26 +3,29 @@
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::sha256_hex;
 use docusnap_core::limits::{KEY_BINDING_SECS, PROCESSING_TIMEOUT_SECS};
-use docusnap_core::pipeline;
-use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, Upload as Content};
+use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, TaskContent, Upload as Content};
+use docusnap_core::quota::{self, Principal, QuotaRefusal};
 use docusnap_core::store::{Binding, Created, KeyBindings, Outcome, TaskStore};
 use docusnap_core::task::{Task, TaskId, TaskState};
 use docusnap_core::ErrorCode;
+use docusnap_core::{metrics, pipeline};
 use tracing::{error, info, warn, Instrument};
 
 use docusnap_core::Env;
 
-use crate::Upload;
+use crate::{Caller, Upload};
 
 impl<E: Env> Upload<E> {
     /// Answers a parsed `POST /process` request.
-    pub async fn process(&self, request: ProcessRequest) -> ProcessAnswer {
+    pub async fn process(&self, request: ProcessRequest, caller: &Caller) -> ProcessAnswer {
         let id = TaskId::new(request.client_id, request.task_type, request.sha256);
+        // v1 counts its client when no token names the caller (the original's clients send none).
+        let principal = caller.subject().unwrap_or_else(|| Principal::client(&id.client_id));
         let span = tracing::info_span!("process", task = %id);
-        self.process_task(id, request.upload).instrument(span).await
+        self.process_task(id, request.upload, principal).instrument(span).await
     }
 
-    async fn process_task(&self, id: TaskId, upload: Option<Content>) -> ProcessAnswer {
+    async fn process_task(&self, id: TaskId, upload: Option<Content>, principal: Principal) -> ProcessAnswer {
         let now = self.clock.now();
         // 4. An existing task answers with its state, before any content check.
         match self.tasks.touch(&id, now).await {
@@ -38,12 +41,12 @@ impl<E: Env> Upload<E> {
             return ProcessAnswer::Error(ErrorCode::TaskNotFound);
         };
         match self.accept(&id, &upload, now).await {
-            Ok(()) => match self.tasks.count_in_flight(&id.client_id, now - PROCESSING_TIMEOUT_SECS).await {
+            Ok(pages) => match self.tasks.count_in_flight(&id.client_id, now - PROCESSING_TIMEOUT_SECS).await {
                 Ok(n) if n >= self.limits.max_tasks_in_flight => {
                     info!(in_flight = n, "too many tasks in flight; upload refused");
                     ProcessAnswer::Error(ErrorCode::TooManyTasks)
                 }
-                Ok(_) => self.create(id, upload, now).await,
+                Ok(_) => self.admit_and_create(id, upload, &principal, pages, now).await,
                 Err(e) => {
                     error!(error = %e, "counting the client's tasks failed");
                     ProcessAnswer::Error(ErrorCode::DatabaseError)
@@ -60,7 +63,8 @@ impl<E: Env> Upload<E> {
     /// is decrypted, the wrapped key is bound to this content: a key that came before with
     /// other content is refused with `KEY_ALREADY_USED`, whatever the content holds, so
     /// variations of a victim's content tell an attacker nothing about its padding.
-    async fn accept(&self, id: &TaskId, upload: &Content, now: Timestamp) -> Result<(), ErrorCode> {
+    /// Returns the pages the quota counts: the page images, or one for a fill.
+    async fn accept(&self, id: &TaskId, upload: &Content, now: Timestamp) -> Result<u32, ErrorCode> {
         if sha256_hex(upload.content.as_bytes()) != id.sha256 {
             return Err(ErrorCode::Sha256Mismatch);
         }
@@ -74,16 +78,48 @@ impl<E: Env> Upload<E> {
                 return Err(ErrorCode::DatabaseError);
             }
         }
-        pipeline::open(&self.key, id, wrapped, &upload.content, &self.limits).map_err(|e| e.request_code())?;
-        Ok(())
+        let opened =
+            pipeline::open(&self.key, id, wrapped, &upload.content, &self.limits).map_err(|e| e.request_code())?;
+        Ok(match opened.content {
+            TaskContent::Pages { pages, .. } => pages.len().max(1) as u32,
+            TaskContent::Fill { .. } => 1,
+        })
+    }
+
+    /// The principal's quotas, then the task: a refusal stores nothing, and an admission
+    /// whose task is not made is undone. A full set of tasks in flight answers v1's own
+    /// `TOO_MANY_TASKS`; a day's pages `QUOTA_EXCEEDED`.
+    async fn admit_and_create(
+        &self, id: TaskId, upload: Content, principal: &Principal, pages: u32, now: Timestamp,
+    ) -> ProcessAnswer {
+        let ticket = match quota::admit(&self.quotas, &self.tasks, principal, &id, pages, self.quota, now).await {
+            Ok(Ok(ticket)) => ticket,
+            Ok(Err(refusal)) => {
+                info!(%principal, ?refusal, "quota refused the upload");
+                metrics::refused(ErrorCode::QuotaExceeded);
+                return ProcessAnswer::Error(match refusal {
+                    QuotaRefusal::TasksInFlight { .. } => ErrorCode::TooManyTasks,
+                    QuotaRefusal::PagesPerDay { .. } => ErrorCode::QuotaExceeded,
+                });
+            }
+            Err(e) => {
+                error!(error = %e, "checking the quota failed");
+                return ProcessAnswer::Error(ErrorCode::DatabaseError);
+            }
+        };
+        let (answer, made) = self.create(id, upload, now).await;
+        if !made {
+            ticket.undo(&self.quotas).await;
+        }
+        answer
     }
 
     /// Checks 10-11: the task item and its envelope (core's pipeline); a lost race for the
-    /// same task answers the winner's state.
-    async fn create(&self, id: TaskId, upload: Content, now: Timestamp) -> ProcessAnswer {
+    /// same task answers the winner's state. Says whether this request made the task.
+    async fn create(&self, id: TaskId, upload: Content, now: Timestamp) -> (ProcessAnswer, bool) {
         let envelope = Envelope::new(&id, upload.aes_key.unwrap_or_default(), upload.content);
-        match pipeline::create_task(&self.tasks, &self.blobs, &envelope, now).await {
-            Ok(Created::New) => ProcessAnswer::Processing,
+        let answer = match pipeline::create_task(&self.tasks, &self.blobs, &envelope, now).await {
+            Ok(Created::New) => return (ProcessAnswer::Processing, true),
             Ok(Created::AlreadyExists) => match self.tasks.touch(&id, now).await {
                 Ok(Some(task)) => self.answer(task, now).await,
                 Ok(None) => ProcessAnswer::Processing,
@@ -96,7 +132,8 @@ impl<E: Env> Upload<E> {
                 error!(error = %e, "task creation failed");
                 ProcessAnswer::Error(ErrorCode::DatabaseError)
             }
-        }
+        };
+        (answer, false)
     }
 
     /// A stored task's state as the protocol answers it.
@@ -155,7 +192,10 @@ mod tests {
     use docusnap_core::crypto::{generate_private_key_pem, AesKey, ClientWrap, ServerKey};
     use docusnap_core::env::Memory;
     use docusnap_core::protocol::{ProcessAnswer, ProcessRequest};
-    use docusnap_core::store::memory::{MemoryBlobStore, MemoryKeyBindings, MemoryQueue, MemoryTaskStore};
+    use docusnap_core::quota::QuotaLimits;
+    use docusnap_core::store::memory::{
+        MemoryBlobStore, MemoryKeyBindings, MemoryQueue, MemoryQuotaStore, MemoryTaskStore,
+    };
     use docusnap_core::store::{BlobStore, PresignedPut, StoreError, UploadUrls};
     use serde_json::json;
 
@@ -198,11 +238,18 @@ mod tests {
         type Keys = MemoryKeyBindings;
         type Queue = MemoryQueue;
         type Clock = Arc<ManualClock>;
+        type Quotas = MemoryQuotaStore;
     }
 
     fn app<E>(blobs: E::Blobs, pem: &str) -> Upload<E>
     where
-        E: Env<Tasks = MemoryTaskStore, Keys = MemoryKeyBindings, Queue = MemoryQueue, Clock = Arc<ManualClock>>,
+        E: Env<
+            Tasks = MemoryTaskStore,
+            Keys = MemoryKeyBindings,
+            Queue = MemoryQueue,
+            Clock = Arc<ManualClock>,
+            Quotas = MemoryQuotaStore,
+        >,
     {
         Upload {
             tasks: MemoryTaskStore::default(),
@@ -211,6 +258,8 @@ mod tests {
             clock: Arc::new(ManualClock::starting_at(1_000)),
             key: ServerKey::from_pem(pem).unwrap(),
             limits: Limits::default(),
+            quotas: MemoryQuotaStore::default(),
+            quota: QuotaLimits { tasks_in_flight: 10, pages_per_day: 1000 },
             v2: crate::V2Api {
                 ocr_queue: MemoryQueue::default(),
                 callbacks: Default::default(),
@@ -237,8 +286,8 @@ mod tests {
         let pem = generate_private_key_pem().unwrap();
         let app = app::<Memory>(MemoryBlobStore::default(), &pem);
         let upload = request(&app.key);
-        assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
-        assert_eq!(app.process(upload.clone()).await, ProcessAnswer::Processing);
+        assert_eq!(app.process(upload.clone(), &Caller::default()).await, ProcessAnswer::Processing);
+        assert_eq!(app.process(upload.clone(), &Caller::default()).await, ProcessAnswer::Processing);
         assert_eq!(app.tasks.len(), 1);
         let id = TaskId::new(upload.client_id.clone(), upload.task_type, upload.sha256.clone());
         assert_eq!(app.blobs.keys(), vec![id.envelope_key()]);
@@ -248,7 +297,7 @@ mod tests {
     async fn an_envelope_that_cannot_be_stored_leaves_no_task() {
         let pem = generate_private_key_pem().unwrap();
         let app = app::<Unreachable>(BrokenBucket, &pem);
-        let answer = app.process(request(&app.key)).await;
+        let answer = app.process(request(&app.key), &Caller::default()).await;
         assert_eq!(answer, ProcessAnswer::Error(ErrorCode::DatabaseError));
         assert!(app.tasks.is_empty(), "a task without an envelope would never start");
     }

@@ -3,7 +3,7 @@
 use docusnap_core::config::{env_lookup, var, ConfigError, UploadSettings};
 use docusnap_core::env::Aws;
 use docusnap_core::startup::{Common, StartupError};
-use docusnap_core::store::{DynamoKeyBindings, SqsQueue, UploadUrls};
+use docusnap_core::store::{DynamoKeyBindings, DynamoQuotaStore, SqsQueue, UploadUrls};
 use docusnap_core::v2::CallbackPolicy;
 
 use crate::{Upload, V2Api};
@@ -16,6 +16,7 @@ pub async fn from_env() -> Result<AwsUpload, StartupError> {
     let settings = UploadSettings::from_lookup(env_lookup)?;
     let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
     let keys = DynamoKeyBindings::new(docusnap_core::aws::dynamodb(&sdk), settings.keys_table);
+    let quotas = DynamoQuotaStore::new(docusnap_core::aws::dynamodb(&sdk), settings.quotas_table);
     // A presigned URL's origin is the bucket's, however the client is configured (path or
     // virtual-host style, a local endpoint): the page's policy names it.
     let probe = blobs.presign_put("tasks/origin-probe", 1, "", 60).await.map_err(|e| ConfigError::Invalid {
@@ -29,5 +30,6 @@ pub async fn from_env() -> Result<AwsUpload, StartupError> {
         callbacks: CallbackPolicy { allow_loopback: settings.allow_loopback },
         upload_window_secs: settings.upload_window_secs,
     };
-    Ok(Upload { tasks, blobs, keys, clock: docusnap_core::SystemClock, key, limits: config.limits, v2 })
+    let clock = docusnap_core::SystemClock;
+    Ok(Upload { tasks, blobs, keys, clock, key, limits: config.limits, quotas, quota: settings.quota, v2 })
 }

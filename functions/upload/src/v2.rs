@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::limits::PROCESSING_TIMEOUT_SECS;
-use docusnap_core::pipeline;
+use docusnap_core::quota::{self, Principal};
 use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, TaskStore, UploadUrls, V2TaskStore};
 use docusnap_core::task::{Progress, Stage, Task, TaskState};
 use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Manifest, Part, V2Event, V2Message, V2Record, V2TaskId};
+use docusnap_core::{metrics, pipeline};
 use docusnap_core::{Env, ErrorCode, Failure, TaskType};
 use serde::Serialize;
 use tracing::{error, info, warn};
@@ -141,8 +142,8 @@ fn storage_failed(what: &str) -> impl FnOnce(StoreError) -> Failure + '_ {
 
 impl<E: Env> Upload<E> {
     /// `POST /api/v2/tasks`.
-    pub async fn create_task(&self, body: &[u8]) -> V2Answer {
-        match self.try_create(body).await {
+    pub async fn create_task(&self, body: &[u8], principal: &Principal) -> V2Answer {
+        match self.try_create(body, principal).await {
             Ok(created) => V2Answer::Created(created),
             Err(failure) => {
                 info!(code = %failure.code, why = %failure.reason, "v2 task refused");
@@ -151,7 +152,7 @@ impl<E: Env> Upload<E> {
         }
     }
 
-    async fn try_create(&self, body: &[u8]) -> Result<CreatedTask, Failure> {
+    async fn try_create(&self, body: &[u8], principal: &Principal) -> Result<CreatedTask, Failure> {
         let request = CreateRequest::parse(body)?;
         let callback_url = request.callback_url.as_deref().map(|url| self.v2.callbacks.check_url(url)).transpose()?;
         let key = self.key.unwrap_aes_key(&request.key).map_err(|_| {
@@ -187,6 +188,31 @@ impl<E: Env> Upload<E> {
         if has_pages {
             task.state = TaskState::Processing { progress: Progress::Receiving };
         }
+        // The quotas, before anything is stored; undone if the task is not made after all.
+        let pages = request.pages.len().max(1) as u32;
+        let ticket = match quota::admit(&self.quotas, &self.tasks, principal, &task.id, pages, self.quota, now).await {
+            Ok(Ok(ticket)) => ticket,
+            Ok(Err(refusal)) => {
+                info!(%principal, ?refusal, "quota refused the task");
+                metrics::refused(ErrorCode::QuotaExceeded);
+                return Err(refusal.failure());
+            }
+            Err(e) => return Err(storage_failed("checking the quota")(e)),
+        };
+        let made = self.make_task(id, task, request, token, callback, window, deadline).await;
+        if made.is_err() {
+            ticket.undo(&self.quotas).await;
+        }
+        made
+    }
+
+    /// The task's item, manifest, upload URLs and deadline, once its quota admitted it.
+    #[allow(clippy::too_many_arguments)]
+    async fn make_task(
+        &self, id: V2TaskId, task: Task, request: CreateRequest, token: String, callback: Option<v2::Callback>,
+        window: i64, deadline: Timestamp,
+    ) -> Result<CreatedTask, Failure> {
+        let has_pages = request.task_type.has_pages();
         let record = V2Record {
             token_digest: v2::token_digest(&token),
             pages: request.pages.len(),

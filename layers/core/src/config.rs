@@ -14,6 +14,9 @@ pub mod var {
     pub const UPLOADS_BUCKET: &str = "DOCUSNAP_UPLOADS_BUCKET";
     pub const EXTRACT_QUEUE_URL: &str = "DOCUSNAP_EXTRACT_QUEUE_URL";
     pub const KEYS_TABLE: &str = "DOCUSNAP_KEYS_TABLE";
+    pub const QUOTAS_TABLE: &str = "DOCUSNAP_QUOTAS_TABLE";
+    pub const QUOTA_TASKS_IN_FLIGHT: &str = "DOCUSNAP_QUOTA_TASKS_IN_FLIGHT";
+    pub const QUOTA_PAGES_PER_DAY: &str = "DOCUSNAP_QUOTA_PAGES_PER_DAY";
     pub const OCR_QUEUE_URL: &str = "DOCUSNAP_OCR_QUEUE_URL";
     pub const CALLBACK_QUEUE_URL: &str = "DOCUSNAP_CALLBACK_QUEUE_URL";
     pub const V2_UPLOAD_WINDOW_SECS: &str = "DOCUSNAP_V2_UPLOAD_WINDOW_SECS";
@@ -82,6 +85,9 @@ pub const REGISTRY: &[Variable] = variables![
     var::RSA_KEY_SECRET_ID, "unset", SEALED, "Secrets Manager secret whose string is the server's RSA private key PEM (production)";
     var::RSA_KEY_PATH, "required without a secret id", SEALED, "file with the server's RSA private key PEM (PKCS#8 or PKCS#1)";
     var::KEYS_TABLE, "required", &[Reader::Upload], "DynamoDB table binding each wrapped key to its first content";
+    var::QUOTAS_TABLE, "required", &[Reader::Upload], "DynamoDB table of per-principal quotas: tasks in flight, pages per day, an operator's limits";
+    var::QUOTA_TASKS_IN_FLIGHT, "10", &[Reader::Upload], "a principal's tasks in flight at most (0: no limit); refused with `QUOTA_EXCEEDED` (v1: `TOO_MANY_TASKS`)";
+    var::QUOTA_PAGES_PER_DAY, "1000", &[Reader::Upload], "a principal's pages per UTC day at most (0: no limit); refused with `QUOTA_EXCEEDED`";
     var::OCR_QUEUE_URL, "required (upload); unset: no fan-out (ocr)", &[Reader::Upload, Reader::Ocr], "the OCR queue: v2's deadline and start messages, the OCR function's page groups";
     var::EXTRACT_QUEUE_URL, "required", &[Reader::Ocr], "the queue the OCR function tells which tasks are read";
     var::CALLBACK_QUEUE_URL, "unset: no retry backoff", &[Reader::Callback], "the callback queue, to set a failed delivery's backoff";
@@ -206,6 +212,9 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSettings {
     pub keys_table: String,
+    pub quotas_table: String,
+    /// The deployment's quotas; a principal's `limits` item may replace them.
+    pub quota: crate::quota::QuotaLimits,
     pub ocr_queue_url: String,
     pub upload_window_secs: i64,
     pub allow_loopback: bool,
@@ -216,6 +225,23 @@ impl UploadSettings {
         let window = crate::v2::UPLOAD_WINDOW_SECS as u64;
         Ok(Self {
             keys_table: lookup(var::KEYS_TABLE).ok_or(ConfigError::Missing(var::KEYS_TABLE))?,
+            quotas_table: lookup(var::QUOTAS_TABLE).ok_or(ConfigError::Missing(var::QUOTAS_TABLE))?,
+            quota: crate::quota::QuotaLimits {
+                tasks_in_flight: parse_number(
+                    &lookup,
+                    var::QUOTA_TASKS_IN_FLIGHT,
+                    0..=MAX_QUOTA_TASKS_IN_FLIGHT,
+                    DEFAULT_QUOTA_TASKS_IN_FLIGHT,
+                    "expected a number of tasks from 0 (no limit) to 1000",
+                )? as u32,
+                pages_per_day: parse_number(
+                    &lookup,
+                    var::QUOTA_PAGES_PER_DAY,
+                    0..=u64::from(u32::MAX),
+                    DEFAULT_QUOTA_PAGES_PER_DAY,
+                    "expected a number of pages (0: no limit)",
+                )? as u32,
+            },
             ocr_queue_url: lookup(var::OCR_QUEUE_URL).ok_or(ConfigError::Missing(var::OCR_QUEUE_URL))?,
             upload_window_secs: parse_number(
                 &lookup,
@@ -228,6 +254,15 @@ impl UploadSettings {
         })
     }
 }
+
+/// Tasks in flight per principal: v1's own cap, `MAX_TASKS_IN_FLIGHT`.
+pub const DEFAULT_QUOTA_TASKS_IN_FLIGHT: u64 = MAX_TASKS_IN_FLIGHT as u64;
+/// Pages per principal per day: a busy office's day (a few hundred receipts and
+/// statements), about $1.50 of processing with an LLM (docs/operations.md), so a leaked
+/// token costs little before someone notices.
+pub const DEFAULT_QUOTA_PAGES_PER_DAY: u64 = 1000;
+/// The in-flight set is one item (400 KB in DynamoDB); 1000 task ids of up to 300 bytes fit.
+const MAX_QUOTA_TASKS_IN_FLIGHT: u64 = 1000;
 
 /// Pages one OCR invocation reads before a task is fanned out: four receipts take about
 /// 4 s, four dense statement pages about 10 s, on the template's 1.7 vCPUs, so a long

@@ -7,6 +7,7 @@
 //! and [`Memory`] the in-memory fakes for unit tests of domain logic.
 
 use crate::clock::Clock;
+use crate::quota::QuotaStore;
 use crate::store::{BlobStore, KeyBindings, Queue, UploadUrls, V2TaskStore};
 
 pub trait Env: Send + Sync + 'static {
@@ -19,6 +20,8 @@ pub trait Env: Send + Sync + 'static {
     /// Every queue a function sends to (extract, OCR, callback).
     type Queue: Queue;
     type Clock: Clock;
+    /// Per-principal quotas (the upload function's alone).
+    type Quotas: QuotaStore;
 }
 
 /// The deployed functions: DynamoDB, S3, SQS and the system clock.
@@ -30,6 +33,7 @@ impl Env for Aws {
     type Keys = crate::store::DynamoKeyBindings;
     type Queue = crate::store::SqsQueue;
     type Clock = crate::clock::SystemClock;
+    type Quotas = crate::store::DynamoQuotaStore;
 }
 
 /// The AWS stores (against moto, in the integration tests) under a clock the test moves.
@@ -43,6 +47,7 @@ impl Env for Moto {
     type Keys = crate::store::DynamoKeyBindings;
     type Queue = crate::store::SqsQueue;
     type Clock = std::sync::Arc<crate::clock::ManualClock>;
+    type Quotas = crate::store::DynamoQuotaStore;
 }
 
 /// In-memory stores under a clock the test moves.
@@ -56,4 +61,5 @@ impl Env for Memory {
     type Keys = crate::store::memory::MemoryKeyBindings;
     type Queue = crate::store::memory::MemoryQueue;
     type Clock = std::sync::Arc<crate::clock::ManualClock>;
+    type Quotas = crate::store::memory::MemoryQuotaStore;
 }

@@ -33,6 +33,7 @@ pub mod ocr_output;
 pub mod ocr_queue;
 pub mod pipeline;
 pub mod protocol;
+pub mod quota;
 pub mod results;
 pub mod s3_event;
 pub mod secret;

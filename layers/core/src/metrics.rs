@@ -25,6 +25,24 @@ pub mod name {
     pub const EXTRACTIONS: &str = "Extractions";
     pub const TASK_FAILURES: &str = "TaskFailures";
     pub const DEAD_LETTERS: &str = "DeadLetters";
+    pub const REFUSALS: &str = "Refusals";
+    pub const LLM_INPUT_TOKENS: &str = "LlmInputTokens";
+    pub const LLM_OUTPUT_TOKENS: &str = "LlmOutputTokens";
+    /// Every metric above: the dashboard and the alarms may name these only (a test
+    /// reads template.yaml against this list).
+    pub const ALL: &[&str] = &[
+        REQUESTS,
+        TASK_STAGE_SECONDS,
+        OCR_PAGE_MS,
+        LLM_CALL_MS,
+        EXTRACT_MS,
+        EXTRACTIONS,
+        TASK_FAILURES,
+        DEAD_LETTERS,
+        REFUSALS,
+        LLM_INPUT_TOKENS,
+        LLM_OUTPUT_TOKENS,
+    ];
 }
 
 /// The function stages whose time since the task's creation is measured.
@@ -51,6 +69,22 @@ pub fn request(route: &str, status: u16) {
 /// A task ended with `code`.
 pub fn task_failed(code: ErrorCode) {
     count(name::TASK_FAILURES, &[("Code", code.as_str())]);
+}
+
+/// A request refused before any work for the caller's quota (or another refusal worth a
+/// graph), by code.
+pub fn refused(code: ErrorCode) {
+    count(name::REFUSALS, &[("Code", code.as_str())]);
+}
+
+/// The tokens one task's LLM calls used (prompt and completion, as the provider counted
+/// them): the largest cost per document once an LLM is configured. No dimension but the
+/// function's, so one alarm sums a day of them.
+pub fn llm_tokens(input: u64, output: u64) {
+    emit(
+        &[],
+        &[(name::LLM_INPUT_TOKENS, input as f64, Unit::Count), (name::LLM_OUTPUT_TOKENS, output as f64, Unit::Count)],
+    );
 }
 
 /// A message taken from a dead-letter queue (its task, if it has one, is ended with a code):

@@ -210,6 +210,7 @@ pub fn status_of(code: ErrorCode) -> u16 {
     match code {
         ErrorCode::Unauthorized => 401,
         ErrorCode::KeyAlreadyUsed => 409,
+        ErrorCode::QuotaExceeded => 429,
         ErrorCode::TaskNotFound => 404,
         ErrorCode::PayloadTooLarge => 413,
         ErrorCode::TooManyPages | ErrorCode::ImageTooLarge => 413,

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::ids::ClientId;
+use crate::quota::{Hold, Principal, QuotaOverride, QuotaStore};
 use crate::task::{Progress, Stage, Task, TaskId, TaskState};
 use crate::v2::V2Record;
 
@@ -301,6 +302,81 @@ impl Queue for MemoryQueue {
 
     async fn send_delayed(&self, body: &str, delay_secs: u32) -> Result<(), StoreError> {
         self.sent.lock().unwrap_or_else(|e| e.into_inner()).push((body.to_owned(), delay_secs));
+        Ok(())
+    }
+}
+
+/// The quota table in memory: held tasks, page counts by (principal, day), own limits.
+#[derive(Debug, Default)]
+pub struct MemoryQuotaStore {
+    held: Mutex<HashMap<Principal, std::collections::BTreeSet<String>>>,
+    pages: Mutex<HashMap<(Principal, String), u32>>,
+    own: Mutex<HashMap<Principal, QuotaOverride>>,
+}
+
+impl MemoryQuotaStore {
+    /// What an operator's `limits` item does.
+    pub fn set_own_limits(&self, who: &Principal, limits: QuotaOverride) {
+        self.own.lock().unwrap_or_else(|e| e.into_inner()).insert(who.clone(), limits);
+    }
+
+    /// The pages counted for `who` on `day`.
+    pub fn pages(&self, who: &Principal, day: &str) -> u32 {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages.get(&(who.clone(), day.to_owned())).copied().unwrap_or(0)
+    }
+}
+
+impl QuotaStore for MemoryQuotaStore {
+    async fn own_limits(&self, who: &Principal) -> Result<Option<QuotaOverride>, StoreError> {
+        Ok(self.own.lock().unwrap_or_else(|e| e.into_inner()).get(who).copied())
+    }
+
+    async fn hold(&self, who: &Principal, task: &str, limit: u32) -> Result<Hold, StoreError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let set = held.entry(who.clone()).or_default();
+        Ok(if set.contains(task) {
+            Hold::AlreadyHeld
+        } else if set.len() < limit as usize {
+            set.insert(task.to_owned());
+            Hold::Added
+        } else {
+            Hold::Full
+        })
+    }
+
+    async fn held(&self, who: &Principal) -> Result<Vec<String>, StoreError> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(held.get(who).map(|set| set.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn release(&self, who: &Principal, tasks: &[String]) -> Result<(), StoreError> {
+        if let Some(set) = self.held.lock().unwrap_or_else(|e| e.into_inner()).get_mut(who) {
+            for task in tasks {
+                set.remove(task);
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_pages(
+        &self, who: &Principal, day: &str, pages: u32, limit: u32, _expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut counts = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry((who.clone(), day.to_owned())).or_default();
+        if count.saturating_add(pages) > limit {
+            return Ok(false);
+        }
+        *count += pages;
+        Ok(true)
+    }
+
+    async fn uncount_pages(&self, who: &Principal, day: &str, pages: u32) -> Result<(), StoreError> {
+        if let Some(count) =
+            self.pages.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&(who.clone(), day.to_owned()))
+        {
+            *count = count.saturating_sub(pages);
+        }
         Ok(())
     }
 }

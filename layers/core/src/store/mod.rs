@@ -14,11 +14,13 @@ pub mod dynamo;
 pub mod keys;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+pub mod quotas;
 pub mod s3;
 pub mod sqs;
 
 pub use dynamo::DynamoTaskStore;
 pub use keys::DynamoKeyBindings;
+pub use quotas::DynamoQuotaStore;
 pub use s3::S3BlobStore;
 pub use sqs::SqsQueue;
 

@@ -162,6 +162,8 @@ fn used_by(function: &str) -> BTreeSet<(String, String)> {
             ("dynamodb:Query", table),
             ("dynamodb:BatchWriteItem", table),
             ("dynamodb:PutItem", "KeyBindingsTable"),
+            ("dynamodb:GetItem", "QuotasTable"),
+            ("dynamodb:UpdateItem", "QuotasTable"),
             ("s3:PutObject", objects),
             ("s3:DeleteObject", objects),
             ("s3:ListBucket", "UploadsBucket"),
@@ -386,4 +388,71 @@ fn the_llm_fallback_rate_is_alarmed_and_bedrock_is_allowed_one_model() {
     let variables = &extract["Properties"]["Environment"]["Variables"];
     let model = serde_yaml_ng::to_string(&variables["DOCUSNAP_LLM_MODEL"]).unwrap();
     assert!(model.contains("UsesBedrock") && model.contains("BedrockModelId"), "{model}");
+}
+
+/// The DocuSnap metric names a dashboard body (JSON after `!Sub`) and the alarms read.
+fn docusnap_metrics(value: &serde_json::Value, names: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Array(items) => {
+            if items.first().and_then(|v| v.as_str()) == Some("DocuSnap") {
+                if let Some(name) = items.get(1).and_then(|v| v.as_str()) {
+                    names.insert(name.to_owned());
+                }
+            }
+            items.iter().for_each(|item| docusnap_metrics(item, names));
+        }
+        serde_json::Value::Object(map) => {
+            if let Some(expression) = map.get("expression").and_then(|v| v.as_str()) {
+                for part in expression.split("MetricName=\"").skip(1) {
+                    names.insert(part.split('"').next().unwrap_or_default().to_owned());
+                }
+            }
+            map.values().for_each(|v| docusnap_metrics(v, names));
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_dashboard_and_alarms_name_only_metrics_the_functions_emit() {
+    let template = template();
+    let emitted: BTreeSet<String> = docusnap_core::metrics::name::ALL.iter().map(|n| n.to_string()).collect();
+    let dashboards = template.resources_of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1, "one dashboard");
+    let body = dashboards[0].1.get("DashboardBody").and_then(intrinsic).and_then(|(_, text)| scalar(&text)).unwrap();
+    // `!Sub`'s references become plain strings, so the body parses as CloudWatch reads it.
+    let mut plain = String::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("${") {
+        plain.push_str(&rest[..start]);
+        plain.push_str("resolved");
+        rest = &rest[start + rest[start..].find('}').unwrap() + 1..];
+    }
+    plain.push_str(rest);
+    let body: serde_json::Value = serde_json::from_str(&plain).expect("the dashboard body is JSON");
+    let mut named = BTreeSet::new();
+    docusnap_metrics(&body, &mut named);
+    for wanted in ["OcrPageMs", "ExtractMs", "DeadLetters", "Extractions", "LlmInputTokens", "Refusals", "TaskFailures"]
+    {
+        assert!(named.contains(wanted), "the dashboard shows {wanted}");
+    }
+    for (id, alarm) in template.resources_of_type("AWS::CloudWatch::Alarm") {
+        let text = serde_json::to_value(&alarm).unwrap();
+        let mut stack = vec![&text];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if map.get("Namespace").and_then(|v| v.as_str()) == Some("DocuSnap") {
+                        let name = map["MetricName"].as_str().unwrap_or_default();
+                        assert!(emitted.contains(name), "{id} watches {name}, which no function emits");
+                    }
+                    stack.extend(map.values());
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+    }
+    let unknown: Vec<_> = named.difference(&emitted).collect();
+    assert!(unknown.is_empty(), "the dashboard names metrics no function emits: {unknown:?}");
 }

@@ -62,7 +62,7 @@ error_codes! {
     /// New: the client has [`crate::limits::MAX_TASKS_IN_FLIGHT`] tasks processing already.
     TooManyTasks = "TOO_MANY_TASKS",
     /// New: the caller's quota (tasks in flight, or pages today) would be passed
-    /// (`crate::quota`). v2 answers it 429; v1 as every v1 refusal, 400.
+    /// (the quota module). v2 answers it 429; v1 as every v1 refusal, 400.
     QuotaExceeded = "QUOTA_EXCEEDED",
     // v2 only (functions/upload/openapi.json lists them with their HTTP statuses).
     /// v2: no task token, or not this task's.

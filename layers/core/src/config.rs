@@ -208,13 +208,20 @@ impl Config {
     }
 }
 
+/// A principal's limits (the quota module counts against them); 0 is no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub tasks_in_flight: u32,
+    pub pages_per_day: u32,
+}
+
 /// The upload function's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSettings {
     pub keys_table: String,
     pub quotas_table: String,
     /// The deployment's quotas; a principal's `limits` item may replace them.
-    pub quota: crate::quota::QuotaLimits,
+    pub quota: QuotaLimits,
     pub ocr_queue_url: String,
     pub upload_window_secs: i64,
     pub allow_loopback: bool,
@@ -226,7 +233,7 @@ impl UploadSettings {
         Ok(Self {
             keys_table: lookup(var::KEYS_TABLE).ok_or(ConfigError::Missing(var::KEYS_TABLE))?,
             quotas_table: lookup(var::QUOTAS_TABLE).ok_or(ConfigError::Missing(var::QUOTAS_TABLE))?,
-            quota: crate::quota::QuotaLimits {
+            quota: QuotaLimits {
                 tasks_in_flight: parse_number(
                     &lookup,
                     var::QUOTA_TASKS_IN_FLIGHT,
@@ -448,8 +455,20 @@ mod tests {
         assert_eq!(OcrSettings::from_lookup(lookup(&[])), Err(ConfigError::Missing(var::EXTRACT_QUEUE_URL)));
         let timeout = [(var::FUNCTION_TIMEOUT_SECS, "901")];
         assert!(matches!(ExtractSettings::from_lookup(lookup(&timeout)), Err(ConfigError::Invalid { .. })));
-        let upload = [(var::KEYS_TABLE, "k"), (var::OCR_QUEUE_URL, "q"), (var::V2_CALLBACK_ALLOW_LOOPBACK, "maybe")];
-        assert!(matches!(UploadSettings::from_lookup(lookup(&upload)), Err(ConfigError::Invalid { .. })));
+        let upload = [(var::KEYS_TABLE, "k"), (var::OCR_QUEUE_URL, "q"), (var::QUOTAS_TABLE, "t")];
+        let settings = UploadSettings::from_lookup(lookup(&upload)).unwrap();
+        assert_eq!(settings.quota.tasks_in_flight as u64, DEFAULT_QUOTA_TASKS_IN_FLIGHT);
+        for (name, bad) in [
+            (var::V2_CALLBACK_ALLOW_LOOPBACK, "maybe"),
+            (var::QUOTA_TASKS_IN_FLIGHT, "1001"),
+            (var::QUOTA_PAGES_PER_DAY, "-1"),
+        ] {
+            let vars = [upload[0], upload[1], upload[2], (name, bad)];
+            assert!(
+                matches!(UploadSettings::from_lookup(lookup(&vars)), Err(ConfigError::Invalid { var, .. }) if var == name),
+                "{name}={bad}"
+            );
+        }
         let callback = CallbackSettings::from_lookup(lookup(&[(var::V2_CALLBACK_ALLOW_LOOPBACK, "yes")])).unwrap();
         assert!(callback.allow_loopback);
     }
@@ -464,6 +483,8 @@ mod tests {
         assert_eq!(default(var::OCR_GROUP_PAGES), DEFAULT_GROUP_PAGES.to_string());
         assert_eq!(default(var::OCR_MAX_RECEIVES), DEFAULT_MAX_RECEIVES.to_string());
         assert_eq!(default(var::FUNCTION_TIMEOUT_SECS), DEFAULT_FUNCTION_TIMEOUT.as_secs().to_string());
+        assert_eq!(default(var::QUOTA_TASKS_IN_FLIGHT), DEFAULT_QUOTA_TASKS_IN_FLIGHT.to_string());
+        assert_eq!(default(var::QUOTA_PAGES_PER_DAY), DEFAULT_QUOTA_PAGES_PER_DAY.to_string());
     }
 
     #[test]

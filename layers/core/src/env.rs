@@ -7,8 +7,7 @@
 //! and [`Memory`] the in-memory fakes for unit tests of domain logic.
 
 use crate::clock::Clock;
-use crate::quota::QuotaStore;
-use crate::store::{BlobStore, KeyBindings, Queue, UploadUrls, V2TaskStore};
+use crate::store::{BlobStore, KeyBindings, Queue, QuotaStore, UploadUrls, V2TaskStore};
 
 pub trait Env: Send + Sync + 'static {
     /// The task table (v1's, batch's and v2's tasks).

@@ -145,6 +145,53 @@ impl<'de> Deserialize<'de> for ClientId {
     }
 }
 
+/// A principal's id is kept in a table key (DynamoDB allows 2,048 bytes); a token's `sub`
+/// is at most 255 characters in the OIDC providers we know, a v1 client id 128.
+pub const MAX_PRINCIPAL_BYTES: usize = 512;
+
+/// Who a request is counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Principal(String);
+
+impl Principal {
+    /// A verified token's subject (the HTTP API's JWT authorizer checked the token).
+    pub fn subject(sub: &str) -> Option<Self> {
+        Self::of("sub", sub)
+    }
+
+    /// A v1 client, on an open API.
+    pub fn client(id: &ClientId) -> Self {
+        Self(format!("client:{}", id.as_str()))
+    }
+
+    /// A caller known only by its address (an open v2).
+    pub fn address(ip: &str) -> Option<Self> {
+        Self::of("ip", ip)
+    }
+
+    /// A caller with neither a token nor an address (an event from no gateway): all such
+    /// share one quota.
+    pub fn unknown() -> Self {
+        Self("ip:unknown".into())
+    }
+
+    fn of(kind: &str, id: &str) -> Option<Self> {
+        let id = id.trim();
+        (!id.is_empty() && id.len() + kind.len() < MAX_PRINCIPAL_BYTES && !id.chars().any(char::is_control))
+            .then(|| Self(format!("{kind}:{id}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,9 +77,9 @@ pub fn refused(code: ErrorCode) {
     count(name::REFUSALS, &[("Code", code.as_str())]);
 }
 
-/// The tokens one task's LLM calls used (prompt and completion, as the provider counted
-/// them): the largest cost per document once an LLM is configured. No dimension but the
-/// function's, so one alarm sums a day of them.
+/// The tokens one LLM call used (prompt and completion, as the provider counted them in
+/// its answer's usage): the largest cost per document once an LLM is configured. No
+/// dimension but the function's, so one alarm sums a day of them.
 pub fn llm_tokens(input: u64, output: u64) {
     emit(
         &[],

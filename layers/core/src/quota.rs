@@ -15,8 +15,6 @@
 //! principal's own on its `limits` item. A refusal stores nothing; an admission that is
 //! not followed by a task ([`Ticket`]) is undone.
 
-use std::future::Future;
-
 use crate::clock::Timestamp;
 use crate::codes::{ErrorCode, Failure};
 use crate::ids::ClientId;
@@ -24,70 +22,13 @@ use crate::limits::PROCESSING_TIMEOUT_SECS;
 use crate::store::{StoreError, TaskStore};
 use crate::task::{TaskId, TaskStatus};
 
-/// A principal's id is kept in a table key (DynamoDB allows 2,048 bytes); a token's `sub`
-/// is at most 255 characters in the OIDC providers we know, a v1 client id 128.
-pub const MAX_PRINCIPAL_BYTES: usize = 512;
+pub use crate::config::QuotaLimits;
+pub use crate::ids::{Principal, MAX_PRINCIPAL_BYTES};
+pub use crate::store::{Hold, QuotaOverride, QuotaStore};
+
 /// Seconds a day's page counter is kept: its day and the next, for late readers.
 const PAGE_COUNTER_SECS: Timestamp = 2 * DAY_SECS;
 const DAY_SECS: Timestamp = 86_400;
-
-/// Who a request is counted against.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Principal(String);
-
-impl Principal {
-    /// A verified token's subject (the HTTP API's JWT authorizer checked the token).
-    pub fn subject(sub: &str) -> Option<Self> {
-        Self::of("sub", sub)
-    }
-
-    /// A v1 client, on an open API.
-    pub fn client(id: &ClientId) -> Self {
-        Self(format!("client:{}", id.as_str()))
-    }
-
-    /// A caller known only by its address (an open v2).
-    pub fn address(ip: &str) -> Option<Self> {
-        Self::of("ip", ip)
-    }
-
-    /// A caller with neither a token nor an address (an event from no gateway): all such
-    /// share one quota.
-    pub fn unknown() -> Self {
-        Self("ip:unknown".into())
-    }
-
-    fn of(kind: &str, id: &str) -> Option<Self> {
-        let id = id.trim();
-        (!id.is_empty() && id.len() + kind.len() < MAX_PRINCIPAL_BYTES && !id.chars().any(char::is_control))
-            .then(|| Self(format!("{kind}:{id}")))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Principal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A principal's limits; 0 is no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QuotaLimits {
-    pub tasks_in_flight: u32,
-    pub pages_per_day: u32,
-}
-
-/// One principal's own limits, as an operator set them on its `limits` item: each unset
-/// field keeps the deployment's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QuotaOverride {
-    pub tasks_in_flight: Option<u32>,
-    pub pages_per_day: Option<u32>,
-}
 
 impl QuotaLimits {
     fn with(self, own: Option<QuotaOverride>) -> Self {
@@ -97,37 +38,6 @@ impl QuotaLimits {
             pages_per_day: own.pages_per_day.unwrap_or(self.pages_per_day),
         }
     }
-}
-
-/// What adding a task to the tasks in flight did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hold {
-    Added,
-    /// The task was there already (a retried request): nothing added, nothing to undo.
-    AlreadyHeld,
-    Full,
-}
-
-/// The quota table. One DynamoDB implementation (`store::quotas`), and an in-memory one
-/// for unit tests.
-pub trait QuotaStore: Send + Sync {
-    /// The principal's own limits, if an operator set any.
-    fn own_limits(&self, who: &Principal) -> impl Future<Output = Result<Option<QuotaOverride>, StoreError>> + Send;
-    /// Adds `task` to the principal's tasks in flight if fewer than `limit` are there.
-    fn hold(&self, who: &Principal, task: &str, limit: u32) -> impl Future<Output = Result<Hold, StoreError>> + Send;
-    /// The principal's tasks in flight, as held.
-    fn held(&self, who: &Principal) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-    /// Removes `tasks` from the principal's tasks in flight (those not there are ignored).
-    fn release(&self, who: &Principal, tasks: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Adds `pages` to the principal's count for `day` if it stays within `limit`; false
-    /// (nothing added) if it would not.
-    fn count_pages(
-        &self, who: &Principal, day: &str, pages: u32, limit: u32, expires_at: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Takes back pages counted for a task that was not made.
-    fn uncount_pages(
-        &self, who: &Principal, day: &str, pages: u32,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Why a request was refused.

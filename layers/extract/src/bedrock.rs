@@ -72,6 +72,9 @@ impl BedrockChatModel {
         if text.is_empty() {
             return Err((LlmError::Malformed("no text in output.message.content".into()), None));
         }
+        if let Some(usage) = output.usage() {
+            docusnap_core::metrics::llm_tokens(usage.input_tokens().max(0) as u64, usage.output_tokens().max(0) as u64);
+        }
         Ok(text)
     }
 }

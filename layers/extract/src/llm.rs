@@ -247,6 +247,11 @@ impl HttpChatModel {
             return Err((LlmError::Malformed(format!("{} bytes", bytes.len())), None));
         }
         let answer: Value = serde_json::from_slice(&bytes).map_err(|e| (LlmError::Malformed(e.to_string()), None))?;
+        // The tokens the provider billed (OpenAI's and Zhipu's `usage`), when it says.
+        let usage = &answer["usage"];
+        if let (Some(input), Some(output)) = (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()) {
+            docusnap_core::metrics::llm_tokens(input, output);
+        }
         answer["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_owned)

@@ -8,9 +8,10 @@ use super::{
     Binding, BlobStore, Created, KeyBindings, Outcome, PresignedPut, Queue, StoreError, StoredObject, TaskStore,
     UploadUrls, V2TaskStore,
 };
+use super::{Hold, QuotaOverride, QuotaStore};
 use crate::clock::Timestamp;
 use crate::ids::ClientId;
-use crate::quota::{Hold, Principal, QuotaOverride, QuotaStore};
+use crate::ids::Principal;
 use crate::task::{Progress, Stage, Task, TaskId, TaskState};
 use crate::v2::V2Record;
 

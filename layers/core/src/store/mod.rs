@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
-use crate::ids::ClientId;
+use crate::ids::{ClientId, Principal};
 use crate::task::{ExtractorKind, Stage, Task, TaskId};
 use crate::v2::V2Record;
 
@@ -235,4 +235,43 @@ pub trait Queue: Send + Sync {
     /// Hides a received message (by its receipt) for `secs` more: a failed delivery's
     /// backoff before SQS hands it out again.
     fn retry_after(&self, receipt: &str, secs: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One principal's own limits, as an operator set them on its `limits` item: each unset
+/// field keeps the deployment's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaOverride {
+    pub tasks_in_flight: Option<u32>,
+    pub pages_per_day: Option<u32>,
+}
+
+/// What adding a task to the tasks in flight did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    Added,
+    /// The task was there already (a retried request): nothing added, nothing to undo.
+    AlreadyHeld,
+    Full,
+}
+
+/// The quota table (the quota module's policy runs over it): [`quotas`] on DynamoDB, and an
+/// in-memory one for unit tests.
+pub trait QuotaStore: Send + Sync {
+    /// The principal's own limits, if an operator set any.
+    fn own_limits(&self, who: &Principal) -> impl Future<Output = Result<Option<QuotaOverride>, StoreError>> + Send;
+    /// Adds `task` to the principal's tasks in flight if fewer than `limit` are there.
+    fn hold(&self, who: &Principal, task: &str, limit: u32) -> impl Future<Output = Result<Hold, StoreError>> + Send;
+    /// The principal's tasks in flight, as held.
+    fn held(&self, who: &Principal) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Removes `tasks` from the principal's tasks in flight (those not there are ignored).
+    fn release(&self, who: &Principal, tasks: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds `pages` to the principal's count for `day` if it stays within `limit`; false
+    /// (nothing added) if it would not.
+    fn count_pages(
+        &self, who: &Principal, day: &str, pages: u32, limit: u32, expires_at: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes back pages counted for a task that was not made.
+    fn uncount_pages(
+        &self, who: &Principal, day: &str, pages: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -1,4 +1,4 @@
-//! The quota table on DynamoDB ([`crate::quota`]): partition key the principal, sort key
+//! The quota table on DynamoDB (the quota module's store): partition key the principal, sort key
 //! the item: `in_flight` (a string set of held tasks), `limits` (an operator's override),
 //! `pages#YYYY-MM-DD` (a day's page count, with a TTL).
 
@@ -9,8 +9,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::StoreError;
+use super::{Hold, QuotaOverride, QuotaStore};
 use crate::clock::Timestamp;
-use crate::quota::{Hold, Principal, QuotaOverride, QuotaStore};
+use crate::ids::Principal;
 
 /// Attribute names, shared with `template.yaml` (key schema and TTL).
 pub mod attr {

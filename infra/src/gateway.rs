@@ -19,24 +19,26 @@ use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 use tracing::warn;
 
+use crate::jwt::JwtAuthorizer;
 use crate::runtime::{Environments, InvokeError};
 
 /// API Gateway's HTTP API refuses larger request bodies (10 MB); this also bounds what one
 /// request may hold in memory here.
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
 
-/// Serves `function` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, function: Arc<Environments>) {
+/// Serves `function` on `listener` until the task is dropped; with an `authorizer`, the
+/// routes it guards need its token, as API Gateway's JWT authorizer does (`crate::jwt`).
+pub async fn serve(listener: TcpListener, function: Arc<Environments>, authorizer: Option<Arc<JwtAuthorizer>>) {
     let requests = Arc::new(AtomicU64::new(0));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
-        let (function, requests) = (function.clone(), requests.clone());
+        let (function, requests, authorizer) = (function.clone(), requests.clone(), authorizer.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let n = requests.fetch_add(1, Ordering::Relaxed);
-                handle(function.clone(), request, peer.ip().to_string(), n)
+                handle(function.clone(), authorizer.clone(), request, peer.ip().to_string(), n)
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -54,14 +56,34 @@ fn gateway_answer(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 }
 
 async fn handle(
-    function: Arc<Environments>, request: Request<hyper::body::Incoming>, source_ip: String, n: u64,
+    function: Arc<Environments>, authorizer: Option<Arc<JwtAuthorizer>>, request: Request<hyper::body::Incoming>,
+    source_ip: String, n: u64,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Ok(gateway_answer(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")),
     };
-    let event = event(&parts, &body, &source_ip, &format!("local-{}-{n}", std::process::id()));
+    let mut event = event(&parts, &body, &source_ip, &format!("local-{}-{n}", std::process::id()));
+    if let Some(authorizer) = authorizer {
+        let path = event["rawPath"].as_str().unwrap_or("/").to_owned();
+        if authorizer.guards(parts.method.as_str(), &path) {
+            let header = parts.headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            match authorizer.check(header).await {
+                Ok(claims) => {
+                    event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+                }
+                Err(why) => {
+                    tracing::info!(%why, %path, "token refused");
+                    let mut answer = gateway_answer(StatusCode::UNAUTHORIZED, "Unauthorized");
+                    answer
+                        .headers_mut()
+                        .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+                    return Ok(answer);
+                }
+            }
+        }
+    }
     let answer = match function.invoke(Bytes::from(event.to_string())).await {
         Ok(answer) => answer,
         Err(InvokeError::TimedOut(_)) => {

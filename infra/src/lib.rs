@@ -19,6 +19,7 @@ use serde_yaml_ng::Value;
 
 pub mod events;
 pub mod gateway;
+pub mod jwt;
 pub mod runtime;
 mod template;
 

@@ -150,9 +150,21 @@ impl TestStack {
     /// A request as API Gateway passes it on once its JWT authorizer verified a token
     /// whose subject is `subject` (payload 2.0, the claims in the request context).
     pub async fn call_as(&self, subject: &str, method: &str, path: &str, body: String) -> (u16, Value) {
+        self.call_as_with(subject, method, path, &[], body).await
+    }
+
+    /// [`Self::call_as`] with more headers (lower-case names).
+    pub async fn call_as_with(
+        &self, subject: &str, method: &str, path: &str, headers: &[(&str, &str)], body: String,
+    ) -> (u16, Value) {
+        let mut header_map = serde_json::Map::new();
+        header_map.insert("content-type".into(), "application/json".into());
+        for (name, value) in headers {
+            header_map.insert((*name).into(), (*value).into());
+        }
         let event = serde_json::json!({
             "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-            "headers": {"content-type": "application/json"},
+            "headers": header_map,
             "requestContext": {
                 "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
                 "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},

@@ -79,3 +79,26 @@ async fn v1_counts_the_token_s_subject_and_answers_in_its_own_words() {
     assert_eq!(refused, (400, json!({"status": "error", "error_detail": "QUOTA_EXCEEDED"})));
     assert_eq!(t.items().await.len(), 2, "only the two admitted tasks are stored");
 }
+
+#[tokio::test]
+async fn behind_the_jwt_authorizer_a_task_s_token_travels_in_x_task_token() {
+    let t = TestStack::new().await;
+    let (status, created) = t.call_as("alice", "POST", "/api/v2/tasks", create(1)).await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/api/v2/tasks/{}", created["task_id"].as_str().unwrap());
+    let token = created["token"].as_str().unwrap();
+    // Authorization holds the caller's JWT there, never the task token.
+    let bearer = format!("Bearer {token}");
+    let (status, answer) = t.call_as_with("alice", "GET", &path, &[("authorization", &bearer)], String::new()).await;
+    assert_eq!((status, answer["error"]["code"].clone()), (401, Value::from("UNAUTHORIZED")));
+    let (status, answer) = t.call_as_with("alice", "GET", &path, &[("x-task-token", token)], String::new()).await;
+    assert_eq!((status, answer["task_id"].clone()), (200, created["task_id"].clone()), "{answer}");
+    // Without an authorizer, Bearer still carries the task token (v2 as it was).
+    let open = http::Request::builder()
+        .method("GET")
+        .uri(&path)
+        .header("authorization", &bearer)
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    assert_eq!(docusnap_upload::handle(&t.app, open).await.unwrap().status(), 200);
+}

@@ -102,7 +102,7 @@ async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server =
-        tokio::spawn(docusnap_infra::gateway::serve(listener, std::sync::Arc::new(Environments::new(spec, 1))));
+        tokio::spawn(docusnap_infra::gateway::serve(listener, std::sync::Arc::new(Environments::new(spec, 1)), None));
     let http = reqwest::Client::new();
 
     let answer = json_of(

@@ -132,12 +132,7 @@ pub async fn handle<E: Env>(app: &Upload<E>, request: Request) -> Result<Respons
         }
         Ok(route @ (Route::GetTask | Route::DeleteTask)) => {
             let task_id = Route::task_id(request.uri().path());
-            let bearer = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
+            let bearer = task_token(&request, &caller);
             let answer = if route == Route::GetTask {
                 app.get_task(task_id, bearer).await
             } else {
@@ -159,6 +154,22 @@ pub async fn handle<E: Env>(app: &Upload<E>, request: Request) -> Result<Respons
     metrics::request(Route::label_of(route), response.status().as_u16());
     Ok(response)
 }
+
+/// The task token of a v2 read: `X-Task-Token`, or `Authorization: Bearer` when no JWT
+/// authorizer took that header for the caller's own token (openapi.json, security).
+fn task_token<'r>(request: &'r Request, caller: &Caller) -> Option<&'r str> {
+    let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    header(TASK_TOKEN_HEADER).or_else(|| {
+        caller
+            .subject
+            .is_none()
+            .then(|| header(http::header::AUTHORIZATION.as_str())?.strip_prefix("Bearer "))
+            .flatten()
+    })
+}
+
+/// Where a task token goes when `Authorization` holds the caller's JWT.
+pub const TASK_TOKEN_HEADER: &str = "x-task-token";
 
 /// The page's Content-Security-Policy: its own inline script and style (by hash, so an
 /// injected one does not run), requests to its own origin and to the bucket's (the page

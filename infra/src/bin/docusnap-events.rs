@@ -11,6 +11,9 @@
 //!                     [--template template.yaml] [--prefix docusnap-dev] [--retry-after SECONDS]
 //!                     [--concurrency N] [--deliver-twice] [--time-scale K]
 //!
+//! `--jwt-issuer URL --jwt-audience AUD [--jwt-v1]` guards the routes template.yaml guards
+//! with a JWT (its `JwtIssuer`, `JwtAudience` and `JwtForV1`), as API Gateway would.
+//!
 //! `--label NAME` marks the containers of `--images` (`docusnap.runner=NAME`), so that the
 //! script that started the runner removes what a killed runner left.
 //!
@@ -29,7 +32,7 @@ use docusnap_infra::runtime::{read_env_file, Environments, FunctionSpec, Launch}
 const USAGE: &str =
     "usage: docusnap-events ((--run DIR | --images TAG) --env-file FILE [--function-log FILE] [--http PORT] \
 [--label NAME] | --invoke URL) [--template FILE] [--prefix NAME] [--retry-after SECONDS] [--concurrency N|BINARY=N] \
-[--deliver-twice] [--time-scale K]";
+[--deliver-twice] [--time-scale K] [--jwt-issuer URL --jwt-audience AUD [--jwt-v1]]";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -41,6 +44,7 @@ async fn main() -> Result<()> {
         (None::<String>, format!("events-{}", std::process::id()), None::<u16>);
     let (mut retry_after, mut deliver_twice, mut time_scale) = (None, false, 1u32);
     let mut concurrency: HashMap<String, usize> = HashMap::new();
+    let (mut jwt_issuer, mut jwt_audience, mut jwt_v1) = (None::<String>, None::<String>, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -62,6 +66,9 @@ async fn main() -> Result<()> {
                 concurrency.insert(name.to_owned(), n.parse().context("--concurrency takes N or BINARY=N")?);
             }
             "--deliver-twice" => deliver_twice = true,
+            "--jwt-issuer" => jwt_issuer = Some(value()?),
+            "--jwt-audience" => jwt_audience = Some(value()?),
+            "--jwt-v1" => jwt_v1 = true,
             "--time-scale" => time_scale = value()?.parse().context("--time-scale takes a whole number")?,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -107,8 +114,19 @@ async fn main() -> Result<()> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("listening on port {port}"))?;
+        let authorizer = match (jwt_issuer, jwt_audience) {
+            (Some(issuer), Some(audience)) => {
+                let guards = docusnap_infra::jwt::guards(&template);
+                tracing::info!(%issuer, %audience, v1 = jwt_v1, routes = guards.len(), "JWT authorizer on");
+                let settings = docusnap_infra::jwt::JwtSettings { issuer, audience, v1: jwt_v1 };
+                Some(Arc::new(docusnap_infra::jwt::JwtAuthorizer::new(settings, guards)))
+            }
+            (None, None) => None,
+            _ => bail!("--jwt-issuer and --jwt-audience go together\n{USAGE}"),
+        };
         tracing::info!(function = %binary, port, concurrency = cap, "serving the HTTP API");
-        _http = Some(tokio::spawn(docusnap_infra::gateway::serve(listener, Arc::new(Environments::new(spec, cap)))));
+        let function = Arc::new(Environments::new(spec, cap));
+        _http = Some(tokio::spawn(docusnap_infra::gateway::serve(listener, function, authorizer)));
     }
     let local = run_dir.is_some() != images.is_some();
     let invoke = match (invoke_base, local) {

@@ -26,6 +26,15 @@ async fn main() -> Result<(), Error> {
             "thing": request.headers().get_all("x-thing").iter().map(|v| v.to_str().unwrap_or("")).collect::<Vec<_>>(),
             "cookie": request.headers().get("cookie").and_then(|v| v.to_str().ok()),
             "body": body,
+            // The subject of the token the local JWT authorizer verified, if any.
+            "sub": match request.request_context_ref() {
+                Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.jwt.as_ref())
+                    .and_then(|jwt| jwt.claims.get("sub").cloned()),
+                _ => None,
+            },
         });
         Ok(Response::builder()
             .status(200)

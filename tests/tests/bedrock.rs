@@ -64,8 +64,11 @@ async fn converse_is_called_signed_with_the_system_prompt_apart() {
         Message::assistant("{}"),
         Message::user("again"),
     ];
-    let text = model(&server).complete(&messages, later(10)).await.unwrap();
-    assert_eq!(text, r#"{"ok": true}"#);
+    let answer = model(&server).complete(&messages, later(10)).await.unwrap();
+    assert_eq!(answer.text, r#"{"ok": true}"#);
+    // Converse's usage, counted for the task and the LLM tokens metric.
+    let usage = docusnap_core::task::TokenUsage { input_tokens: 812, output_tokens: 96 };
+    assert_eq!(answer.usage, usage);
     let seen = &server.seen()[0];
     assert_eq!(seen.path, "/model/amazon.nova-lite-v1%3A0/converse");
     assert!(
@@ -84,7 +87,7 @@ async fn converse_is_called_signed_with_the_system_prompt_apart() {
 async fn throttling_is_retried_and_a_validation_error_is_not() {
     let throttled = error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
     let server = Server::scripted("", vec![throttled.clone(), throttled, answer("{}")]).await;
-    assert_eq!(model(&server).complete(&[Message::user("x")], later(10)).await.unwrap(), "{}");
+    assert_eq!(model(&server).complete(&[Message::user("x")], later(10)).await.unwrap().text, "{}");
     assert_eq!(server.seen().len(), 3);
 
     let invalid = error(400, "ValidationException", "The provided model identifier is invalid.");
@@ -99,7 +102,7 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
     let server =
         Server::scripted("", vec![answer("{}").after(Duration::from_secs(5)), answer(r#"{"second": 1}"#)]).await;
     let started = Instant::now();
-    assert_eq!(model(&server).complete(&[Message::user("x")], later(10)).await.unwrap(), r#"{"second": 1}"#);
+    assert_eq!(model(&server).complete(&[Message::user("x")], later(10)).await.unwrap().text, r#"{"second": 1}"#);
     assert!(started.elapsed() < Duration::from_secs(4), "the call timeout (2 s) cut the slow one");
 }
 

@@ -122,6 +122,10 @@ async fn every_answer_of_the_task_routes_is_what_the_contract_says() {
     assert!(app.tasks.finish(&id, completed).await.unwrap());
     let done = check(TASK, "get", &get().await);
     assert_eq!((done["status"].as_str(), done["extractor"].as_str()), (Some("completed"), Some("rules")));
+    assert!(done.get("usage").is_none(), "no LLM, no usage");
+    let usage = docusnap_core::task::TokenUsage { input_tokens: 900, output_tokens: 80 };
+    app.tasks.add_usage(&id, usage).await.unwrap();
+    assert_eq!(check(TASK, "get", &get().await)["usage"], json!({"input_tokens": 900, "output_tokens": 80}));
     let fill_token = fill["token"].as_str().unwrap();
     assert!(app.tasks.finish(&fill_id.task_id(), Outcome::Failed(ErrorCode::LlmFailure)).await.unwrap());
     let failed = check(TASK, "get", &app.get_task(Some(&fill_id.to_string()), Some(fill_token)).await);

@@ -87,7 +87,9 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
     let answer = model.complete(&[Message::user("hi")], later(30)).await.unwrap();
-    assert_eq!(answer, GOOD);
+    assert_eq!(answer.text, GOOD);
+    // Zhipu's usage (OpenAI's shape), counted for the task.
+    assert_eq!((answer.usage.input_tokens, answer.usage.output_tokens), (812, 96));
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "Retry-After: 1 was not honoured: {:?}",
@@ -106,7 +108,7 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
 async fn openai_server_errors_are_retried_then_given_up_on() {
     let server = Server::scripted("/v1", vec![openai_server_error(), openai_answer("{}")]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    assert_eq!(model.complete(&[Message::user("hi")], later(30)).await.unwrap(), "{}");
+    assert_eq!(model.complete(&[Message::user("hi")], later(30)).await.unwrap().text, "{}");
     assert!(server.seen()[0].body.get("thinking").is_none());
 
     let server = Server::scripted("/v1", (0..10).map(|_| openai_server_error()).collect()).await;
@@ -134,7 +136,7 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
     settings.call_timeout = Duration::from_millis(400);
     let model = HttpChatModel::new(settings).unwrap();
     let started = Instant::now();
-    assert_eq!(model.complete(&[], later(30)).await.unwrap(), "{\"fast\": 1}");
+    assert_eq!(model.complete(&[], later(30)).await.unwrap().text, "{\"fast\": 1}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 

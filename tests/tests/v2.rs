@@ -338,3 +338,45 @@ async fn a_forty_page_pdf_and_a_photo_fan_out_over_their_pages_not_their_uploads
         assert_eq!(pages[i + 1]["origin"], json!(origin));
     }
 }
+
+/// The LLM's tokens, from its answers' usage, are kept on the task and shown in its GET;
+/// the extraction's metric counts them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_llm_s_token_usage_is_counted_and_shown_on_the_task() {
+    use docusnap_extract::llm::{HttpChatModel, LlmSettings, Provider};
+    use docusnap_tests::stub::{Reply, Server};
+    let t = TestStack::new().await;
+    let (_, id, page, task) = receipt_task(&t, json!({})).await;
+    assert_eq!(put_page(&task.answer, 0, page).await, 200);
+    let answer = r#"{"title": "Harbour Printing receipt", "tags": ["receipt"], "description": "A receipt.",
+        "kv": {"Company": "HARBOUR PRINTING SDN BHD", "Date": "14/02/2026", "Total": "80.00"}}"#;
+    let server = Server::scripted(
+        "/v1",
+        vec![Reply::json(
+            200,
+            json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1234, "completion_tokens": 87, "total_tokens": 1321}
+            }),
+        )],
+    )
+    .await;
+    let model = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, server.base.clone(), "qwen", None)).unwrap();
+    let ocr = t.ocr_function();
+    docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+    let counted = docusnap_core::metrics::capture();
+    let extract = t.extract_function(Some(model));
+    docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    let answer = status(&t, &id, &task.token).await;
+    assert_eq!(answer["status"], "completed", "{answer}");
+    assert_eq!(answer["extractor"], "llm:qwen");
+    assert_eq!(answer["usage"], json!({"input_tokens": 1234, "output_tokens": 87}));
+    let tokens: Vec<Value> = counted
+        .lines()
+        .into_iter()
+        .filter(|l| l.get(docusnap_core::metrics::name::LLM_INPUT_TOKENS).is_some())
+        .collect();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0][docusnap_core::metrics::name::LLM_OUTPUT_TOKENS], 87.0);
+}

@@ -263,6 +263,12 @@ impl<E: Env> ExtractFunction<E> {
             Ok(extraction) => extraction,
             Err(e) => return failed(error_code(id.task_type, &e), &e.to_string()),
         };
+        if !extraction.usage.is_zero() {
+            // Counted already as metrics; the task's own count is for its owner to see.
+            if let Err(e) = self.tasks.add_usage(id, extraction.usage).await {
+                warn!(error = %e, "recording the task's LLM tokens failed");
+            }
+        }
         let sealed = docusnap_extract::seal_result(id, &key, &extraction, &ocr);
         match sealed {
             Ok(result) => Ending::Done(Outcome::Completed { result, extractor: extraction.extractor }),

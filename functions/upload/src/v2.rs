@@ -106,6 +106,9 @@ pub struct TaskView {
     pub extractor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// The LLM tokens the task used, once its extraction asked an LLM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<docusnap_core::task::TokenUsage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -220,6 +223,7 @@ impl<E: Env> Upload<E> {
             read: 0,
             upload_deadline: deadline,
             callback: callback.clone(),
+            usage: Default::default(),
         };
         if self.tasks.create_v2(&task, &record).await.map_err(storage_failed("creating the task"))? != Created::New {
             // The id is the wrapped key's: this key has started a task already.
@@ -434,6 +438,7 @@ fn task_view(id: &V2TaskId, task: &Task, record: &V2Record) -> TaskView {
         pages,
         created_at: task.created_at,
         upload_deadline: record.upload_deadline,
+        usage: (!record.usage.is_zero()).then_some(record.usage),
         result,
         extractor,
         error,

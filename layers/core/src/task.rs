@@ -116,6 +116,25 @@ impl Stage {
     }
 }
 
+/// The LLM tokens a task used, as the provider counted them (prompt and completion): kept
+/// on the task, shown in v2's task answer, and counted as metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl TokenUsage {
+    pub fn add(&mut self, other: TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.input_tokens == 0 && self.output_tokens == 0
+    }
+}
+
 /// What made a result. Recorded beside the result, not in it, since v1 clients render
 /// every key they get.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -327,6 +327,8 @@ pub struct V2Record {
     pub read: usize,
     pub upload_deadline: Timestamp,
     pub callback: Option<Callback>,
+    /// The LLM tokens its extraction used (zero until then, or with the rules alone).
+    pub usage: crate::task::TokenUsage,
 }
 
 /// Where and how a task's end is pushed.

@@ -8,9 +8,9 @@ use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseError;
 use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, InferenceConfiguration, SystemContentBlock};
-use docusnap_core::task::ExtractorKind;
+use docusnap_core::task::{ExtractorKind, TokenUsage};
 
-use crate::llm::{bounded, ChatModel, LlmError, LlmSettings, Message, Role};
+use crate::llm::{bounded, ChatModel, Completion, LlmError, LlmSettings, Message, Role};
 
 /// Most tokens of one answer: a page's result is well under 2k tokens; more is a model
 /// running on.
@@ -40,7 +40,7 @@ impl BedrockChatModel {
         &self.settings
     }
 
-    async fn call(&self, messages: &[Message], timeout: Duration) -> Result<String, (LlmError, Option<Duration>)> {
+    async fn call(&self, messages: &[Message], timeout: Duration) -> Result<Completion, (LlmError, Option<Duration>)> {
         let mut request = self.client.converse().model_id(&self.settings.model).inference_config(
             InferenceConfiguration::builder().max_tokens(MAX_ANSWER_TOKENS).temperature(TEMPERATURE).build(),
         );
@@ -72,10 +72,12 @@ impl BedrockChatModel {
         if text.is_empty() {
             return Err((LlmError::Malformed("no text in output.message.content".into()), None));
         }
-        if let Some(usage) = output.usage() {
-            docusnap_core::metrics::llm_tokens(usage.input_tokens().max(0) as u64, usage.output_tokens().max(0) as u64);
-        }
-        Ok(text)
+        let usage = output.usage().map_or(TokenUsage::default(), |usage| TokenUsage {
+            input_tokens: usage.input_tokens().max(0) as u64,
+            output_tokens: usage.output_tokens().max(0) as u64,
+        });
+        docusnap_core::metrics::llm_tokens(usage.input_tokens, usage.output_tokens);
+        Ok(Completion { text, usage })
     }
 }
 
@@ -101,7 +103,7 @@ impl ChatModel for BedrockChatModel {
         ExtractorKind::Llm { model: self.settings.model.clone() }
     }
 
-    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
+    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<Completion, LlmError> {
         bounded(&self.settings, deadline, |timeout| self.call(messages, timeout)).await
     }
 }

@@ -24,13 +24,13 @@ use std::time::Instant;
 use docusnap_core::ocr_output::{OcrOutput, PageText};
 use docusnap_core::protocol::Library;
 use docusnap_core::results::ResultError;
-use docusnap_core::task::ExtractorKind;
+use docusnap_core::task::{ExtractorKind, TokenUsage};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::answer::AnswerError;
 use crate::layout::Line;
-use crate::llm::{ChatModel, LlmError, Message};
+use crate::llm::{ChatModel, Completion, LlmError, Message};
 use crate::prompt::PromptError;
 
 /// What the task item records when the rules made the result.
@@ -64,6 +64,8 @@ pub fn page_lines(page: &PageText, index: usize) -> Vec<Line> {
 pub struct Extraction {
     pub result: Value,
     pub extractor: ExtractorKind,
+    /// The LLM's tokens, every call counted (a fallback's too: they were spent).
+    pub usage: TokenUsage,
 }
 
 /// The result as its task's client reads it. A batch task's has no client to hold its
@@ -132,11 +134,14 @@ impl<M: ChatModel> Extractor<M> {
             return Err(PromptError::NoText.into());
         }
         let messages = prompt::doc_messages(&ocr.text, library, is_form)?;
+        let mut usage = TokenUsage::default();
         let llm_failure = match &self.model {
             Some(model) => {
                 let parse = |answer: &str| answer::doc_result(answer::json_object(answer)?, is_form, library);
-                match ask(model, messages, deadline, parse).await {
-                    Ok(result) => return Ok(Extraction { result: to_value(&result), extractor: model.extractor() }),
+                match ask(model, messages, deadline, parse, &mut usage).await {
+                    Ok(result) => {
+                        return Ok(Extraction { result: to_value(&result), extractor: model.extractor(), usage })
+                    }
                     Err(e) => Some(e),
                 }
             }
@@ -147,7 +152,7 @@ impl<M: ChatModel> Extractor<M> {
             Want::Doc => rules::extract_doc(&ocr.lines, library),
             Want::Form => rules::extract_form(&ocr.lines, library),
         };
-        Ok(Extraction { result: to_value(&result.normalise(is_form, library)?), extractor })
+        Ok(Extraction { result: to_value(&result.normalise(is_form, library)?), extractor, usage })
     }
 
     /// Values for a form result's fields from the library.
@@ -156,12 +161,13 @@ impl<M: ChatModel> Extractor<M> {
     ) -> Result<Extraction, ExtractError> {
         let fields = prompt::form_fields(form);
         let messages = prompt::fill_messages(form, &fields, library)?;
+        let mut usage = TokenUsage::default();
         let llm_failure = match &self.model {
             Some(model) => {
                 let parse = |answer: &str| Ok(answer::fill_result(answer::json_object(answer)?, &fields, library));
-                match ask(model, messages, deadline, parse).await {
+                match ask(model, messages, deadline, parse, &mut usage).await {
                     Ok(filled) => {
-                        return Ok(Extraction { result: Value::Object(filled), extractor: model.extractor() })
+                        return Ok(Extraction { result: Value::Object(filled), extractor: model.extractor(), usage })
                     }
                     Err(e) => Some(e),
                 }
@@ -169,7 +175,7 @@ impl<M: ChatModel> Extractor<M> {
             None => None,
         };
         let extractor = self.rules_after(llm_failure)?;
-        Ok(Extraction { result: Value::Object(fill::fill(&fields, library)), extractor })
+        Ok(Extraction { result: Value::Object(fill::fill(&fields, library)), extractor, usage })
     }
 
     /// Which name the rules' result goes under, or the LLM's failure when there is no fallback.
@@ -186,10 +192,13 @@ impl<M: ChatModel> Extractor<M> {
 }
 
 /// Asks the model; an answer that does not fit is shown back to it once with the reason.
+/// Each answer's tokens are added to `usage`, whatever becomes of it.
 async fn ask<M: ChatModel, T>(
     model: &M, mut messages: Vec<Message>, deadline: Instant, parse: impl Fn(&str) -> Result<T, AnswerError>,
+    usage: &mut TokenUsage,
 ) -> Result<T, LlmFailure> {
-    let answer = model.complete(&messages, deadline).await?;
+    let Completion { text: answer, usage: spent } = model.complete(&messages, deadline).await?;
+    usage.add(spent);
     let problem = match parse(&answer) {
         Ok(result) => return Ok(result),
         Err(problem) => problem,
@@ -197,7 +206,8 @@ async fn ask<M: ChatModel, T>(
     info!(problem = %problem, "the LLM's answer did not fit; asking once more");
     messages.push(Message::assistant(answer));
     messages.push(prompt::retry_message(&problem.for_model()));
-    let answer = model.complete(&messages, deadline).await?;
+    let Completion { text: answer, usage: spent } = model.complete(&messages, deadline).await?;
+    usage.add(spent);
     parse(&answer).map_err(LlmFailure::Unfit)
 }
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use docusnap_core::secret::Secret;
-use docusnap_core::task::ExtractorKind;
+use docusnap_core::task::{ExtractorKind, TokenUsage};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::{info, warn};
@@ -41,16 +41,23 @@ impl Message {
     }
 }
 
+/// One answer and what it cost: the provider's usage, zero when it does not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: TokenUsage,
+}
+
 /// A model that answers a conversation with text. One HTTP implementation
 /// ([`HttpChatModel`]); tests of the extraction flow may script their own.
 pub trait ChatModel: Send + Sync {
     /// What the task item records as its extractor, e.g. `llm:glm-4-plus`.
     fn extractor(&self) -> ExtractorKind;
 
-    /// The assistant's answer, within `deadline`.
+    /// The assistant's answer, within `deadline`, and the tokens it took.
     fn complete(
         &self, messages: &[Message], deadline: Instant,
-    ) -> impl Future<Output = Result<String, LlmError>> + Send;
+    ) -> impl Future<Output = Result<Completion, LlmError>> + Send;
 
     /// One small authenticated call, made once at start-up: a wrong key or endpoint shows
     /// in the log within minutes, not in quality reports weeks later.
@@ -218,7 +225,7 @@ impl HttpChatModel {
     }
 
     /// One HTTP call: the answer's text, or why not, with the server's `Retry-After`.
-    async fn call(&self, body: &Value, timeout: Duration) -> Result<String, (LlmError, Option<Duration>)> {
+    async fn call(&self, body: &Value, timeout: Duration) -> Result<Completion, (LlmError, Option<Duration>)> {
         let mut request = self.http.post(&self.url).timeout(timeout).json(body);
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key.expose());
@@ -249,13 +256,16 @@ impl HttpChatModel {
         let answer: Value = serde_json::from_slice(&bytes).map_err(|e| (LlmError::Malformed(e.to_string()), None))?;
         // The tokens the provider billed (OpenAI's and Zhipu's `usage`), when it says.
         let usage = &answer["usage"];
-        if let (Some(input), Some(output)) = (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()) {
-            docusnap_core::metrics::llm_tokens(input, output);
-        }
-        answer["choices"][0]["message"]["content"]
+        let usage = TokenUsage {
+            input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+            output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+        };
+        docusnap_core::metrics::llm_tokens(usage.input_tokens, usage.output_tokens);
+        let text = answer["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| (LlmError::Malformed("no choices[0].message.content".into()), None))
+            .ok_or_else(|| (LlmError::Malformed("no choices[0].message.content".into()), None))?;
+        Ok(Completion { text, usage })
     }
 }
 
@@ -264,7 +274,7 @@ impl ChatModel for HttpChatModel {
         ExtractorKind::Llm { model: self.settings.model.clone() }
     }
 
-    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
+    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<Completion, LlmError> {
         let body = self.body(messages);
         bounded(&self.settings, deadline, |timeout| self.call(&body, timeout)).await
     }
@@ -273,10 +283,10 @@ impl ChatModel for HttpChatModel {
 /// Runs `call` (one request with the timeout it is given) until it answers, retrying what
 /// [`LlmError::is_retryable`] allows with backoff, within `deadline` and the settings'
 /// budget. Every attempt is measured (`LlmCallMs`, by outcome).
-pub(crate) async fn bounded<F, Fut>(settings: &LlmSettings, deadline: Instant, call: F) -> Result<String, LlmError>
+pub(crate) async fn bounded<F, Fut>(settings: &LlmSettings, deadline: Instant, call: F) -> Result<Completion, LlmError>
 where
     F: Fn(Duration) -> Fut,
-    Fut: Future<Output = Result<String, (LlmError, Option<Duration>)>>,
+    Fut: Future<Output = Result<Completion, (LlmError, Option<Duration>)>>,
 {
     let deadline = deadline.min(Instant::now() + settings.total_budget);
     let mut attempt = 0;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use docusnap_core::task::ExtractorKind;
 
 use crate::bedrock::BedrockChatModel;
-use crate::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message};
+use crate::llm::{ChatModel, Completion, HttpChatModel, LlmError, LlmSettings, Message};
 
 /// The configured model, whichever provider serves it: what the extract function holds.
 #[derive(Clone, Debug)]
@@ -40,7 +40,7 @@ impl ChatModel for AnyChatModel {
         ExtractorKind::Llm { model: self.settings().model.clone() }
     }
 
-    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<String, LlmError> {
+    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<Completion, LlmError> {
         match self {
             AnyChatModel::Http(m) => m.complete(messages, deadline).await,
             AnyChatModel::Bedrock(m) => m.complete(messages, deadline).await,

@@ -13,7 +13,7 @@ use super::{Created, Outcome, StoreError, TaskStore, V2TaskStore};
 use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::ClientId;
-use crate::task::{expiry_after, ExtractorKind, Progress, Stage, Task, TaskId, TaskState, TaskStatus};
+use crate::task::{expiry_after, ExtractorKind, Progress, Stage, Task, TaskId, TaskState, TaskStatus, TokenUsage};
 use crate::v2::{Callback, V2Record};
 
 /// Attribute names, shared with `template.yaml` (key schema and TTL).
@@ -42,6 +42,9 @@ pub mod attr {
     pub const CALLBACK_SECRET: &str = "callback_secret";
     /// v2: `pages_read_<part>`, the pages of each part read (see `TaskStore::pages_read`).
     pub const PAGES_READ_PREFIX: &str = "pages_read_";
+    /// The LLM tokens a task used (numbers, added to by each extraction).
+    pub const LLM_INPUT_TOKENS: &str = "llm_input_tokens";
+    pub const LLM_OUTPUT_TOKENS: &str = "llm_output_tokens";
     pub const LAST_ACCESS: &str = "last_access";
     pub const EXPIRES_AT: &str = "expires_at";
 }
@@ -151,6 +154,10 @@ fn v2_record(item: &HashMap<String, AttributeValue>) -> Result<V2Record, StoreEr
             .sum(),
         upload_deadline: number(attr::UPLOAD_DEADLINE).ok_or_else(|| malformed("upload_deadline"))?,
         callback,
+        usage: TokenUsage {
+            input_tokens: number(attr::LLM_INPUT_TOKENS).unwrap_or(0).max(0) as u64,
+            output_tokens: number(attr::LLM_OUTPUT_TOKENS).unwrap_or(0).max(0) as u64,
+        },
     })
 }
 
@@ -346,6 +353,22 @@ impl TaskStore for DynamoTaskStore {
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":stale", n(stale_before));
         Ok(Self::update_if(request).await?.is_some())
+    }
+
+    async fn add_usage(&self, id: &TaskId, usage: TokenUsage) -> Result<(), StoreError> {
+        // Added, not set: a second extraction (a lapsed claim) spent its tokens too.
+        Self::update_if(
+            self.update(id)
+                .update_expression("ADD #in :in, #out :out")
+                .condition_expression("attribute_exists(#key)")
+                .expression_attribute_names("#in", attr::LLM_INPUT_TOKENS)
+                .expression_attribute_names("#out", attr::LLM_OUTPUT_TOKENS)
+                .expression_attribute_names("#key", attr::TASK_KEY)
+                .expression_attribute_values(":in", AttributeValue::N(usage.input_tokens.to_string()))
+                .expression_attribute_values(":out", AttributeValue::N(usage.output_tokens.to_string())),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {

@@ -12,7 +12,7 @@ use super::{Hold, QuotaOverride, QuotaStore};
 use crate::clock::Timestamp;
 use crate::ids::ClientId;
 use crate::ids::Principal;
-use crate::task::{Progress, Stage, Task, TaskId, TaskState};
+use crate::task::{Progress, Stage, Task, TaskId, TaskState, TokenUsage};
 use crate::v2::V2Record;
 
 #[derive(Debug, Default)]
@@ -120,6 +120,13 @@ impl TaskStore for MemoryTaskStore {
             }
             _ => false,
         }))
+    }
+
+    async fn add_usage(&self, id: &TaskId, usage: TokenUsage) -> Result<(), StoreError> {
+        if let Some((record, _)) = self.v2.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id) {
+            record.usage.add(usage);
+        }
+        Ok(())
     }
 
     async fn delete(&self, id: &TaskId) -> Result<(), StoreError> {

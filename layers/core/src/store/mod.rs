@@ -7,7 +7,7 @@ use std::future::Future;
 use crate::clock::Timestamp;
 use crate::codes::ErrorCode;
 use crate::ids::{ClientId, Principal};
-use crate::task::{ExtractorKind, Stage, Task, TaskId};
+use crate::task::{ExtractorKind, Stage, Task, TaskId, TokenUsage};
 use crate::v2::V2Record;
 
 pub mod dynamo;
@@ -127,6 +127,10 @@ pub trait TaskStore: Send + Sync {
 
     /// Forgets one task.
     fn delete(&self, id: &TaskId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds the LLM tokens an extraction used to the task's count (a task gone meanwhile
+    /// is not an error).
+    fn add_usage(&self, id: &TaskId, usage: TokenUsage) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// How many of a client's tasks are processing and were created after `since` (older
     /// ones have timed out, whether or not anyone has read them since).

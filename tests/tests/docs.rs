@@ -219,3 +219,14 @@ fn the_reference_checker_finds_what_is_missing() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(problems.len(), 4, "{problems:?}");
 }
+
+/// The runbook says what each of the template's alarms means and what to do.
+#[test]
+fn the_runbook_covers_every_alarm() {
+    let template = docusnap_infra::Template::from_file(&repo_root().join("template.yaml")).unwrap();
+    let operations = read("docs/operations.md");
+    let runbook = operations.split("## Runbook").nth(1).expect("a Runbook section").split("\n## ").next().unwrap();
+    for (alarm, _) in template.resources_of_type("AWS::CloudWatch::Alarm") {
+        assert!(runbook.contains(&format!("`{alarm}`")), "the runbook does not name {alarm}");
+    }
+}

@@ -67,7 +67,9 @@ impl From<Failure> for V2Answer {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The created task's answer: the only place its token and callback secret are shown, so
+/// its `Debug` leaves them out.
+#[derive(Serialize)]
 pub struct CreatedTask {
     pub task_id: String,
     pub token: String,
@@ -77,6 +79,20 @@ pub struct CreatedTask {
     pub uploads: Vec<PageUpload>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_secret: Option<String>,
+}
+
+impl std::fmt::Debug for CreatedTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedTask")
+            .field("task_id", &self.task_id)
+            .field("token", &"[redacted]")
+            .field("status", &self.status)
+            .field("stage", &self.stage)
+            .field("upload_deadline", &self.upload_deadline)
+            .field("uploads", &self.uploads.len())
+            .field("callback_secret", &self.callback_secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// One page's presigned PUT (`Upload` in the contract).

@@ -435,6 +435,21 @@ pub fn mapping(queue: &str) -> Mapping {
     all.into_iter().find(|m| m.queue == queue).unwrap_or_else(|| panic!("no mapping for {queue}"))
 }
 
+/// A test function's local execution environment: `program` (an integration test's
+/// `env!("CARGO_BIN_EXE_...")`) as a process, 128 MB, no environment, no log file.
+pub fn test_function_spec(
+    name: &str, program: &str, timeout: std::time::Duration,
+) -> docusnap_infra::runtime::FunctionSpec {
+    docusnap_infra::runtime::FunctionSpec {
+        name: name.into(),
+        launch: docusnap_infra::runtime::Launch::Program(program.into()),
+        env: vec![],
+        timeout,
+        memory_mb: 128,
+        log: None,
+    }
+}
+
 /// A v2 client, as `scripts/v2_client.py` is: one AES-256 key per task, wrapped for the
 /// server; pages sealed with AES-256-GCM under `<task id>/page/<index>`.
 pub struct V2Client {

@@ -25,6 +25,19 @@ impl Reply {
     pub fn json(status: u16, body: Value) -> Self {
         Self { status, headers: vec![], body: body.to_string(), delay: Duration::ZERO }
     }
+    /// An OpenAI-compatible chat completion whose message is `content`, with the provider's
+    /// `usage` when given.
+    pub fn chat_completion(content: &str, usage: Option<Value>) -> Self {
+        let mut body = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
+        });
+        if let Some(usage) = usage {
+            body["usage"] = usage;
+        }
+        Self::json(200, body)
+    }
+
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, value.to_owned()));
         self

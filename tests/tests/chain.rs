@@ -178,17 +178,7 @@ async fn with_cargo_lambdas_deadline_the_llm_is_still_asked() {
     // Keys in the model's order, which is not alphabetical: v1 clients show kv as received.
     let answer = r#"{"title": "Corner Bakery receipt", "tags": ["receipt"], "description": "A receipt.",
         "kv": {"Company": "CORNER BAKERY", "Address": "12 Main Street", "Date": "Mar 25, 2026", "Bagel": "19.90", "Total": "23.40"}}"#;
-    let server = Server::scripted(
-        "/v1",
-        vec![Reply::json(
-            200,
-            json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]
-            }),
-        )],
-    )
-    .await;
+    let server = Server::scripted("/v1", vec![Reply::chat_completion(answer, None)]).await;
     let model = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, server.base.clone(), "qwen", None)).unwrap();
     let (ocr, extract) = (t.ocr_function(), t.extract_function(Some(model)));
     let client = Client::new("local-deadline");

@@ -10,7 +10,7 @@ use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine as _;
 use docusnap_infra::jwt::{guards, JwtAuthorizer, JwtSettings};
-use docusnap_infra::runtime::{Environments, FunctionSpec, Launch};
+use docusnap_infra::runtime::Environments;
 use docusnap_tests::repo_root;
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::{json, Value};
@@ -63,14 +63,11 @@ async fn issuer(key: &KeyPair) -> Server {
 
 /// The local HTTP API in front of the test function, guarding what template.yaml guards.
 async fn gateway(issuer: &str, v1: bool) -> (String, tokio::task::JoinHandle<()>) {
-    let spec = FunctionSpec {
-        name: "test-http".into(),
-        launch: Launch::Program(env!("CARGO_BIN_EXE_docusnap-test-http").into()),
-        env: vec![],
-        timeout: Duration::from_secs(20),
-        memory_mb: 128,
-        log: None,
-    };
+    let spec = docusnap_tests::test_function_spec(
+        "test-http",
+        env!("CARGO_BIN_EXE_docusnap-test-http"),
+        Duration::from_secs(20),
+    );
     let template = docusnap_infra::Template::from_file(&repo_root().join("template.yaml")).unwrap();
     let settings = JwtSettings { issuer: issuer.to_owned(), audience: AUDIENCE.into(), v1 };
     let authorizer = Arc::new(JwtAuthorizer::new(settings, guards(&template)));

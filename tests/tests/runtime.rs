@@ -4,18 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use docusnap_infra::runtime::{Environments, FunctionSpec, InvokeError, Launch};
+use docusnap_infra::runtime::{Environments, InvokeError};
 use serde_json::{json, Value};
 
 fn environments(timeout: Duration, concurrency: usize) -> Environments {
-    let spec = FunctionSpec {
-        name: "test-function".into(),
-        launch: Launch::Program(env!("CARGO_BIN_EXE_docusnap-test-function").into()),
-        env: vec![],
-        timeout,
-        memory_mb: 128,
-        log: None,
-    };
+    let spec =
+        docusnap_tests::test_function_spec("test-function", env!("CARGO_BIN_EXE_docusnap-test-function"), timeout);
     Environments::new(spec, concurrency)
 }
 
@@ -91,14 +85,11 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
 /// payload 2.0 event it makes is what lambda_http parses, and the answer comes back whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_turns_requests_into_payload_2_events_and_answers_back() {
-    let spec = FunctionSpec {
-        name: "test-http".into(),
-        launch: Launch::Program(env!("CARGO_BIN_EXE_docusnap-test-http").into()),
-        env: vec![],
-        timeout: Duration::from_secs(20),
-        memory_mb: 128,
-        log: None,
-    };
+    let spec = docusnap_tests::test_function_spec(
+        "test-http",
+        env!("CARGO_BIN_EXE_docusnap-test-http"),
+        Duration::from_secs(20),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server =

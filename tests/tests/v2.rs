@@ -350,18 +350,8 @@ async fn the_llm_s_token_usage_is_counted_and_shown_on_the_task() {
     assert_eq!(put_page(&task.answer, 0, page).await, 200);
     let answer = r#"{"title": "Harbour Printing receipt", "tags": ["receipt"], "description": "A receipt.",
         "kv": {"Company": "HARBOUR PRINTING SDN BHD", "Date": "14/02/2026", "Total": "80.00"}}"#;
-    let server = Server::scripted(
-        "/v1",
-        vec![Reply::json(
-            200,
-            json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 1764374400, "model": "qwen",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1234, "completion_tokens": 87, "total_tokens": 1321}
-            }),
-        )],
-    )
-    .await;
+    let usage = json!({"prompt_tokens": 1234, "completion_tokens": 87, "total_tokens": 1321});
+    let server = Server::scripted("/v1", vec![Reply::chat_completion(answer, Some(usage))]).await;
     let model = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, server.base.clone(), "qwen", None)).unwrap();
     let ocr = t.ocr_function();
     docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;

@@ -46,6 +46,22 @@ impl DynamoQuotaStore {
         ])
     }
 
+    /// One item of the principal's, read consistently (a quota is checked against it).
+    async fn get(
+        &self, who: &Principal, item: &str, operation: &'static str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(who, item)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::backend(operation))?;
+        Ok(got.item)
+    }
+
     fn update(
         &self, who: &Principal, item: &str,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -69,16 +85,7 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<u
 
 impl QuotaStore for DynamoQuotaStore {
     async fn own_limits(&self, who: &Principal) -> Result<Option<QuotaOverride>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(who, LIMITS)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::backend("DynamoDB GetItem (quota limits)"))?;
-        let Some(item) = got.item else { return Ok(None) };
+        let Some(item) = self.get(who, LIMITS, "DynamoDB GetItem (quota limits)").await? else { return Ok(None) };
         Ok(Some(QuotaOverride {
             tasks_in_flight: number(&item, attr::TASKS_IN_FLIGHT)?,
             pages_per_day: number(&item, attr::PAGES_PER_DAY)?,
@@ -114,19 +121,8 @@ impl QuotaStore for DynamoQuotaStore {
     }
 
     async fn held(&self, who: &Principal) -> Result<Vec<String>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(who, IN_FLIGHT)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::backend("DynamoDB GetItem (quota in flight)"))?;
-        Ok(got
-            .item
-            .and_then(|item| item.get(attr::TASKS).and_then(|set| set.as_ss().ok()).cloned())
-            .unwrap_or_default())
+        let item = self.get(who, IN_FLIGHT, "DynamoDB GetItem (quota in flight)").await?;
+        Ok(item.and_then(|item| item.get(attr::TASKS).and_then(|set| set.as_ss().ok()).cloned()).unwrap_or_default())
     }
 
     async fn release(&self, who: &Principal, tasks: &[String]) -> Result<(), StoreError> {

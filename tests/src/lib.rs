@@ -157,22 +157,15 @@ impl TestStack {
     pub async fn call_as_with(
         &self, subject: &str, method: &str, path: &str, headers: &[(&str, &str)], body: String,
     ) -> (u16, Value) {
-        let mut header_map = serde_json::Map::new();
-        header_map.insert("content-type".into(), "application/json".into());
+        // The event the local HTTP API makes of it, with the claims its authorizer adds.
+        let mut request = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
         for (name, value) in headers {
-            header_map.insert((*name).into(), (*value).into());
+            request = request.header(*name, *value);
         }
-        let event = serde_json::json!({
-            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-            "headers": header_map,
-            "requestContext": {
-                "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
-                "requestId": "test", "routeKey": "$default", "stage": "$default", "time": "06/Dec/2026:00:00:00 +0000",
-                "timeEpoch": 0, "authorizer": {"jwt": {"claims": {"sub": subject}, "scopes": null}},
-            },
-            "body": body, "isBase64Encoded": false,
-        });
+        let (parts, ()) = request.body(()).expect("request").into_parts();
+        let mut event = docusnap_infra::gateway::event(&parts, body.as_bytes(), "192.0.2.1", "test");
+        let claims = serde_json::Map::from_iter([("sub".to_owned(), Value::from(subject))]);
+        docusnap_infra::gateway::with_claims(&mut event, claims);
         let request = lambda_http::request::from_str(&event.to_string()).expect("a payload 2.0 event");
         let response = docusnap_upload::handle(&self.app, request).await.expect("the handler never fails");
         let status = response.status().as_u16();
@@ -183,14 +176,15 @@ impl TestStack {
     /// Sets one principal's own limits, as an operator does: the quota table's `limits` item.
     pub async fn set_own_limits(&self, principal: &str, tasks_in_flight: u32, pages_per_day: u32) {
         use aws_sdk_dynamodb::types::AttributeValue;
+        use docusnap_core::store::quotas::attr;
         self.clients
             .dynamodb
             .put_item()
             .table_name(self.stack.table("QuotasTable").expect("quotas table"))
-            .item("principal", AttributeValue::S(principal.to_owned()))
-            .item("item", AttributeValue::S("limits".into()))
-            .item("tasks_in_flight", AttributeValue::N(tasks_in_flight.to_string()))
-            .item("pages_per_day", AttributeValue::N(pages_per_day.to_string()))
+            .item(attr::PRINCIPAL, AttributeValue::S(principal.to_owned()))
+            .item(attr::ITEM, AttributeValue::S("limits".into()))
+            .item(attr::TASKS_IN_FLIGHT, AttributeValue::N(tasks_in_flight.to_string()))
+            .item(attr::PAGES_PER_DAY, AttributeValue::N(pages_per_day.to_string()))
             .send()
             .await
             .expect("writing a limits item");

@@ -3,12 +3,12 @@
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::crypto::sha256_hex;
 use docusnap_core::limits::{KEY_BINDING_SECS, PROCESSING_TIMEOUT_SECS};
+use docusnap_core::pipeline;
 use docusnap_core::protocol::{Envelope, ProcessAnswer, ProcessRequest, TaskContent, Upload as Content};
 use docusnap_core::quota::{self, Principal, QuotaRefusal};
 use docusnap_core::store::{Binding, Created, KeyBindings, Outcome, TaskStore};
 use docusnap_core::task::{Task, TaskId, TaskState};
 use docusnap_core::ErrorCode;
-use docusnap_core::{metrics, pipeline};
 use tracing::{error, info, warn, Instrument};
 
 use docusnap_core::Env;
@@ -95,8 +95,6 @@ impl<E: Env> Upload<E> {
         let ticket = match quota::admit(&self.quotas, &self.tasks, principal, &id, pages, self.quota, now).await {
             Ok(Ok(ticket)) => ticket,
             Ok(Err(refusal)) => {
-                info!(%principal, ?refusal, "quota refused the upload");
-                metrics::refused(ErrorCode::QuotaExceeded);
                 return ProcessAnswer::Error(match refusal {
                     QuotaRefusal::TasksInFlight { .. } => ErrorCode::TooManyTasks,
                     QuotaRefusal::PagesPerDay { .. } => ErrorCode::QuotaExceeded,

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use docusnap_core::clock::{Clock, Timestamp};
 use docusnap_core::limits::PROCESSING_TIMEOUT_SECS;
+use docusnap_core::pipeline;
 use docusnap_core::quota::{self, Principal};
 use docusnap_core::store::{BlobStore, Created, Outcome, Queue, StoreError, TaskStore, UploadUrls, V2TaskStore};
 use docusnap_core::task::{Progress, Stage, Task, TaskState};
 use docusnap_core::v2::{self, CallbackPolicy, CreateRequest, Manifest, Part, V2Event, V2Message, V2Record, V2TaskId};
-use docusnap_core::{metrics, pipeline};
 use docusnap_core::{Env, ErrorCode, Failure, TaskType};
 use serde::Serialize;
 use tracing::{error, info, warn};
@@ -211,77 +211,68 @@ impl<E: Env> Upload<E> {
         let pages = request.pages.len().max(1) as u32;
         let ticket = match quota::admit(&self.quotas, &self.tasks, principal, &task.id, pages, self.quota, now).await {
             Ok(Ok(ticket)) => ticket,
-            Ok(Err(refusal)) => {
-                info!(%principal, ?refusal, "quota refused the task");
-                metrics::refused(ErrorCode::QuotaExceeded);
-                return Err(refusal.failure());
-            }
+            Ok(Err(refusal)) => return Err(refusal.failure()),
             Err(e) => return Err(storage_failed("checking the quota")(e)),
         };
-        let made = self.make_task(id, task, request, token, callback, window, deadline).await;
+        // The task's item, manifest, upload URLs and deadline, once its quota admitted it.
+        let made: Result<CreatedTask, Failure> = async {
+            let record = V2Record {
+                token_digest: v2::token_digest(&token),
+                pages: request.pages.len(),
+                arrived: 0,
+                read: 0,
+                upload_deadline: deadline,
+                callback: callback.clone(),
+                usage: Default::default(),
+            };
+            if self.tasks.create_v2(&task, &record).await.map_err(storage_failed("creating the task"))? != Created::New
+            {
+                // The id is the wrapped key's: this key has started a task already.
+                return Err(Failure::new(
+                    ErrorCode::KeyAlreadyUsed,
+                    "this wrapped key has created a task already; make a fresh key for each task",
+                ));
+            }
+            // Everything after the item: on a failure the item and manifest go again, so that the
+            // client's retry with the same key creates the task afresh.
+            let uploads = match self
+                .start_task(
+                    &id,
+                    &request.pages,
+                    Manifest {
+                        key: request.key.clone(),
+                        pages: request.pages.clone(),
+                        library: request.library,
+                        form: request.form,
+                    },
+                    window,
+                    deadline,
+                )
+                .await
+            {
+                Ok(uploads) => uploads,
+                Err(e) => {
+                    let _ = self.blobs.delete(&[id.manifest_key()]).await;
+                    let _ = self.tasks.delete(&task.id).await;
+                    return Err(storage_failed("starting the task")(e));
+                }
+            };
+            info!(task = %id, pages = request.pages.len(), callback = callback.is_some(), "v2 task created");
+            Ok(CreatedTask {
+                task_id: id.to_string(),
+                token,
+                status: "processing",
+                stage: stage_name(if has_pages { Some(Stage::Receiving) } else { Some(Stage::Uploaded) }),
+                upload_deadline: deadline,
+                uploads,
+                callback_secret: callback.map(|c| c.secret.expose().to_owned()),
+            })
+        }
+        .await;
         if made.is_err() {
             ticket.undo(&self.quotas).await;
         }
         made
-    }
-
-    /// The task's item, manifest, upload URLs and deadline, once its quota admitted it.
-    #[allow(clippy::too_many_arguments)]
-    async fn make_task(
-        &self, id: V2TaskId, task: Task, request: CreateRequest, token: String, callback: Option<v2::Callback>,
-        window: i64, deadline: Timestamp,
-    ) -> Result<CreatedTask, Failure> {
-        let has_pages = request.task_type.has_pages();
-        let record = V2Record {
-            token_digest: v2::token_digest(&token),
-            pages: request.pages.len(),
-            arrived: 0,
-            read: 0,
-            upload_deadline: deadline,
-            callback: callback.clone(),
-            usage: Default::default(),
-        };
-        if self.tasks.create_v2(&task, &record).await.map_err(storage_failed("creating the task"))? != Created::New {
-            // The id is the wrapped key's: this key has started a task already.
-            return Err(Failure::new(
-                ErrorCode::KeyAlreadyUsed,
-                "this wrapped key has created a task already; make a fresh key for each task",
-            ));
-        }
-        // Everything after the item: on a failure the item and manifest go again, so that the
-        // client's retry with the same key creates the task afresh.
-        let uploads = match self
-            .start_task(
-                &id,
-                &request.pages,
-                Manifest {
-                    key: request.key.clone(),
-                    pages: request.pages.clone(),
-                    library: request.library,
-                    form: request.form,
-                },
-                window,
-                deadline,
-            )
-            .await
-        {
-            Ok(uploads) => uploads,
-            Err(e) => {
-                let _ = self.blobs.delete(&[id.manifest_key()]).await;
-                let _ = self.tasks.delete(&task.id).await;
-                return Err(storage_failed("starting the task")(e));
-            }
-        };
-        info!(task = %id, pages = request.pages.len(), callback = callback.is_some(), "v2 task created");
-        Ok(CreatedTask {
-            task_id: id.to_string(),
-            token,
-            status: "processing",
-            stage: stage_name(if has_pages { Some(Stage::Receiving) } else { Some(Stage::Uploaded) }),
-            upload_deadline: deadline,
-            uploads,
-            callback_secret: callback.map(|c| c.secret.expose().to_owned()),
-        })
     }
 
     /// The manifest (written after the item, so that a second create with the same key

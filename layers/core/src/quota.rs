@@ -18,7 +18,6 @@
 use crate::clock::Timestamp;
 use crate::codes::{ErrorCode, Failure};
 use crate::ids::ClientId;
-use crate::limits::PROCESSING_TIMEOUT_SECS;
 use crate::store::{StoreError, TaskStore};
 use crate::task::{TaskId, TaskStatus};
 
@@ -138,7 +137,7 @@ pub async fn admit<Q: QuotaStore, T: TaskStore>(
             hold = quotas.hold(who, &ticket.task, limit).await?;
         }
         match hold {
-            Hold::Full => return Ok(Err(QuotaRefusal::TasksInFlight { limit })),
+            Hold::Full => return Ok(Err(refused(who, QuotaRefusal::TasksInFlight { limit }))),
             Hold::Added => ticket.added = true,
             Hold::AlreadyHeld => {}
         }
@@ -148,11 +147,18 @@ pub async fn admit<Q: QuotaStore, T: TaskStore>(
         let expires = now - now.rem_euclid(DAY_SECS) + PAGE_COUNTER_SECS;
         if !quotas.count_pages(who, &ticket.day, pages, limit, expires).await? {
             ticket.undo(quotas).await;
-            return Ok(Err(QuotaRefusal::PagesPerDay { limit }));
+            return Ok(Err(refused(who, QuotaRefusal::PagesPerDay { limit })));
         }
         ticket.pages = pages;
     }
     Ok(Ok(ticket))
+}
+
+/// A refusal, logged and counted (`Refusals`), whichever API answers it.
+fn refused(who: &Principal, refusal: QuotaRefusal) -> QuotaRefusal {
+    tracing::info!(principal = %who, ?refusal, "quota refused a task");
+    crate::metrics::refused(ErrorCode::QuotaExceeded);
+    refusal
 }
 
 /// Removes the principal's held tasks that are no longer in flight: ended, timed out,
@@ -164,9 +170,7 @@ async fn prune<Q: QuotaStore, T: TaskStore>(
     for held in quotas.held(who).await? {
         let in_flight = match task_of(&held) {
             Some((admitted, id)) => match tasks.get(&id, now).await? {
-                Some(task) => {
-                    task.status() == TaskStatus::Processing && now < task.created_at + PROCESSING_TIMEOUT_SECS
-                }
+                Some(task) => task.status() == TaskStatus::Processing && !task.is_timed_out(now),
                 None => now < admitted + MAKING_SECS,
             },
             None => false,

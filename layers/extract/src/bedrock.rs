@@ -76,7 +76,6 @@ impl BedrockChatModel {
             input_tokens: usage.input_tokens().max(0) as u64,
             output_tokens: usage.output_tokens().max(0) as u64,
         });
-        docusnap_core::metrics::llm_tokens(usage.input_tokens, usage.output_tokens);
         Ok(Completion { text, usage })
     }
 }

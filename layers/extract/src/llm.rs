@@ -260,7 +260,6 @@ impl HttpChatModel {
             input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
             output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
         };
-        docusnap_core::metrics::llm_tokens(usage.input_tokens, usage.output_tokens);
         let text = answer["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_owned)
@@ -308,6 +307,7 @@ where
         let (error, retry_after) = match outcome {
             Ok(answer) => {
                 info!(attempt, ms = started.elapsed().as_millis() as u64, model = %settings.model, "LLM answered");
+                docusnap_core::metrics::llm_tokens(answer.usage.input_tokens, answer.usage.output_tokens);
                 return Ok(answer);
             }
             Err(failure) => failure,

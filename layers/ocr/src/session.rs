@@ -81,11 +81,11 @@ struct Grow {
     /// The file the first session was built from (the prepared form, or the model).
     file: PathBuf,
     prepacked: PrepackedWeights,
-    started: AtomicBool,
     /// Set when the model is dropped: the build stops after the session in progress.
     stop: Arc<AtomicBool>,
-    /// The build's thread, joined when the model is dropped: a process that exits while
-    /// it is inside ONNX Runtime would unload the library under it.
+    /// The build's thread, once started (it starts once), joined when the model is
+    /// dropped: a process that exits while it is inside ONNX Runtime would unload the
+    /// library under it.
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -116,14 +116,8 @@ impl Model {
         let prepacked = PrepackedWeights::new();
         let slots: Arc<[OnceLock<Mutex<Session>>]> = (0..sessions.max(1)).map(|_| OnceLock::new()).collect();
         let _ = slots[0].set(Mutex::new(Self::session(environment, &file, path, threads, &prepacked)?));
-        let grow = Grow {
-            environment,
-            file,
-            prepacked,
-            started: AtomicBool::new(false),
-            stop: Arc::new(AtomicBool::new(false)),
-            thread: Mutex::new(None),
-        };
+        let grow =
+            Grow { environment, file, prepacked, stop: Arc::new(AtomicBool::new(false)), thread: Mutex::new(None) };
         Ok(Self { sessions: slots, grow, threads, next: AtomicUsize::new(0), path: path.to_owned(), stage })
     }
 
@@ -162,14 +156,15 @@ impl Model {
     /// a cold start, so it is built only when a page has enough work to share (a page of
     /// a few words reads as fast on one session), and while the first session works.
     pub(crate) fn grow(&self) {
-        if self.sessions.len() < 2 || self.grow.started.swap(true, Ordering::Relaxed) {
+        let mut started = self.grow.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if self.sessions.len() < 2 || started.is_some() {
             return;
         }
         let slots = Arc::clone(&self.sessions);
         let Grow { environment, file, prepacked, stop, .. } = &self.grow;
         let (environment, file, path, threads, prepacked, stop) =
             (*environment, file.clone(), self.path.clone(), self.threads, prepacked.clone(), Arc::clone(stop));
-        let thread = std::thread::spawn(move || {
+        *started = Some(std::thread::spawn(move || {
             for slot in &slots[1..] {
                 if stop.load(Ordering::Relaxed) {
                     return;
@@ -184,8 +179,7 @@ impl Model {
                     }
                 }
             }
-        });
-        *self.grow.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        }));
     }
 
     /// Stops the background build after the session in progress (70-150 ms at most) and

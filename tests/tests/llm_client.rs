@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_extract::layout::Line;
+use docusnap_extract::schema::any_object;
 use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
@@ -86,7 +87,7 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
             .await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
-    let answer = model.complete(&[Message::user("hi")], later(30)).await.unwrap();
+    let answer = model.complete(&[Message::user("hi")], &any_object(), later(30)).await.unwrap();
     assert_eq!(answer.text, GOOD);
     // Zhipu's usage (OpenAI's shape), counted for the task.
     assert_eq!((answer.usage.input_tokens, answer.usage.output_tokens), (812, 96));
@@ -108,12 +109,12 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
 async fn openai_server_errors_are_retried_then_given_up_on() {
     let server = Server::scripted("/v1", vec![openai_server_error(), openai_answer("{}")]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    assert_eq!(model.complete(&[Message::user("hi")], later(30)).await.unwrap().text, "{}");
+    assert_eq!(model.complete(&[Message::user("hi")], &any_object(), later(30)).await.unwrap().text, "{}");
     assert!(server.seen()[0].body.get("thinking").is_none());
 
     let server = Server::scripted("/v1", (0..10).map(|_| openai_server_error()).collect()).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    let error = model.complete(&[Message::user("hi")], later(30)).await.unwrap_err();
+    let error = model.complete(&[Message::user("hi")], &any_object(), later(30)).await.unwrap_err();
     assert!(matches!(error, LlmError::Status { status: 500, .. }), "{error}");
     assert_eq!(server.seen().len(), docusnap_extract::llm::MAX_ATTEMPTS as usize);
 
@@ -121,7 +122,7 @@ async fn openai_server_errors_are_retried_then_given_up_on() {
         Server::scripted("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))])
             .await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    assert!(matches!(model.complete(&[], later(30)).await, Err(LlmError::Status { status: 401, .. })));
+    assert!(matches!(model.complete(&[], &any_object(), later(30)).await, Err(LlmError::Status { status: 401, .. })));
     assert_eq!(server.seen().len(), 1, "a refused key is not retried");
 }
 
@@ -136,7 +137,7 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
     settings.call_timeout = Duration::from_millis(400);
     let model = HttpChatModel::new(settings).unwrap();
     let started = Instant::now();
-    assert_eq!(model.complete(&[], later(30)).await.unwrap().text, "{\"fast\": 1}");
+    assert_eq!(model.complete(&[], &any_object(), later(30)).await.unwrap().text, "{\"fast\": 1}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
@@ -146,14 +147,14 @@ async fn no_call_outlives_the_deadline() {
     let server = Server::scripted("/v1", vec![slow(), slow(), slow(), slow()]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     let started = Instant::now();
-    let error = model.complete(&[], Instant::now() + Duration::from_millis(1200)).await.unwrap_err();
+    let error = model.complete(&[], &any_object(), Instant::now() + Duration::from_millis(1200)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
     assert!(matches!(error, LlmError::Timeout(_) | LlmError::OutOfTime { .. }), "{error}");
     // A Retry-After past the deadline ends the task's LLM work now, not after the wait.
     let server = Server::scripted("/v1", vec![zhipu_rate_limited().header("retry-after", "15")]).await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
-    assert!(matches!(model.complete(&[], later(5)).await, Err(LlmError::OutOfTime { .. })));
+    assert!(matches!(model.complete(&[], &any_object(), later(5)).await, Err(LlmError::OutOfTime { .. })));
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
@@ -170,7 +171,7 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
         fallback_to_rules: true,
     };
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
-    assert_eq!(done.extractor.to_string(), "llm:glm-4-plus");
+    assert_eq!(done.extractor.to_string(), "llm:glm-4-plus (json-object)");
     assert_eq!(done.result["title"], "Kedai Maju receipt");
     assert_eq!(done.result["kv"]["Total"], "9.50");
     assert_eq!(done.result["related"], json!([{"type": "doc", "resource_id": "r-41"}]));
@@ -191,6 +192,14 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
     assert_eq!(done.result["kv"]["Date"], "Mar 12, 2018");
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
+    // An OpenAI-compatible server is given the answer's schema, the re-ask too.
+    for request in &seen {
+        let format = &request.body["response_format"];
+        assert_eq!(format["type"], "json_schema");
+        assert_eq!(format["json_schema"]["name"], "document_result");
+        assert_eq!(format["json_schema"]["schema"], docusnap_extract::schema::doc(false).schema);
+    }
+    assert_eq!(done.extractor.to_string(), "llm:glm-4-plus (json-schema)");
     let messages = seen[1].body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 4);
     assert_eq!(messages[2], json!({"role": "assistant", "content": "Sure! Here is the data: title=Receipt"}));
@@ -269,4 +278,52 @@ async fn pages_without_text_end_before_any_call() {
     let failed = extractor.document(&blank, Want::Doc, &library(), later(30)).await;
     assert!(matches!(failed, Err(ExtractError::Prompt(docusnap_extract::prompt::PromptError::NoText))), "{failed:?}");
     assert!(server.seen().is_empty(), "no LLM call for nothing");
+}
+
+#[tokio::test]
+async fn llama_cpp_pythons_form_and_a_fills_schema_of_the_forms_fields() {
+    let server = Server::scripted(
+        "/v1",
+        vec![openai_answer(
+            r#"{"Name": {"value": "Li Wei", "source": {"type": "doc", "resource_id": "r-41"}}}"#,
+        )],
+    )
+    .await;
+    let mut settings = settings(Provider::OpenAi, &server);
+    settings.format = docusnap_core::task::AnswerFormat::JsonObjectSchema;
+    let extractor = Extractor { model: Some(HttpChatModel::new(settings).unwrap()), fallback_to_rules: false };
+    let form = json!({"title": "Visa application", "fields": ["Name", "Passport No"]});
+    let done = extractor.fill(form.as_object().unwrap(), &library(), later(30)).await.unwrap();
+    assert_eq!(done.result["Name"]["value"], "Li Wei");
+    assert_eq!(done.extractor.to_string(), "llm:glm-4-plus (json-object-schema)");
+    let format = &server.seen()[0].body["response_format"];
+    assert_eq!(format["type"], "json_object");
+    let fields: Vec<&String> = format["schema"]["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["Name", "Passport No"]);
+}
+
+/// A value the LLM gives that no line supports is counted; where the page's own date,
+/// total or company is there to be read, it replaces the LLM's and the result says so.
+#[tokio::test]
+async fn an_llm_value_the_page_does_not_support_is_replaced_by_the_pages_and_counted() {
+    let invented = GOOD.replace(r#""Total": "9.50""#, r#""Total": "95.00", "Cashier": "Bob""#);
+    let server = Server::scripted("/v1", vec![openai_answer(&invented)]).await;
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: false,
+    };
+    let counted = docusnap_core::metrics::capture();
+    let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
+    assert_eq!(done.result["kv"]["Total"], "9.50", "the page's total, read by the rules");
+    assert_eq!(done.result["kv"]["Cashier"], "Bob", "nothing on the page to replace it with");
+    let corrections = &done.documents[0].corrections;
+    assert_eq!(corrections.len(), 1, "{corrections:?}");
+    assert_eq!((corrections[0].key.as_str(), corrections[0].llm.as_str()), ("Total", "95.00"));
+    let line = counted
+        .lines()
+        .into_iter()
+        .find(|l| l.get(docusnap_core::metrics::name::UNVERIFIED_VALUES).is_some())
+        .expect("the unverified values' metric");
+    assert_eq!(line[docusnap_core::metrics::name::UNVERIFIED_VALUES], 1.0, "Cashier: {line}");
+    assert_eq!(line[docusnap_core::metrics::name::CORRECTED_VALUES], 1.0);
 }

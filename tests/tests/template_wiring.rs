@@ -376,7 +376,7 @@ fn the_llm_fallback_rate_is_alarmed_and_bedrock_is_allowed_one_model() {
     assert_eq!(watched["fallback"], ("ExtractFunction".to_string(), ExtractorKind::RulesFallback.label().to_string()));
     assert_eq!(
         watched["llm"],
-        ("ExtractFunction".to_string(), ExtractorKind::Llm { model: String::new() }.label().to_string())
+        ("ExtractFunction".to_string(), ExtractorKind::Llm { model: String::new(), format: None }.label().to_string())
     );
     let rate = queries.iter().find(|q| q["ReturnData"].as_bool() == Some(true)).unwrap();
     let expression = rate["Expression"].as_str().unwrap();

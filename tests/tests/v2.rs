@@ -360,7 +360,7 @@ async fn the_llm_s_token_usage_is_counted_and_shown_on_the_task() {
     docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!(answer["status"], "completed", "{answer}");
-    assert_eq!(answer["extractor"], "llm:qwen");
+    assert_eq!(answer["extractor"], "llm:qwen (json-schema)");
     assert_eq!(answer["usage"], json!({"input_tokens": 1234, "output_tokens": 87}));
     let tokens: Vec<Value> = counted
         .lines()

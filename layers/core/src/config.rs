@@ -116,6 +116,7 @@ pub const REGISTRY: &[Variable] = variables![
     "DOCUSNAP_LLM_TIMEOUT_SECS", "the client's", &[Reader::Extract], "one LLM call's timeout";
     "DOCUSNAP_LLM_BUDGET_SECS", "the client's", &[Reader::Extract], "all LLM calls of one task, retries included";
     "DOCUSNAP_LLM_FALLBACK", "true", &[Reader::Extract], "whether the rules answer when the LLM fails";
+    "DOCUSNAP_LLM_ANSWER_FORMAT", "the provider's strictest: `json-schema` (openai), `json-object` (zhipu), `tool` (bedrock)", &[Reader::Extract], "how the answer's shape is asked for: `json-schema`, `json-object-schema` (llama-cpp-python's server), `tool` (Bedrock), `json-object` or `off`";
     var::S3_FORCE_PATH_STYLE, "on when `AWS_ENDPOINT_URL` is set", ALL, "path-style S3 addressing";
     var::AWS_ENDPOINT_URL, "AWS", ALL, "endpoint override for every AWS client (moto locally)";
     var::LOG_FORMAT, "`json` on Lambda, `text` elsewhere", ALL, "log format, `json` or `text`";

@@ -28,6 +28,8 @@ pub mod name {
     pub const REFUSALS: &str = "Refusals";
     pub const LLM_INPUT_TOKENS: &str = "LlmInputTokens";
     pub const LLM_OUTPUT_TOKENS: &str = "LlmOutputTokens";
+    pub const UNVERIFIED_VALUES: &str = "UnverifiedValues";
+    pub const CORRECTED_VALUES: &str = "CorrectedValues";
     /// Every metric above: the dashboard and the alarms may name these only (a test
     /// reads template.yaml against this list).
     pub const ALL: &[&str] = &[
@@ -42,6 +44,8 @@ pub mod name {
         REFUSALS,
         LLM_INPUT_TOKENS,
         LLM_OUTPUT_TOKENS,
+        UNVERIFIED_VALUES,
+        CORRECTED_VALUES,
     ];
 }
 
@@ -84,6 +88,18 @@ pub fn llm_tokens(input: u64, output: u64) {
     emit(
         &[],
         &[(name::LLM_INPUT_TOKENS, input as f64, Unit::Count), (name::LLM_OUTPUT_TOKENS, output as f64, Unit::Count)],
+    );
+}
+
+/// An LLM result's values that no line of the page supports, and those of them replaced
+/// by what the rules read on the page: how often the model invents.
+pub fn unverified(unverified: usize, corrected: usize) {
+    emit(
+        &[],
+        &[
+            (name::UNVERIFIED_VALUES, unverified as f64, Unit::Count),
+            (name::CORRECTED_VALUES, corrected as f64, Unit::Count),
+        ],
     );
 }
 

@@ -139,12 +139,59 @@ impl TokenUsage {
 /// every key they get.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExtractorKind {
-    /// An LLM, by its model name.
-    Llm { model: String },
+    /// An LLM, by its model name, and the answer format it was asked for (none for a
+    /// task recorded before formats were).
+    Llm { model: String, format: Option<AnswerFormat> },
     /// The offline rules, with no LLM configured.
     Rules,
     /// The offline rules, because the LLM failed.
     RulesFallback,
+}
+
+/// How an LLM is held to the answer's shape (docs/extraction.md, "Structured outputs").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerFormat {
+    /// The provider enforces the answer's JSON schema: OpenAI's `json_schema` response
+    /// format (vLLM, llama-server), Bedrock's `outputConfig.textFormat`.
+    JsonSchema,
+    /// The schema inside `{"type": "json_object", "schema": ...}`: llama-cpp-python's
+    /// server, which takes no `json_schema`.
+    JsonObjectSchema,
+    /// Bedrock: one tool whose input schema is the answer's, and the model made to call it.
+    Tool,
+    /// Any JSON object (`json_object`): Zhipu's only form.
+    JsonObject,
+    /// Nothing but the prompt.
+    Off,
+}
+
+impl AnswerFormat {
+    pub const ALL: [AnswerFormat; 5] = [
+        AnswerFormat::JsonSchema,
+        AnswerFormat::JsonObjectSchema,
+        AnswerFormat::Tool,
+        AnswerFormat::JsonObject,
+        AnswerFormat::Off,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AnswerFormat::JsonSchema => "json-schema",
+            AnswerFormat::JsonObjectSchema => "json-object-schema",
+            AnswerFormat::Tool => "tool",
+            AnswerFormat::JsonObject => "json-object",
+            AnswerFormat::Off => "off",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether the provider is given the answer's schema (not only "JSON").
+    pub fn has_schema(self) -> bool {
+        matches!(self, AnswerFormat::JsonSchema | AnswerFormat::JsonObjectSchema | AnswerFormat::Tool)
+    }
 }
 
 impl ExtractorKind {
@@ -157,15 +204,21 @@ impl ExtractorKind {
         }
     }
 
-    /// The stored form, `llm:<model>`, `rules` or `rules-fallback`.
+    /// The stored form: `llm:<model> (<format>)`, `rules` or `rules-fallback`; an older
+    /// `llm:<model>` without its format is read too. Model ids hold no spaces.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "rules" => Some(ExtractorKind::Rules),
             "rules-fallback" => Some(ExtractorKind::RulesFallback),
-            _ => s
-                .strip_prefix("llm:")
-                .filter(|m| !m.is_empty())
-                .map(|model| ExtractorKind::Llm { model: model.to_owned() }),
+            _ => {
+                let rest = s.strip_prefix("llm:")?;
+                let (model, format) = match rest.strip_suffix(')').and_then(|r| r.rsplit_once(" (")) {
+                    Some((model, format)) => (model, Some(AnswerFormat::parse(format)?)),
+                    None => (rest, None),
+                };
+                (!model.is_empty() && !model.contains(' '))
+                    .then(|| ExtractorKind::Llm { model: model.to_owned(), format })
+            }
         }
     }
 }
@@ -173,7 +226,8 @@ impl ExtractorKind {
 impl std::fmt::Display for ExtractorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ExtractorKind::Llm { model } => write!(f, "llm:{model}"),
+            ExtractorKind::Llm { model, format: Some(format) } => write!(f, "llm:{model} ({})", format.name()),
+            ExtractorKind::Llm { model, format: None } => write!(f, "llm:{model}"),
             other => f.write_str(other.label()),
         }
     }
@@ -404,12 +458,20 @@ mod tests {
 
     #[test]
     fn extractors_round_trip_through_their_stored_names() {
-        for kind in
-            [ExtractorKind::Rules, ExtractorKind::RulesFallback, ExtractorKind::Llm { model: "glm-4-plus".into() }]
-        {
+        let llm = |model: &str, format| ExtractorKind::Llm { model: model.into(), format };
+        for kind in [
+            ExtractorKind::Rules,
+            ExtractorKind::RulesFallback,
+            llm("glm-4-plus", None),
+            llm("amazon.nova-lite-v1:0", Some(AnswerFormat::Tool)),
+            llm("qwen2.5:7b", Some(AnswerFormat::JsonObjectSchema)),
+        ] {
             assert_eq!(ExtractorKind::parse(&kind.to_string()), Some(kind));
         }
-        assert_eq!(ExtractorKind::Llm { model: "m:1".into() }.to_string(), "llm:m:1");
+        assert_eq!(llm("m:1", None).to_string(), "llm:m:1");
+        assert_eq!(llm("m:1", Some(AnswerFormat::JsonSchema)).to_string(), "llm:m:1 (json-schema)");
+        assert_eq!(ExtractorKind::parse("llm:m (telepathy)"), None);
+        assert_eq!(ExtractorKind::parse("llm: (off)"), None);
         assert_eq!(ExtractorKind::parse("llm:"), None);
         assert_eq!(ExtractorKind::parse("magic"), None);
     }

@@ -1,16 +1,28 @@
 //! Amazon Bedrock as the LLM, through the Converse API: no key to keep, the function's IAM
 //! role is allowed the one model. The SDK's own retries are off so that [`bounded`] retries
 //! Bedrock as it does every other provider (throttling included), within the same budget.
+//!
+//! The answer's shape is asked for as the settings' format says: `tool` (the default: one
+//! tool whose input schema is the answer's, and `toolChoice` naming it, which Claude 3 and
+//! later and Nova honour), `json-schema` (`outputConfig.textFormat`, on models that have
+//! it) or `off`.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseError;
-use aws_sdk_bedrockruntime::types::{ContentBlock, ConversationRole, InferenceConfiguration, SystemContentBlock};
-use docusnap_core::task::{ExtractorKind, TokenUsage};
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, InferenceConfiguration, JsonSchemaDefinition, OutputConfig, OutputFormat,
+    OutputFormatStructure, OutputFormatType, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
+    ToolConfiguration, ToolInputSchema, ToolSpecification,
+};
+use aws_smithy_types::{Document, Number};
+use docusnap_core::task::{AnswerFormat, ExtractorKind, TokenUsage};
+use serde_json::Value;
 
 use crate::llm::{bounded, ChatModel, Completion, LlmError, LlmSettings, Message, Role};
+use crate::schema::AnswerSchema;
 
 /// Most tokens of one answer: a page's result is well under 2k tokens; more is a model
 /// running on.
@@ -40,10 +52,46 @@ impl BedrockChatModel {
         &self.settings
     }
 
-    async fn call(&self, messages: &[Message], timeout: Duration) -> Result<Completion, (LlmError, Option<Duration>)> {
+    async fn call(
+        &self, messages: &[Message], schema: &AnswerSchema, timeout: Duration,
+    ) -> Result<Completion, (LlmError, Option<Duration>)> {
+        let malformed = |e: aws_sdk_bedrockruntime::error::BuildError| (LlmError::Malformed(e.to_string()), None);
         let mut request = self.client.converse().model_id(&self.settings.model).inference_config(
             InferenceConfiguration::builder().max_tokens(MAX_ANSWER_TOKENS).temperature(TEMPERATURE).build(),
         );
+        match self.settings.format {
+            AnswerFormat::Tool => {
+                let spec = ToolSpecification::builder()
+                    .name(schema.name)
+                    .description(schema.description)
+                    .input_schema(ToolInputSchema::Json(document(&schema.schema)))
+                    .build()
+                    .map_err(malformed)?;
+                let choice = SpecificToolChoice::builder().name(schema.name).build().map_err(malformed)?;
+                let tools = ToolConfiguration::builder()
+                    .tools(Tool::ToolSpec(spec))
+                    .tool_choice(ToolChoice::Tool(choice))
+                    .build()
+                    .map_err(malformed)?;
+                request = request.tool_config(tools);
+            }
+            AnswerFormat::JsonSchema => {
+                let definition = JsonSchemaDefinition::builder()
+                    .schema(schema.schema.to_string())
+                    .name(schema.name)
+                    .description(schema.description)
+                    .build()
+                    .map_err(malformed)?;
+                let format = OutputFormat::builder()
+                    .r#type(OutputFormatType::JsonSchema)
+                    .structure(OutputFormatStructure::JsonSchema(definition))
+                    .build()
+                    .map_err(malformed)?;
+                request = request.output_config(OutputConfig::builder().text_format(format).build());
+            }
+            // Settings pair Bedrock with none of the others.
+            AnswerFormat::JsonObjectSchema | AnswerFormat::JsonObject | AnswerFormat::Off => {}
+        }
         for message in messages {
             let role = match message.role {
                 Role::System => {
@@ -65,12 +113,15 @@ impl BedrockChatModel {
             Ok(Err(e)) => return Err((converse_error(e, timeout), None)),
             Ok(Ok(output)) => output,
         };
-        let message = output.output().and_then(|o| o.as_message().ok());
-        let text: String = message
-            .map(|m| m.content().iter().filter_map(|c| c.as_text().ok().map(String::as_str)).collect())
-            .unwrap_or_default();
+        let content = output.output().and_then(|o| o.as_message().ok()).map(|m| m.content()).unwrap_or_default();
+        // A forced tool's answer is its input; the text blocks beside it, if any, are talk.
+        let tool_input = content.iter().find_map(|c| c.as_tool_use().ok()).map(|used| json(used.input()));
+        let text: String = match tool_input {
+            Some(input) => in_page_order(input, messages).to_string(),
+            None => content.iter().filter_map(|c| c.as_text().ok().map(String::as_str)).collect(),
+        };
         if text.is_empty() {
-            return Err((LlmError::Malformed("no text in output.message.content".into()), None));
+            return Err((LlmError::Malformed("no text or tool use in output.message.content".into()), None));
         }
         let usage = output.usage().map_or(TokenUsage::default(), |usage| TokenUsage {
             input_tokens: usage.input_tokens().max(0) as u64,
@@ -99,10 +150,67 @@ fn converse_error(e: SdkError<ConverseError, HttpResponse>, timeout: Duration) -
 
 impl ChatModel for BedrockChatModel {
     fn extractor(&self) -> ExtractorKind {
-        ExtractorKind::Llm { model: self.settings.model.clone() }
+        self.settings.extractor()
     }
 
-    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<Completion, LlmError> {
-        bounded(&self.settings, deadline, |timeout| self.call(messages, timeout)).await
+    async fn complete(
+        &self, messages: &[Message], schema: &AnswerSchema, deadline: Instant,
+    ) -> Result<Completion, LlmError> {
+        bounded(&self.settings, deadline, |timeout| self.call(messages, schema, timeout)).await
     }
+}
+
+/// A JSON value as the SDK's document.
+fn document(value: &Value) -> Document {
+    match value {
+        Value::Null => Document::Null,
+        Value::Bool(b) => Document::Bool(*b),
+        Value::Number(n) => Document::Number(match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Number::PosInt(u),
+            (None, Some(i)) => Number::NegInt(i),
+            _ => Number::Float(n.as_f64().unwrap_or(0.0)),
+        }),
+        Value::String(s) => Document::String(s.clone()),
+        Value::Array(items) => Document::Array(items.iter().map(document).collect()),
+        Value::Object(map) => Document::Object(map.iter().map(|(k, v)| (k.clone(), document(v))).collect()),
+    }
+}
+
+/// The SDK's document as JSON; a number JSON cannot hold (NaN) becomes null.
+fn json(document: &Document) -> Value {
+    match document {
+        Document::Null => Value::Null,
+        Document::Bool(b) => Value::Bool(*b),
+        Document::Number(Number::PosInt(u)) => Value::from(*u),
+        Document::Number(Number::NegInt(i)) => Value::from(*i),
+        Document::Number(Number::Float(f)) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Document::String(s) => Value::String(s.clone()),
+        Document::Array(items) => Value::Array(items.iter().map(json).collect()),
+        Document::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), json(v))).collect()),
+    }
+}
+
+/// A tool's input comes through the SDK as a hash map, which forgets the order the model
+/// wrote. A result's kv is in page order, so its entries are put back in the order their
+/// values (else their keys) first appear in the user's text; what it does not hold keeps
+/// the map's order, after them.
+fn in_page_order(mut answer: Value, messages: &[Message]) -> Value {
+    let text: String = messages
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .map(|m| m.content.to_lowercase())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(kv) = answer.get_mut("kv").and_then(Value::as_object_mut) else { return answer };
+    let position = |key: &str, value: &Value| {
+        let value = match value {
+            Value::String(s) => s.to_lowercase(),
+            other => other.to_string().to_lowercase(),
+        };
+        [value, key.to_lowercase()].iter().filter(|s| !s.is_empty()).find_map(|s| text.find(s.as_str()))
+    };
+    let mut entries: Vec<(String, Value)> = std::mem::take(kv).into_iter().collect();
+    entries.sort_by_key(|(key, value)| position(key, value).unwrap_or(usize::MAX));
+    kv.extend(entries);
+    answer
 }

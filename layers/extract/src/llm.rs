@@ -9,10 +9,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use docusnap_core::secret::Secret;
-use docusnap_core::task::{ExtractorKind, TokenUsage};
+use docusnap_core::task::{AnswerFormat, ExtractorKind, TokenUsage};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::{info, warn};
+
+use crate::schema::AnswerSchema;
 
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -54,9 +56,10 @@ pub trait ChatModel: Send + Sync {
     /// What the task item records as its extractor, e.g. `llm:glm-4-plus`.
     fn extractor(&self) -> ExtractorKind;
 
-    /// The assistant's answer, within `deadline`, and the tokens it took.
+    /// The assistant's answer, within `deadline`, and the tokens it took. `schema` is the
+    /// answer's shape, sent as the model's settings' [`AnswerFormat`] says.
     fn complete(
-        &self, messages: &[Message], deadline: Instant,
+        &self, messages: &[Message], schema: &AnswerSchema, deadline: Instant,
     ) -> impl Future<Output = Result<Completion, LlmError>> + Send;
 
     /// One small authenticated call, made once at start-up: a wrong key or endpoint shows
@@ -64,7 +67,7 @@ pub trait ChatModel: Send + Sync {
     fn probe(&self) -> impl Future<Output = Result<(), LlmError>> + Send {
         async move {
             let messages = [Message::user("Answer with the JSON object {} and nothing else.")];
-            self.complete(&messages, Instant::now() + PROBE_BUDGET).await.map(|_| ())
+            self.complete(&messages, &crate::schema::any_object(), Instant::now() + PROBE_BUDGET).await.map(|_| ())
         }
     }
 }
@@ -131,6 +134,28 @@ impl Provider {
         }
     }
 
+    /// The strictest form the provider is known to enforce on every model it serves:
+    /// OpenAI's `json_schema` (OpenAI, vLLM, llama-server); Zhipu takes only
+    /// `json_object`; Bedrock's forced tool works on Claude 3 and later and on Nova, where
+    /// `outputConfig` only on its newer models.
+    pub fn default_format(self) -> AnswerFormat {
+        match self {
+            Provider::OpenAi => AnswerFormat::JsonSchema,
+            Provider::Zhipu => AnswerFormat::JsonObject,
+            Provider::Bedrock => AnswerFormat::Tool,
+        }
+    }
+
+    /// Whether the provider's API has this form at all.
+    pub fn takes(self, format: AnswerFormat) -> bool {
+        use AnswerFormat::*;
+        match self {
+            Provider::OpenAi => matches!(format, JsonSchema | JsonObjectSchema | JsonObject | Off),
+            Provider::Zhipu => matches!(format, JsonObject | Off),
+            Provider::Bedrock => matches!(format, JsonSchema | Tool | Off),
+        }
+    }
+
     pub fn default_model(self) -> Option<&'static str> {
         match self {
             Provider::Zhipu => Some("glm-4-plus"),
@@ -165,6 +190,8 @@ pub struct LlmSettings {
     pub base_url: String,
     pub model: String,
     pub api_key: Option<Secret>,
+    /// How the answer's shape is asked for; one the provider [`Provider::takes`].
+    pub format: AnswerFormat,
     pub call_timeout: Duration,
     pub total_budget: Duration,
     /// Retries wait `BACKOFF_BASE`-based delays; tests shrink them.
@@ -172,6 +199,11 @@ pub struct LlmSettings {
 }
 
 impl LlmSettings {
+    /// What a result this model made is recorded as: `llm:<model> (<format>)`.
+    pub fn extractor(&self) -> ExtractorKind {
+        ExtractorKind::Llm { model: self.model.clone(), format: Some(self.format) }
+    }
+
     pub fn new(
         provider: Provider, base_url: impl Into<String>, model: impl Into<String>, api_key: Option<String>,
     ) -> Self {
@@ -180,6 +212,7 @@ impl LlmSettings {
             base_url: base_url.into(),
             model: model.into(),
             api_key: api_key.map(Secret::new),
+            format: provider.default_format(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             total_budget: DEFAULT_TOTAL_BUDGET,
             backoff_base: BACKOFF_BASE,
@@ -209,14 +242,28 @@ impl HttpChatModel {
         &self.settings
     }
 
-    fn body(&self, messages: &[Message]) -> Value {
+    fn body(&self, messages: &[Message], schema: &AnswerSchema) -> Value {
         let mut body = json!({
             "model": self.settings.model,
             "messages": messages,
             "temperature": TEMPERATURE,
-            "response_format": {"type": "json_object"},
             "stream": false,
         });
+        let response_format = match self.settings.format {
+            AnswerFormat::JsonSchema => Some(json!({
+                "type": "json_schema",
+                // Not `strict`: OpenAI's strict mode wants every object closed, and a
+                // page's kv is open-ended by nature.
+                "json_schema": {"name": schema.name, "description": schema.description, "schema": schema.schema},
+            })),
+            AnswerFormat::JsonObjectSchema => Some(json!({"type": "json_object", "schema": schema.schema})),
+            AnswerFormat::JsonObject => Some(json!({"type": "json_object"})),
+            // Tool is Bedrock's; settings never pair it with an HTTP provider.
+            AnswerFormat::Tool | AnswerFormat::Off => None,
+        };
+        if let Some(format) = response_format {
+            body["response_format"] = format;
+        }
         if self.settings.provider == Provider::Zhipu {
             // GLM-4.5 and later think by default: slower, and the answer is all we use.
             body["thinking"] = json!({"type": "disabled"});
@@ -270,11 +317,13 @@ impl HttpChatModel {
 
 impl ChatModel for HttpChatModel {
     fn extractor(&self) -> ExtractorKind {
-        ExtractorKind::Llm { model: self.settings.model.clone() }
+        self.settings.extractor()
     }
 
-    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<Completion, LlmError> {
-        let body = self.body(messages);
+    async fn complete(
+        &self, messages: &[Message], schema: &AnswerSchema, deadline: Instant,
+    ) -> Result<Completion, LlmError> {
+        let body = self.body(messages, schema);
         bounded(&self.settings, deadline, |timeout| self.call(&body, timeout)).await
     }
 }
@@ -382,12 +431,36 @@ mod tests {
     fn zhipu_requests_disable_thinking_and_openai_ones_do_not_mention_it() {
         let zhipu = HttpChatModel::new(LlmSettings::new(Provider::Zhipu, "http://x/v4/", "glm-4-plus", None)).unwrap();
         assert_eq!(zhipu.url, "http://x/v4/chat/completions");
-        let body = zhipu.body(&[Message::user("hi")]);
+        let schema = crate::schema::doc(false);
+        let body = zhipu.body(&[Message::user("hi")], &schema);
         assert_eq!(body["thinking"], json!({"type": "disabled"}));
         assert_eq!(body["response_format"], json!({"type": "json_object"}));
         assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
         let openai = HttpChatModel::new(LlmSettings::new(Provider::OpenAi, "http://x/v1", "qwen", None)).unwrap();
-        assert!(openai.body(&[]).get("thinking").is_none());
-        assert_eq!(openai.extractor().to_string(), "llm:qwen");
+        assert!(openai.body(&[], &schema).get("thinking").is_none());
+        assert_eq!(openai.extractor().to_string(), "llm:qwen (json-schema)");
+    }
+
+    #[test]
+    fn each_format_asks_for_the_answer_as_the_provider_spells_it() {
+        let schema = crate::schema::doc(false);
+        let body = |format| {
+            let mut settings = LlmSettings::new(Provider::OpenAi, "http://x/v1", "qwen", None);
+            settings.format = format;
+            HttpChatModel::new(settings).unwrap().body(&[], &schema)
+        };
+        let strict = body(AnswerFormat::JsonSchema);
+        assert_eq!(strict["response_format"]["type"], "json_schema");
+        assert_eq!(strict["response_format"]["json_schema"]["name"], "document_result");
+        assert_eq!(strict["response_format"]["json_schema"]["schema"], schema.schema);
+        let grammar = body(AnswerFormat::JsonObjectSchema);
+        assert_eq!(grammar["response_format"], json!({"type": "json_object", "schema": schema.schema}));
+        assert_eq!(body(AnswerFormat::JsonObject)["response_format"], json!({"type": "json_object"}));
+        assert!(body(AnswerFormat::Off).get("response_format").is_none());
+        for provider in [Provider::OpenAi, Provider::Zhipu, Provider::Bedrock] {
+            assert!(provider.takes(provider.default_format()), "{provider:?}");
+        }
+        assert!(!Provider::Zhipu.takes(AnswerFormat::JsonSchema), "GLM has no json_schema");
+        assert!(!Provider::OpenAi.takes(AnswerFormat::Tool));
     }
 }

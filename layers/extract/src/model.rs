@@ -6,6 +6,7 @@ use docusnap_core::task::ExtractorKind;
 
 use crate::bedrock::BedrockChatModel;
 use crate::llm::{ChatModel, Completion, HttpChatModel, LlmError, LlmSettings, Message};
+use crate::schema::AnswerSchema;
 
 /// The configured model, whichever provider serves it: what the extract function holds.
 #[derive(Clone, Debug)]
@@ -37,13 +38,15 @@ impl From<BedrockChatModel> for AnyChatModel {
 
 impl ChatModel for AnyChatModel {
     fn extractor(&self) -> ExtractorKind {
-        ExtractorKind::Llm { model: self.settings().model.clone() }
+        self.settings().extractor()
     }
 
-    async fn complete(&self, messages: &[Message], deadline: Instant) -> Result<Completion, LlmError> {
+    async fn complete(
+        &self, messages: &[Message], schema: &AnswerSchema, deadline: Instant,
+    ) -> Result<Completion, LlmError> {
         match self {
-            AnyChatModel::Http(m) => m.complete(messages, deadline).await,
-            AnyChatModel::Bedrock(m) => m.complete(messages, deadline).await,
+            AnyChatModel::Http(m) => m.complete(messages, schema, deadline).await,
+            AnyChatModel::Bedrock(m) => m.complete(messages, schema, deadline).await,
         }
     }
 }

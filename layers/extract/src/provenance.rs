@@ -12,24 +12,32 @@
 //!
 //! A value no line accounts for has an empty list: the extractor inferred it.
 
+use std::ops::Range;
+
 use docusnap_core::ocr_output::OcrOutput;
 use docusnap_core::results::flatten_kv;
-use docusnap_core::task::ExtractorKind;
 use serde_json::{json, Map, Value};
+
+use crate::layout::Line;
+use crate::Extraction;
 
 /// Most lines one value's provenance lists: a value matched by more is a common word,
 /// and the first few say as much as all of them.
 pub const MAX_SOURCES: usize = 8;
 
-/// The v2 result for a v1 `result`, from the task's OCR output and extractor.
-pub fn v2_result(result: &Value, ocr: &OcrOutput, extractor: &ExtractorKind) -> Value {
+/// The v2 result of an extraction, from the task's OCR output: v1's result, the
+/// extractor, every page's lines, the provenance of each kv entry and form field, the kv
+/// entries no line supports (`unverified`), and each document of the upload with its
+/// own result, provenance and unverified entries.
+pub fn v2_result(extraction: &Extraction, ocr: &OcrOutput) -> Value {
+    let result = &extraction.result;
     let mut out = result.as_object().cloned().unwrap_or_default();
-    out.insert("extractor".into(), Value::String(extractor.to_string()));
+    out.insert("extractor".into(), Value::String(extraction.extractor.to_string()));
     if ocr.form.is_some() {
         // A fill task's values come from the library, and each says which item (`source`).
         return Value::Object(out);
     }
-    let index = LineIndex::new(ocr);
+    let all = LineIndex::new(ocr, 0..ocr.pages.len());
     let pages: Vec<Value> = ocr
         .pages
         .iter()
@@ -39,20 +47,46 @@ pub fn v2_result(result: &Value, ocr: &OcrOutput, extractor: &ExtractorKind) -> 
             json!({"width": page.width, "height": page.height, "origin": page.origin, "lines": lines})
         })
         .collect();
-    let mut provenance = Map::new();
-    if let Some(kv) = result.get("kv").and_then(Value::as_object) {
-        let sources: Map<String, Value> =
-            flatten_kv(kv).iter().map(|(key, value)| (key.clone(), index.sources(&leaf_text(value)))).collect();
-        provenance.insert("kv".into(), Value::Object(sources));
-    }
-    if let Some(fields) = result.get("fields").and_then(Value::as_array) {
-        let sources: Map<String, Value> =
-            fields.iter().filter_map(Value::as_str).map(|label| (label.to_owned(), index.sources(label))).collect();
-        provenance.insert("fields".into(), Value::Object(sources));
-    }
+    let (provenance, unverified) = all.provenance(result);
     out.insert("pages".into(), Value::Array(pages));
-    out.insert("provenance".into(), Value::Object(provenance));
+    out.insert("provenance".into(), provenance);
+    out.insert("unverified".into(), unverified);
+    let corrections: Vec<&crate::Correction> = extraction.documents.iter().flat_map(|d| &d.corrections).collect();
+    // With several documents, each lists its own, under its own (unqualified) keys.
+    if !corrections.is_empty() && extraction.documents.len() == 1 {
+        out.insert("corrections".into(), json!(corrections));
+    }
+    let documents: Vec<Value> = extraction
+        .documents
+        .iter()
+        .map(|document| {
+            let mut part = document.result.as_object().cloned().unwrap_or_default();
+            let index = LineIndex::new(ocr, document.pages.clone());
+            let (provenance, unverified) = index.provenance(&document.result);
+            part.insert("pages".into(), json!(document.pages.clone().collect::<Vec<_>>()));
+            part.insert("provenance".into(), provenance);
+            part.insert("unverified".into(), unverified);
+            if !document.corrections.is_empty() {
+                part.insert("corrections".into(), json!(document.corrections));
+            }
+            Value::Object(part)
+        })
+        .collect();
+    out.insert("documents".into(), Value::Array(documents));
     Value::Object(out)
+}
+
+/// The kv keys (flattened) of `kv` whose values no line of `lines` supports: what the
+/// extractor inferred or invented rather than read.
+pub fn unverified(kv: &Map<String, Value>, lines: &[Line]) -> Vec<String> {
+    let matcher = Matcher::new(lines.iter().enumerate().map(|(i, l)| (l.page, i, l.text.as_str())));
+    flatten_kv(kv).iter().filter(|(_, value)| matcher.find(&leaf_text(value)).is_empty()).map(|(k, _)| k.clone()).collect()
+}
+
+/// Whether some line of `lines` supports `value`, by the rule this module describes.
+pub fn supported(value: &str, lines: &[Line]) -> bool {
+    let matcher = Matcher::new(lines.iter().enumerate().map(|(i, l)| (l.page, i, l.text.as_str())));
+    !matcher.find(value).is_empty()
 }
 
 fn leaf_text(value: &Value) -> String {
@@ -62,56 +96,88 @@ fn leaf_text(value: &Value) -> String {
     }
 }
 
-/// Every line of the task, folded once.
-struct LineIndex<'a> {
-    ocr: &'a OcrOutput,
+/// Lines folded once, and the rule that finds a value among them.
+struct Matcher {
     /// (page, line, folded text, numbers)
     lines: Vec<(usize, usize, String, Vec<String>)>,
 }
 
-impl<'a> LineIndex<'a> {
-    fn new(ocr: &'a OcrOutput) -> Self {
-        let lines = ocr
-            .pages
+impl Matcher {
+    fn new<'a>(lines: impl Iterator<Item = (usize, usize, &'a str)>) -> Self {
+        Self { lines: lines.map(|(p, l, text)| (p, l, fold(text), numbers(text))).collect() }
+    }
+
+    /// The (page, line) of each line that supports `value`, in order.
+    fn find(&self, value: &str) -> Vec<(usize, usize)> {
+        let folded = fold(value);
+        if folded.is_empty() {
+            return Vec::new();
+        }
+        let at = |found: Vec<&(usize, usize, String, Vec<String>)>| found.iter().map(|(p, l, _, _)| (*p, *l)).collect();
+        let whole: Vec<_> = self.lines.iter().filter(|(_, _, text, _)| text.contains(&folded)).collect();
+        if !whole.is_empty() {
+            return at(whole);
+        }
+        let parts: Vec<_> = self
+            .lines
             .iter()
-            .enumerate()
-            .flat_map(|(p, page)| {
-                page.lines.iter().enumerate().map(move |(l, line)| (p, l, fold(&line.text), numbers(&line.text)))
-            })
+            .filter(|(_, _, text, _)| text.chars().count() >= 3 && folded.contains(text.as_str()))
             .collect();
-        Self { ocr, lines }
+        if !parts.is_empty() {
+            return at(parts);
+        }
+        let wanted = numbers(value);
+        if wanted.iter().any(|n| n.len() >= 2) {
+            return at(self.lines.iter().filter(|(_, _, _, have)| wanted.iter().all(|n| have.contains(n))).collect());
+        }
+        Vec::new()
+    }
+}
+
+/// The lines of some pages of the task, and how each source is shown.
+struct LineIndex<'a> {
+    ocr: &'a OcrOutput,
+    matcher: Matcher,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(ocr: &'a OcrOutput, pages: Range<usize>) -> Self {
+        let lines = ocr.pages.iter().enumerate().filter(|(p, _)| pages.contains(p)).flat_map(|(p, page)| {
+            page.lines.iter().enumerate().map(move |(l, line)| (p, l, line.text.as_str()))
+        });
+        Self { ocr, matcher: Matcher::new(lines) }
+    }
+
+    /// The provenance of a result's kv and fields, and its kv keys with none.
+    fn provenance(&self, result: &Value) -> (Value, Value) {
+        let mut provenance = Map::new();
+        let mut unverified = Vec::new();
+        if let Some(kv) = result.get("kv").and_then(Value::as_object) {
+            let mut sources = Map::new();
+            for (key, value) in flatten_kv(kv) {
+                let found = self.sources(&leaf_text(&value));
+                if found.as_array().is_some_and(Vec::is_empty) {
+                    unverified.push(Value::String(key.clone()));
+                }
+                sources.insert(key, found);
+            }
+            provenance.insert("kv".into(), Value::Object(sources));
+        }
+        if let Some(fields) = result.get("fields").and_then(Value::as_array) {
+            let sources: Map<String, Value> =
+                fields.iter().filter_map(Value::as_str).map(|label| (label.to_owned(), self.sources(label))).collect();
+            provenance.insert("fields".into(), Value::Object(sources));
+        }
+        (Value::Object(provenance), Value::Array(unverified))
     }
 
     fn sources(&self, value: &str) -> Value {
-        let folded = fold(value);
-        if folded.is_empty() {
-            return Value::Array(Vec::new());
-        }
-        let whole: Vec<_> = self.lines.iter().filter(|(_, _, text, _)| text.contains(&folded)).collect();
-        let found = if !whole.is_empty() {
-            whole
-        } else {
-            let parts: Vec<_> = self
-                .lines
-                .iter()
-                .filter(|(_, _, text, _)| text.chars().count() >= 3 && folded.contains(text.as_str()))
-                .collect();
-            if !parts.is_empty() {
-                parts
-            } else {
-                let wanted = numbers(value);
-                if wanted.iter().any(|n| n.len() >= 2) {
-                    self.lines.iter().filter(|(_, _, _, have)| wanted.iter().all(|n| have.contains(n))).collect()
-                } else {
-                    Vec::new()
-                }
-            }
-        };
         Value::Array(
-            found
+            self.matcher
+                .find(value)
                 .into_iter()
                 .take(MAX_SOURCES)
-                .map(|&(page, line, _, _)| {
+                .map(|(page, line)| {
                     let l = &self.ocr.pages[page].lines[line];
                     json!({"page": page, "line": line, "text": l.text, "confidence": l.score, "box": l.quad})
                 })
@@ -152,6 +218,12 @@ fn numbers(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use docusnap_core::ocr_output::{PageText, TextLine, TextOrigin};
+    use docusnap_core::task::ExtractorKind;
+
+    fn extraction(result: Value, extractor: ExtractorKind, pages: Range<usize>) -> Extraction {
+        let documents = vec![crate::DocumentResult { pages, result: result.clone(), corrections: Vec::new() }];
+        Extraction { result, documents, extractor, usage: Default::default() }
+    }
 
     fn page(lines: &[&str]) -> PageText {
         PageText {
@@ -186,7 +258,7 @@ mod tests {
         };
         let result = json!({"title": "Harbour Printing", "tags": ["invoice"], "description": "d", "related": [],
             "kv": {"Total": "80.00", "Date": "Feb 14, 2026", "Address": "12 Jalan Laut, Klang", "Mood": "cheerful", "Items": ["TOTAL"]}});
-        let v2 = v2_result(&result, &ocr, &ExtractorKind::Rules);
+        let v2 = v2_result(&extraction(result, ExtractorKind::Rules, 0..2), &ocr);
         assert_eq!(v2["extractor"], "rules");
         assert_eq!(v2["title"], "Harbour Printing", "v1's fields stay");
         assert_eq!(v2["pages"][1]["lines"][1]["text"], "TOTAL 80.00");
@@ -206,18 +278,35 @@ mod tests {
         assert_eq!(at("Mood"), Vec::<(u64, u64)>::new(), "inferred: no line");
         assert_eq!(at("Items.1"), [(1, 1)], "list entries by their flattened key");
         assert!((kv["Total"][0]["confidence"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+        assert_eq!(v2["unverified"], json!(["Mood"]));
+        assert_eq!(v2["documents"][0]["pages"], json!([0, 1]));
+        assert_eq!(v2["documents"][0]["unverified"], json!(["Mood"]));
+    }
+
+    #[test]
+    fn each_document_finds_its_sources_on_its_own_pages() {
+        let ocr = OcrOutput { pages: vec![page(&["TOTAL 9.50"]), page(&["TOTAL 9.50", "TIP 1.00"])], ..OcrOutput::default() };
+        let doc = |total: &str| json!({"title": "r", "tags": ["receipt"], "description": "", "related": [], "kv": {"Total": total}});
+        let mut done = extraction(json!({}), ExtractorKind::Rules, 0..1);
+        done.documents.push(crate::DocumentResult { pages: 1..2, result: doc("9.50"), corrections: Vec::new() });
+        done.documents[0].result = doc("9.50");
+        let v2 = v2_result(&done, &ocr);
+        assert_eq!(v2["documents"][0]["provenance"]["kv"]["Total"][0]["page"], 0);
+        let second = v2["documents"][1]["provenance"]["kv"]["Total"].as_array().unwrap();
+        assert_eq!((second.len(), &second[0]["page"]), (1, &json!(1)), "not the first document's line");
+        assert_eq!(v2["documents"][1]["pages"], json!([1]));
     }
 
     #[test]
     fn form_fields_point_at_their_labels_and_fill_results_only_gain_the_extractor() {
         let ocr = OcrOutput { pages: vec![page(&["Name: ______", "Signature"])], ..OcrOutput::default() };
         let form = json!({"title": "t", "tags": ["form"], "description": "d", "related": [], "kv": {"Form Type": "Visa"}, "fields": ["Name", "Signature"]});
-        let v2 = v2_result(&form, &ocr, &ExtractorKind::Llm { model: "glm-4".into() });
+        let v2 = v2_result(&extraction(form, ExtractorKind::Llm { model: "glm-4".into(), format: None }, 0..1), &ocr);
         assert_eq!(v2["provenance"]["fields"]["Signature"][0]["line"], 1);
         assert_eq!(v2["extractor"], "llm:glm-4");
         let fill = OcrOutput { form: Some(Map::new()), ..OcrOutput::default() };
         let filled = json!({"Name": {"value": "Ann", "source": {"type": "doc", "resource_id": "1"}}});
-        let v2 = v2_result(&filled, &fill, &ExtractorKind::Rules);
+        let v2 = v2_result(&extraction(filled, ExtractorKind::Rules, 0..0), &fill);
         assert_eq!(v2["Name"]["value"], "Ann");
         assert!(v2.get("pages").is_none());
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use docusnap_core::config::{parse_bool, ConfigError};
 
+use docusnap_core::task::AnswerFormat;
+
 use crate::llm::{LlmSettings, Provider, DEFAULT_CALL_TIMEOUT, DEFAULT_TOTAL_BUDGET};
 
 pub mod var {
@@ -17,6 +19,7 @@ pub mod var {
     pub const TIMEOUT_SECS: &str = "DOCUSNAP_LLM_TIMEOUT_SECS";
     pub const BUDGET_SECS: &str = "DOCUSNAP_LLM_BUDGET_SECS";
     pub const FALLBACK: &str = "DOCUSNAP_LLM_FALLBACK";
+    pub const ANSWER_FORMAT: &str = "DOCUSNAP_LLM_ANSWER_FORMAT";
 }
 
 /// Where the API key comes from.
@@ -67,6 +70,14 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Llm
     let mut settings = LlmSettings::new(provider, base_url, model, None);
     settings.call_timeout = seconds(&lookup, var::TIMEOUT_SECS, DEFAULT_CALL_TIMEOUT)?;
     settings.total_budget = seconds(&lookup, var::BUDGET_SECS, DEFAULT_TOTAL_BUDGET)?;
+    if let Some(name) = lookup(var::ANSWER_FORMAT) {
+        settings.format = AnswerFormat::parse(&name).filter(|f| provider.takes(*f)).ok_or(ConfigError::Invalid {
+            var: var::ANSWER_FORMAT,
+            value: name,
+            why: "expected a format the provider has: json-schema, json-object-schema, json-object or off \
+(openai); json-object or off (zhipu); tool, json-schema or off (bedrock)",
+        })?;
+    }
     let fallback_to_rules = match lookup(var::FALLBACK) {
         None => true,
         Some(value) => parse_bool(var::FALLBACK, &value)?,
@@ -131,6 +142,22 @@ mod tests {
         let bedrock = config(&vars).unwrap().unwrap();
         assert_eq!((bedrock.settings.provider, bedrock.settings.base_url.as_str()), (Provider::Bedrock, ""));
         assert_eq!(bedrock.key, None, "the role signs; the key secret is not read");
+    }
+
+    #[test]
+    fn the_answer_format_defaults_per_provider_and_must_be_one_the_provider_has() {
+        let openai = [(var::PROVIDER, "openai"), (var::BASE_URL, "http://127.0.0.1:8080/v1"), (var::MODEL, "m")];
+        assert_eq!(config(&openai).unwrap().unwrap().settings.format, AnswerFormat::JsonSchema);
+        let zhipu = config(&[(var::API_KEY, "k")]).unwrap().unwrap();
+        assert_eq!(zhipu.settings.format, AnswerFormat::JsonObject);
+        let llama = config(&[openai[0], openai[1], openai[2], (var::ANSWER_FORMAT, "json-object-schema")]);
+        assert_eq!(llama.unwrap().unwrap().settings.format, AnswerFormat::JsonObjectSchema);
+        let zhipu_schema = config(&[(var::API_KEY, "k"), (var::ANSWER_FORMAT, "json-schema")]);
+        assert!(matches!(zhipu_schema, Err(ConfigError::Invalid { var: var::ANSWER_FORMAT, .. })));
+        let bedrock = [(var::PROVIDER, "bedrock"), (var::MODEL, "amazon.nova-lite-v1:0")];
+        assert_eq!(config(&bedrock).unwrap().unwrap().settings.format, AnswerFormat::Tool);
+        let off = config(&[bedrock[0], bedrock[1], (var::ANSWER_FORMAT, "OFF")]).unwrap().unwrap();
+        assert_eq!(off.settings.format, AnswerFormat::Off);
     }
 }
 

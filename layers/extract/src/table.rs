@@ -111,8 +111,11 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
             });
             // A table opens with a full row; a label with a colon is the form again.
             // More lines than columns, or a row of headings again: another layout begins.
+            // A bill's closing rows (total, tax, change) end its items.
             let crowded = free.len() > heads.len() || heading_row(next).is_some();
+            let closing = free.first().is_some_and(|&i| crate::values::is_closing_label(&lines[i].text));
             if spanning
+                || closing
                 || crowded
                 || (distinct < MIN_COLUMNS && filled_rows == 0)
                 || free.iter().any(|&i| lines[i].text.contains(':'))
@@ -186,6 +189,34 @@ mod tests {
 
         let prose = vec![at("Dear Sir", 10.0, 100.0), at("Yours", 300.0, 100.0), at("we write to say", 10.0, 130.0)];
         assert!(columns(&prose, &rows(&prose), &mut [false; 3]).is_empty());
+    }
+
+    #[test]
+    fn a_bills_closing_rows_are_not_items() {
+        let lines = vec![
+            at("ITEM", 10.0, 100.0),
+            at("AMOUNT", 300.0, 100.0),
+            at("Teh tarik", 10.0, 130.0),
+            at("2.50", 310.0, 130.0),
+            at("Nasi lemak", 10.0, 160.0),
+            at("16.40", 310.0, 160.0),
+            at("TOTAL", 10.0, 190.0),
+            at("18.90", 310.0, 190.0),
+            at("CHANGE DUE", 10.0, 220.0),
+            at("1.10", 310.0, 220.0),
+        ];
+        let mut used = vec![false; lines.len()];
+        let found = columns(&lines, &rows(&lines), &mut used);
+        let cells: Vec<Vec<&str>> =
+            found.iter().map(|c| c.cells.iter().map(|&i| lines[i].text.as_str()).collect()).collect();
+        assert_eq!(cells, [vec!["Teh tarik", "Nasi lemak"], vec!["2.50", "16.40"]]);
+        assert!(!used[6] && !used[7], "the total is left for the label/value rules");
+        for label in ["SUB TOTAL", "Sub-Total 17.00", "GST 6% 1.02", "Rounding Adj", "Total Amount"] {
+            assert!(crate::values::is_closing_label(label), "{label}");
+        }
+        for item in ["Teh tarik", "Nasi lemak ayam", "Total Gym membership fee for the month of May"] {
+            assert!(!crate::values::is_closing_label(item), "{item}");
+        }
     }
 
     #[test]

@@ -308,6 +308,24 @@ fn total_rank(line: &str) -> Option<u8> {
     Some(if PAID.iter().any(|k| squashed.contains(k)) { 2 } else { 1 })
 }
 
+/// Whether `text` starts with the label of a bill's closing rows: totals, tax, rounding,
+/// discount, what was paid and the change. A table of items ends where they begin; they
+/// are label/value pairs, not items. The label is the words before the first digit, at
+/// most four of them ("SUB TOTAL", "GST 6%", "CHANGE DUE", "Total Amount").
+pub fn is_closing_label(text: &str) -> bool {
+    const CLOSING: [&str; 20] = [
+        "TOTAL", "SUBTOTAL", "TAX", "GST", "SST", "VAT", "CHANGE", "CASH", "ROUNDING", "ROUND", "BALANCE", "DUE",
+        "DISCOUNT", "TIP", "TENDERED", "PAID", "SERVICE", "NETT", "NET", "PAYABLE",
+    ];
+    let label: String = text.chars().take_while(|c| !c.is_ascii_digit()).collect();
+    let words: Vec<String> = label
+        .split(|c: char| !c.is_alphabetic() && c != '-')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.replace('-', "").to_uppercase())
+        .collect();
+    !words.is_empty() && words.len() <= 4 && words.iter().any(|w| CLOSING.contains(&w.as_str()))
+}
+
 /// The document's total among `rows` (the texts of a page's rows, top to bottom): the
 /// amount on the row of the strongest total label, or on the row under it when its own
 /// has none; among rows as strong, the lowest, since a receipt's last total is the one

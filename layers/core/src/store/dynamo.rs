@@ -510,7 +510,7 @@ mod tests {
         task.state = TaskState::Processing { progress: Progress::Extracting { claimed_at: 150 } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
         task.state =
-            TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into() } };
+            TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into(), format: None } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
         task.state = TaskState::Failed { code: ErrorCode::OcrFailure };
         let item = to_item(&task);

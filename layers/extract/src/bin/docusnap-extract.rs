@@ -1,6 +1,9 @@
-//! `docusnap-extract [--form | --rows]`: reads `docusnap-ocr` JSON lines on standard input
-//! and prints, for each, `{"file", "result"}` with the rules extractor's doc (or form)
-//! result, or with `--rows` the page's rows as the rules read them (`{"file", "rows"}`).
+//! `docusnap-extract [--form | --rows | --documents]`: reads `docusnap-ocr` JSON lines on
+//! standard input and prints, for each, `{"file", "result"}` with the rules extractor's doc
+//! (or form) result, or with `--rows` the page's rows as the rules read them
+//! (`{"file", "rows"}`). With `--documents`, the pages of each file are one upload, read
+//! as the extract function reads a task without an LLM: split into documents, each
+//! extracted, merged (`{"file", "result", "documents": [{"pages", "result"}]}`).
 //!
 //!     target/release/docusnap-ocr receipt.jpg | target/release/docusnap-extract
 
@@ -20,6 +23,9 @@ struct OcrLine {
 }
 
 fn main() -> std::process::ExitCode {
+    if std::env::args().skip(1).any(|a| a == "--documents") {
+        return documents();
+    }
     let form = std::env::args().skip(1).any(|a| a == "--form");
     let show_rows = std::env::args().skip(1).any(|a| a == "--rows");
     let stdout = std::io::stdout();
@@ -48,6 +54,48 @@ fn main() -> std::process::ExitCode {
             Err(e) => json!({"error": e.to_string()}),
         };
         let _ = writeln!(stdout.lock(), "{}", json!({"file": page.file, "result": result}));
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// `--documents`: consecutive lines of one file are its pages.
+fn documents() -> std::process::ExitCode {
+    use docusnap_extract::model::AnyChatModel;
+    use docusnap_extract::{Extractor, OcrText, Want};
+    let mut uploads: Vec<(Value, Vec<PageText>)> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(page) = line.map_err(|_| ()).and_then(|l| serde_json::from_str::<OcrLine>(&l).map_err(|_| ())) else {
+            eprintln!("docusnap-extract: not a docusnap-ocr JSON line");
+            return std::process::ExitCode::FAILURE;
+        };
+        let text = PageText { lines: page.lines, ..PageText::default() };
+        match uploads.last_mut() {
+            Some((file, pages)) if *file == page.file => pages.push(text),
+            _ => uploads.push((page.file, vec![text])),
+        }
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let extractor = Extractor::<AnyChatModel> { model: None, fallback_to_rules: true };
+    let library = Library::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let stdout = std::io::stdout();
+    for (file, pages) in uploads {
+        let ocr = docusnap_core::ocr_output::OcrOutput { pages, ..Default::default() };
+        let extraction = runtime.block_on(extractor.document(&OcrText::from_output(&ocr), Want::Doc, &library, deadline));
+        let answer = match extraction {
+            Ok(done) => {
+                let documents: Vec<Value> = done
+                    .documents
+                    .iter()
+                    .map(|d| json!({"pages": d.pages.clone().collect::<Vec<_>>(), "result": d.result}))
+                    .collect();
+                json!({"file": file, "result": done.result, "documents": documents})
+            }
+            Err(e) => json!({"file": file, "error": e.to_string(), "documents": []}),
+        };
+        let _ = writeln!(stdout.lock(), "{answer}");
     }
     std::process::ExitCode::SUCCESS
 }

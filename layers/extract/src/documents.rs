@@ -8,8 +8,10 @@
 //!    was read on its last page) and this page stands on its own: a date, a total or a
 //!    company's letterhead of its own. A closed invoice followed by its terms and
 //!    conditions stays one document; three receipts become three;
-//! 3. otherwise a page whose letterhead names another company starts a new document;
-//! 4. otherwise the page continues the document (a long invoice's middle pages).
+//! 3. otherwise a page dated otherwise than the document so far starts a new one: one
+//!    document has one date, and a continuation page that repeats its header repeats it;
+//! 4. otherwise a page whose letterhead names another company starts a new document;
+//! 5. otherwise the page continues the document (a long invoice's middle pages).
 //!
 //! v1 keeps one result per task: [`merge`] folds the documents into it without losing a
 //! value, qualifying a label that an earlier document already used by the page it is on
@@ -22,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::header::letterhead;
 use crate::layout::{rows, Line};
-use crate::values::{find_best_date, find_total};
+use crate::values::{find_best_date, find_total, Date};
 
 /// Most documents one upload is split into: a page budget's worth of receipts is an
 /// expense report; past this, later pages join the last document rather than multiply
@@ -38,7 +40,7 @@ struct PageFacts {
     number: Option<u32>,
     continued: bool,
     has_total: bool,
-    has_date: bool,
+    date: Option<Date>,
     /// A company's name at the top, upper-cased with spacing folded.
     company: Option<String>,
 }
@@ -57,7 +59,7 @@ fn facts(lines: &[Line]) -> PageFacts {
         number: texts.iter().find_map(|t| page_number(t)),
         continued: texts.iter().any(|t| says_continued(t)),
         has_total: find_total(&row_refs).is_some(),
-        has_date: find_best_date(&texts).is_some(),
+        date: find_best_date(&texts),
         company: head.name.filter(|_| head.is_company).map(|n| fold(&n)),
     }
 }
@@ -101,7 +103,8 @@ pub fn split(pages: &[Vec<Line>]) -> Vec<Range<usize>> {
         };
         let previous = &facts[p - 1];
         let company = facts[current.clone()].iter().find_map(|f| f.company.clone());
-        let stands_alone = page.has_date || page.has_total || page.company.is_some();
+        let date = facts[current.clone()].iter().find_map(|f| f.date);
+        let stands_alone = page.date.is_some() || page.has_total || page.company.is_some();
         // Blank pages so far are no document of their own: they join the next.
         let blank_so_far = facts[current.clone()].iter().all(|f| f.empty);
         let starts = !blank_so_far && (match page.number {
@@ -109,6 +112,7 @@ pub fn split(pages: &[Vec<Line>]) -> Vec<Range<usize>> {
             Some(_) => true,
             None if page.continued => false,
             None if previous.has_total && stands_alone => true,
+            None if matches!((date, page.date), (Some(a), Some(b)) if a != b) => true,
             None => matches!((&company, &page.company), (Some(a), Some(b)) if a != b),
         });
         if starts && documents.len() < MAX_DOCUMENTS {
@@ -208,6 +212,13 @@ mod tests {
         assert_eq!(page_number("Page 2 of 3"), Some(2));
         assert_eq!(page_number("pg. 3/4"), Some(3));
         assert_eq!(page_number("P 5 COFFEE"), None);
+    }
+
+    #[test]
+    fn another_date_starts_a_document_and_the_same_date_repeated_does_not() {
+        let unclosed = |date: &str| page(&["Kedai Maju", &format!("Date: {date}"), "TEA 2.00"]);
+        assert_eq!(split(&[unclosed("12/03/2018"), unclosed("13/03/2018")]), [0..1, 1..2]);
+        assert_eq!(split(&[unclosed("12/03/2018"), unclosed("12/03/2018")]), vec![0..2_usize]);
     }
 
     #[test]

@@ -21,6 +21,16 @@ const TITLE_WINDOW: usize = 8;
 /// A value printed under its label starts within this many label heights below it: a
 /// blank line's worth of space, not the next block of the page.
 const MAX_VALUE_GAP_LINES: f32 = 1.5;
+/// A form's answer wraps onto the lines under it only when its line is full: this many
+/// characters, or reaching the page's right edge. A short value ends where it ends.
+const FULL_LINE_CHARS: usize = 30;
+/// Wrapped lines of one answer follow each other within this many line heights; a wider
+/// gap is the next field.
+const MAX_WRAP_GAP_LINES: f32 = 0.8;
+/// Most lines one answer takes: a paragraph, not the rest of the page.
+const MAX_ANSWER_LINES: usize = 12;
+/// What a checkbox holds when ticked, as OCR reads it.
+const MARKS: [&str; 9] = ["X", "x", "✓", "✔", "☑", "☒", "■", "✗", "V"];
 
 /// A document's title, tags, description, key/values and related library items.
 pub fn extract_doc(lines: &[Line], library: &Library) -> DocResult {
@@ -82,11 +92,12 @@ fn doc_from(lines: &[Line], library: &Library, is_form: bool) -> DocResult {
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
     let mut kv = Kv::default();
     let mut used = vec![false; lines.len()];
-    label_values(lines, &mut used, &mut kv);
+    label_values(lines, &mut used, &mut kv, is_form);
     // Rows once: tables, a form's side-by-side labels and the date and total read them.
     let rows = rows(lines);
     for column in crate::table::columns(lines, &rows, &mut used) {
-        let mut cells: Vec<Value> = column.cells.iter().map(|&i| Value::String(lines[i].text.clone())).collect();
+        let text = |cell: &Vec<usize>| cell.iter().map(|&i| lines[i].text.trim()).collect::<Vec<_>>().join(" ");
+        let mut cells: Vec<Value> = column.cells.iter().map(|cell| Value::String(text(cell))).collect();
         let value = match cells.len() {
             0 => continue,
             1 => cells.remove(0),
@@ -95,6 +106,7 @@ fn doc_from(lines: &[Line], library: &Library, is_form: bool) -> DocResult {
         kv.add_value(column.heading_at, &column.heading, value);
     }
     if is_form {
+        mark_pairs(lines, &mut used, &mut kv);
         row_pairs(lines, &rows, &mut used, &mut kv);
     }
     let tags = tags(&texts);
@@ -181,7 +193,13 @@ fn as_label(text: &str) -> Option<&str> {
 
 /// "Label: value" on one line; "Label:" with its value to its right on the same row, or
 /// under it in its column (as forms print them, and as FUNSD annotates them).
-fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
+///
+/// On a form three things differ from a receipt: a date stays as printed (its order,
+/// 12/10/98, is the form's country's, which the page alone cannot tell); an answer that
+/// fills its line carries on to the lines wrapped under it ([`wrapped`]); and a label
+/// printed again on the page (a list of recipients, each "Company:") is another field,
+/// numbered ("Company 2"), not dropped.
+fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv, is_form: bool) {
     let mut pages = LabelPages::default();
     for (i, line) in lines.iter().enumerate() {
         if used[i] {
@@ -192,23 +210,56 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
         for (n, (label, value)) in pairs.into_iter().enumerate() {
             let Some(label) = as_label(&label) else { continue };
             let mut value = value;
+            let mut value_at = i;
             if value.is_empty() && n == last {
+                // Bare labels side by side, nothing between them, are a table's headings:
+                // its reader takes them.
+                if is_form && heading_neighbour(lines, i, used) {
+                    continue;
+                }
                 let Some(j) = value_line(lines, i, used) else { continue };
                 value = lines[j].text.clone();
                 used[j] = true;
+                value_at = j;
             }
             if value.is_empty() || is_blank(&value) {
                 continue;
             }
-            let key = pages.key(label, line.page);
+            // Where the label ends: the value beside it, or its share of its own line.
+            let label_right = if value_at != i && line.same_row(&lines[value_at]) {
+                lines[value_at].left
+            } else {
+                let share = (label.chars().count() + 1) as f32 / line.text.chars().count().max(1) as f32;
+                line.left + (line.right - line.left) * share.min(1.0)
+            };
+            let label = match label_above(lines, i, used, label_right) {
+                Some(j) if n == 0 => {
+                    used[j] = true;
+                    format!("{} {label}", lines[j].text.trim())
+                }
+                _ => label.to_owned(),
+            };
+            let label = label.as_str();
+            let mut key = pages.key(label, line.page);
             if kv.contains_key(&key) {
-                continue;
+                if !is_form {
+                    continue;
+                }
+                key = (2..).map(|n| format!("{key} {n}")).find(|k| !kv.contains_key(k)).unwrap_or(key);
+            }
+            if is_form && n == last {
+                for j in wrapped(lines, value_at, used) {
+                    value.push(' ');
+                    value.push_str(lines[j].text.trim());
+                    used[j] = true;
+                }
             }
             // A date's label takes only a date: "Date:" over a blank is followed by whatever
             // comes next on the page, often not its value.
             let is_date_label = label.to_lowercase().contains("date");
             let value = match find_best_date(&[value.as_str()]) {
-                Some(date) if is_date_label => date.for_kv(),
+                Some(date) if is_date_label && !is_form => date.for_kv(),
+                Some(_) if is_date_label => value,
                 None if is_date_label && !value.chars().any(|c| c.is_ascii_digit()) => continue,
                 _ => value,
             };
@@ -264,6 +315,78 @@ fn inline_pairs(text: &str) -> Vec<(String, String)> {
     pairs
 }
 
+/// The lines an answer wraps onto under `lines[from]`: each under the one before, close
+/// (within [`MAX_WRAP_GAP_LINES`]), starting near its left edge, while the line before is
+/// full; none that reads as a label, a blank or a box.
+fn wrapped(lines: &[Line], from: usize, used: &[bool]) -> Vec<usize> {
+    let page = lines[from].page;
+    let page_right = lines.iter().filter(|l| l.page == page).map(|l| l.right).fold(f32::MIN, f32::max);
+    let mut taken: Vec<usize> = Vec::new();
+    let mut last = from;
+    while taken.len() < MAX_ANSWER_LINES {
+        let prev = &lines[last];
+        let h = prev.height().max(1.0);
+        let full = prev.text.chars().count() >= FULL_LINE_CHARS || prev.right >= page_right - 3.0 * h;
+        if !full {
+            break;
+        }
+        let next = (0..lines.len())
+            .filter(|&j| j != from && !used[j] && !taken.contains(&j))
+            .filter(|&j| {
+                let l = &lines[j];
+                l.page == page
+                    && l.top > prev.top + 0.5 * h
+                    && l.top - prev.bottom <= MAX_WRAP_GAP_LINES * h
+                    && l.left >= prev.left - 1.5 * h
+                    && l.left <= prev.left + 0.5 * (prev.right - prev.left)
+            })
+            .min_by(|&a, &b| lines[a].top.total_cmp(&lines[b].top));
+        let Some(j) = next else { break };
+        let text = lines[j].text.trim();
+        // A line with its own label to its left is that label's value, not this one's.
+        let labelled = (0..lines.len())
+            .any(|k| k != j && lines[k].same_row(&lines[j]) && lines[k].right <= lines[j].left && lines[k].text.trim_end().ends_with(':'));
+        if !can_be_value(text) || is_blank(text) || text.ends_with(':') || labelled {
+            break;
+        }
+        taken.push(j);
+        last = j;
+    }
+    taken
+}
+
+/// A form's ticked boxes: a mark ("X", "✓") on a row beside a short label ("NOV", "YES"),
+/// as the label's value.
+fn mark_pairs(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
+    for m in 0..lines.len() {
+        if used[m] || !MARKS.contains(&lines[m].text.trim()) {
+            continue;
+        }
+        let mark = &lines[m];
+        let gap = |j: usize| {
+            let l = &lines[j];
+            if l.left >= mark.right {
+                l.left - mark.right
+            } else {
+                mark.left - l.right
+            }
+        };
+        let label = (0..lines.len())
+            .filter(|&j| j != m && !used[j] && mark.same_row(&lines[j]) && gap(j) >= 0.0)
+            .filter(|&j| gap(j) <= 3.0 * mark.height().max(lines[j].height()))
+            .filter(|&j| !MARKS.contains(&lines[j].text.trim()) && crate::table::is_heading(&lines[j]))
+            .min_by(|&a, &b| gap(a).total_cmp(&gap(b)));
+        if let Some(j) = label {
+            let key = lines[j].text.trim().trim_end_matches(':').trim().to_owned();
+            if !kv.contains_key(&key) {
+                used[j] = true;
+                used[m] = true;
+                kv.add(j, &key, "X".to_owned());
+            }
+        }
+    }
+}
+
 /// A form's rows of a label and its value side by side with no colon ("MEDIA TYPE   DIRECT
 /// MAIL"): two lines on a row, the left a short heading, a clear gap between them. Only on
 /// forms: on a receipt such rows are items and their prices.
@@ -273,13 +396,7 @@ fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv
         let [label, value] = free[..] else { continue };
         let (left, right) = (&lines[label], &lines[value]);
         let gap = right.left - left.right;
-        // A name with initials ("A. H. Tisch") is a list's entry, not a label.
-        let initials = left
-            .text
-            .split_whitespace()
-            .any(|w| w.len() == 2 && w.ends_with('.') && w.starts_with(char::is_alphabetic));
         if !crate::table::is_heading(left)
-            || initials
             || right.text.ends_with(':')
             || gap < left.height()
             || is_blank(&right.text)
@@ -460,7 +577,56 @@ fn value_line(lines: &[Line], i: usize, used: &[bool]) -> Option<usize> {
             .filter(|&j| free(j) && label.above(&lines[j], MAX_VALUE_GAP_LINES))
             .min_by(|&a, &b| lines[a].top.total_cmp(&lines[b].top))
     };
-    beside.or_else(under).filter(|&j| can_be_value(&lines[j].text))
+    // Beside it another label: a row of headings ("Recipient(s):  Company:"), whose
+    // values stand under them.
+    let beside_label = beside.is_some_and(|j| lines[j].text.trim_end().ends_with(':'));
+    let found = if beside_label { under() } else { beside.or_else(under) };
+    found.filter(|&j| can_be_value(&lines[j].text) && !is_vertical(&lines[j]) && !is_instruction(&lines[j].text))
+}
+
+/// The first half of a label wrapped over two lines in a narrow column ("PLAINTIFF'S" over
+/// "COUNSEL:"): the line just above, starting where it starts and ending before the
+/// value's column (`label_right`; a title over the form reaches across), short, without
+/// digits or a colon, and alone on its row. Only for a label whose line starts with it.
+fn label_above(lines: &[Line], i: usize, used: &[bool], label_right: f32) -> Option<usize> {
+    let line = &lines[i];
+    let h = line.height().max(1.0);
+    let j = (0..lines.len())
+        .filter(|&j| j != i && !used[j] && lines[j].page == line.page && lines[j].bottom <= line.top + 0.3 * h)
+        .filter(|&j| line.top - lines[j].bottom <= 0.8 * h && (lines[j].left - line.left).abs() <= h)
+        .max_by(|&a, &b| lines[a].bottom.total_cmp(&lines[b].bottom))?;
+    let text = lines[j].text.trim();
+    let alone = !(0..lines.len()).any(|k| k != j && lines[k].same_row(&lines[j]));
+    let short = text.split_whitespace().count() <= 3 && lines[j].right <= label_right + h;
+    (alone && short && text.chars().any(char::is_alphabetic) && !text.chars().any(|c| c.is_ascii_digit() || c == ':'))
+        .then_some(j)
+}
+
+/// Whether the nearest line on either side of `lines[i]` on its row is a bare label.
+fn heading_neighbour(lines: &[Line], i: usize, used: &[bool]) -> bool {
+    let line = &lines[i];
+    let on_row: Vec<usize> = (0..lines.len()).filter(|&j| j != i && !used[j] && line.same_row(&lines[j])).collect();
+    let right = on_row.iter().copied().filter(|&j| lines[j].left >= line.right).min_by(|&a, &b| lines[a].left.total_cmp(&lines[b].left));
+    let left = on_row.iter().copied().filter(|&j| lines[j].right <= line.left).max_by(|&a, &b| lines[a].right.total_cmp(&lines[b].right));
+    [right, left].into_iter().flatten().any(|j| is_bare_label(&lines[j].text))
+}
+
+/// "Label:" alone on its line.
+fn is_bare_label(text: &str) -> bool {
+    text.trim_end().strip_suffix(':').is_some_and(|label| as_label(label).is_some() && !label.contains(':'))
+}
+
+/// A line printed upright in the margin (a filing number, a stamp): taller than wide, and
+/// more than a character. No label on a row beside it owns it.
+fn is_vertical(line: &Line) -> bool {
+    line.text.chars().count() > 1 && line.height() > 2.0 * (line.right - line.left)
+}
+
+/// A printed instruction under or beside a label, wholly in parentheses ("(Indicate
+/// Distributor's Cost Per Carton)"): the form's words, not an answer.
+fn is_instruction(text: &str) -> bool {
+    let text = text.trim();
+    text.starts_with('(') && text.ends_with(')') && text.chars().filter(|c| c.is_alphabetic()).count() > 3
 }
 
 /// Labels of the blanks to fill: "Label: ____", "Label ____", "□ Label", "[ ] Label", and
@@ -619,8 +785,9 @@ mod tests {
         lines.extend(page(1, &["GUARANTOR", "Date: 04/01/2026", "Name: ____", "Signature: ____"]));
         let form = extract_form(&lines, &Library::default());
         assert_eq!(form.fields.as_deref().unwrap(), ["Name", "Signature", "Name (Page 2)", "Signature (Page 2)"]);
-        assert_eq!(form.kv.get("Date"), Some(&json!("Jan 03, 2026")));
-        assert_eq!(form.kv.get("Date (Page 2)"), Some(&json!("Jan 04, 2026")));
+        // As printed: 03/01/2026 is March 1st or January 3rd by the form's country.
+        assert_eq!(form.kv.get("Date"), Some(&json!("03/01/2026")));
+        assert_eq!(form.kv.get("Date (Page 2)"), Some(&json!("04/01/2026")));
         assert_eq!(form.kv.keys().next().map(String::as_str), Some(FORM_TYPE_KEY));
         assert!(form.normalise(true, &Library::default()).is_ok());
     }
@@ -638,8 +805,10 @@ mod tests {
         };
         let mut page = vec![Line::new("COUPON CODE REGISTRATION FORM", 0, [10.0, 0.0, 400.0, 30.0])];
         page.extend(row(50.0, "MEDIA TYPE", "DIRECT MAIL"));
-        page.extend(row(80.0, "A. H. Tisch", "G. Telford"));
         page.extend(row(110.0, "Area: 5 Region: 17", "Fax: 555-0100"));
+        // A cc list further down; right under "MEDIA TYPE  DIRECT MAIL" it would read as
+        // two columns of names under two headings.
+        page.extend(row(200.0, "A. H. Tisch", "G. Telford"));
         let form = extract_form(&page, &Library::default());
         assert_eq!(form.kv.get("MEDIA TYPE"), Some(&json!("DIRECT MAIL")));
         assert!(!form.kv.contains_key("A. H. Tisch"), "names with initials are a list, not labels");

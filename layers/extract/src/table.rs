@@ -12,13 +12,19 @@ const MIN_COLUMNS: usize = 2;
 const MIN_ROWS: usize = 2;
 /// Rows of one table follow each other within this many line heights; a wider gap ends it.
 const MAX_ROW_GAP_LINES: f32 = 2.5;
+/// A row holding one cell close under the row before is that cell's text wrapped in its
+/// column ("Wachtell, Lipton, Rosen" over "& Katz"), not a row: within this many line
+/// heights, and under this share of the table's narrowest gap between rows (text wraps
+/// tighter than a table's rows are spaced).
+const MAX_WRAP_GAP_LINES: f32 = 0.8;
+const WRAP_SHARE_OF_ROW_GAP: f32 = 0.6;
 
-/// One column read from a table: its heading's line, its heading, its cells' lines (one
-/// cell: a label over its value).
+/// One column read from a table: its heading's line, its heading, its cells, each the
+/// lines it was printed on (one cell: a label over its value).
 pub struct Column {
     pub heading_at: usize,
     pub heading: String,
-    pub cells: Vec<usize>,
+    pub cells: Vec<Vec<usize>>,
 }
 
 pub(crate) fn is_heading(line: &Line) -> bool {
@@ -26,7 +32,17 @@ pub(crate) fn is_heading(line: &Line) -> bool {
     let letters = text.chars().filter(|c| c.is_alphabetic()).count();
     let digits = text.chars().filter(|c| c.is_ascii_digit()).count();
     let colon_inside = text.trim_end_matches(':').contains(':');
-    letters >= 2 && digits == 0 && !colon_inside && text.split_whitespace().count() <= MAX_HEADING_WORDS
+    letters >= 2
+        && digits == 0
+        && !colon_inside
+        && !has_initials(text)
+        && text.split_whitespace().count() <= MAX_HEADING_WORDS
+}
+
+/// A person's name written with initials ("A. H. Tisch"): a list's entry, never a heading
+/// or a label.
+pub(crate) fn has_initials(text: &str) -> bool {
+    text.split_whitespace().any(|w| w.chars().count() == 2 && w.ends_with('.') && w.starts_with(char::is_alphabetic))
 }
 
 /// The tables among `rows` (from [`crate::layout::rows`]), skipping lines already `used`
@@ -61,8 +77,16 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
         }
         let heading_of = |head: usize| {
             let own = lines[head].text.trim().trim_end_matches(':').trim();
-            let overlap = |u: usize| lines[u].right.min(lines[head].right) - lines[u].left.max(lines[head].left);
-            let over = above.iter().filter(|&&u| overlap(u) > 0.0).max_by(|&&a, &&b| overlap(a).total_cmp(&overlap(b)));
+            let overlap_with =
+                |u: usize, h: usize| lines[u].right.min(lines[h].right) - lines[u].left.max(lines[h].left);
+            let overlap = |u: usize| overlap_with(u, head);
+            // An upper line over two lower headings is two headings OCR read as one: it
+            // names neither alone.
+            let over_one = |u: usize| heads.iter().filter(|&&h| overlap_with(u, h) > 0.0).count() == 1;
+            let over = above
+                .iter()
+                .filter(|&&u| overlap(u) > 0.0 && over_one(u))
+                .max_by(|&&a, &&b| overlap(a).total_cmp(&overlap(b)));
             match over {
                 Some(&u) => format!("{} {own}", lines[u].text.trim()),
                 None => own.to_owned(),
@@ -79,7 +103,10 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
             })
             .collect();
         let height = heads.iter().map(|&i| lines[i].height()).fold(0.0, f32::max).max(1.0);
-        let mut cells: Vec<Vec<usize>> = vec![Vec::new(); heads.len()];
+        let mut cells: Vec<Vec<Vec<usize>>> = vec![Vec::new(); heads.len()];
+        // The column each line of the row before went to: where a wrapped cell continues.
+        let mut last_row: Vec<usize> = Vec::new();
+        let mut row_gap = f32::MAX;
         let mut bottom = heads.iter().map(|&i| lines[i].bottom).fold(f32::MIN, f32::max);
         let mut filled_rows = 0;
         let mut next = r + 1;
@@ -92,9 +119,26 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
             {
                 break;
             }
+            let spans_two = |i: usize| {
+                let width = (lines[i].right - lines[i].left).max(1.0);
+                let covered =
+                    |(l, r): &(f32, f32)| (lines[i].right.min(*r) - lines[i].left.max(*l)).max(0.0) / width > 0.25;
+                spans.iter().filter(|s| covered(s)).count() >= 2
+            };
+            // A cell lines up with its heading: by its left edge, its right edge (amounts)
+            // or its centre, whichever fits a heading best. One that OCR read together with
+            // its neighbour spans two, and belongs where it starts.
             let column_of = |i: usize| {
-                let centre = (lines[i].left + lines[i].right) / 2.0;
-                spans.iter().position(|(l, r)| (*l..*r).contains(&centre))
+                let cell = &lines[i];
+                if spans_two(i) {
+                    let at = cell.left + cell.height();
+                    return spans.iter().position(|(l, r)| (*l..*r).contains(&at));
+                }
+                let centre = |l: &Line| (l.left + l.right) / 2.0;
+                let misfit = |h: &Line| {
+                    (cell.left - h.left).abs().min((cell.right - h.right).abs()).min((centre(cell) - centre(h)).abs())
+                };
+                heads.iter().enumerate().min_by(|(_, &a), (_, &b)| misfit(&lines[a]).total_cmp(&misfit(&lines[b]))).map(|(k, _)| k)
             };
             let placed: Vec<(usize, usize)> = free.iter().filter_map(|&i| column_of(i).map(|c| (c, i))).collect();
             let distinct = {
@@ -102,13 +146,9 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
                 cols.dedup();
                 cols.len()
             };
-            // A line across two columns is a sentence under the table, not a cell.
-            let spanning = free.iter().any(|&i| {
-                let width = (lines[i].right - lines[i].left).max(1.0);
-                let covered =
-                    |(l, r): &(f32, f32)| (lines[i].right.min(*r) - lines[i].left.max(*l)).max(0.0) / width > 0.25;
-                spans.iter().filter(|s| covered(s)).count() >= 2
-            });
+            // A line across two columns alone on its row is a sentence under the table;
+            // beside other cells it is two cells OCR read as one.
+            let spanning = free.len() < MIN_COLUMNS && free.iter().any(|&i| spans_two(i));
             // A table opens with a full row; a label with a colon is the form again.
             // More lines than columns, or a row of headings again: another layout begins.
             // A bill's closing rows (total, tax, change) end its items.
@@ -122,8 +162,23 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
             {
                 break;
             }
-            for (c, i) in placed {
-                cells[c].push(i);
+            let wraps = distinct == 1
+                && filled_rows > 0
+                && top - bottom <= MAX_WRAP_GAP_LINES * height
+                && top - bottom < WRAP_SHARE_OF_ROW_GAP * row_gap
+                && placed.iter().all(|(c, _)| last_row.contains(c) && !cells[*c].is_empty());
+            if wraps {
+                for (c, i) in placed {
+                    if let Some(cell) = cells[c].last_mut() {
+                        cell.push(i);
+                    }
+                }
+            } else {
+                row_gap = row_gap.min((top - bottom).max(0.0));
+                last_row = placed.iter().map(|(c, _)| *c).collect();
+                for (c, i) in placed {
+                    cells[c].push(vec![i]);
+                }
             }
             filled_rows += usize::from(distinct >= MIN_COLUMNS);
             bottom = free.iter().map(|&i| lines[i].bottom).fold(f32::MIN, f32::max);
@@ -140,7 +195,7 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
         }
         for (k, &head) in heads.iter().enumerate() {
             used[head] = true;
-            for &i in &cells[k] {
+            for &i in cells[k].iter().flatten() {
                 used[i] = true;
             }
             let heading = heading_of(head);
@@ -176,7 +231,7 @@ mod tests {
         let found = columns(&lines, &rows(&lines), &mut used);
         let read: Vec<(String, Vec<&str>)> = found
             .iter()
-            .map(|c| (c.heading.clone(), c.cells.iter().map(|&i| lines[i].text.as_str()).collect()))
+            .map(|c| (c.heading.clone(), c.cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect()))
             .collect();
         assert_eq!(
             read,
@@ -208,7 +263,7 @@ mod tests {
         let mut used = vec![false; lines.len()];
         let found = columns(&lines, &rows(&lines), &mut used);
         let cells: Vec<Vec<&str>> =
-            found.iter().map(|c| c.cells.iter().map(|&i| lines[i].text.as_str()).collect()).collect();
+            found.iter().map(|c| c.cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect()).collect();
         assert_eq!(cells, [vec!["Teh tarik", "Nasi lemak"], vec!["2.50", "16.40"]]);
         assert!(!used[6] && !used[7], "the total is left for the label/value rules");
         for label in ["SUB TOTAL", "Sub-Total 17.00", "GST 6% 1.02", "Rounding Adj", "Total Amount"] {
@@ -217,6 +272,30 @@ mod tests {
         for item in ["Teh tarik", "Nasi lemak ayam", "Total Gym membership fee for the month of May"] {
             assert!(!crate::values::is_closing_label(item), "{item}");
         }
+    }
+
+    #[test]
+    fn cells_read_together_and_cells_wrapped_onto_a_second_line_stay_cells() {
+        let lines = vec![
+            at("Recipient", 10.0, 100.0),
+            at("Company", 250.0, 100.0),
+            at("Phone", 500.0, 100.0),
+            at("Mr. Koplow", 10.0, 130.0),
+            // OCR read the company and the phone number as one line.
+            Line::new("Wachtell, Lipton, Rosen (212) 403-1000", 0, [250.0, 130.0, 620.0, 150.0]),
+            at("& Katz", 250.0, 152.0),
+            at("Mr. Golden", 10.0, 180.0),
+            at("Davis Polk", 250.0, 180.0),
+            at("(212) 450-4000", 500.0, 180.0),
+        ];
+        let found = columns(&lines, &rows(&lines), &mut vec![false; lines.len()]);
+        let read: Vec<Vec<String>> = found
+            .iter()
+            .map(|c| c.cells.iter().map(|cell| cell.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" ")).collect())
+            .collect();
+        assert_eq!(read[0], ["Mr. Koplow", "Mr. Golden"]);
+        assert_eq!(read[1], ["Wachtell, Lipton, Rosen (212) 403-1000 & Katz", "Davis Polk"]);
+        assert_eq!(read[2], ["(212) 450-4000"]);
     }
 
     #[test]
@@ -237,6 +316,6 @@ mod tests {
         let found = columns(&lines, &rows(&lines), &mut vec![false; lines.len()]);
         let headings: Vec<&str> = found.iter().map(|c| c.heading.as_str()).collect();
         assert_eq!(headings, ["Name of Account", "Ind/Lor Volume", "Number of Stores"]);
-        assert_eq!(found[2].cells.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>(), ["31", "18"]);
+        assert_eq!(found[2].cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect::<Vec<_>>(), ["31", "18"]);
     }
 }

@@ -101,12 +101,28 @@ def main(base, render, artifacts):
         assert all("token" not in e for e in exported), "tokens stay in the browser"
         assert exported[0]["result"]["kv"]["Total"] == "23.40"
 
+        # Two receipts in one upload: a card each, with its own total.
+        receipts = []
+        for n, (shop, total) in enumerate([("KEDAI MAJU SDN BHD", "18.90"), ("HARBOUR CAFE SDN BHD", "4.80")]):
+            path = os.path.join(tmp, f"receipt-{n}.png")
+            subprocess.run([render, path, shop, f"Date: 0{n + 1}/03/2026", f"TOTAL {total}"], check=True)
+            receipts.append(path)
+        page.set_input_files("#files", receipts)
+        page.check("#type-doc")
+        page.click("#process")
+        page.wait_for_selector("#documents .document", timeout=WAIT_MS)
+        cards = page.locator("#documents .document")
+        assert cards.count() == 2, page.inner_text("#result")
+        assert "KEDAI MAJU" in cards.nth(0).inner_text() and "18.90" in cards.nth(0).inner_text(), cards.nth(0).inner_text()
+        assert "Page 2" in cards.nth(1).inner_text() and "4.80" in cards.nth(1).inner_text(), cards.nth(1).inner_text()
+        page.screenshot(path=os.path.join(artifacts, "v2-documents.png"), full_page=True)
+
         # "Forget my results" deletes every task on the server, then the library.
         deletes = []
         page.on("response", lambda r: deletes.append(r.status) if r.request.method == "DELETE" else None)
         page.click("#forget")
         page.wait_for_selector("#status:has-text('on the server')", timeout=30_000)
-        assert deletes == [200, 200], deletes
+        assert deletes == [200, 200, 200], deletes
         assert page.evaluate("localStorage.getItem('docusnap.results')") == "[]"
         assert not errors, errors
         browser.close()

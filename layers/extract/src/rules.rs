@@ -232,8 +232,11 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv, is_form: bool) {
                 let share = (label.chars().count() + 1) as f32 / line.text.chars().count().max(1) as f32;
                 line.left + (line.right - line.left) * share.min(1.0)
             };
-            let label = match label_above(lines, i, used, label_right) {
-                Some(j) if n == 0 => {
+            // Only a form's bare label ("COUNSEL:", its value on a line of its own) is read
+            // with a line above it: an inline "Label: value" is not wrapped.
+            let wrapped_label = if is_form && n == 0 && value_at != i { label_above(lines, i, used, label_right) } else { None };
+            let label = match wrapped_label {
+                Some(j) => {
                     used[j] = true;
                     format!("{} {label}", lines[j].text.trim())
                 }
@@ -581,7 +584,29 @@ fn value_line(lines: &[Line], i: usize, used: &[bool]) -> Option<usize> {
     // values stand under them.
     let beside_label = beside.is_some_and(|j| lines[j].text.trim_end().ends_with(':'));
     let found = if beside_label { under() } else { beside.or_else(under) };
-    found.filter(|&j| can_be_value(&lines[j].text) && !is_vertical(&lines[j]) && !is_instruction(&lines[j].text))
+    found.filter(|&j| {
+        can_be_value(&lines[j].text)
+            && !is_vertical(&lines[j])
+            && !is_instruction(&lines[j].text)
+            && !labels_a_value(lines, j, used)
+    })
+}
+
+/// Whether `lines[j]` is itself a label: a heading's words with a value of its own right
+/// beside it (a number, a ticked box). Under a section's heading ("SHIP TO:") stands its
+/// first field ("CUSTOMER SHIPPING NUMBER  198-1160006"), not the heading's value.
+fn labels_a_value(lines: &[Line], j: usize, used: &[bool]) -> bool {
+    let line = &lines[j];
+    crate::table::is_heading(line)
+        && (0..lines.len()).any(|k| {
+            let other = &lines[k];
+            k != j
+                && !used.get(k).copied().unwrap_or(false)
+                && line.same_row(other)
+                && other.left >= line.right
+                && other.left - line.right <= 6.0 * line.height().max(1.0)
+                && (other.text.chars().any(|c| c.is_ascii_digit()) || MARKS.contains(&other.text.trim()))
+        })
 }
 
 /// The first half of a label wrapped over two lines in a narrow column ("PLAINTIFF'S" over

@@ -7,7 +7,7 @@
 //! properties listed in the order a model should write them (a grammar built from the
 //! schema follows that order, and a title first keeps a small model on the page's subject).
 
-use docusnap_core::results::{MAX_RELATED, MAX_TAGS};
+use docusnap_core::results::{FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{json, Map, Value};
 
 /// A schema and the name providers file it under (OpenAI's `json_schema.name`, Bedrock's
@@ -40,15 +40,19 @@ pub fn doc(is_form: bool) -> AnswerSchema {
     properties.insert("title".into(), json!({"type": "string", "minLength": 1}));
     properties.insert(
         "tags".into(),
-        json!({"type": "array", "minItems": 1, "maxItems": MAX_TAGS, "items": {"type": "string"}}),
+        // Non-empty strings: an empty tag is dropped, and a list of them is no tags.
+        json!({"type": "array", "minItems": 1, "maxItems": MAX_TAGS, "items": {"type": "string", "minLength": 1}}),
     );
     properties.insert("description".into(), json!({"type": "string"}));
     // A page's facts are open-ended: any label, a string value, or the nested lists and
     // objects the prompt allows for repeated items (flattened afterwards).
-    properties.insert(
-        "kv".into(),
-        json!({"type": "object", "additionalProperties": {"type": ["string", "array", "object"]}}),
-    );
+    let mut kv = json!({"type": "object", "additionalProperties": {"type": ["string", "array", "object"]}});
+    if is_form {
+        // What form it is, which every form result must say.
+        kv["properties"] = json!({FORM_TYPE_KEY: {"type": "string", "minLength": 1}});
+        kv["required"] = json!([FORM_TYPE_KEY]);
+    }
+    properties.insert("kv".into(), kv);
     properties.insert("related".into(), related());
     if is_form {
         properties.insert("fields".into(), json!({"type": "array", "items": {"type": "string"}}));
@@ -105,6 +109,8 @@ mod tests {
         assert_eq!(doc.schema["required"], json!(keys));
         let form = super::doc(true);
         assert!(form.schema["required"].as_array().unwrap().contains(&json!("fields")));
+        assert_eq!(form.schema["properties"]["kv"]["required"], json!([FORM_TYPE_KEY]));
+        assert_eq!(doc.schema["properties"]["tags"]["items"]["minLength"], 1);
         assert_ne!(form.name, doc.name);
     }
 

@@ -8,8 +8,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use docusnap_core::task::AnswerFormat;
 use docusnap_extract::bedrock::BedrockChatModel;
 use docusnap_extract::layout::Line;
-use docusnap_extract::schema::any_object;
 use docusnap_extract::llm::{ChatModel, LlmError, LlmSettings, Message, Provider};
+use docusnap_extract::schema::any_object;
 use docusnap_extract::{Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -109,7 +109,10 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
     let server =
         Server::scripted("", vec![answer("{}").after(Duration::from_secs(5)), answer(r#"{"second": 1}"#)]).await;
     let started = Instant::now();
-    assert_eq!(model(&server).complete(&[Message::user("x")], &any_object(), later(10)).await.unwrap().text, r#"{"second": 1}"#);
+    assert_eq!(
+        model(&server).complete(&[Message::user("x")], &any_object(), later(10)).await.unwrap().text,
+        r#"{"second": 1}"#
+    );
     assert!(started.elapsed() < Duration::from_secs(4), "the call timeout (2 s) cut the slow one");
 }
 

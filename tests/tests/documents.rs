@@ -22,7 +22,11 @@ fn expense_report() -> Vec<u8> {
     let invoice = Page::text(
         595.0,
         842.0,
-        INVOICE.iter().enumerate().map(|(i, text)| Text { x: 72.0, y: 770.0 - 20.0 * i as f32, size: 12.0, text }).collect(),
+        INVOICE
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Text { x: 72.0, y: 770.0 - 20.0 * i as f32, size: 12.0, text })
+            .collect(),
     );
     let scan = |lines: &[&str]| Page::scan(&render(lines, LATIN_FONT, 36.0), 150.0);
     document(&[invoice, scan(&RECEIPT_B), scan(&RECEIPT_C)])

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_extract::layout::Line;
-use docusnap_extract::schema::any_object;
 use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
+use docusnap_extract::schema::any_object;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -284,9 +284,7 @@ async fn pages_without_text_end_before_any_call() {
 async fn llama_cpp_pythons_form_and_a_fills_schema_of_the_forms_fields() {
     let server = Server::scripted(
         "/v1",
-        vec![openai_answer(
-            r#"{"Name": {"value": "Li Wei", "source": {"type": "doc", "resource_id": "r-41"}}}"#,
-        )],
+        vec![openai_answer(r#"{"Name": {"value": "Li Wei", "source": {"type": "doc", "resource_id": "r-41"}}}"#)],
     )
     .await;
     let mut settings = settings(Provider::OpenAi, &server);

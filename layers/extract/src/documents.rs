@@ -48,10 +48,8 @@ struct PageFacts {
 fn facts(lines: &[Line]) -> PageFacts {
     let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).filter(|t| !t.trim().is_empty()).collect();
     let rows = rows(lines);
-    let row_texts: Vec<String> = rows
-        .iter()
-        .map(|row| row.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" "))
-        .collect();
+    let row_texts: Vec<String> =
+        rows.iter().map(|row| row.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" ")).collect();
     let row_refs: Vec<&str> = row_texts.iter().map(String::as_str).collect();
     let head = letterhead(&texts);
     PageFacts {
@@ -107,14 +105,15 @@ pub fn split(pages: &[Vec<Line>]) -> Vec<Range<usize>> {
         let stands_alone = page.date.is_some() || page.has_total || page.company.is_some();
         // Blank pages so far are no document of their own: they join the next.
         let blank_so_far = facts[current.clone()].iter().all(|f| f.empty);
-        let starts = !blank_so_far && (match page.number {
-            Some(n) if n > 1 => false,
-            Some(_) => true,
-            None if page.continued => false,
-            None if previous.has_total && stands_alone => true,
-            None if matches!((date, page.date), (Some(a), Some(b)) if a != b) => true,
-            None => matches!((&company, &page.company), (Some(a), Some(b)) if a != b),
-        });
+        let starts = !blank_so_far
+            && (match page.number {
+                Some(n) if n > 1 => false,
+                Some(_) => true,
+                None if page.continued => false,
+                None if previous.has_total && stands_alone => true,
+                None if matches!((date, page.date), (Some(a), Some(b)) if a != b) => true,
+                None => matches!((&company, &page.company), (Some(a), Some(b)) if a != b),
+            });
         if starts && documents.len() < MAX_DOCUMENTS {
             documents.push(p..p + 1);
         } else if let Some(current) = documents.last_mut() {
@@ -170,7 +169,10 @@ pub fn merge(documents: &[(Range<usize>, DocResult)]) -> Option<DocResult> {
 /// document's page is already the document's own affair, but must not overwrite).
 fn qualified(kv: &Map<String, Value>, key: &str, page: usize) -> String {
     let base = format!("{key} (Page {})", page + 1);
-    (1..).map(|n| if n == 1 { base.clone() } else { format!("{base} {n}") }).find(|k| !kv.contains_key(k)).unwrap_or(base)
+    (1..)
+        .map(|n| if n == 1 { base.clone() } else { format!("{base} {n}") })
+        .find(|k| !kv.contains_key(k))
+        .unwrap_or(base)
 }
 
 fn page_span(pages: &Range<usize>) -> String {
@@ -196,8 +198,11 @@ mod tests {
 
     #[test]
     fn closed_receipts_each_start_a_document() {
-        let pages =
-            [receipt("KEDAI MAJU SDN BHD", "9.50"), receipt("KEDAI MAJU SDN BHD", "18.90"), receipt("ABC TRADING", "4.80")];
+        let pages = [
+            receipt("KEDAI MAJU SDN BHD", "9.50"),
+            receipt("KEDAI MAJU SDN BHD", "18.90"),
+            receipt("ABC TRADING", "4.80"),
+        ];
         assert_eq!(split(&pages), [0..1, 1..2, 2..3]);
     }
 

@@ -80,7 +80,11 @@ pub fn v2_result(extraction: &Extraction, ocr: &OcrOutput) -> Value {
 /// extractor inferred or invented rather than read.
 pub fn unverified(kv: &Map<String, Value>, lines: &[Line]) -> Vec<String> {
     let matcher = Matcher::new(lines.iter().enumerate().map(|(i, l)| (l.page, i, l.text.as_str())));
-    flatten_kv(kv).iter().filter(|(_, value)| matcher.find(&leaf_text(value)).is_empty()).map(|(k, _)| k.clone()).collect()
+    flatten_kv(kv)
+        .iter()
+        .filter(|(_, value)| matcher.find(&leaf_text(value)).is_empty())
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Whether some line of `lines` supports `value`, by the rule this module describes.
@@ -142,9 +146,12 @@ struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     fn new(ocr: &'a OcrOutput, pages: Range<usize>) -> Self {
-        let lines = ocr.pages.iter().enumerate().filter(|(p, _)| pages.contains(p)).flat_map(|(p, page)| {
-            page.lines.iter().enumerate().map(move |(l, line)| (p, l, line.text.as_str()))
-        });
+        let lines = ocr
+            .pages
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| pages.contains(p))
+            .flat_map(|(p, page)| page.lines.iter().enumerate().map(move |(l, line)| (p, l, line.text.as_str())));
         Self { ocr, matcher: Matcher::new(lines) }
     }
 
@@ -285,7 +292,8 @@ mod tests {
 
     #[test]
     fn each_document_finds_its_sources_on_its_own_pages() {
-        let ocr = OcrOutput { pages: vec![page(&["TOTAL 9.50"]), page(&["TOTAL 9.50", "TIP 1.00"])], ..OcrOutput::default() };
+        let ocr =
+            OcrOutput { pages: vec![page(&["TOTAL 9.50"]), page(&["TOTAL 9.50", "TIP 1.00"])], ..OcrOutput::default() };
         let doc = |total: &str| json!({"title": "r", "tags": ["receipt"], "description": "", "related": [], "kv": {"Total": total}});
         let mut done = extraction(json!({}), ExtractorKind::Rules, 0..1);
         done.documents.push(crate::DocumentResult { pages: 1..2, result: doc("9.50"), corrections: Vec::new() });

@@ -234,7 +234,8 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv, is_form: bool) {
             };
             // Only a form's bare label ("COUNSEL:", its value on a line of its own) is read
             // with a line above it: an inline "Label: value" is not wrapped.
-            let wrapped_label = if is_form && n == 0 && value_at != i { label_above(lines, i, used, label_right) } else { None };
+            let wrapped_label =
+                if is_form && n == 0 && value_at != i { label_above(lines, i, used, label_right) } else { None };
             let label = match wrapped_label {
                 Some(j) => {
                     used[j] = true;
@@ -347,8 +348,12 @@ fn wrapped(lines: &[Line], from: usize, used: &[bool]) -> Vec<usize> {
         let Some(j) = next else { break };
         let text = lines[j].text.trim();
         // A line with its own label to its left is that label's value, not this one's.
-        let labelled = (0..lines.len())
-            .any(|k| k != j && lines[k].same_row(&lines[j]) && lines[k].right <= lines[j].left && lines[k].text.trim_end().ends_with(':'));
+        let labelled = (0..lines.len()).any(|k| {
+            k != j
+                && lines[k].same_row(&lines[j])
+                && lines[k].right <= lines[j].left
+                && lines[k].text.trim_end().ends_with(':')
+        });
         if !can_be_value(text) || is_blank(text) || text.ends_with(':') || labelled {
             break;
         }
@@ -399,10 +404,7 @@ fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv
         let [label, value] = free[..] else { continue };
         let (left, right) = (&lines[label], &lines[value]);
         let gap = right.left - left.right;
-        if !crate::table::is_heading(left)
-            || right.text.ends_with(':')
-            || gap < left.height()
-            || is_blank(&right.text)
+        if !crate::table::is_heading(left) || right.text.ends_with(':') || gap < left.height() || is_blank(&right.text)
         {
             continue;
         }
@@ -631,8 +633,16 @@ fn label_above(lines: &[Line], i: usize, used: &[bool], label_right: f32) -> Opt
 fn heading_neighbour(lines: &[Line], i: usize, used: &[bool]) -> bool {
     let line = &lines[i];
     let on_row: Vec<usize> = (0..lines.len()).filter(|&j| j != i && !used[j] && line.same_row(&lines[j])).collect();
-    let right = on_row.iter().copied().filter(|&j| lines[j].left >= line.right).min_by(|&a, &b| lines[a].left.total_cmp(&lines[b].left));
-    let left = on_row.iter().copied().filter(|&j| lines[j].right <= line.left).max_by(|&a, &b| lines[a].right.total_cmp(&lines[b].right));
+    let right = on_row
+        .iter()
+        .copied()
+        .filter(|&j| lines[j].left >= line.right)
+        .min_by(|&a, &b| lines[a].left.total_cmp(&lines[b].left));
+    let left = on_row
+        .iter()
+        .copied()
+        .filter(|&j| lines[j].right <= line.left)
+        .max_by(|&a, &b| lines[a].right.total_cmp(&lines[b].right));
     [right, left].into_iter().flatten().any(|j| is_bare_label(&lines[j].text))
 }
 

@@ -138,7 +138,11 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
                 let misfit = |h: &Line| {
                     (cell.left - h.left).abs().min((cell.right - h.right).abs()).min((centre(cell) - centre(h)).abs())
                 };
-                heads.iter().enumerate().min_by(|(_, &a), (_, &b)| misfit(&lines[a]).total_cmp(&misfit(&lines[b]))).map(|(k, _)| k)
+                heads
+                    .iter()
+                    .enumerate()
+                    .min_by(|(_, &a), (_, &b)| misfit(&lines[a]).total_cmp(&misfit(&lines[b])))
+                    .map(|(k, _)| k)
             };
             let placed: Vec<(usize, usize)> = free.iter().filter_map(|&i| column_of(i).map(|c| (c, i))).collect();
             let distinct = {
@@ -291,7 +295,12 @@ mod tests {
         let found = columns(&lines, &rows(&lines), &mut vec![false; lines.len()]);
         let read: Vec<Vec<String>> = found
             .iter()
-            .map(|c| c.cells.iter().map(|cell| cell.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" ")).collect())
+            .map(|c| {
+                c.cells
+                    .iter()
+                    .map(|cell| cell.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" "))
+                    .collect()
+            })
             .collect();
         assert_eq!(read[0], ["Mr. Koplow", "Mr. Golden"]);
         assert_eq!(read[1], ["Wachtell, Lipton, Rosen (212) 403-1000 & Katz", "Davis Polk"]);

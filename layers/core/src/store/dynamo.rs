@@ -509,8 +509,10 @@ mod tests {
         assert!(!to_item(&task).contains_key(attr::WRAPPED_KEY), "the client's key is never stored in the table");
         task.state = TaskState::Processing { progress: Progress::Extracting { claimed_at: 150 } };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
-        task.state =
-            TaskState::Completed { result: "sealed".into(), extractor: ExtractorKind::Llm { model: "glm".into(), format: None } };
+        task.state = TaskState::Completed {
+            result: "sealed".into(),
+            extractor: ExtractorKind::Llm { model: "glm".into(), format: None },
+        };
         assert_eq!(from_item(&to_item(&task)).unwrap(), task);
         task.state = TaskState::Failed { code: ErrorCode::OcrFailure };
         let item = to_item(&task);

@@ -83,7 +83,8 @@ fn documents() -> std::process::ExitCode {
     let stdout = std::io::stdout();
     for (file, pages) in uploads {
         let ocr = docusnap_core::ocr_output::OcrOutput { pages, ..Default::default() };
-        let extraction = runtime.block_on(extractor.document(&OcrText::from_output(&ocr), Want::Doc, &library, deadline));
+        let extraction =
+            runtime.block_on(extractor.document(&OcrText::from_output(&ocr), Want::Doc, &library, deadline));
         let answer = match extraction {
             Ok(done) => {
                 let documents: Vec<Value> = done

@@ -7,7 +7,10 @@
 - Line recall: share of ground-truth lines (normalised alike) that match a predicted line
   with similarity >= 90 (rapidfuzz ratio) or lie inside a longer predicted line.
 """
-import glob, json, os
+import glob, json, math, os, subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RENDER = os.path.join(ROOT, "target", "debug", "docusnap-render")
 
 try:
     from rapidfuzz.distance import Levenshtein
@@ -66,8 +69,19 @@ def reading_order(lines):
     return [text for row in rows for _, _, _, text in sorted(row, key=lambda i: i[2])]
 
 
+# Rendered Chinese and English document pages (invoices with item tables, application
+# forms, notices; CJK labels with English beside them), written by docusnap-render
+# --mixed-pages with their lines' boxes: the set the project never saw before issue 27.
+MIXED_SET, MIXED_PAGES = "mixed_zh", 40
+
+
 def load_truth(data_dir, name):
-    """{image path: [(text, box or None)]} of one evaluation set."""
+    """{image path: [(text, box or None)]} of one evaluation set (MIXED_SET: rendered here)."""
+    if name == MIXED_SET:
+        data_dir = os.path.join(ROOT, "target", "eval-rendered")
+        if len(glob.glob(os.path.join(data_dir, name, "gt", "*.json"))) != MIXED_PAGES:
+            subprocess.run(["cargo", "build", "-q", "-p", "docusnap-tests", "--bin", "docusnap-render"], check=True, cwd=ROOT)
+            subprocess.run([RENDER, os.path.join(data_dir, name), "--mixed-pages", str(MIXED_PAGES)], check=True)
     truth = {}
     for gt in sorted(glob.glob(os.path.join(data_dir, name, "gt", "*.json"))):
         stem = os.path.splitext(os.path.basename(gt))[0]
@@ -113,3 +127,43 @@ def score(truth, predicted):
         "CER_strict": edits_strict / max(length_strict, 1),
         "line_recall": found / max(total, 1),
     }
+
+
+def upright_box(box, width, height, orientation):
+    """A box of a page docusnap-ocr turned (its "orientation": rotation, skew) in the
+    upright, levelled frame it read the page in: the same map as PageText::upright."""
+    rotation, skew = orientation.get("rotation", 0), orientation.get("skew", 0.0)
+    w, h = width, height
+    uw, uh = (w, h) if rotation in (0, 180) else (h, w)
+    c, s = math.cos(math.radians(skew)), math.sin(math.radians(skew))
+    out = []
+    for x, y in box:
+        x, y = {0: (x, y), 90: (h - y, x), 180: (w - x, h - y), 270: (y, w - x)}[rotation]
+        dx, dy = x - uw / 2, y - uh / 2
+        out.append([uw / 2 + dx * c + dy * s, uh / 2 - dx * s + dy * c])
+    return out
+
+
+# The turned set: docusnap-render --turned writes each variant (tests/src/bin/docusnap-render.rs).
+TURNS = ["r90", "r180", "r270", "exif-upright", "exif-turned", "skew+10", "skew-10", "skew-back"]
+
+
+def turned_set(truth, name):
+    """{variant: {variant image: upright image}}, the variants written once."""
+    out = os.path.join(ROOT, "target", "eval-turned", name)
+    missing = [i for i in truth if not all(os.path.exists(variant_path(out, t, i)) for t in TURNS)]
+    if missing:
+        subprocess.run(["cargo", "build", "-q", "-p", "docusnap-tests", "--bin", "docusnap-render"], check=True, cwd=ROOT)
+        subprocess.run([RENDER, out, "--turned", *missing], check=True)
+    return {t: {variant_path(out, t, i): i for i in truth} for t in TURNS}
+
+
+def variant_path(out, turn, image):
+    return os.path.join(out, turn, os.path.splitext(os.path.basename(image))[0] + ".jpg")
+
+
+def ocr_cache(name, models, count):
+    """Where eval-extract keeps docusnap-ocr's output for `count` images of set `name` (a
+    turned set's variant: "sroie-r90"); eval-ocr --turned writes it too, so that
+    eval-extract --turned after it reads no image again."""
+    return os.path.join(ROOT, "target", "eval-extract", f"{name}-{models}-{count}.jsonl")

@@ -270,6 +270,23 @@ impl TestStack {
         }
     }
 
+    /// Runs the OCR function on what its queue holds until it is empty (fan-out sends
+    /// page groups back to it), each batch without a failure, then the extract function
+    /// on the rules.
+    pub async fn run_chain(&self) {
+        let ocr = self.ocr_function();
+        loop {
+            let event = self.take_messages("OcrQueue").await;
+            if event.records.is_empty() {
+                break;
+            }
+            let response = docusnap_ocr_fn::handle(&ocr, event).await;
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        }
+        let extract = self.extract_function::<NoLlm>(None);
+        docusnap_extract_fn::handle(&extract, self.take_messages("ExtractQueue").await, lambda_deadline()).await;
+    }
+
     /// The callback function over this stack (loopback allowed, as in local runs).
     pub fn callback_function(&self) -> docusnap_callback_fn::CallbackFunction<Moto> {
         docusnap_callback_fn::CallbackFunction {

@@ -5,7 +5,7 @@
 
 use docusnap_ocr::testing::pdf::{document, Page, Text};
 use docusnap_ocr::testing::{render, render_png, LATIN_FONT};
-use docusnap_tests::{base64, lambda_deadline, put_page, Client, NoLlm, TestStack, V2Client};
+use docusnap_tests::{base64, put_page, Client, TestStack, V2Client};
 use serde_json::{json, Value};
 
 const INVOICE: [&str; 5] =
@@ -32,19 +32,6 @@ fn expense_report() -> Vec<u8> {
     document(&[invoice, scan(&RECEIPT_B), scan(&RECEIPT_C)])
 }
 
-async fn run_chain(t: &TestStack) {
-    let ocr = t.ocr_function();
-    loop {
-        let event = t.take_messages("OcrQueue").await;
-        if event.records.is_empty() {
-            break;
-        }
-        assert!(docusnap_ocr_fn::handle(&ocr, event).await.batch_item_failures.is_empty());
-    }
-    let extract = t.extract_function::<NoLlm>(None);
-    docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
-}
-
 /// A v1 task's opened result.
 async fn v1_result(t: &TestStack, client: &Client, kind: &str, upload: &docusnap_tests::Prepared) -> Value {
     let (status, answer) = t.process(&client.poll(kind, &upload.sha256)).await;
@@ -58,7 +45,7 @@ async fn v1_keeps_every_documents_total_and_a_fill_draws_on_all_of_them() {
     let client = Client::new("expenses");
     let upload = client.upload("doc", &json!({"to_process": [base64(&expense_report())], "file_lib": {}}));
     assert_eq!(t.process(&upload.body).await.0, 202);
-    run_chain(&t).await;
+    t.run_chain().await;
     let result = v1_result(&t, &client, "doc", &upload).await;
     let kv = &result["kv"];
     assert_eq!((&kv["Total"], &kv["Date"]), (&json!("80.00"), &json!("Feb 14, 2026")), "{result}");
@@ -75,7 +62,7 @@ async fn v1_keeps_every_documents_total_and_a_fill_draws_on_all_of_them() {
         "kv": {"Form Type": "Expense claim"}, "fields": ["Invoice No", "Tel"]});
     let fill = client.upload("fill", &json!({"to_process": form, "file_lib": library}));
     assert_eq!(t.process(&fill.body).await.0, 202);
-    run_chain(&t).await;
+    t.run_chain().await;
     let filled = v1_result(&t, &client, "fill", &fill).await;
     assert_eq!(filled["Invoice No"]["value"], "HP-8812", "{filled}");
     assert_eq!(filled["Tel"]["value"], "03-7781 2345", "{filled}");
@@ -92,7 +79,7 @@ async fn v2_lists_each_photo_as_its_own_document_with_its_date_and_total() {
     for (i, page) in sealed.iter().enumerate() {
         assert_eq!(put_page(&task.answer, i, page.clone()).await, 200);
     }
-    run_chain(&t).await;
+    t.run_chain().await;
     let (code, answer) = t.v2_call("GET", &id, Some(&task.token)).await;
     assert_eq!((code, &answer["status"]), (200, &json!("completed")), "{answer}");
     let result = client.open_result(&id, answer["result"].as_str().unwrap());

@@ -1,18 +1,20 @@
 //! The rules extractor on the engine's own reading of rendered documents with known
 //! fields: what it finds must survive real OCR, not only typed-in lines.
 
-use docusnap_core::ocr_output::{OcrOutput, PageText, TextLine, TextOrigin};
+use docusnap_core::ocr_output::{OcrOutput, TextOrigin};
 use docusnap_core::protocol::Library;
 use docusnap_extract::rules::{extract_doc, extract_form};
 use docusnap_extract::OcrText;
-use docusnap_ocr::testing::{render_png, LATIN_FONT};
+use docusnap_ocr::testing::{render, RgbImage, LATIN_FONT};
 use docusnap_tests::ocr_engine;
 
 fn read(lines: &[&str]) -> OcrText {
-    let page = ocr_engine().read_image(&render_png(lines, LATIN_FONT, 30.0)).expect("the page reads");
-    let lines =
-        page.lines.into_iter().map(|l| TextLine { text: l.text, score: l.score, quad: l.quad.map(|p| [p.x, p.y]) });
-    let page = PageText { width: page.width, height: page.height, origin: TextOrigin::Ocr, lines: lines.collect() };
+    read_image(&render(lines, LATIN_FONT, 30.0))
+}
+
+fn read_image(image: &RgbImage) -> OcrText {
+    let page = ocr_engine().read(image).expect("the page reads");
+    let page = docusnap_ocr_fn::page_text(page, TextOrigin::Ocr);
     OcrText::from_output(&OcrOutput { pages: vec![page], ..OcrOutput::default() })
 }
 
@@ -75,4 +77,42 @@ fn a_receipt_and_a_form_read_from_their_images() {
     assert_eq!(result.kv["Club"], "Riverside Rowing");
     assert!(result.kv.contains_key("Form Type"));
     assert!(fields.iter().all(|f| !result.kv.contains_key(f)));
+}
+
+/// A receipt that came sideways, upside down or askew gives the fields it gives upright:
+/// OCR stands it up and levels it, and the rules read its rows and columns in that frame
+/// (its boxes stay in the pixels of the page as it came).
+#[test]
+fn a_turned_or_skewed_receipt_gives_the_fields_of_an_upright_one() {
+    use docusnap_ocr::testing::imageops::{rotate180, rotate270, rotate90};
+    let upright = render(
+        &[
+            "KEDAI MAJU TRADING",
+            "No. 12, Jalan Besar,",
+            "81100 Johor Bahru",
+            "Date: 03/11/2025",
+            "Tea                      2.50",
+            "Cake                    10.00",
+            "TOTAL                   12.50",
+            "Thank you",
+        ],
+        LATIN_FONT,
+        30.0,
+    );
+    let fields = |ocr: &OcrText| {
+        let doc = extract_doc(&ocr.lines, &Library::default());
+        ["Company", "Address", "Date", "Total"].map(|key| doc.kv.get(key).map(|v| v.to_string()).unwrap_or_default())
+    };
+    let want = fields(&read_image(&upright));
+    assert_eq!(want[3], "\"12.50\"", "{want:?}");
+    assert_eq!(want[2], "\"Nov 03, 2025\"", "{want:?}");
+    for (name, image) in [
+        ("a quarter clockwise", rotate90(&upright)),
+        ("upside down", rotate180(&upright)),
+        ("a quarter counter-clockwise", rotate270(&upright)),
+        ("10° askew", docusnap_ocr::testing::skewed(&upright, 10.0)),
+        ("8° askew the other way", docusnap_ocr::testing::skewed(&upright, -8.0)),
+    ] {
+        assert_eq!(fields(&read_image(&image)), want, "turned {name}");
+    }
 }

@@ -6,7 +6,7 @@
 use docusnap_core::v2::V2TaskId;
 use docusnap_core::TaskType;
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
-use docusnap_tests::{lambda_deadline, put_page, NoLlm, TestStack, V2Client};
+use docusnap_tests::{lambda_deadline, put_page, TestStack, V2Client};
 use serde_json::{json, Value};
 
 fn receipt() -> Vec<u8> {
@@ -20,22 +20,6 @@ async fn receipt_task(t: &TestStack, extra: Value) -> (V2Client, String, Vec<u8>
     let page = client.seal_page(&id, 0, &receipt());
     let task = t.created_v2(&client.create_body("doc", std::slice::from_ref(&page), extra)).await;
     (client, id, page, task)
-}
-
-/// Runs the OCR function on what its queue holds, then the extract function.
-async fn run_chain(t: &TestStack) {
-    let ocr = t.ocr_function();
-    // Fan-out sends groups back to the OCR queue: run it until it is empty.
-    loop {
-        let event = t.take_messages("OcrQueue").await;
-        if event.records.is_empty() {
-            break;
-        }
-        let response = docusnap_ocr_fn::handle(&ocr, event).await;
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    }
-    let extract = t.extract_function::<NoLlm>(None);
-    docusnap_extract_fn::handle(&extract, t.take_messages("ExtractQueue").await, lambda_deadline()).await;
 }
 
 async fn status(t: &TestStack, id: &str, token: &str) -> Value {
@@ -56,7 +40,7 @@ async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_proven
     assert_eq!(status(&t, &id, &task.token).await["stage"], "uploading");
 
     assert_eq!(put_page(&task.answer, 0, page).await, 200);
-    run_chain(&t).await;
+    t.run_chain().await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!((&answer["status"], &answer["stage"]), (&json!("completed"), &json!("done")), "{answer}");
     assert_eq!(answer["pages"], json!({"expected": 1, "arrived": 1, "read": 1}));
@@ -79,6 +63,44 @@ async fn a_doc_task_uploads_its_pages_to_s3_and_gets_a_sealed_result_with_proven
     assert_eq!(t.v2_call("GET", &id, Some(&task.token)).await.0, 404);
 }
 
+/// A receipt photographed sideways (no EXIF tag) reads as it would upright: the result
+/// says the page was turned a quarter clockwise, and its boxes stay in the photo's pixels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sideways_photo_is_read_upright_and_its_boxes_stay_in_its_pixels() {
+    use docusnap_ocr::testing::{imageops::rotate270, render, ImageFormat};
+    let t = TestStack::new().await;
+    let upright = render(
+        &["HARBOUR PRINTING SDN BHD", "Date: 14/02/2026", "Paper A4             52.00", "TOTAL                80.00"],
+        LATIN_FONT,
+        36.0,
+    );
+    // Turned a quarter counter-clockwise: the text's top faces the photo's left edge.
+    let sideways = rotate270(&upright);
+    let mut png = std::io::Cursor::new(Vec::new());
+    sideways.write_to(&mut png, ImageFormat::Png).unwrap();
+    let client = V2Client::new();
+    let id = client.task_id(TaskType::Doc);
+    let page = client.seal_page(&id, 0, png.get_ref());
+    let task = t.created_v2(&client.create_body("doc", std::slice::from_ref(&page), json!({}))).await;
+    assert_eq!(put_page(&task.answer, 0, page).await, 200);
+    t.run_chain().await;
+    let answer = status(&t, &id, &task.token).await;
+    let result = client.open_result(&id, answer["result"].as_str().unwrap());
+    assert_eq!((&result["kv"]["Total"], &result["kv"]["Date"]), (&json!("80.00"), &json!("Feb 14, 2026")), "{result}");
+    assert_eq!(result["kv"]["Company"], "HARBOUR PRINTING SDN BHD", "{result}");
+    let page = &result["pages"][0];
+    assert_eq!((&page["rotation"], &page["width"]), (&json!(90), &json!(sideways.width())), "{page}");
+    // Down the upright page is rightwards in the photo: the total's box lies right of the
+    // company's, each within the photo.
+    let centre_x = |key: &str| {
+        let corners = result["provenance"]["kv"][key][0]["box"].as_array().unwrap().clone();
+        let xs: Vec<f64> = corners.iter().map(|p| p[0].as_f64().unwrap()).collect();
+        assert!(xs.iter().all(|&x| (0.0..=f64::from(sideways.width())).contains(&x)), "{key}: {corners:?}");
+        xs.iter().sum::<f64>() / 4.0
+    };
+    assert!(centre_x("Total") > centre_x("Company") + 100.0, "{result}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_page_task_fans_out_and_completes_in_page_order() {
     let t = TestStack::new().await;
@@ -92,7 +114,7 @@ async fn a_thirty_page_task_fans_out_and_completes_in_page_order() {
     for i in (0..30).rev().chain([7]) {
         assert_eq!(put_page(&task.answer, i, pages[i].clone()).await, 200);
     }
-    run_chain(&t).await;
+    t.run_chain().await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!(answer["status"], "completed", "{answer}");
     let result = client.open_result(&id, answer["result"].as_str().unwrap());
@@ -123,7 +145,7 @@ async fn a_page_swapped_between_tasks_or_sealed_under_another_key_is_refused() {
     let page_c = stranger.seal_page(&id_c, 0, &receipt());
     let task_c = t.created_v2(&c.create_body("doc", std::slice::from_ref(&page_c), json!({}))).await;
     assert_eq!(put_page(&task_c.answer, 0, page_c).await, 200);
-    run_chain(&t).await;
+    t.run_chain().await;
     for (id, token) in [(&id_b, &task_b.token), (&id_c, &task_c.token)] {
         let answer = status(&t, id, token).await;
         assert_eq!(answer["status"], "error", "{answer}");
@@ -184,13 +206,13 @@ async fn pages_that_come_late_or_not_at_all_end_the_task_with_upload_expired() {
     let pages = [partial.seal_page(&partial_id, 0, &receipt()), partial.seal_page(&partial_id, 1, &receipt())];
     let partial_task = t.created_v2(&partial.create_body("doc", &pages, json!({}))).await;
     assert_eq!(put_page(&partial_task.answer, 0, pages[0].clone()).await, 200);
-    run_chain(&t).await;
+    t.run_chain().await;
     assert_eq!(status(&t, &partial_id, &partial_task.token).await["pages"]["arrived"], 1);
 
     // Past the window and its grace (5 minutes on 15).
     t.clock.advance(15 * 60 + 5 * 60 + 1);
     assert_eq!(put_page(&late_task.answer, 0, page).await, 200);
-    run_chain(&t).await;
+    t.run_chain().await;
     let answer = status(&t, &late_id, &late_task.token).await;
     assert_eq!(answer["error"]["code"], "UPLOAD_EXPIRED", "{answer}");
     // The deadline's message (delayed 15 minutes by SQS, so sent again here) ends the other.
@@ -216,7 +238,7 @@ async fn a_page_of_another_size_than_declared_is_refused() {
     let mut longer = page;
     longer.extend_from_slice(b"more");
     let _ = put_page(&task.answer, 0, longer).await;
-    run_chain(&t).await;
+    t.run_chain().await;
     assert_eq!(status(&t, &id, &task.token).await["error"]["code"], "PAGE_MISMATCH");
 }
 
@@ -234,7 +256,7 @@ async fn a_fill_task_starts_at_once_and_fills_from_its_sealed_library() {
     );
     let task = t.created_v2(&body).await;
     assert_eq!(task.answer["uploads"], json!([]));
-    run_chain(&t).await;
+    t.run_chain().await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!(answer["status"], "completed", "{answer}");
     let result = client.open_result(&id, answer["result"].as_str().unwrap());
@@ -257,7 +279,7 @@ async fn a_callback_is_signed_posted_and_retried_after_a_500() {
     let (_, id, page, task) = receipt_task(&t, json!({"callback_url": receiver.base})).await;
     let secret = task.answer["callback_secret"].as_str().expect("a callback secret").to_owned();
     assert_eq!(put_page(&task.answer, 0, page).await, 200);
-    run_chain(&t).await;
+    t.run_chain().await;
 
     let callbacks = t.callback_function();
     assert_eq!(status(&t, &id, &task.token).await["status"], "completed");
@@ -324,7 +346,7 @@ async fn a_forty_page_pdf_and_a_photo_fan_out_over_their_pages_not_their_uploads
         assert!(docusnap_ocr_fn::handle(&ocr, event).await.batch_item_failures.is_empty());
     }
     assert_eq!(group_messages, 11, "41 pages in groups of 4");
-    run_chain(&t).await;
+    t.run_chain().await;
     let answer = status(&t, &id, &task.token).await;
     assert_eq!(answer["status"], "completed", "{answer}");
     assert_eq!(answer["pages"], json!({"expected": 2, "arrived": 2, "read": 41}), "two uploads, 41 pages read");

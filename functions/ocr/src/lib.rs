@@ -15,7 +15,7 @@ use docusnap_core::config::Limits;
 use docusnap_core::crypto::{AesKey, CryptoError, ServerKey};
 use docusnap_core::intake::{self, group_range, IntakeError};
 use docusnap_core::metrics::{self, PipelineStage};
-use docusnap_core::ocr_output::{OcrOutput, PageText, TextLine, TextOrigin};
+use docusnap_core::ocr_output::{OcrOutput, Orientation, PageText, Rotation, TextLine, TextOrigin};
 use docusnap_core::ocr_queue::OcrQueueMessage;
 use docusnap_core::pipeline;
 use docusnap_core::protocol::{decode_page, Envelope, TaskContent};
@@ -436,15 +436,27 @@ async fn split_items(bytes: Vec<Vec<u8>>) -> Result<Vec<PageInput>, RecordError>
 
 /// A page as the engine (or the file's text layer) gave it, as the extract function will
 /// read it.
-fn page_text(page: Page, origin: TextOrigin) -> PageText {
+pub fn page_text(page: Page, origin: TextOrigin) -> PageText {
     PageText {
         width: page.width,
         height: page.height,
         origin,
+        orientation: orientation(page.orientation),
         lines: page
             .lines
             .into_iter()
             .map(|line| TextLine { text: line.text, score: line.score, quad: line.quad.map(|p| [p.x, p.y]) })
             .collect(),
     }
+}
+
+/// The engine's record of how it turned a page, as the extract function reads it.
+fn orientation(orientation: docusnap_ocr::Orientation) -> Orientation {
+    let rotation = match orientation.rotation {
+        docusnap_ocr::Rotation::None => Rotation::None,
+        docusnap_ocr::Rotation::Quarter => Rotation::Quarter,
+        docusnap_ocr::Rotation::Half => Rotation::Half,
+        docusnap_ocr::Rotation::ThreeQuarters => Rotation::ThreeQuarters,
+    };
+    Orientation { rotation, skew: orientation.skew }
 }

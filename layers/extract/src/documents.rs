@@ -23,7 +23,7 @@ use docusnap_core::results::{DocResult, MAX_RELATED, MAX_TAGS};
 use serde_json::{Map, Value};
 
 use crate::header::letterhead;
-use crate::layout::{rows, Line};
+use crate::layout::{row_texts, rows, Line};
 use crate::values::{find_best_date, find_total, Date};
 
 /// Most documents one upload is split into: a page budget's worth of receipts is an
@@ -46,10 +46,9 @@ struct PageFacts {
 }
 
 fn facts(lines: &[Line]) -> PageFacts {
-    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).filter(|t| !t.trim().is_empty()).collect();
-    let rows = rows(lines);
-    let row_texts: Vec<String> =
-        rows.iter().map(|row| row.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" ")).collect();
+    let all: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    let texts: Vec<&str> = all.iter().copied().filter(|t| !t.trim().is_empty()).collect();
+    let row_texts = row_texts(&rows(lines), &all);
     let row_refs: Vec<&str> = row_texts.iter().map(String::as_str).collect();
     let head = letterhead(&texts);
     PageFacts {

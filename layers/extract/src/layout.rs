@@ -1,10 +1,11 @@
 //! Where lines sit on the page: the rules read rows (lines side by side) and columns
 //! (a value under its label), not only the text in reading order.
 
-use docusnap_core::ocr_output::TextLine;
+use docusnap_core::ocr_output::{PageText, TextLine};
 
 /// One OCR line as the rules read it: its text, its page (from 0) and its box, an
-/// axis-aligned rectangle in page pixels.
+/// axis-aligned rectangle in the upright page's pixels (OCR may have turned the page to
+/// read it; see `PageText::upright`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Line {
     pub text: String,
@@ -20,12 +21,14 @@ impl Line {
         Self { text: text.into(), page, left, top, right, bottom }
     }
 
-    pub fn from_text_line(line: &TextLine, page: usize) -> Self {
-        let xs = line.quad.map(|p| p[0]);
-        let ys = line.quad.map(|p| p[1]);
+    /// A line of `page` (its number `index`, from 0), its box in the page's upright frame.
+    pub fn from_text_line(line: &TextLine, page: &PageText, index: usize) -> Self {
+        let quad = page.upright(&line.quad);
+        let xs = quad.map(|p| p[0]);
+        let ys = quad.map(|p| p[1]);
         let min = |v: [f32; 4]| v.iter().copied().fold(f32::MAX, f32::min);
         let max = |v: [f32; 4]| v.iter().copied().fold(f32::MIN, f32::max);
-        Self::new(line.text.clone(), page, [min(xs), min(ys), max(xs), max(ys)])
+        Self::new(line.text.clone(), index, [min(xs), min(ys), max(xs), max(ys)])
     }
 
     /// Lines one under another, each `height` tall and as wide as its text: what a test
@@ -95,6 +98,12 @@ pub fn rows(lines: &[Line]) -> Vec<Vec<usize>> {
         row.sort_by(|&a, &b| lines[a].left.total_cmp(&lines[b].left));
     }
     rows
+}
+
+/// Each row's text: its lines' texts (`texts[i]` for line `i`) joined by spaces, left to
+/// right, as a reader reads a row.
+pub fn row_texts(rows: &[Vec<usize>], texts: &[&str]) -> Vec<String> {
+    rows.iter().map(|row| row.iter().map(|&i| texts[i]).collect::<Vec<_>>().join(" ")).collect()
 }
 
 #[cfg(test)]

@@ -58,12 +58,16 @@ impl OcrText {
 
     /// The lines of each page, pages `0..` the last page with a line.
     pub fn pages(&self) -> Vec<Vec<Line>> {
-        let count = self.lines.iter().map(|l| l.page + 1).max().unwrap_or(0);
-        let mut pages = vec![Vec::new(); count];
+        let mut pages = vec![Vec::new(); self.page_count()];
         for line in &self.lines {
             pages[line.page].push(line.clone());
         }
         pages
+    }
+
+    /// How many pages the lines are on: up to the last page with a line.
+    pub fn page_count(&self) -> usize {
+        self.lines.iter().map(|l| l.page + 1).max().unwrap_or(0)
     }
 
     /// The pages `range` alone, joined as [`OcrOutput::text`] joins pages, with the
@@ -81,9 +85,9 @@ impl OcrText {
     }
 }
 
-/// The lines of one page (`index` from 0), each with its box.
+/// The lines of one page (`index` from 0), each with its box as the page reads upright.
 pub fn page_lines(page: &PageText, index: usize) -> Vec<Line> {
-    page.lines.iter().map(|line| Line::from_text_line(line, index)).collect()
+    page.lines.iter().map(|line| Line::from_text_line(line, page, index)).collect()
 }
 
 /// A finished extraction: the result JSON the client will get, and what made it.
@@ -121,29 +125,30 @@ pub struct Correction {
 pub const CHECKED_KEYS: [&str; 3] = ["Date", "Total", "Company"];
 
 /// Checks an LLM's document result against its page: each of [`CHECKED_KEYS`] whose value
-/// no line supports ([`provenance::supported`]) takes the rules' reading, when the rules
+/// no line supports ([`provenance::PageLines::support`]) takes the rules' reading, when the rules
 /// read one that a line does support. Returns what was replaced. Counts the result's
 /// unverified values and corrections as metrics.
 pub fn check_against_page(result: &mut DocResult, lines: &[Line], library: &Library) -> Vec<Correction> {
+    let page = provenance::PageLines::new(lines);
     let mut corrections = Vec::new();
     let wanted: Vec<(&str, String)> = CHECKED_KEYS
         .into_iter()
         .filter_map(|key| {
             let value = result.kv.get(key).and_then(Value::as_str)?;
-            (!provenance::supported(value, lines)).then(|| (key, value.to_owned()))
+            (!page.support(value)).then(|| (key, value.to_owned()))
         })
         .collect();
     if !wanted.is_empty() {
         let rules = rules::extract_doc(lines, library);
         for (key, llm) in wanted {
-            let Some(Value::String(page)) = rules.kv.get(key) else { continue };
-            if provenance::supported(page, lines) {
-                result.kv.insert(key.to_owned(), Value::String(page.clone()));
-                corrections.push(Correction { key: key.to_owned(), llm, page: page.clone() });
+            let Some(Value::String(read)) = rules.kv.get(key) else { continue };
+            if page.support(read) {
+                result.kv.insert(key.to_owned(), Value::String(read.clone()));
+                corrections.push(Correction { key: key.to_owned(), llm, page: read.clone() });
             }
         }
     }
-    let unverified = provenance::unverified(&result.kv, lines).len();
+    let unverified = page.unverified(&result.kv).len();
     docusnap_core::metrics::unverified(unverified, corrections.len());
     corrections
 }
@@ -224,7 +229,7 @@ impl<M: ChatModel> Extractor<M> {
             let (result, corrections) = self.one(ocr, want, library, deadline, &mut usage, &mut llm_failed).await?;
             let extractor = self.extractor_after(llm_failed)?;
             let result = to_value(&result);
-            let pages = 0..ocr.pages().len();
+            let pages = 0..ocr.page_count();
             let documents = vec![DocumentResult { pages, result: result.clone(), corrections }];
             return Ok(Extraction { result, documents, extractor, usage });
         }

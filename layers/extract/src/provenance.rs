@@ -44,7 +44,14 @@ pub fn v2_result(extraction: &Extraction, ocr: &OcrOutput) -> Value {
         .map(|page| {
             let lines: Vec<Value> =
                 page.lines.iter().map(|l| json!({"text": l.text, "confidence": l.score, "box": l.quad})).collect();
-            json!({"width": page.width, "height": page.height, "origin": page.origin, "lines": lines})
+            json!({
+                "width": page.width,
+                "height": page.height,
+                "origin": page.origin,
+                "rotation": page.orientation.rotation,
+                "skew": page.orientation.skew,
+                "lines": lines,
+            })
         })
         .collect();
     let (provenance, unverified) = all.provenance(result);
@@ -76,21 +83,24 @@ pub fn v2_result(extraction: &Extraction, ocr: &OcrOutput) -> Value {
     Value::Object(out)
 }
 
-/// The kv keys (flattened) of `kv` whose values no line of `lines` supports: what the
-/// extractor inferred or invented rather than read.
-pub fn unverified(kv: &Map<String, Value>, lines: &[Line]) -> Vec<String> {
-    let matcher = Matcher::new(lines.iter().enumerate().map(|(i, l)| (l.page, i, l.text.as_str())));
-    flatten_kv(kv)
-        .iter()
-        .filter(|(_, value)| matcher.find(&leaf_text(value)).is_empty())
-        .map(|(k, _)| k.clone())
-        .collect()
-}
+/// The lines of an extraction, folded once, to check values against.
+pub struct PageLines(Matcher);
 
-/// Whether some line of `lines` supports `value`, by the rule this module describes.
-pub fn supported(value: &str, lines: &[Line]) -> bool {
-    let matcher = Matcher::new(lines.iter().enumerate().map(|(i, l)| (l.page, i, l.text.as_str())));
-    !matcher.find(value).is_empty()
+impl PageLines {
+    pub fn new(lines: &[Line]) -> Self {
+        Self(Matcher::new(lines.iter().enumerate().map(|(i, l)| (l.page, i, l.text.as_str()))))
+    }
+
+    /// Whether some line supports `value`, by the rule this module describes.
+    pub fn support(&self, value: &str) -> bool {
+        !self.0.find(value).is_empty()
+    }
+
+    /// The kv keys (flattened) of `kv` whose values no line supports: what the extractor
+    /// inferred or invented rather than read.
+    pub fn unverified(&self, kv: &Map<String, Value>) -> Vec<String> {
+        flatten_kv(kv).iter().filter(|(_, value)| !self.support(&leaf_text(value))).map(|(k, _)| k.clone()).collect()
+    }
 }
 
 fn leaf_text(value: &Value) -> String {
@@ -237,6 +247,7 @@ mod tests {
             width: 600,
             height: 800,
             origin: TextOrigin::Ocr,
+            orientation: Default::default(),
             lines: lines
                 .iter()
                 .enumerate()

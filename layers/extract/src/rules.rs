@@ -7,8 +7,8 @@ use docusnap_core::results::{DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY,
 use serde_json::{Map, Value};
 
 use crate::header::letterhead;
-use crate::layout::rows;
 pub use crate::layout::Line;
+use crate::layout::{row_texts, rows};
 use crate::mrz::find_mrz;
 use crate::values::{find_best_date, find_document_number, find_emails, find_phones, find_total};
 
@@ -420,8 +420,7 @@ fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv
 /// Values found anywhere, under the keys the prompt asks the LLM for. Dates and totals
 /// are read by row: a label and its value are often two lines side by side.
 fn add_found_values(rows: &[Vec<usize>], texts: &[&str], kv: &mut Kv) {
-    let row_texts: Vec<String> =
-        rows.iter().map(|row| row.iter().map(|&i| texts[i]).collect::<Vec<_>>().join(" ")).collect();
+    let row_texts = row_texts(rows, texts);
     let row_refs: Vec<&str> = row_texts.iter().map(String::as_str).collect();
     let row_at = |r: usize| rows[r].iter().copied().min().unwrap_or(0);
     if let Some((r, date)) = crate::values::find_best_date_at(&row_refs) {

@@ -228,32 +228,11 @@ mod tests {
             }
         }
         let jpeg = encode(&image, ImageFormat::Jpeg);
-        let with_exif = insert_exif_orientation(&jpeg, 6);
+        let with_exif = crate::testing::with_exif_orientation(&jpeg, 6);
         let upright = decode(&with_exif).unwrap();
         assert_eq!(upright.dimensions(), (20, 40));
         // The stored image's left edge is the viewed image's top edge.
         assert!(upright.get_pixel(10, 2)[0] < 64, "top should be dark");
         assert!(upright.get_pixel(10, 37)[0] > 192, "bottom should be light");
-    }
-
-    /// Inserts an APP1 EXIF segment with one Orientation entry right after SOI.
-    fn insert_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-        let mut tiff = Vec::new();
-        tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF, IFD at 8
-        tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
-        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-        tiff.extend_from_slice(&1u32.to_be_bytes()); // count
-        tiff.extend_from_slice(&orientation.to_be_bytes());
-        tiff.extend_from_slice(&[0, 0]);
-        tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend(tiff);
-        let mut out = jpeg[..2].to_vec();
-        out.extend_from_slice(&[0xff, 0xe1]);
-        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-        out.extend(app1);
-        out.extend_from_slice(&jpeg[2..]);
-        out
     }
 }

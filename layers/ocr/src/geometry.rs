@@ -14,11 +14,11 @@ impl Point {
         Self { x, y }
     }
 
-    fn sub(self, o: Point) -> Point {
+    pub(crate) fn sub(self, o: Point) -> Point {
         Point::new(self.x - o.x, self.y - o.y)
     }
 
-    fn add(self, o: Point) -> Point {
+    pub(crate) fn add(self, o: Point) -> Point {
         Point::new(self.x + o.x, self.y + o.y)
     }
 
@@ -26,7 +26,7 @@ impl Point {
         Point::new(self.x * k, self.y * k)
     }
 
-    fn dist(self, o: Point) -> f32 {
+    pub(crate) fn dist(self, o: Point) -> f32 {
         (self.x - o.x).hypot(self.y - o.y)
     }
 }
@@ -87,17 +87,22 @@ impl RotatedRect {
     pub fn corners(&self) -> Quad {
         let u = self.axis.scale(self.width / 2.0);
         let v = Point::new(-self.axis.y, self.axis.x).scale(self.height / 2.0);
-        let mut pts = [
+        ordered([
             self.center.sub(u).sub(v),
             self.center.add(u).sub(v),
             self.center.add(u).add(v),
             self.center.sub(u).add(v),
-        ];
-        pts.sort_by(|a, b| a.x.total_cmp(&b.x));
-        let (l0, l1) = if pts[0].y <= pts[1].y { (pts[0], pts[1]) } else { (pts[1], pts[0]) };
-        let (r0, r1) = if pts[2].y <= pts[3].y { (pts[2], pts[3]) } else { (pts[3], pts[2]) };
-        [l0, r0, r1, l1]
+        ])
     }
+}
+
+/// A box's corners in PP-OCR's order (see [`RotatedRect::corners`]), whatever order they
+/// came in: what a box needs after it is turned into another frame.
+pub fn ordered(mut pts: Quad) -> Quad {
+    pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let (l0, l1) = if pts[0].y <= pts[1].y { (pts[0], pts[1]) } else { (pts[1], pts[0]) };
+    let (r0, r1) = if pts[2].y <= pts[3].y { (pts[2], pts[3]) } else { (pts[3], pts[2]) };
+    [l0, r0, r1, l1]
 }
 
 /// The minimum-area enclosing rectangle of a point set (rotating calipers on its hull).
@@ -204,15 +209,6 @@ impl CropMap {
             ey: self.ex.scale(-1.0),
             width: self.height,
             height: self.width,
-        }
-    }
-
-    pub fn rotated_180(&self) -> Self {
-        Self {
-            origin: self.origin.add(self.ex.scale(self.width)).add(self.ey.scale(self.height)),
-            ex: self.ex.scale(-1.0),
-            ey: self.ey.scale(-1.0),
-            ..*self
         }
     }
 
@@ -323,8 +319,5 @@ mod tests {
         assert_eq!((map.width, map.height), (40.0, 10.0));
         // The crop's top-left is the box's top-right corner.
         assert_eq!(map.origin, Point::new(10.0, 0.0));
-        let flipped = map.rotated_180();
-        assert_eq!(flipped.origin, Point::new(0.0, 40.0));
-        assert_eq!(flipped.rotated_180(), map);
     }
 }

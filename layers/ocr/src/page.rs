@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::geometry::Quad;
+use crate::orientation::Orientation;
 
 /// One recognised line of text.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -20,11 +21,15 @@ fn serialize_quad<S: serde::Serializer>(quad: &Quad, s: S) -> Result<S::Ok, S::E
     points.serialize(s)
 }
 
-/// One page's lines, in reading order.
+/// One page's lines, in reading order, their boxes in the page's pixels as it came (an
+/// image's after its EXIF orientation), each box's corners in the text's own order: the
+/// first is the top-left of the text as it reads, wherever the page's turn put it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Page {
     pub width: u32,
     pub height: u32,
+    /// How the page was turned and levelled to be read.
+    pub orientation: Orientation,
     pub lines: Vec<TextLine>,
 }
 

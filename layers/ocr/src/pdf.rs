@@ -258,7 +258,7 @@ fn text_layer(page: &PdfPage_<'_>) -> Option<Page> {
     }
     let (w, h) = pixel_size(width, height);
     let lines = crate::layout::reading_order(fragments.finish());
-    Some(Page { width: w, height: h, lines })
+    Some(Page { width: w, height: h, orientation: Default::default(), lines })
 }
 
 type PdfPage_<'a> = pdfium_render::prelude::PdfPage<'a>;

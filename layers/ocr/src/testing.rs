@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
-use image::{Rgb, RgbImage};
+use image::Rgb;
 
 pub const LATIN_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 pub const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
@@ -18,9 +18,35 @@ fn font_bytes(path: &str) -> &'static [u8] {
     })
 }
 
+fn load_font(font_path: &str) -> FontRef<'static> {
+    FontRef::try_from_slice_and_index(font_bytes(font_path), 0).expect("a font")
+}
+
+/// Draws `text` from `x` on `baseline`, darkening what is under it; returns where it ends.
+fn draw(image: &mut RgbImage, font: &FontRef<'_>, scale: PxScale, mut x: f32, baseline: f32, text: &str) -> f32 {
+    let scaled = font.as_scaled(scale);
+    for c in text.chars() {
+        let id = font.glyph_id(c);
+        let glyph = id.with_scale_and_position(scale, ab_glyph::point(x, baseline));
+        if let Some(outline) = font.outline_glyph(glyph) {
+            let bounds = outline.px_bounds();
+            outline.draw(|gx, gy, coverage| {
+                let (px, py) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
+                if px >= 0 && py >= 0 && (px as u32) < image.width() && (py as u32) < image.height() {
+                    let value = (255.0 * (1.0 - coverage.clamp(0.0, 1.0))) as u8;
+                    let pixel = image.get_pixel_mut(px as u32, py as u32);
+                    pixel.0 = pixel.0.map(|old| old.min(value));
+                }
+            });
+        }
+        x += scaled.h_advance(id);
+    }
+    x
+}
+
 /// Black text on white, one line per entry, `px` pixels tall.
 pub fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
-    let font = FontRef::try_from_slice_and_index(font_bytes(font_path), 0).expect("a font");
+    let font = load_font(font_path);
     let scale = PxScale::from(px);
     let scaled = font.as_scaled(scale);
     let width =
@@ -31,28 +57,49 @@ pub fn render(lines: &[&str], font_path: &str, px: f32) -> RgbImage {
     let mut image = RgbImage::from_pixel(width, line_height * lines.len() as u32 + 60, Rgb([255, 255, 255]));
     for (row, line) in lines.iter().enumerate() {
         let baseline = 30.0 + row as f32 * line_height as f32 + scaled.ascent();
-        let mut x = 40.0;
-        for c in line.chars() {
-            let id = font.glyph_id(c);
-            let glyph = id.with_scale_and_position(scale, ab_glyph::point(x, baseline));
-            if let Some(outline) = font.outline_glyph(glyph) {
-                let bounds = outline.px_bounds();
-                outline.draw(|gx, gy, coverage| {
-                    let (px, py) = (bounds.min.x as i32 + gx as i32, bounds.min.y as i32 + gy as i32);
-                    if px >= 0 && py >= 0 && (px as u32) < image.width() && (py as u32) < image.height() {
-                        let value = (255.0 * (1.0 - coverage.clamp(0.0, 1.0))) as u8;
-                        let pixel = image.get_pixel_mut(px as u32, py as u32);
-                        pixel.0 = pixel.0.map(|old| old.min(value));
-                    }
-                });
-            }
-            x += scaled.h_advance(id);
-        }
+        draw(&mut image, &font, scale, 40.0, baseline, line);
     }
     image
 }
 
-pub use image::ImageFormat;
+/// One row of a page: its pieces of text, each at its distance from the left margin, and
+/// the row's height in pixels.
+pub struct Row {
+    pub px: f32,
+    pub pieces: Vec<(f32, String)>,
+}
+
+/// A page of `rows` (each `spacing` times its height below the last), `width` wide, and
+/// each piece's text with its box (left, top, right, bottom): the ground truth of a
+/// rendered page.
+pub fn render_rows(rows: &[Row], font_path: &str, width: u32, spacing: f32) -> (RgbImage, Vec<(String, [f32; 4])>) {
+    let font = load_font(font_path);
+    let height = rows.iter().map(|r| r.px * spacing).sum::<f32>() as u32 + 80;
+    let mut image = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    let mut truth = Vec::new();
+    let mut top = 40.0;
+    for row in rows {
+        let scale = PxScale::from(row.px);
+        let scaled = font.as_scaled(scale);
+        let baseline = top + scaled.ascent();
+        for (x, text) in &row.pieces {
+            let right = draw(&mut image, &font, scale, 40.0 + x, baseline, text);
+            truth.push((text.clone(), [40.0 + x, top, right, top + row.px]));
+        }
+        top += row.px * spacing;
+    }
+    (image, truth)
+}
+
+/// How wide `text` is drawn `px` tall.
+pub fn text_width(text: &str, font_path: &str, px: f32) -> f32 {
+    let font = load_font(font_path);
+    let scaled = font.as_scaled(PxScale::from(px));
+    text.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum()
+}
+
+pub use image::codecs::jpeg::JpegEncoder;
+pub use image::{imageops, ImageFormat, RgbImage};
 
 /// A rendered page encoded in `format` (PNG, JPEG, TIFF, WebP, BMP).
 pub fn render_as(lines: &[&str], font_path: &str, px: f32, format: ImageFormat) -> Vec<u8> {
@@ -305,5 +352,33 @@ pub fn noisy_photo_jpeg(lines: &[&str], width: u32, height: u32, noise: u8, qual
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
         .encode_image(&photo)
         .expect("encoding a JPEG");
+    out
+}
+
+/// `image` turned `degrees` clockwise about its centre on a canvas grown to hold it all,
+/// the corners filled white: a page fed or photographed askew.
+pub fn skewed(image: &RgbImage, degrees: f32) -> RgbImage {
+    crate::orientation::turned_by(image, degrees).0
+}
+
+/// A JPEG with an APP1 EXIF segment holding one Orientation entry (1-8), inserted right
+/// after SOI: what a phone writes instead of turning the pixels.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF, IFD at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend_from_slice(&jpeg[2..]);
     out
 }

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use docusnap_ocr::testing::{render, CJK_FONT, LATIN_FONT};
-use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine, Page};
+use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine, Page, Rotation};
 
 fn engine(set: ModelSet) -> &'static OcrEngine {
     static V4: OnceLock<OcrEngine> = OnceLock::new();
@@ -76,6 +76,85 @@ fn upside_down(set: ModelSet) {
     let upright = render(&CHINESE, CJK_FONT, 36.0);
     let page = engine.read(&image::imageops::rotate180(&upright)).unwrap();
     assert_reads(&page, &CHINESE);
+}
+
+/// A page that came sideways is stood upright before it is read, either way round,
+/// whether its pixels are turned or its EXIF tag turns it; its boxes stay in the page's
+/// pixels as it came, and the page says how it was turned.
+fn sideways(set: ModelSet) {
+    use docusnap_ocr::testing::with_exif_orientation;
+    use image::imageops::{rotate270, rotate90};
+    let engine = engine(set);
+    let upright = render(&ENGLISH, LATIN_FONT, 32.0);
+    for (name, image, rotation) in [
+        ("turned clockwise", rotate90(&upright), Rotation::ThreeQuarters),
+        ("turned counter-clockwise", rotate270(&upright), Rotation::Quarter),
+    ] {
+        let page = engine.read(&image).unwrap();
+        assert_reads(&page, &ENGLISH);
+        assert_eq!(page.orientation.rotation, rotation, "{name}");
+        assert_eq!((page.width, page.height), image.dimensions());
+        // The first line lies along the side its text's top faces, and runs along the
+        // page's height from its first corner.
+        let centre_x = |l: &docusnap_ocr::TextLine| l.quad.iter().map(|p| p.x).sum::<f32>() / 4.0;
+        let (first, last) = (&page.lines[0], &page.lines[2]);
+        let runs = first.quad[1].y - first.quad[0].y;
+        if rotation == Rotation::ThreeQuarters {
+            assert!(centre_x(first) > centre_x(last) && runs > 100.0, "{name}: {first:?}");
+        } else {
+            assert!(centre_x(first) < centre_x(last) && runs < -100.0, "{name}: {first:?}");
+        }
+    }
+    let upright = render(&CHINESE, CJK_FONT, 36.0);
+    let page = engine.read(&rotate90(&upright)).unwrap();
+    assert_reads(&page, &CHINESE);
+
+    // A phone's JPEG: pixels turned and a tag that stands them up, or upright pixels and
+    // a tag that turns them (an app that turned the pixels and kept the tag).
+    let jpeg = |image: &image::RgbImage| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    };
+    let upright = render(&ENGLISH, LATIN_FONT, 32.0);
+    // Orientation 6: the stored image is turned a quarter clockwise to be viewed.
+    let page = engine.read_image(&with_exif_orientation(&jpeg(&rotate270(&upright)), 6)).unwrap();
+    assert_reads(&page, &ENGLISH);
+    assert_eq!(page.orientation.rotation, Rotation::None);
+    let page = engine.read_image(&with_exif_orientation(&jpeg(&upright), 6)).unwrap();
+    assert_reads(&page, &ENGLISH);
+    assert_eq!(page.orientation.rotation, Rotation::ThreeQuarters);
+}
+
+/// A page fed or photographed askew by up to 10° reads as it would level, and says by
+/// how much it was levelled.
+fn skewed(set: ModelSet) {
+    let engine = engine(set);
+    let lines = ["CORNER BAKERY LTD", "Coffee and cake 3.20", "Tea 2.10", "TOTAL 5.30", "Thank you"];
+    let upright = render(&lines, LATIN_FONT, 32.0);
+    for degrees in [10.0, -10.0, 4.0] {
+        let page = engine.read(&docusnap_ocr::testing::skewed(&upright, degrees)).unwrap();
+        assert_reads(&page, &lines);
+        assert_eq!(page.orientation.rotation, Rotation::None);
+        assert!((page.orientation.skew - degrees).abs() < 1.5, "{degrees}: {:?}", page.orientation);
+    }
+    let page = engine.read(&upright).unwrap();
+    assert_eq!(page.orientation.skew, 0.0, "a level page is left as it is");
+}
+
+#[test]
+fn ppocr_v6_reads_sideways_pages() {
+    sideways(ModelSet::PpOcrV6);
+}
+
+#[test]
+fn ppocr_v4_reads_sideways_pages() {
+    sideways(ModelSet::PpOcrV4);
+}
+
+#[test]
+fn ppocr_v6_reads_skewed_pages() {
+    skewed(ModelSet::PpOcrV6);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, Write};
 
-use docusnap_core::ocr_output::{PageText, TextLine};
+use docusnap_core::ocr_output::{Orientation, PageText, TextLine};
 use docusnap_core::protocol::Library;
 use docusnap_extract::rules::{extract_doc, extract_form};
 use serde::Deserialize;
@@ -19,7 +19,25 @@ use serde_json::{json, Value};
 #[derive(Deserialize)]
 struct OcrLine {
     file: Value,
+    #[serde(default)]
+    width: u32,
+    #[serde(default)]
+    height: u32,
+    #[serde(default)]
+    orientation: Orientation,
     lines: Vec<TextLine>,
+}
+
+impl OcrLine {
+    fn page(self) -> PageText {
+        PageText {
+            width: self.width,
+            height: self.height,
+            orientation: self.orientation,
+            lines: self.lines,
+            ..PageText::default()
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,13 +55,14 @@ fn main() -> std::process::ExitCode {
             eprintln!("docusnap-extract: not a docusnap-ocr JSON line: {line:.80}");
             return std::process::ExitCode::FAILURE;
         };
-        let lines = docusnap_extract::page_lines(&PageText { lines: page.lines, ..PageText::default() }, 0);
+        let file = page.file.clone();
+        let lines = docusnap_extract::page_lines(&page.page(), 0);
         if show_rows {
             let rows: Vec<String> = docusnap_extract::layout::rows(&lines)
                 .iter()
                 .map(|row| row.iter().map(|&i| lines[i].text.as_str()).collect::<Vec<_>>().join(" | "))
                 .collect();
-            let _ = writeln!(stdout.lock(), "{}", json!({"file": page.file, "rows": rows}));
+            let _ = writeln!(stdout.lock(), "{}", json!({"file": file, "rows": rows}));
             continue;
         }
         let library = Library::default();
@@ -53,7 +72,7 @@ fn main() -> std::process::ExitCode {
             Ok(result) => serde_json::to_value(result).unwrap_or(Value::Null),
             Err(e) => json!({"error": e.to_string()}),
         };
-        let _ = writeln!(stdout.lock(), "{}", json!({"file": page.file, "result": result}));
+        let _ = writeln!(stdout.lock(), "{}", json!({"file": file, "result": result}));
     }
     std::process::ExitCode::SUCCESS
 }
@@ -68,10 +87,10 @@ fn documents() -> std::process::ExitCode {
             eprintln!("docusnap-extract: not a docusnap-ocr JSON line");
             return std::process::ExitCode::FAILURE;
         };
-        let text = PageText { lines: page.lines, ..PageText::default() };
+        let file = page.file.clone();
         match uploads.last_mut() {
-            Some((file, pages)) if *file == page.file => pages.push(text),
-            _ => uploads.push((page.file, vec![text])),
+            Some((last, pages)) if *last == file => pages.push(page.page()),
+            _ => uploads.push((file, vec![page.page()])),
         }
     }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {

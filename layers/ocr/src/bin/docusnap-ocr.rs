@@ -133,7 +133,10 @@ fn main() -> std::process::ExitCode {
         for (i, page) in pages.iter().enumerate() {
             let line = match engine.read_input(page) {
                 Ok(read) => {
-                    serde_json::json!({"file": file, "page": i + 1, "lines": read.lines, "ms": ms_since(started)})
+                    serde_json::json!({
+                        "file": file, "page": i + 1, "width": read.width, "height": read.height,
+                        "orientation": read.orientation, "lines": read.lines, "ms": ms_since(started),
+                    })
                 }
                 Err(error) => {
                     status = std::process::ExitCode::FAILURE;

@@ -96,6 +96,27 @@ impl RotatedRect {
     }
 }
 
+/// A box is long one way when that side is this many times the other: PP-OCR's own
+/// threshold for reading a crop as vertical text. It also tells a sideways page's lines
+/// (`orientation::is_sideways`).
+pub(crate) const LONG_ASPECT: f32 = 1.5;
+
+/// Whether a side of length `long` is clearly the long one against `short`.
+pub(crate) fn is_long(long: f32, short: f32) -> bool {
+    long >= LONG_ASPECT * short
+}
+
+/// Whether a box is clearly taller than wide (its crop is read turned, as vertical text).
+pub(crate) fn is_tall(quad: &Quad) -> bool {
+    let (width, height) = sides(quad);
+    is_long(height, width)
+}
+
+/// A box's width and height: the longer of each pair of opposite sides.
+pub(crate) fn sides(q: &Quad) -> (f32, f32) {
+    (q[0].dist(q[1]).max(q[3].dist(q[2])), q[0].dist(q[3]).max(q[1].dist(q[2])))
+}
+
 /// A box's corners in PP-OCR's order (see [`RotatedRect::corners`]), whatever order they
 /// came in: what a box needs after it is turned into another frame.
 pub fn ordered(mut pts: Quad) -> Quad {
@@ -187,15 +208,15 @@ pub struct CropMap {
 
 impl CropMap {
     /// The crop of a box as PP-OCR takes it: width and height the longer of each pair of
-    /// opposite sides; a crop at least 1.5 times as tall as wide is turned 90° counter-
-    /// clockwise, as vertical text is.
+    /// opposite sides; a tall crop (see [`LONG_ASPECT`]) is turned 90° counter-clockwise,
+    /// as vertical text is.
     pub fn from_quad(q: &Quad) -> Self {
-        let width = q[0].dist(q[1]).max(q[3].dist(q[2])).max(1.0);
-        let height = q[0].dist(q[3]).max(q[1].dist(q[2])).max(1.0);
+        let (width, height) = sides(q);
+        let (width, height) = (width.max(1.0), height.max(1.0));
         let ex = q[1].sub(q[0]).scale(1.0 / q[0].dist(q[1]).max(1e-6));
         let ey = q[3].sub(q[0]).scale(1.0 / q[0].dist(q[3]).max(1e-6));
         let map = Self { origin: q[0], ex, ey, width, height };
-        if height / width >= 1.5 {
+        if is_long(height, width) {
             map.rotated_ccw()
         } else {
             map

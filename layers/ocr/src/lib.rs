@@ -48,7 +48,8 @@ pub use session::prepared_path;
 
 use detect::Detector;
 use direction::DirectionClassifier;
-use orientation::Frame;
+use geometry::CropMap;
+use orientation::{Frame, Turn};
 use recognize::Recognizer;
 use session::{Model, Pool};
 
@@ -257,16 +258,14 @@ impl OcrEngine {
     /// Reads a page in whatever quarter turn it came, a little askew or not.
     pub fn read(&self, image: &RgbImage) -> Result<Page, OcrError> {
         let quads: Vec<Quad> = self.detector.detect(image)?.into_iter().map(|d| d.quad).collect();
-        let (quads, recognised, rotation) = match self.turn_before_reading(image, &quads)? {
-            Some(rotation) => {
-                let (quads, recognised) = self.read_turned(image, rotation)?;
-                (quads, recognised, rotation)
-            }
+        let (read, rotation) = match self.turn_before_reading(image, &quads)? {
+            Some(turn) => (self.read_turned(image, turn)?, turn.into()),
             None => self.read_upright(image, quads)?,
         };
-        let lines: Vec<TextLine> = quads
+        let lines: Vec<TextLine> = read
+            .quads
             .into_iter()
-            .zip(recognised)
+            .zip(read.recognised)
             .filter(|(_, (text, score))| !text.is_empty() && *score >= self.config.min_score)
             .map(|(quad, (text, score))| TextLine { text, score, quad })
             .collect();
@@ -277,63 +276,49 @@ impl OcrEngine {
     /// are tall (see `orientation::is_sideways`), and the direction model, on its tall
     /// boxes read as a quarter turn counter-clockwise would stand them, says whether that
     /// turn or the other (a quarter turn either way being as likely).
-    fn turn_before_reading(&self, image: &RgbImage, quads: &[Quad]) -> Result<Option<Rotation>, OcrError> {
+    fn turn_before_reading(&self, image: &RgbImage, quads: &[Quad]) -> Result<Option<Turn>, OcrError> {
         if !self.config.use_direction || !orientation::is_sideways(quads) {
             return Ok(None);
         }
         // A tall box's crop runs down the box, its top toward the box's right side: the
         // text as the page turned a quarter counter-clockwise shows it.
-        let crops: Vec<geometry::CropMap> =
-            quads.iter().filter(|q| orientation::is_tall(q)).map(geometry::CropMap::from_quad).collect();
+        let crops: Vec<CropMap> = quads.iter().filter(|q| geometry::is_tall(q)).map(CropMap::from_quad).collect();
         let upside_down = self.direction()?.upside_down(image, &crops, direction::SIDEWAYS_THRESHOLD)?;
-        Ok(Some(if upside_down { Rotation::Quarter } else { Rotation::ThreeQuarters }))
+        Ok(Some(if upside_down { Turn::Quarter } else { Turn::ThreeQuarters }))
     }
 
     /// Reads a page as it came. Nearly every page is upright; one that reads badly is
     /// shown to the direction model (see `direction::worth_checking`), and if it is upside
     /// down it is turned and read again, so upright pages pay nothing for the model.
-    fn read_upright(&self, image: &RgbImage, quads: Vec<Quad>) -> Result<Turned, OcrError> {
-        let (quads, recognised) = self.read_level(image, quads)?;
-        let crops: Vec<geometry::CropMap> = quads.iter().map(geometry::CropMap::from_quad).collect();
-        if !self.config.use_direction || !direction::worth_checking(&crops, &recognised) {
-            return Ok((quads, recognised, Rotation::None));
+    fn read_upright(&self, image: &RgbImage, quads: Vec<Quad>) -> Result<(Read, Rotation), OcrError> {
+        let read = self.read_level(image, quads)?;
+        if !self.config.use_direction || !direction::worth_checking(&read.crops, &read.recognised) {
+            return Ok((read, Rotation::None));
         }
-        match self.direction()?.verdict(image, &crops, direction::DIRECTION_THRESHOLD)? {
-            direction::Verdict::Upright => Ok((quads, recognised, Rotation::None)),
-            direction::Verdict::UpsideDown => {
-                let (quads, recognised) = self.read_turned(image, Rotation::Half)?;
-                Ok((quads, recognised, Rotation::Half))
-            }
+        match self.direction()?.verdict(image, &read.crops, direction::DIRECTION_THRESHOLD)? {
+            direction::Verdict::Upright => Ok((read, Rotation::None)),
+            direction::Verdict::UpsideDown => Ok((self.read_turned(image, Turn::Half)?, Rotation::Half)),
             direction::Verdict::Leaning => {
-                let (turned, read) = self.read_turned(image, Rotation::Half)?;
-                let confidence = |quads: &[Quad], read: &[(String, f32)]| {
-                    let crops: Vec<geometry::CropMap> = quads.iter().map(geometry::CropMap::from_quad).collect();
-                    direction::confidence(&crops, read)
-                };
-                if confidence(&turned, &read) > confidence(&quads, &recognised) {
-                    Ok((turned, read, Rotation::Half))
+                let turned = self.read_turned(image, Turn::Half)?;
+                if turned.confidence() > read.confidence() {
+                    Ok((turned, Rotation::Half))
                 } else {
-                    Ok((quads, recognised, Rotation::None))
+                    Ok((read, Rotation::None))
                 }
             }
         }
     }
 
-    /// Reads the page turned by `rotation`: its text found again on the turned page (the
+    /// Reads the page turned by `turn`: its text found again on the turned page (the
     /// detector, trained on level upright lines, finds others less well: turned receipts
     /// read at CER 0.027 worse with their first boxes) and read. The boxes come back in the
     /// page's own pixels.
-    fn read_turned(&self, image: &RgbImage, rotation: Rotation) -> Result<Read, OcrError> {
-        let turned = match rotation {
-            Rotation::None => image.clone(),
-            Rotation::Quarter => image::imageops::rotate90(image),
-            Rotation::Half => image::imageops::rotate180(image),
-            Rotation::ThreeQuarters => image::imageops::rotate270(image),
-        };
+    fn read_turned(&self, image: &RgbImage, turn: Turn) -> Result<Read, OcrError> {
+        let turned = turn.apply(image);
         let quads: Vec<Quad> = self.detector.detect(&turned)?.into_iter().map(|d| d.quad).collect();
-        let (quads, recognised) = self.read_level(&turned, quads)?;
-        let frame = Frame::new(image.width(), image.height(), Orientation { rotation, skew: 0.0 });
-        Ok((quads.iter().map(|q| q.map(|p| frame.to_page(p))).collect(), recognised))
+        let read = self.read_level(&turned, quads)?;
+        let frame = Frame::new(image.width(), image.height(), Orientation { rotation: turn.into(), skew: 0.0 });
+        Ok(Read { quads: read.quads.iter().map(|q| q.map(|p| frame.to_page(p))).collect(), ..read })
     }
 
     /// Reads an upright page whose text `quads` were found on it: as it is, or, skewed by
@@ -341,27 +326,34 @@ impl OcrEngine {
     /// levelled. The boxes are in `image`'s pixels.
     fn read_level(&self, image: &RgbImage, quads: Vec<Quad>) -> Result<Read, OcrError> {
         let skew = orientation::skew(&quads.iter().map(|q| geometry::ordered(*q)).collect::<Vec<_>>());
-        if skew.abs() < orientation::LEVEL_DEGREES {
-            let crops: Vec<geometry::CropMap> = quads.iter().map(geometry::CropMap::from_quad).collect();
-            let recognised = self.recognizer.recognise(image, &crops)?;
-            return Ok((quads, recognised));
-        }
-        // Found on the levelled page, read from the page's own pixels along each box's
-        // angle: resampled once, as a level page's crops are, not twice.
-        let (level, map) = orientation::turned_by(image, -skew);
-        let quads: Vec<Quad> =
-            self.detector.detect(&level)?.into_iter().map(|d| d.quad.map(|p| map.to_image(p))).collect();
-        let crops: Vec<geometry::CropMap> = quads.iter().map(geometry::CropMap::from_quad).collect();
+        let quads = if skew.abs() < orientation::LEVEL_DEGREES {
+            quads
+        } else {
+            // Found on the levelled page, read from the page's own pixels along each box's
+            // angle: resampled once, as a level page's crops are, not twice.
+            let (level, map) = orientation::turned_by(image, -skew);
+            self.detector.detect(&level)?.into_iter().map(|d| d.quad.map(|p| map.to_image(p))).collect()
+        };
+        let crops: Vec<CropMap> = quads.iter().map(CropMap::from_quad).collect();
         let recognised = self.recognizer.recognise(image, &crops)?;
-        Ok((quads, recognised))
+        Ok(Read { quads, crops, recognised })
     }
 }
 
-/// A page's boxes, and what each reads.
-type Read = (Vec<Quad>, Vec<(String, f32)>);
+/// A page's text boxes, the crops read from them and what each reads. The crops are in
+/// the image the text was read from (turned, for a turned page); only their sizes are
+/// used beyond the reading.
+struct Read {
+    quads: Vec<Quad>,
+    crops: Vec<CropMap>,
+    recognised: Vec<(String, f32)>,
+}
 
-/// A page's boxes (in its own pixels), what each reads, and the turn that read it.
-type Turned = (Vec<Quad>, Vec<(String, f32)>, Rotation);
+impl Read {
+    fn confidence(&self) -> f32 {
+        direction::confidence(&self.crops, &self.recognised)
+    }
+}
 
 /// The page's lines in reading order, found in its upright, levelled frame; their boxes
 /// given back in the page's own pixels, corners in the text's order.

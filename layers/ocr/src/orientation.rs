@@ -6,7 +6,7 @@
 use image::{Rgb, RgbImage};
 use serde::Serialize;
 
-use crate::geometry::{ordered, Point, Quad};
+use crate::geometry::{self, ordered, Point, Quad};
 
 /// Quarter turns clockwise that stand the page, as it came, upright.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -30,6 +30,35 @@ impl Rotation {
     }
 }
 
+/// A quarter turn the engine applies to read a page: a [`Rotation`] other than none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Turn {
+    Quarter,
+    Half,
+    ThreeQuarters,
+}
+
+impl Turn {
+    /// `image` turned clockwise by this turn.
+    pub(crate) fn apply(self, image: &RgbImage) -> RgbImage {
+        match self {
+            Turn::Quarter => image::imageops::rotate90(image),
+            Turn::Half => image::imageops::rotate180(image),
+            Turn::ThreeQuarters => image::imageops::rotate270(image),
+        }
+    }
+}
+
+impl From<Turn> for Rotation {
+    fn from(turn: Turn) -> Rotation {
+        match turn {
+            Turn::Quarter => Rotation::Quarter,
+            Turn::Half => Rotation::Half,
+            Turn::ThreeQuarters => Rotation::ThreeQuarters,
+        }
+    }
+}
+
 impl From<Rotation> for u16 {
     fn from(rotation: Rotation) -> u16 {
         rotation.degrees()
@@ -45,37 +74,22 @@ pub struct Orientation {
     pub skew: f32,
 }
 
-/// A box counts for one orientation only when it is clearly long that way: PP-OCR's own
-/// threshold for reading a crop as vertical text. Square boxes (a digit, a tick) say
-/// nothing.
-const LONG_ASPECT: f32 = 1.5;
-
 /// Whether the page's text runs up or down the image rather than across: most of its
-/// text, by length, is in tall boxes. A sideways page's lines are all tall; an upright
-/// page's tall boxes are a margin note or a stamp at most. A page of vertical CJK columns
-/// reads as sideways too, and is read across its columns, as PP-OCR reads a tall crop.
+/// text, by length, is in tall boxes (see [`geometry::LONG_ASPECT`]; square boxes, a digit
+/// or a tick, say nothing). A sideways page's lines are all tall; an upright page's tall
+/// boxes are a margin note or a stamp at most. A page of vertical CJK columns reads as
+/// sideways too, and is read across its columns, as PP-OCR reads a tall crop.
 pub(crate) fn is_sideways(quads: &[Quad]) -> bool {
     let (mut tall, mut wide) = (0.0, 0.0);
     for q in quads {
-        let (width, height) = sides(q);
-        if height >= LONG_ASPECT * width {
+        let (width, height) = geometry::sides(q);
+        if geometry::is_long(height, width) {
             tall += height;
-        } else if width >= LONG_ASPECT * height {
+        } else if geometry::is_long(width, height) {
             wide += width;
         }
     }
     tall > wide
-}
-
-/// Whether a box is clearly taller than wide (its crop is read turned, as vertical text).
-pub(crate) fn is_tall(quad: &Quad) -> bool {
-    let (width, height) = sides(quad);
-    height >= LONG_ASPECT * width
-}
-
-/// A box's width and height: the longer of each pair of opposite sides.
-fn sides(q: &Quad) -> (f32, f32) {
-    (q[0].dist(q[1]).max(q[3].dist(q[2])), q[0].dist(q[3]).max(q[1].dist(q[2])))
 }
 
 /// Only lines this many times as long as they are tall give the page's skew: the angle
@@ -159,9 +173,21 @@ pub struct Levelling {
 }
 
 impl Levelling {
+    /// A turn of `degrees` clockwise about `centre`, on a canvas the same size.
+    fn about(centre: Point, degrees: f32) -> Self {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        Self { cos, sin, from: centre, to: centre }
+    }
+
     pub(crate) fn to_image(self, p: Point) -> Point {
         let d = p.sub(self.to);
         self.from.add(Point::new(d.x * self.cos + d.y * self.sin, -d.x * self.sin + d.y * self.cos))
+    }
+
+    /// The inverse of [`Levelling::to_image`].
+    fn to_turned(self, p: Point) -> Point {
+        let d = p.sub(self.from);
+        self.to.add(Point::new(d.x * self.cos - d.y * self.sin, d.x * self.sin + d.y * self.cos))
     }
 }
 
@@ -171,11 +197,8 @@ pub(crate) struct Frame {
     width: f32,
     height: f32,
     rotation: Rotation,
-    /// The skew's cosine and sine.
-    cos: f32,
-    sin: f32,
-    /// The upright page's centre, which levelling turns about.
-    centre: Point,
+    /// The page, once upright, is its levelled self turned by the skew about its centre.
+    skewed: Levelling,
 }
 
 impl Frame {
@@ -185,8 +208,8 @@ impl Frame {
             Rotation::None | Rotation::Half => (width, height),
             Rotation::Quarter | Rotation::ThreeQuarters => (height, width),
         };
-        let (sin, cos) = orientation.skew.to_radians().sin_cos();
-        Self { width, height, rotation: orientation.rotation, cos, sin, centre: Point::new(w / 2.0, h / 2.0) }
+        let skewed = Levelling::about(Point::new(w / 2.0, h / 2.0), orientation.skew);
+        Self { width, height, rotation: orientation.rotation, skewed }
     }
 
     /// A point of the page as it came, in the upright, levelled frame.
@@ -198,15 +221,12 @@ impl Frame {
             Rotation::Half => Point::new(w - p.x, h - p.y),
             Rotation::ThreeQuarters => Point::new(p.y, w - p.x),
         };
-        // Turned back by the skew about the centre.
-        let d = turned.sub(self.centre);
-        self.centre.add(Point::new(d.x * self.cos + d.y * self.sin, -d.x * self.sin + d.y * self.cos))
+        self.skewed.to_image(turned)
     }
 
     /// The inverse of [`Frame::to_upright`].
     pub(crate) fn to_page(self, p: Point) -> Point {
-        let d = p.sub(self.centre);
-        let t = self.centre.add(Point::new(d.x * self.cos - d.y * self.sin, d.x * self.sin + d.y * self.cos));
+        let t = self.skewed.to_turned(p);
         let (w, h) = (self.width, self.height);
         match self.rotation {
             Rotation::None => t,

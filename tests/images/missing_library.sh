@@ -17,7 +17,7 @@ log "making $broken: $BASE_IMAGE without libstdc++"
 printf 'FROM %s\nRUN rm -f /usr/lib/%s-linux-gnu/libstdc++.so.6*\n' "$BASE_IMAGE" "$machine" \
     | docker build --quiet -t "$broken" - > /dev/null
 out="$LOCAL/logs/image-missing-library.log"
-if docker build --no-cache -f functions/Dockerfile --target ocr --build-arg FUNCTION=ocr --build-arg "BASE=$broken" \
+if docker build --no-cache --force-rm -f functions/Dockerfile --target ocr --build-arg FUNCTION=ocr --build-arg "BASE=$broken" \
     -t docusnap-ocr:missing-library . > "$out" 2>&1; then
     log "FAIL: the OCR image built without libstdc++ (see $out)"
     docker rmi -f docusnap-ocr:missing-library > /dev/null 2>&1 || true
@@ -28,5 +28,13 @@ if ! grep -q 'libstdc++.so.6' "$out"; then
     tail -n 20 "$out" >&2
     exit 1
 fi
+# The failed build (its failed step's container removed: --force-rm) leaves its last
+# step's image and its staging stage's untagged, about 220 MB a run. Only an untagged
+# image is removed (the last step may be a tagged base).
+last="$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -o -- '---> [0-9a-f]\{12\}' | tail -n 1 | cut -d' ' -f2 || true)"
+if [[ -n "$last" && "$(docker image inspect --format '{{len .RepoTags}}' "$last" 2>/dev/null)" == 0 ]]; then
+    docker rmi "$last" > /dev/null 2>&1 || true
+fi
+docker image prune --force --filter "label=docusnap.stage=staged" > /dev/null
 log "ok: without libstdc++ the OCR image does not build: $(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -m1 -o 'dlopen failed: [^"]*libstdc++.so.6[^"]*' | head -c 300)"
 docker rmi -f "$broken" > /dev/null 2>&1 || true

@@ -364,8 +364,13 @@ impl Runner {
             let (runner, stack) = (self.clone(), stack.clone());
             tasks.spawn(async move {
                 loop {
+                    let started = tokio::time::Instant::now();
                     match runner.poll(&stack, &mapping).await {
                         Ok(poll) if poll.received > 0 => continue,
+                        // A long poll that waited: poll again at once, as Lambda's pollers do
+                        // (a pause here was a message's wait of up to 250 ms a queue).
+                        Ok(_) if started.elapsed() >= Duration::from_secs(WAIT_SECONDS as u64) / 2 => continue,
+                        // A server that answers empty at once would spin this loop.
                         Ok(_) => {}
                         Err(e) => warn!(queue = %mapping.queue, error = %e, "poll failed"),
                     }

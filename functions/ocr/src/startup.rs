@@ -30,7 +30,6 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
     // and the key load (a call to Secrets Manager on AWS).
     let settings = OcrSettings::from_lookup(env_lookup)?;
     let engine_config = EngineConfig::from_env()?;
-    let threads = engine_config.threads;
     let engine = tokio::task::spawn_blocking(move || OcrEngine::load(engine_config));
     let Common { config, sdk, key, tasks, blobs } = Common::from_env().await?;
     // Fan-out needs the function's own queue; without it every task is read in one go.
@@ -52,9 +51,9 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
         extract_queue: SqsQueue::new(docusnap_core::aws::sqs(&sdk), settings.extract_queue_url),
         clock: docusnap_core::SystemClock,
         key,
+        parallel_pages: engine.threads(),
         engine: Arc::new(engine),
         limits: config.limits,
-        parallel_pages: threads,
         max_receives: settings.max_receives,
         dead_letter_arn: settings.dead_letter_arn,
         fan_out,

@@ -106,7 +106,8 @@ pub const REGISTRY: &[Variable] = variables![
     "DOCUSNAP_PDFIUM_LIB", "found beside the binary or under models/", &[Reader::Ocr], "PDFium's shared library";
     "DOCUSNAP_MODELS_DIR", "found beside the binary or under models/", &[Reader::Ocr], "the folder holding the model sets";
     "DOCUSNAP_OCR_MODELS", "pp-ocrv6-small", &[Reader::Ocr], "the OCR model set: `pp-ocrv6-small` or `pp-ocrv4`";
-    "DOCUSNAP_OCR_THREADS", "the CPUs the process may use", &[Reader::Ocr], "ONNX Runtime threads, and pages read at once";
+    "DOCUSNAP_OCR_THREADS", "the CPUs the process may use", &[Reader::Ocr], "the most cores one page reads with, and pages read at once";
+    "DOCUSNAP_OCR_CORES_DIR", "docusnap-ocr-cores in the temporary folder", &[Reader::Ocr], "the lock files through which the machine's engines share its cores";
     "DOCUSNAP_OCR_DET_LONG_SIDE", "the model set's", &[Reader::Ocr], "the detector's longest side in pixels, 1024 to its maximum";
     "DOCUSNAP_LLM_PROVIDER", "zhipu (with no key, the rules answer)", &[Reader::Extract], "`zhipu`, `openai` (any OpenAI-compatible server), `bedrock`, or `none` for the rules";
     "DOCUSNAP_LLM_BASE_URL", "the provider's", &[Reader::Extract], "the chat completions endpoint's base URL";

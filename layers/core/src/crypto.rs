@@ -194,7 +194,7 @@ impl AesKey {
 
     /// The inverse of [`AesKey::seal`].
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < IV_BYTES + AES_BLOCK || (sealed.len() - IV_BYTES) % AES_BLOCK != 0 {
+        if sealed.len() < IV_BYTES + AES_BLOCK || !(sealed.len() - IV_BYTES).is_multiple_of(AES_BLOCK) {
             return Err(CryptoError::AesDecryption);
         }
         let (iv, body) = sealed.split_at(IV_BYTES);

@@ -2,35 +2,60 @@
 //! post-processing of the probability map (threshold, dilation, connected regions,
 //! minimum-area boxes, scoring, unclip).
 
+use std::sync::OnceLock;
+
 use image::RgbImage;
 
 use crate::error::OcrError;
 use crate::geometry::{area_and_perimeter, in_quad, min_area_rect, Point, Quad};
 use crate::model::{DetectorSpec, Normalisation};
-use crate::session::Model;
+use crate::session::{Model, Pool};
 
 /// Finds text regions on a page.
 pub(crate) struct Detector {
-    model: Model,
+    /// A session with every thread of the engine's budget, for a page that has them all.
+    whole: Model,
+    /// One-thread sessions, one per core of the budget, for pages that share the cores;
+    /// built the first time a page has fewer than all (a page read alone never needs them).
+    shared: OnceLock<Model>,
     spec: DetectorSpec,
     size: DetSize,
     db: DbParams,
 }
 
 impl Detector {
-    pub(crate) fn new(model: Model, spec: DetectorSpec, size: DetSize, db: DbParams) -> Self {
-        Self { model, spec, size, db }
+    pub(crate) fn new(whole: Model, spec: DetectorSpec, size: DetSize, db: DbParams) -> Self {
+        Self { whole, shared: OnceLock::new(), spec, size, db }
     }
 
-    /// The page's text boxes, in page coordinates.
-    pub(crate) fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, OcrError> {
+    /// The page's text boxes, in page coordinates, found on `cores` threads.
+    pub(crate) fn detect(&self, image: &RgbImage, cores: usize) -> Result<Vec<Detection>, OcrError> {
+        let model = self.model(cores)?;
         let (w, h) = input_size(image.width(), image.height(), self.size, self.spec.stride);
         let mut input = vec![0.0f32; 3 * w * h];
-        fill_input(image, w, h, &self.spec.normalisation, self.model.threads(), &mut input);
-        self.model.run([1, 3, h, w], input, |out_shape, prob| {
+        fill_input(image, w, h, &self.spec.normalisation, model.threads(), &mut input);
+        model.run([1, 3, h, w], input, |out_shape, prob| {
             let (map_h, map_w) = (out_shape[out_shape.len() - 2] as usize, out_shape[out_shape.len() - 1] as usize);
             Ok(boxes_from_map(prob, map_w, map_h, image.width(), image.height(), &self.db))
         })
+    }
+}
+
+impl Detector {
+    /// The sessions for a page with `cores` threads: all of the budget's, or one. (Between
+    /// the two, on a machine of more than 2 cores, the page detects on one and recognises
+    /// on all it has: recognition is most of a page's time.)
+    fn model(&self, cores: usize) -> Result<&Model, OcrError> {
+        if cores >= self.whole.threads() {
+            return Ok(&self.whole);
+        }
+        if let Some(shared) = self.shared.get() {
+            shared.grow();
+            return Ok(shared);
+        }
+        let shared = self.whole.sibling(Pool { sessions: self.whole.threads(), threads: 1 })?;
+        // Two pages may build it at once; one is kept.
+        Ok(self.shared.get_or_init(|| shared))
     }
 }
 

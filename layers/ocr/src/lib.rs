@@ -18,6 +18,7 @@ use std::sync::{Mutex, OnceLock};
 
 use image::RgbImage;
 
+pub mod cores;
 pub mod decode;
 mod detect;
 mod direction;
@@ -46,6 +47,7 @@ pub use page::{Page, TextLine};
 pub use recognize::Batching;
 pub use session::prepared_path;
 
+use cores::{Claim, Cores};
 use detect::Detector;
 use direction::DirectionClassifier;
 use geometry::CropMap;
@@ -64,6 +66,10 @@ pub struct EngineConfig {
     pub threads: usize,
     /// Recognition sessions run side by side, each with `threads / rec_sessions` threads.
     pub rec_sessions: usize,
+    /// The folder through which every engine on the machine shares its cores (see
+    /// [`cores`]): a page read alone takes `threads`, pages side by side share them.
+    /// `None`: every page takes `threads`, however many are read at once.
+    pub cores_dir: Option<PathBuf>,
     pub det_size: DetSize,
     pub db: DbParams,
     pub batching: Batching,
@@ -124,6 +130,7 @@ impl EngineConfig {
             set,
             threads: runtime::threads(),
             rec_sessions: runtime::threads(),
+            cores_dir: Some(runtime::cores_dir()),
             det_size: DetSize::DEFAULT,
             db: DbParams::default(),
             // One crop a batch: no padding, and the recognition sessions stay busy (see
@@ -154,6 +161,8 @@ pub struct OcrEngine {
     direction: OnceLock<DirectionClassifier>,
     recognizer: Recognizer,
     config: EngineConfig,
+    /// What each page may use of the machine's cores.
+    cores: Cores,
     environment: &'static ort::environment::Environment,
 }
 
@@ -188,7 +197,11 @@ impl OcrEngine {
     pub fn load(config: EngineConfig) -> Result<Self, OcrError> {
         let environment = environment(&config.runtime)?;
         let spec = config.set.spec();
-        let threads = config.threads.max(1);
+        let cores = match &config.cores_dir {
+            Some(dir) => Cores::new(dir, runtime::machine_cores(), config.threads),
+            None => Cores::unshared(config.threads),
+        };
+        let threads = cores.budget();
         let rec_sessions = config.rec_sessions.clamp(1, threads);
         let load = |file: &str, plan, stage| Model::load(environment, &config.models.join(file), plan, stage);
         // The detector and the recogniser's sessions are built side by side: building is
@@ -201,7 +214,7 @@ impl OcrEngine {
         });
         let recognizer = Recognizer::new(recognizer?, spec.recognizer, config.batching)?;
         let detector = Detector::new(detector?, spec.detector, config.det_size, config.db);
-        Ok(Self { detector, direction: OnceLock::new(), recognizer, config, environment })
+        Ok(Self { detector, direction: OnceLock::new(), recognizer, config, cores, environment })
     }
 
     /// Writes the prepared form of each model of `config`'s set (see [`prepared_path`])
@@ -227,7 +240,7 @@ impl OcrEngine {
             return Ok(direction);
         }
         let spec = self.config.set.spec().classifier;
-        let plan = Pool { sessions: 1, threads: self.config.threads.max(1) };
+        let plan = Pool { sessions: 1, threads: self.threads() };
         let model = Model::load(self.environment, &self.config.models.join(spec.file), plan, "direction")?;
         // Two pages may load it at once; one copy is kept.
         Ok(self.direction.get_or_init(|| DirectionClassifier::new(model, spec)))
@@ -235,6 +248,12 @@ impl OcrEngine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The most cores one page reads with: the configuration's threads, at most the
+    /// machine's when they are shared.
+    pub fn threads(&self) -> usize {
+        self.cores.budget()
     }
 
     /// Reads one page of the input stage.
@@ -257,11 +276,14 @@ impl OcrEngine {
 
     /// Reads a page in whatever quarter turn it came, a little askew or not.
     pub fn read(&self, image: &RgbImage) -> Result<Page, OcrError> {
-        let quads: Vec<Quad> = self.detector.detect(image)?.into_iter().map(|d| d.quad).collect();
+        // Held until the page is read: the cores free now, or the first to come free.
+        let claim = self.cores.claim();
+        let quads: Vec<Quad> = self.detector.detect(image, claim.cores())?.into_iter().map(|d| d.quad).collect();
         let (read, rotation) = match self.turn_before_reading(image, &quads)? {
-            Some(turn) => (self.read_turned(image, turn)?, turn.into()),
-            None => self.read_upright(image, quads)?,
+            Some(turn) => (self.read_turned(image, turn, &claim)?, turn.into()),
+            None => self.read_upright(image, quads, &claim)?,
         };
+        drop(claim);
         let lines: Vec<TextLine> = read
             .quads
             .into_iter()
@@ -290,16 +312,16 @@ impl OcrEngine {
     /// Reads a page as it came. Nearly every page is upright; one that reads badly is
     /// shown to the direction model (see `direction::worth_checking`), and if it is upside
     /// down it is turned and read again, so upright pages pay nothing for the model.
-    fn read_upright(&self, image: &RgbImage, quads: Vec<Quad>) -> Result<(Read, Rotation), OcrError> {
-        let read = self.read_level(image, quads)?;
+    fn read_upright(&self, image: &RgbImage, quads: Vec<Quad>, claim: &Claim) -> Result<(Read, Rotation), OcrError> {
+        let read = self.read_level(image, quads, claim)?;
         if !self.config.use_direction || !direction::worth_checking(&read.crops, &read.recognised) {
             return Ok((read, Rotation::None));
         }
         match self.direction()?.verdict(image, &read.crops, direction::DIRECTION_THRESHOLD)? {
             direction::Verdict::Upright => Ok((read, Rotation::None)),
-            direction::Verdict::UpsideDown => Ok((self.read_turned(image, Turn::Half)?, Rotation::Half)),
+            direction::Verdict::UpsideDown => Ok((self.read_turned(image, Turn::Half, claim)?, Rotation::Half)),
             direction::Verdict::Leaning => {
-                let turned = self.read_turned(image, Turn::Half)?;
+                let turned = self.read_turned(image, Turn::Half, claim)?;
                 if turned.confidence() > read.confidence() {
                     Ok((turned, Rotation::Half))
                 } else {
@@ -313,10 +335,10 @@ impl OcrEngine {
     /// detector, trained on level upright lines, finds others less well: turned receipts
     /// read at CER 0.027 worse with their first boxes) and read. The boxes come back in the
     /// page's own pixels.
-    fn read_turned(&self, image: &RgbImage, turn: Turn) -> Result<Read, OcrError> {
+    fn read_turned(&self, image: &RgbImage, turn: Turn, claim: &Claim) -> Result<Read, OcrError> {
         let turned = turn.apply(image);
-        let quads: Vec<Quad> = self.detector.detect(&turned)?.into_iter().map(|d| d.quad).collect();
-        let read = self.read_level(&turned, quads)?;
+        let quads: Vec<Quad> = self.detector.detect(&turned, claim.cores())?.into_iter().map(|d| d.quad).collect();
+        let read = self.read_level(&turned, quads, claim)?;
         let frame = Frame::new(image.width(), image.height(), Orientation { rotation: turn.into(), skew: 0.0 });
         Ok(Read { quads: read.quads.iter().map(|q| q.map(|p| frame.to_page(p))).collect(), ..read })
     }
@@ -324,7 +346,7 @@ impl OcrEngine {
     /// Reads an upright page whose text `quads` were found on it: as it is, or, skewed by
     /// [`orientation::LEVEL_DEGREES`] or more, with its text found again on the page
     /// levelled. The boxes are in `image`'s pixels.
-    fn read_level(&self, image: &RgbImage, quads: Vec<Quad>) -> Result<Read, OcrError> {
+    fn read_level(&self, image: &RgbImage, quads: Vec<Quad>, claim: &Claim) -> Result<Read, OcrError> {
         let skew = orientation::skew(&quads.iter().map(|q| geometry::ordered(*q)).collect::<Vec<_>>());
         let quads = if skew.abs() < orientation::LEVEL_DEGREES {
             quads
@@ -332,10 +354,10 @@ impl OcrEngine {
             // Found on the levelled page, read from the page's own pixels along each box's
             // angle: resampled once, as a level page's crops are, not twice.
             let (level, map) = orientation::turned_by(image, -skew);
-            self.detector.detect(&level)?.into_iter().map(|d| d.quad.map(|p| map.to_image(p))).collect()
+            self.detector.detect(&level, claim.cores())?.into_iter().map(|d| d.quad.map(|p| map.to_image(p))).collect()
         };
         let crops: Vec<CropMap> = quads.iter().map(CropMap::from_quad).collect();
-        let recognised = self.recognizer.recognise(image, &crops)?;
+        let recognised = self.recognizer.recognise(image, &crops, claim)?;
         Ok(Read { quads, crops, recognised })
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
 
+use crate::cores::Claim;
 use crate::error::OcrError;
 use crate::geometry::CropMap;
 use crate::model::RecognizerSpec;
@@ -45,8 +46,12 @@ impl Recognizer {
 
     /// Each crop's text and mean character probability, in the crops' order. Batches run
     /// side by side on the model's session pool, widest first (the longest jobs start
-    /// early, so the workers finish together).
-    pub(crate) fn recognise(&self, image: &RgbImage, crops: &[CropMap]) -> Result<Vec<(String, f32)>, OcrError> {
+    /// early, so the workers finish together), on as many sessions at once as the page
+    /// has cores; a worker whose core another page is given back stops (see
+    /// [`Claim::give_back`]).
+    pub(crate) fn recognise(
+        &self, image: &RgbImage, crops: &[CropMap], claim: &Claim,
+    ) -> Result<Vec<(String, f32)>, OcrError> {
         let aspects: Vec<f32> = crops.iter().map(|c| c.aspect()).collect();
         let mut plan = self.batching.plan(&aspects, self.spec.height);
         plan.sort_by_key(|(members, width)| std::cmp::Reverse(members.len() * width));
@@ -59,12 +64,21 @@ impl Recognizer {
         } else {
             self.model.built()
         }
-        .min(plan.len());
-        // Each worker takes the next batch until none is left.
-        let next = AtomicUsize::new(0);
+        .min(plan.len())
+        .min(claim.cores());
+        // Each worker takes the next batch until none is left, or leaves when the page
+        // has fewer cores than workers.
+        let (next, active) = (AtomicUsize::new(0), AtomicUsize::new(workers));
         let work = || -> Result<Vec<Read>, OcrError> {
             let mut done = Vec::new();
-            while let Some((members, width)) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
+            loop {
+                if claim.give_back() && active.load(Ordering::Relaxed) > claim.cores() {
+                    active.fetch_sub(1, Ordering::Relaxed);
+                    break;
+                }
+                let Some((members, width)) = plan.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
                 done.extend(self.run_batch(image, crops, &aspects, members, *width)?);
             }
             Ok(done)

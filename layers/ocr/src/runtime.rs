@@ -19,9 +19,12 @@ pub mod var {
     pub const MODELS_DIR: &str = "DOCUSNAP_MODELS_DIR";
     /// `ppocr-v4` or `ppocr-v6`.
     pub const MODEL_SET: &str = "DOCUSNAP_OCR_MODELS";
-    /// The engine's CPU budget (the detector's intra-op threads, the recognition pool's
-    /// one-thread sessions); default: the CPUs this process may use.
+    /// The most cores one page reads with (at most the machine's), and pages the OCR
+    /// function reads at once; default: the CPUs this process may use.
     pub const THREADS: &str = "DOCUSNAP_OCR_THREADS";
+    /// The folder of lock files through which the machine's engines share its cores
+    /// (default: `docusnap-ocr-cores` in the temporary folder).
+    pub const CORES_DIR: &str = "DOCUSNAP_OCR_CORES_DIR";
     /// Longest side of the detection input, 1024-2000 px (default 1600).
     pub const DET_LONG_SIDE: &str = "DOCUSNAP_OCR_DET_LONG_SIDE";
 }
@@ -70,11 +73,21 @@ pub fn locate_models(set: ModelSet) -> Result<PathBuf, Vec<PathBuf>> {
 /// Threads for ONNX Runtime: what the environment says, else the CPUs this process may
 /// use (affinity and cgroup quotas included).
 pub fn threads() -> usize {
-    std::env::var(var::THREADS)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    std::env::var(var::THREADS).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(machine_cores)
+}
+
+/// The CPUs this process may use (affinity and cgroup quotas included): on Lambda, its
+/// environment's; locally, the machine's, which every engine on it shares.
+pub fn machine_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Where the engines of this machine (or Lambda environment) share its cores: see
+/// [`crate::cores`].
+pub fn cores_dir() -> PathBuf {
+    std::env::var_os(var::CORES_DIR)
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| std::env::temp_dir().join("docusnap-ocr-cores"), PathBuf::from)
 }
 
 /// ONNX Runtime's switch for its Linux telemetry. Microsoft's builds since 1.29, the

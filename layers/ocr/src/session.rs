@@ -109,11 +109,25 @@ impl Model {
     pub(crate) fn load(
         environment: &'static ort::environment::Environment, path: &Path, plan: Pool, stage: &'static str,
     ) -> Result<Self, OcrError> {
-        let Pool { sessions, threads } = plan;
-        let file = prepared(environment, path);
         // The pool's sessions share one copy of the weights ONNX Runtime repacks for its
         // kernels, rather than one each.
-        let prepacked = PrepackedWeights::new();
+        Self::pool(environment, prepared(environment, path), PrepackedWeights::new(), path, plan, stage)
+    }
+
+    /// Another pool of the same model (its first session built now), sharing this one's
+    /// prepared file and repacked weights: the detector's one-thread sessions for pages
+    /// read side by side, beside its session for a page read alone.
+    pub(crate) fn sibling(&self, plan: Pool) -> Result<Self, OcrError> {
+        let Grow { environment, file, prepacked, .. } = &self.grow;
+        Self::pool(environment, file.clone(), prepacked.clone(), &self.path, plan, self.stage)
+    }
+
+    /// A pool of `plan`'s sessions of `file`, the first built now.
+    fn pool(
+        environment: &'static ort::environment::Environment, file: PathBuf, prepacked: PrepackedWeights, path: &Path,
+        plan: Pool, stage: &'static str,
+    ) -> Result<Self, OcrError> {
+        let Pool { sessions, threads } = plan;
         let slots: Arc<[OnceLock<Mutex<Session>>]> = (0..sessions.max(1)).map(|_| OnceLock::new()).collect();
         let _ = slots[0].set(Mutex::new(Self::session(environment, &file, path, threads, &prepacked)?));
         let grow =

@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use docusnap_ocr::cores::Cores;
 use docusnap_ocr::testing::{render, CJK_FONT, LATIN_FONT};
 use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine, Page, Rotation};
 
@@ -175,6 +176,34 @@ fn ppocr_v6_reads_english_and_chinese() {
 #[test]
 fn ppocr_v6_reads_upside_down_pages() {
     upside_down(ModelSet::PpOcrV6);
+}
+
+/// A page read with every core, and the same page read while other pages hold all but
+/// one, give the same lines in the same places: the detector's one-thread sessions and
+/// its session for a page alone are one model, and recognition only shares its crops out
+/// over fewer sessions.
+#[test]
+fn a_page_reads_the_same_alone_and_on_the_one_core_left_to_it() {
+    let dir = std::env::temp_dir().join(format!("docusnap-cores-e2e-{}", std::process::id()));
+    let mut config = EngineConfig::for_set(ModelSet::PpOcrV6).unwrap_or_else(|e| panic!("{e}"));
+    config.cores_dir = Some(dir.clone());
+    let engine = OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}"));
+    let lines = [ENGLISH.as_slice(), &["Paid by card 4242", "Change 0.00"]].concat();
+    let image = render(&lines, LATIN_FONT, 32.0);
+    let alone = engine.read(&image).unwrap();
+    assert_reads(&alone, &lines);
+    let machine = docusnap_ocr::runtime::machine_cores();
+    // Other pages, in this process or another, hold every core but one.
+    let others = (machine > 1).then(|| Cores::new(&dir, machine, machine - 1).claim());
+    assert_eq!(others.as_ref().map_or(0, |c| c.cores()), machine - 1);
+    let shared = engine.read(&image).unwrap();
+    drop(others);
+    let text = |page: &Page| page.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+    assert_eq!(text(&alone), text(&shared));
+    for (a, b) in alone.lines.iter().zip(&shared.lines) {
+        assert!(a.quad.iter().zip(&b.quad).all(|(p, q)| (p.x - q.x).abs() <= 1.0 && (p.y - q.y).abs() <= 1.0));
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

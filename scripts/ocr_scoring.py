@@ -7,7 +7,7 @@
 - Line recall: share of ground-truth lines (normalised alike) that match a predicted line
   with similarity >= 90 (rapidfuzz ratio) or lie inside a longer predicted line.
 """
-import glob, json, math, os, subprocess
+import glob, json, math, os, shutil, subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RENDER = os.path.join(ROOT, "target", "debug", "docusnap-render")
@@ -73,13 +73,18 @@ def reading_order(lines):
 # forms, notices; CJK labels with English beside them), written by docusnap-render
 # --mixed-pages with their lines' boxes: the set the project never saw before issue 27.
 MIXED_SET, MIXED_PAGES = "mixed_zh", 40
+# docusnap-render's MIXED_VERSION: pages of another version are rendered again.
+MIXED_VERSION = "2"
 
 
 def load_truth(data_dir, name):
     """{image path: [(text, box or None)]} of one evaluation set (MIXED_SET: rendered here)."""
     if name == MIXED_SET:
         data_dir = os.path.join(ROOT, "target", "eval-rendered")
-        if len(glob.glob(os.path.join(data_dir, name, "gt", "*.json"))) != MIXED_PAGES:
+        version_file = os.path.join(data_dir, name, "version")
+        version = open(version_file).read().strip() if os.path.exists(version_file) else None
+        if version != MIXED_VERSION or len(glob.glob(os.path.join(data_dir, name, "gt", "*.json"))) != MIXED_PAGES:
+            shutil.rmtree(os.path.join(data_dir, name), ignore_errors=True)
             subprocess.run(["cargo", "build", "-q", "-p", "docusnap-tests", "--bin", "docusnap-render"], check=True, cwd=ROOT)
             subprocess.run([RENDER, os.path.join(data_dir, name), "--mixed-pages", str(MIXED_PAGES)], check=True)
     truth = {}

@@ -4,7 +4,6 @@
 use std::sync::OnceLock;
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
-use image::Rgb;
 
 pub const LATIN_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 pub const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
@@ -99,7 +98,7 @@ pub fn text_width(text: &str, font_path: &str, px: f32) -> f32 {
 }
 
 pub use image::codecs::jpeg::JpegEncoder;
-pub use image::{imageops, ImageFormat, RgbImage};
+pub use image::{imageops, ImageFormat, Rgb, RgbImage};
 
 /// A rendered page encoded in `format` (PNG, JPEG, TIFF, WebP, BMP).
 pub fn render_as(lines: &[&str], font_path: &str, px: f32, format: ImageFormat) -> Vec<u8> {

@@ -12,7 +12,7 @@
 //! it, for scripts/eval-ocr and eval-extract's `--turned` (see [`TURNS`]).
 //!
 //! `docusnap-render OUTDIR --mixed-pages N`: N Chinese and English document pages
-//! (`OUTDIR/images/NNN.png`) with their lines' text and boxes (`OUTDIR/gt/NNN.json`), for
+//! (`OUTDIR/images/NNN.png` or `.jpg`) with their lines' text and boxes (`OUTDIR/gt/NNN.json`), for
 //! scripts/eval-ocr and bench-ocr (see [`mixed_page`]).
 
 use docusnap_ocr::testing::imageops::{rotate180, rotate270, rotate90};
@@ -216,11 +216,13 @@ const SENTENCES: [&str; 8] = [
 
 /// Page `index` of the mixed set: an invoice with an item table, an application form, or
 /// a notice in paragraphs; Chinese labels with English beside them, values in digits and
-/// Latin letters; its print size, line spacing and width drawn from fixed ranges.
+/// Latin letters; its print size, line spacing and width drawn from fixed ranges. (Its
+/// ruling and how it was captured: [`write_mixed_page`].)
 fn mixed_page(index: usize) -> (Vec<Row>, u32, f32) {
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 2026).wrapping_mul(0x2545_f491_4f6c_dd1d));
-    let px = 22.0 + dice.below(13) as f32;
-    let spacing = 1.5 + dice.below(9) as f32 / 10.0;
+    // Print from a receipt's small type to a heading's, lines from tight to double-spaced.
+    let px = 16.0 + dice.below(19) as f32;
+    let spacing = 1.3 + dice.below(9) as f32 / 10.0;
     let width = 1000 + 100 * dice.below(5) as u32;
     let row = |px: f32, pieces: Vec<(f32, String)>| Row { px, pieces };
     let line = |px: f32, text: String| Row { px, pieces: vec![(0.0, text)] };
@@ -282,6 +284,9 @@ fn mixed_page(index: usize) -> (Vec<Row>, u32, f32) {
             rows.push(row(px, vec![(width as f32 * 0.5, format!("日期 Date: {date}"))]));
         }
     }
+    // Fine print at the foot, as invoices and forms carry it: 12-20 px.
+    let fine = (px * 0.6).max(12.0);
+    rows.push(line(fine, format!("注 Note: {}", dice.pick(&SENTENCES))));
     // A piece that would run past the right edge moves to fit.
     for row in &mut rows {
         for (x, text) in &mut row.pieces {
@@ -292,14 +297,91 @@ fn mixed_page(index: usize) -> (Vec<Row>, u32, f32) {
     (rows, width, spacing)
 }
 
+/// Rules an invoice's item table (its rows from the header to the last item, see
+/// [`mixed_page`]): a grey line above each row and below the last, and between columns.
+fn rule_table(image: &mut RgbImage, rows: &[Row], truth: &[(String, [f32; 4])], spacing: f32) {
+    let grey = docusnap_ocr::testing::Rgb([110, 110, 110]);
+    // Rows 0-2 are the title, company and date; the table runs from row 3 to the last
+    // item, before the total, the address and the fine print.
+    let table: Vec<usize> = (3..rows.len() - 3).collect();
+    let piece_top = |row: usize| {
+        let before: usize = rows[..row].iter().map(|r| r.pieces.len()).sum();
+        truth[before].1[1]
+    };
+    let gap = |row: usize| rows[row].px * (spacing - 1.0) / 2.0;
+    let (Some(&first), Some(&last)) = (table.first(), table.last()) else {
+        return;
+    };
+    let top = piece_top(first) - gap(first);
+    let bottom = piece_top(last) + rows[last].px + gap(last);
+    let (left, right) = (28.0, image.width() as f32 - 28.0);
+    let mut ys: Vec<f32> = table.iter().map(|&r| piece_top(r) - gap(r)).collect();
+    ys.push(bottom);
+    for y in ys {
+        for x in left as u32..right as u32 {
+            image.put_pixel(x, y as u32, grey);
+        }
+    }
+    let columns: Vec<f32> = rows[first].pieces.iter().map(|(x, _)| 40.0 + x - 12.0).chain([right]).collect();
+    for x in columns {
+        for y in top as u32..=bottom as u32 {
+            image.put_pixel((x as u32).min(image.width() - 1), y, grey);
+        }
+    }
+}
+
+/// Page `index` as it was captured (see [`write_mixed_page`]), encoded, and its extension.
+fn captured(image: RgbImage, index: usize) -> (Vec<u8>, &'static str) {
+    let jpeg = |image: &RgbImage, quality: u8| {
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, quality).encode_image(image).unwrap_or_else(|e| fail(&e.to_string()));
+        out
+    };
+    match index % 4 {
+        0 => {
+            let mut out = std::io::Cursor::new(Vec::new());
+            image.write_to(&mut out, ImageFormat::Png).unwrap_or_else(|e| fail(&e.to_string()));
+            (out.into_inner(), "png")
+        }
+        1 => (jpeg(&image, 70), "jpg"),
+        2 => (jpeg(&docusnap_ocr::testing::imageops::blur(&image, 0.7), 80), "jpg"),
+        _ => {
+            let mut dice = Dice(0x5851_f42d_4c95_7f2d ^ index as u64);
+            let mut copy = image;
+            for pixel in copy.pixels_mut() {
+                for channel in pixel.0.iter_mut() {
+                    // Paper at 232, ink at 60, and grain of up to 12 levels either way.
+                    let ink = 1.0 - f32::from(*channel) / 255.0;
+                    let level = 232.0 - ink * 172.0 + dice.below(25) as f32 - 12.0;
+                    *channel = level.clamp(0.0, 255.0) as u8;
+                }
+            }
+            (jpeg(&copy, 75), "jpg")
+        }
+    }
+}
+
 fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
+/// The mixed set's version, written beside it: scripts/ocr_scoring.py renders it again
+/// when its own differs. 2: smaller print and tighter lines, a line of fine print, ruled
+/// tables, and pages captured as scans and photos are.
+const MIXED_VERSION: &str = "2";
+
 /// Writes page `index` of the mixed set and its ground truth, in ../shared/data's form.
+/// An invoice's item table is ruled, as Chinese invoices are. A quarter of the pages each
+/// are kept as rendered (PNG), saved as JPEG at quality 70, softened as a scanner does
+/// (blur 0.7 px, then JPEG 80), or photocopied (grey paper and ink, grain, JPEG 75): what
+/// reaches the service is rarely a clean render.
 fn write_mixed_page(out: &std::path::Path, index: usize) {
     let (rows, width, spacing) = mixed_page(index);
-    let (image, truth) = render_rows(&rows, CJK_FONT, width, spacing);
+    let (mut image, truth) = render_rows(&rows, CJK_FONT, width, spacing);
+    if index.is_multiple_of(3) {
+        rule_table(&mut image, &rows, &truth, spacing);
+    }
+    let (image, extension) = captured(image, index);
     let lines: Vec<serde_json::Value> = truth
         .into_iter()
         .map(|(text, [l, t, r, b])| serde_json::json!({"text": text, "box": [l, t, r, t, r, b, l, b]}))
@@ -309,8 +391,9 @@ fn write_mixed_page(out: &std::path::Path, index: usize) {
         .and_then(|()| std::fs::create_dir_all(&gt))
         .map_err(|e| e.to_string())
         .and_then(|()| {
-            image.save_with_format(images.join(format!("{index:03}.png")), ImageFormat::Png).map_err(|e| e.to_string())
+            std::fs::write(images.join(format!("{index:03}.{extension}")), &image).map_err(|e| e.to_string())
         })
+        .and_then(|()| std::fs::write(out.join("version"), MIXED_VERSION).map_err(|e| e.to_string()))
         .and_then(|()| {
             std::fs::write(gt.join(format!("{index:03}.json")), serde_json::json!({"lines": lines}).to_string())
                 .map_err(|e| e.to_string())

@@ -162,6 +162,12 @@ ensure_arm64_emulation() {
     [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || as_root update-binfmts --enable qemu-aarch64
 }
 
+# Removes the images functions/Dockerfile's staging stage leaves untagged (one per build,
+# each a copy of everything scripts/images staged); the stage's LABEL names them.
+prune_staging_images() {
+    docker image prune --force --filter "label=docusnap.stage=staged" > /dev/null
+}
+
 # A Debian base image made here (no registry is reachable): debootstrap's minbase of
 # bookworm for the machine (x86_64 or aarch64), as docusnap-base:bookworm-<machine>, with
 # the CA certificates Lambda's base has too (without them every HTTPS client of ours, the

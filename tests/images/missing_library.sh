@@ -35,6 +35,6 @@ last="$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -o -- '---> [0-9a-f]\{12\}' | ta
 if [[ -n "$last" && "$(docker image inspect --format '{{len .RepoTags}}' "$last" 2>/dev/null)" == 0 ]]; then
     docker rmi "$last" > /dev/null 2>&1 || true
 fi
-docker image prune --force --filter "label=docusnap.stage=staged" > /dev/null
+prune_staging_images
 log "ok: without libstdc++ the OCR image does not build: $(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -m1 -o 'dlopen failed: [^"]*libstdc++.so.6[^"]*' | head -c 300)"
 docker rmi -f "$broken" > /dev/null 2>&1 || true

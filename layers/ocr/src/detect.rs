@@ -39,9 +39,7 @@ impl Detector {
             Ok(boxes_from_map(prob, map_w, map_h, image.width(), image.height(), &self.db))
         })
     }
-}
 
-impl Detector {
     /// The sessions for a page with `cores` threads: all of the budget's, or one. (Between
     /// the two, on a machine of more than 2 cores, the page detects on one and recognises
     /// on all it has: recognition is most of a page's time.)

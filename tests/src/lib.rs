@@ -253,6 +253,7 @@ impl TestStack {
                 ),
                 group_pages: docusnap_core::config::DEFAULT_GROUP_PAGES,
             }),
+            fast_prefixes: Default::default(),
         }
     }
 

@@ -3,8 +3,13 @@
 
 use std::sync::Arc;
 
+use docusnap_core::config::FastPrefixes;
+use docusnap_core::ocr_output::TextOrigin;
+use docusnap_core::pipeline::open_output;
+use docusnap_core::task::TaskId;
+use docusnap_core::TaskType;
 use docusnap_ocr::testing::{render_png, LATIN_FONT};
-use docusnap_tests::{event_runner, invoke_endpoint, mapping, TestStack};
+use docusnap_tests::{event_runner, invoke_endpoint, mapping, server_key, TestStack};
 use serde_json::Value;
 
 async fn put(t: &TestStack, key: &str, body: Vec<u8>) {
@@ -81,4 +86,39 @@ async fn a_batch_document_over_a_limit_gets_an_error_result_and_no_task() {
     let big = read_json(&t, "batch/big.result.json").await.expect("a result for the image");
     assert_eq!(big, serde_json::json!({"status": "error", "error_detail": "IMAGE_TOO_LARGE"}));
     assert!(t.items().await.is_empty(), "no task was made");
+}
+
+/// A document under one of `DOCUSNAP_BATCH_FAST_PREFIXES` is read in the fast mode, and
+/// its OCR output's pages say so (`ocr_fast`); one beside it, outside the prefix, is read
+/// accurately. Both read their text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_under_a_fast_prefix_are_read_in_the_fast_mode() {
+    let t = TestStack::new().await;
+    let mut ocr = t.ocr_function();
+    ocr.fast_prefixes = FastPrefixes::parse("batch/archive/").unwrap();
+    let receipt = ["KEDAI MAJU", "Date: 02/01/2026", "TOTAL 7.10"];
+    put(&t, "batch/archive/2019/receipt.png", render_png(&receipt, LATIN_FONT, 32.0)).await;
+    put(&t, "batch/receipt.png", render_png(&receipt, LATIN_FONT, 32.0)).await;
+    // The pages' notifications make the tasks; the tasks' envelopes' notifications read them.
+    for _ in 0..2 {
+        let response = docusnap_ocr_fn::handle(&ocr, t.take_messages("OcrQueue").await).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    let mut origins = std::collections::BTreeMap::new();
+    for item in t.items().await {
+        let client = docusnap_core::ClientId::stored(item["client_id"].as_s().unwrap()).unwrap();
+        let sha256 = item["task_key"].as_s().unwrap().strip_prefix("doc#").unwrap().to_owned();
+        let id = TaskId::new(client.clone(), TaskType::Doc, sha256);
+        let object = t.clients.s3.get_object().bucket(t.bucket()).key(id.ocr_key()).send().await.expect("read");
+        let sealed = object.body.collect().await.unwrap().into_bytes();
+        let (_, output) = open_output(&server_key(), &id, &sealed).unwrap();
+        let text: String = output.text().chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(text.contains("TOTAL7.10") && text.contains("KEDAIMAJU"), "{text}");
+        origins.insert(client.as_str().to_owned(), output.pages.iter().map(|p| p.origin).collect::<Vec<_>>());
+    }
+    let expected = [
+        ("batch:batch/archive/2019/".to_owned(), vec![TextOrigin::OcrFast]),
+        ("batch:batch/receipt.png".to_owned(), vec![TextOrigin::Ocr]),
+    ];
+    assert_eq!(origins, expected.into_iter().collect());
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use docusnap_core::batch::{self, BatchDocument};
 use docusnap_core::clock::{Clock, Timestamp};
+use docusnap_core::config::FastPrefixes;
 use docusnap_core::config::Limits;
 use docusnap_core::crypto::{AesKey, CryptoError, ServerKey};
 use docusnap_core::intake::{self, group_range, IntakeError};
@@ -24,7 +25,7 @@ use docusnap_core::sqs_event::Record;
 use docusnap_core::store::{BlobStore, Outcome, Queue, StoreError, TaskStore, V2TaskStore};
 use docusnap_core::task::{GroupMessage, Stage, Task, TaskId, TaskMessage};
 use docusnap_core::{Env, ErrorCode, Failure};
-use docusnap_ocr::{input, OcrEngine, OcrError, Page, PageInput};
+use docusnap_ocr::{input, Mode, OcrEngine, OcrError, Page, PageInput};
 use tracing::{error, info, warn, Instrument};
 
 mod startup;
@@ -51,6 +52,8 @@ pub struct OcrFunction<E: Env> {
     pub dead_letter_arn: Option<String>,
     /// Fan-out of long tasks over several invocations; `None` reads every task in one.
     pub fan_out: Option<FanOut<E::Queue>>,
+    /// Batch documents read in the fast mode.
+    pub fast_prefixes: FastPrefixes,
 }
 
 /// How a task with many pages is spread over invocations: one [`GroupMessage`] per group
@@ -241,7 +244,7 @@ impl<E: Env> OcrFunction<E> {
                         intake::fan_out(&fan_out.ocr_queue, id, inputs.len(), fan_out.group_pages, Vec::new()).await?
                     );
                 }
-                let pages = self.read_inputs(inputs).await?;
+                let pages = self.read_inputs(inputs, self.mode(id)).await?;
                 OcrOutput { pages, library: library.clone(), form: None }
             }
             // A fill task has no pages: it is handed on with its form and library.
@@ -269,16 +272,30 @@ impl<E: Env> OcrFunction<E> {
         Ok(())
     }
 
-    /// Reads pages and turns them into the OCR output's pages.
-    async fn read_inputs(&self, inputs: Vec<PageInput>) -> Result<Vec<PageText>, RecordError> {
+    /// How a task's pages are read: fast for a batch document under one of the fast
+    /// prefixes, else in the engine's own mode.
+    fn mode(&self, id: &TaskId) -> Mode {
+        if self.fast_prefixes.covers(id) {
+            Mode::Fast
+        } else {
+            self.engine.config().mode
+        }
+    }
+
+    /// Reads pages in `mode` and turns them into the OCR output's pages.
+    async fn read_inputs(&self, inputs: Vec<PageInput>, mode: Mode) -> Result<Vec<PageText>, RecordError> {
+        let read_as = match mode {
+            Mode::Accurate => TextOrigin::Ocr,
+            Mode::Fast => TextOrigin::OcrFast,
+        };
         let origins: Vec<TextOrigin> =
-            inputs.iter().map(|p| if p.from_text_layer() { TextOrigin::TextLayer } else { TextOrigin::Ocr }).collect();
+            inputs.iter().map(|p| if p.from_text_layer() { TextOrigin::TextLayer } else { read_as }).collect();
         let started = std::time::Instant::now();
-        let pages = self.read_pages(inputs).await?;
+        let pages = self.read_pages(inputs, mode).await?;
         let pages: Vec<PageText> =
             pages.into_iter().zip(origins).map(|(page, origin)| page_text(page, origin)).collect();
         let lines: usize = pages.iter().map(|p| p.lines.len()).sum();
-        info!(pages = pages.len(), lines, ms = started.elapsed().as_millis() as u64, "pages read");
+        info!(pages = pages.len(), lines, %mode, ms = started.elapsed().as_millis() as u64, "pages read");
         Ok(pages)
     }
 
@@ -304,7 +321,7 @@ impl<E: Env> OcrFunction<E> {
         let Some(GroupSource { wrapped_key, key, library, inputs }) = self.group_source(id, message).await? else {
             return Ok(());
         };
-        let group_pages = self.read_inputs(inputs).await?;
+        let group_pages = self.read_inputs(inputs, self.mode(id)).await?;
         if docusnap_core::v2::V2TaskId::of(id).is_some() {
             // What the client's GET shows as read so far.
             self.tasks.pages_read(id, message.group, group_pages.len()).await?;
@@ -352,7 +369,7 @@ impl<E: Env> OcrFunction<E> {
     /// Reads pages on blocking threads, up to `parallel_pages` at once. A page that cannot
     /// be read fails the task; PDFium that cannot load is the machine's fault, so the
     /// message comes back (and on its last receive, the task ends).
-    async fn read_pages(&self, pages: Vec<PageInput>) -> Result<Vec<Page>, RecordError> {
+    async fn read_pages(&self, pages: Vec<PageInput>, mode: Mode) -> Result<Vec<Page>, RecordError> {
         let engine = self.engine.clone();
         let parallel = self.parallel_pages.max(1);
         let read = tokio::task::spawn_blocking(move || {
@@ -364,7 +381,7 @@ impl<E: Env> OcrFunction<E> {
                         .map(|page| {
                             scope.spawn(|| {
                                 let started = std::time::Instant::now();
-                                let read = engine.read_input(page);
+                                let read = engine.read_input_as(page, mode);
                                 metrics::ocr_page(started.elapsed());
                                 read
                             })

@@ -57,5 +57,6 @@ pub async fn from_env() -> Result<AwsOcr, StartupError> {
         max_receives: settings.max_receives,
         dead_letter_arn: settings.dead_letter_arn,
         fan_out,
+        fast_prefixes: settings.fast_prefixes,
     })
 }

@@ -17,7 +17,7 @@ use crate::protocol::ProcessAnswer;
 use crate::store::Outcome;
 use crate::task::TaskId;
 
-pub const BATCH_PREFIX: &str = "batch/";
+pub use crate::ids::BATCH_PREFIX;
 /// The result file of a folder document.
 pub const FOLDER_RESULT: &str = "result.json";
 /// Which files of the batch area are pages, by file extension: images, PDFs, and HEIC

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ids::BATCH_PREFIX;
 use crate::limits::{MAX_IMAGE_BYTES, MAX_PAGES, MAX_TASKS_IN_FLIGHT};
+use crate::task::TaskId;
 
 pub mod var {
     pub const TASKS_TABLE: &str = "DOCUSNAP_TASKS_TABLE";
@@ -30,6 +32,7 @@ pub mod var {
     pub const OCR_GROUP_PAGES: &str = "DOCUSNAP_OCR_GROUP_PAGES";
     pub const OCR_MAX_RECEIVES: &str = "DOCUSNAP_OCR_MAX_RECEIVES";
     pub const OCR_DEAD_LETTER_QUEUE_ARN: &str = "DOCUSNAP_OCR_DEAD_LETTER_QUEUE_ARN";
+    pub const BATCH_FAST_PREFIXES: &str = "DOCUSNAP_BATCH_FAST_PREFIXES";
     pub const EXTRACT_DEAD_LETTER_QUEUE_ARN: &str = "DOCUSNAP_EXTRACT_DEAD_LETTER_QUEUE_ARN";
     pub const CALLBACK_DEAD_LETTER_QUEUE_ARN: &str = "DOCUSNAP_CALLBACK_DEAD_LETTER_QUEUE_ARN";
     pub const FUNCTION_TIMEOUT_SECS: &str = "DOCUSNAP_FUNCTION_TIMEOUT_SECS";
@@ -99,13 +102,15 @@ pub const REGISTRY: &[Variable] = variables![
     var::OCR_GROUP_PAGES, "4", &[Reader::Ocr], "pages one invocation reads before a task is fanned out into page groups";
     var::OCR_MAX_RECEIVES, "3", &[Reader::Ocr], "the OCR queue's `maxReceiveCount`: on a message's last receive its task ends with `OCR_FAILURE`";
     var::OCR_DEAD_LETTER_QUEUE_ARN, "unset", &[Reader::Ocr], "the OCR dead-letter queue, whose messages end their tasks with `OCR_FAILURE`";
+    var::BATCH_FAST_PREFIXES, "unset", &[Reader::Ocr], "comma-separated keys under `batch/` (folders or files) whose documents are read in the fast mode";
     var::EXTRACT_DEAD_LETTER_QUEUE_ARN, "unset", &[Reader::Extract], "the extract dead-letter queue, whose messages end their tasks with `PROCESSING_ERROR`";
     var::CALLBACK_DEAD_LETTER_QUEUE_ARN, "unset", &[Reader::Callback], "the callback dead-letter queue: callbacks given up on, logged and counted";
     var::FUNCTION_TIMEOUT_SECS, "300", &[Reader::Extract], "the function's own timeout, used when an invocation's deadline is unusable";
     "DOCUSNAP_ORT_LIB", "found beside the binary or under models/", &[Reader::Ocr], "ONNX Runtime's shared library";
     "DOCUSNAP_PDFIUM_LIB", "found beside the binary or under models/", &[Reader::Ocr], "PDFium's shared library";
     "DOCUSNAP_MODELS_DIR", "found beside the binary or under models/", &[Reader::Ocr], "the folder holding the model sets";
-    "DOCUSNAP_OCR_MODELS", "pp-ocrv6-small", &[Reader::Ocr], "the OCR model set: `pp-ocrv6-small` or `pp-ocrv4`";
+    "DOCUSNAP_OCR_MODELS", "ppocr-v6", &[Reader::Ocr], "the OCR model set: `ppocr-v6` (PP-OCRv6 small) or `ppocr-v4`";
+    "DOCUSNAP_OCR_MODE", "accurate", &[Reader::Ocr], "how pages are read: `accurate`, or `fast` (about twice the pages a second, at the PP-OCRv4 reference's accuracy)";
     "DOCUSNAP_OCR_THREADS", "the CPUs the process may use", &[Reader::Ocr], "the most cores one page reads with, and pages read at once";
     "DOCUSNAP_OCR_CORES_DIR", "docusnap-ocr-cores in the temporary folder", &[Reader::Ocr], "the lock files through which the machine's engines share its cores";
     "DOCUSNAP_OCR_DET_LONG_SIDE", "the model set's", &[Reader::Ocr], "the detector's longest side in pixels, 1024 to its maximum";
@@ -140,6 +145,40 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{var}={value:?} is not valid: {why}")]
     Invalid { var: &'static str, value: String, why: &'static str },
+}
+
+/// The parts of the batch area read in the OCR engine's fast mode
+/// (`DOCUSNAP_BATCH_FAST_PREFIXES`): bulk archives, where pages a second count for more
+/// than the last of accuracy (docs/ocr.md, "The fast mode"). A document is read fast when
+/// its key (an image's key, a folder's prefix) starts with one of them, so a prefix names
+/// a folder of documents, one document or one file. Decided from the task's id each time
+/// its pages are read, so a retried message or a page group reads the same way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FastPrefixes(Vec<String>);
+
+/// Prefixes a deployment may list: each is compared with every batch document's key, and a
+/// list longer than this is a configuration written by a program, not by hand.
+pub const MAX_FAST_PREFIXES: usize = 100;
+
+impl FastPrefixes {
+    /// A comma-separated list of prefixes under `batch/` (spaces around them ignored).
+    pub fn parse(list: &str) -> Result<Self, &'static str> {
+        let prefixes: Vec<String> =
+            list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+        if prefixes.len() > MAX_FAST_PREFIXES {
+            return Err("at most 100 prefixes");
+        }
+        // `batch/` itself would read the whole area fast: DOCUSNAP_OCR_MODE says that.
+        if prefixes.iter().any(|p| p.len() <= BATCH_PREFIX.len() || !p.starts_with(BATCH_PREFIX)) {
+            return Err("each prefix is a key under batch/, such as batch/archive/");
+        }
+        Ok(Self(prefixes))
+    }
+
+    /// Whether the task is a batch document under one of the prefixes.
+    pub fn covers(&self, id: &TaskId) -> bool {
+        id.client_id.batch_document().is_some_and(|document| self.0.iter().any(|p| document.starts_with(p.as_str())))
+    }
 }
 
 /// Where the server's RSA private key comes from.
@@ -296,6 +335,7 @@ pub struct OcrSettings {
     pub group_pages: usize,
     pub max_receives: u32,
     pub dead_letter_arn: Option<String>,
+    pub fast_prefixes: FastPrefixes,
 }
 
 impl OcrSettings {
@@ -318,6 +358,14 @@ impl OcrSettings {
                 "expected a receive count from 1 to 1000, as SQS allows",
             )? as u32,
             dead_letter_arn: lookup(var::OCR_DEAD_LETTER_QUEUE_ARN),
+            fast_prefixes: match lookup(var::BATCH_FAST_PREFIXES) {
+                Some(value) => FastPrefixes::parse(&value).map_err(|why| ConfigError::Invalid {
+                    var: var::BATCH_FAST_PREFIXES,
+                    value,
+                    why,
+                })?,
+                None => FastPrefixes::default(),
+            },
         })
     }
 }
@@ -441,13 +489,36 @@ mod tests {
     }
 
     #[test]
+    fn fast_prefixes_cover_the_documents_under_them_and_nothing_else() {
+        let fast = FastPrefixes::parse(" batch/archive/, batch/scan-0042.jpg ,").unwrap();
+        // A batch task's client id names its document: an image's key, a folder's prefix.
+        let task = |document: &str| TaskId::new(crate::ids::ClientId::batch(document), crate::ids::TaskType::Doc, "ab");
+        assert!(fast.covers(&task("batch/archive/2019.pdf")));
+        assert!(fast.covers(&task("batch/archive/trip/")), "a folder document under the prefix");
+        assert!(fast.covers(&task("batch/scan-0042.jpg")), "a prefix may name one file");
+        assert!(!fast.covers(&task("batch/archived.jpg")));
+        assert!(!fast.covers(&task("batch/receipt.jpg")));
+        let client = TaskId::new(crate::ids::ClientId::parse("client-1").unwrap(), crate::ids::TaskType::Doc, "ab");
+        assert!(!fast.covers(&client), "an upload is no batch document");
+        assert!(!FastPrefixes::default().covers(&task("batch/archive/2019.pdf")));
+        for bad in ["batch/", "archive/", "uploads/batch/x", "batch/a,batch"] {
+            assert!(FastPrefixes::parse(bad).is_err(), "{bad}");
+        }
+        let many = vec!["batch/a"; MAX_FAST_PREFIXES + 1].join(",");
+        assert!(FastPrefixes::parse(&many).is_err());
+    }
+
+    #[test]
     fn each_functions_settings_refuse_a_bad_value_and_name_it() {
         let ocr = [(var::EXTRACT_QUEUE_URL, "q")];
         let settings = OcrSettings::from_lookup(lookup(&ocr)).unwrap();
         assert_eq!((settings.group_pages, settings.max_receives), (DEFAULT_GROUP_PAGES, DEFAULT_MAX_RECEIVES));
-        for (name, bad) in
-            [(var::OCR_GROUP_PAGES, "0"), (var::OCR_GROUP_PAGES, "201"), (var::OCR_MAX_RECEIVES, "three")]
-        {
+        for (name, bad) in [
+            (var::OCR_GROUP_PAGES, "0"),
+            (var::OCR_GROUP_PAGES, "201"),
+            (var::OCR_MAX_RECEIVES, "three"),
+            (var::BATCH_FAST_PREFIXES, "archive/"),
+        ] {
             let vars = [ocr[0], (name, bad)];
             assert!(
                 matches!(OcrSettings::from_lookup(lookup(&vars)), Err(ConfigError::Invalid { var, .. }) if var == name),

@@ -44,6 +44,8 @@ impl std::fmt::Display for TaskType {
 /// Client ids of batch tasks start with this; no client may use the namespace, so no
 /// client can read or clear the bucket's own tasks.
 pub const BATCH_NAMESPACE: &str = "batch:";
+/// Where batch documents are dropped in the uploads bucket: the batch area.
+pub const BATCH_PREFIX: &str = "batch/";
 
 /// Client ids of v2 tasks start with this: a v2 task is its own "client", reached only
 /// with its token, so no v1 client may use the namespace either.

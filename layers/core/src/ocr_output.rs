@@ -40,6 +40,8 @@ pub enum TextOrigin {
     /// Read from the page's pixels.
     #[default]
     Ocr,
+    /// Read from the page's pixels in the OCR engine's fast mode (bulk ingestion).
+    OcrFast,
     /// Taken from the document's own text layer (a born-digital PDF page).
     TextLayer,
 }

@@ -26,6 +26,7 @@ mod error;
 mod geometry;
 pub mod input;
 mod layout;
+pub mod mode;
 pub mod model;
 mod orientation;
 mod page;
@@ -41,6 +42,7 @@ pub use detect::{DbParams, DetSize};
 pub use error::OcrError;
 pub use geometry::{Point, Quad};
 pub use input::{InputError, PageInput};
+pub use mode::Mode;
 pub use model::{ModelSet, ModelSpec};
 pub use orientation::{Orientation, Rotation, MIN_SKEW_DEGREES};
 pub use page::{Page, TextLine};
@@ -77,6 +79,12 @@ pub struct EngineConfig {
     pub use_direction: bool,
     /// Lines recognised with a lower mean probability are dropped (the reference's 0.5).
     pub min_score: f32,
+    /// How [`OcrEngine::read`] reads a page; [`OcrEngine::read_as`] chooses per page.
+    pub mode: Mode,
+    /// The fast mode's detection size ([`mode::FAST_DET_SIZE`]) and how much narrower it
+    /// reads each crop ([`mode::FAST_SQUEEZE`]).
+    pub fast_det_size: DetSize,
+    pub fast_squeeze: f32,
 }
 
 /// Below this the detection model misses receipt-sized print (SROIE CER 0.060 at 1024).
@@ -101,6 +109,10 @@ impl EngineConfig {
             }
         }
         let mut config = Self::for_set(set)?;
+        if let Some(value) = setting(runtime::var::MODE) {
+            config.mode =
+                Mode::parse(&value).ok_or_else(|| invalid(runtime::var::MODE, value, "expected accurate or fast"))?;
+        }
         // The detection side trades accuracy for memory and time (docs/benchmarks.md),
         // within bounds that keep both in check.
         if let Some(value) = setting(runtime::var::DET_LONG_SIDE) {
@@ -138,6 +150,9 @@ impl EngineConfig {
             batching: Batching { batch: 1, min_width: 48, ..Batching::default() },
             use_direction: true,
             min_score: 0.5,
+            mode: Mode::Accurate,
+            fast_det_size: mode::FAST_DET_SIZE,
+            fast_squeeze: mode::FAST_SQUEEZE,
         })
     }
 
@@ -156,7 +171,9 @@ pub const DEFAULT_SET: ModelSet = ModelSet::PpOcrV6;
 
 /// The engine: one part per stage, each with its model.
 pub struct OcrEngine {
-    detector: Detector,
+    /// Each mode's detector (see [`Mode::index`]): the engine's own mode's loaded with it,
+    /// the other's the first time a page asks for it.
+    detectors: [OnceLock<Detector>; 2],
     /// Loaded the first time a page needs it.
     direction: OnceLock<DirectionClassifier>,
     recognizer: Recognizer,
@@ -203,18 +220,19 @@ impl OcrEngine {
         };
         let threads = cores.budget();
         let rec_sessions = config.rec_sessions.clamp(1, threads);
-        let load = |file: &str, plan, stage| Model::load(environment, &config.models.join(file), plan, stage);
         // The detector and the recogniser's sessions are built side by side: building is
         // mostly single-threaded graph work, and it is most of a cold start.
         let (detector, recognizer) = std::thread::scope(|scope| {
-            let detector = scope.spawn(|| load(spec.detector.file, Pool { sessions: 1, threads }, "detection"));
+            let detector = scope.spawn(|| load_detector(environment, &config, config.mode, threads));
             let recognition = Pool { sessions: rec_sessions, threads: threads / rec_sessions };
-            let recognizer = load(spec.recognizer.file, recognition, "recognition");
+            let recognizer =
+                Model::load(environment, &config.models.join(spec.recognizer.file), recognition, "recognition");
             (detector.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), recognizer)
         });
         let recognizer = Recognizer::new(recognizer?, spec.recognizer, config.batching)?;
-        let detector = Detector::new(detector?, spec.detector, config.det_size, config.db);
-        Ok(Self { detector, direction: OnceLock::new(), recognizer, config, cores, environment })
+        let detectors = [OnceLock::new(), OnceLock::new()];
+        let _ = detectors[config.mode.index()].set(detector?);
+        Ok(Self { detectors, direction: OnceLock::new(), recognizer, config, cores, environment })
     }
 
     /// Writes the prepared form of each model of `config`'s set (see [`prepared_path`])
@@ -232,6 +250,17 @@ impl OcrEngine {
                 session::prepare(environment, &path, &target).map(|()| target)
             })
             .collect()
+    }
+
+    /// The detector `mode` reads with, loaded on first use.
+    fn detector(&self, mode: Mode) -> Result<&Detector, OcrError> {
+        let slot = &self.detectors[mode.index()];
+        if let Some(detector) = slot.get() {
+            return Ok(detector);
+        }
+        let detector = load_detector(self.environment, &self.config, mode, self.threads())?;
+        // Two pages may load it at once; one copy is kept.
+        Ok(slot.get_or_init(|| detector))
     }
 
     /// The direction classifier, loaded on first use.
@@ -256,15 +285,20 @@ impl OcrEngine {
         self.cores.budget()
     }
 
-    /// Reads one page of the input stage.
+    /// Reads one page of the input stage in the engine's mode.
     pub fn read_input(&self, page: &PageInput) -> Result<Page, OcrError> {
+        self.read_input_as(page, self.config.mode)
+    }
+
+    /// Reads one page of the input stage in `mode` (a text layer is taken as it is).
+    pub fn read_input_as(&self, page: &PageInput, mode: Mode) -> Result<Page, OcrError> {
         match page {
-            PageInput::Image(bytes) => self.read_image(bytes),
-            PageInput::TiffFrame { file, index } => self.read(&decode::decode_tiff_frame(file, *index)?),
+            PageInput::Image(bytes) => self.read_as(&decode::decode(bytes)?, mode),
+            PageInput::TiffFrame { file, index } => self.read_as(&decode::decode_tiff_frame(file, *index)?, mode),
             PageInput::Pdf(pdf::PdfPage::Text(page)) => Ok(page.clone()),
             PageInput::Pdf(pdf::PdfPage::Scan { document, index }) => {
                 let image = pdf::render(document, *index).map_err(InputError::from)?;
-                self.read(&image)
+                self.read_as(&image, mode)
             }
         }
     }
@@ -274,16 +308,24 @@ impl OcrEngine {
         self.read(&decode::decode(bytes)?)
     }
 
-    /// Reads a page in whatever quarter turn it came, a little askew or not.
+    /// Reads a page in whatever quarter turn it came, a little askew or not, in the
+    /// engine's mode.
     pub fn read(&self, image: &RgbImage) -> Result<Page, OcrError> {
+        self.read_as(image, self.config.mode)
+    }
+
+    /// Reads a page in `mode`.
+    pub fn read_as(&self, image: &RgbImage, mode: Mode) -> Result<Page, OcrError> {
+        let detector = self.detector(mode)?;
+        let squeeze = if mode == Mode::Fast { self.config.fast_squeeze } else { 1.0 };
         // Held until the page is read: the cores free now, or the first to come free.
-        let claim = self.cores.claim();
-        let quads: Vec<Quad> = self.detector.detect(image, claim.cores())?.into_iter().map(|d| d.quad).collect();
+        let pass = Pass { detector, squeeze, claim: self.cores.claim() };
+        let quads: Vec<Quad> = pass.detect(image)?;
         let (read, rotation) = match self.turn_before_reading(image, &quads)? {
-            Some(turn) => (self.read_turned(image, turn, &claim)?, turn.into()),
-            None => self.read_upright(image, quads, &claim)?,
+            Some(turn) => (self.read_turned(image, turn, &pass)?, turn.into()),
+            None => self.read_upright(image, quads, &pass)?,
         };
-        drop(claim);
+        drop(pass);
         let lines: Vec<TextLine> = read
             .quads
             .into_iter()
@@ -312,16 +354,16 @@ impl OcrEngine {
     /// Reads a page as it came. Nearly every page is upright; one that reads badly is
     /// shown to the direction model (see `direction::worth_checking`), and if it is upside
     /// down it is turned and read again, so upright pages pay nothing for the model.
-    fn read_upright(&self, image: &RgbImage, quads: Vec<Quad>, claim: &Claim) -> Result<(Read, Rotation), OcrError> {
-        let read = self.read_level(image, quads, claim)?;
+    fn read_upright(&self, image: &RgbImage, quads: Vec<Quad>, pass: &Pass) -> Result<(Read, Rotation), OcrError> {
+        let read = self.read_level(image, quads, pass)?;
         if !self.config.use_direction || !direction::worth_checking(&read.crops, &read.recognised) {
             return Ok((read, Rotation::None));
         }
         match self.direction()?.verdict(image, &read.crops, direction::DIRECTION_THRESHOLD)? {
             direction::Verdict::Upright => Ok((read, Rotation::None)),
-            direction::Verdict::UpsideDown => Ok((self.read_turned(image, Turn::Half, claim)?, Rotation::Half)),
+            direction::Verdict::UpsideDown => Ok((self.read_turned(image, Turn::Half, pass)?, Rotation::Half)),
             direction::Verdict::Leaning => {
-                let turned = self.read_turned(image, Turn::Half, claim)?;
+                let turned = self.read_turned(image, Turn::Half, pass)?;
                 if turned.confidence() > read.confidence() {
                     Ok((turned, Rotation::Half))
                 } else {
@@ -335,10 +377,10 @@ impl OcrEngine {
     /// detector, trained on level upright lines, finds others less well: turned receipts
     /// read at CER 0.027 worse with their first boxes) and read. The boxes come back in the
     /// page's own pixels.
-    fn read_turned(&self, image: &RgbImage, turn: Turn, claim: &Claim) -> Result<Read, OcrError> {
+    fn read_turned(&self, image: &RgbImage, turn: Turn, pass: &Pass) -> Result<Read, OcrError> {
         let turned = turn.apply(image);
-        let quads: Vec<Quad> = self.detector.detect(&turned, claim.cores())?.into_iter().map(|d| d.quad).collect();
-        let read = self.read_level(&turned, quads, claim)?;
+        let quads = pass.detect(&turned)?;
+        let read = self.read_level(&turned, quads, pass)?;
         let frame = Frame::new(image.width(), image.height(), Orientation { rotation: turn.into(), skew: 0.0 });
         Ok(Read { quads: read.quads.iter().map(|q| q.map(|p| frame.to_page(p))).collect(), ..read })
     }
@@ -346,7 +388,7 @@ impl OcrEngine {
     /// Reads an upright page whose text `quads` were found on it: as it is, or, skewed by
     /// [`orientation::LEVEL_DEGREES`] or more, with its text found again on the page
     /// levelled. The boxes are in `image`'s pixels.
-    fn read_level(&self, image: &RgbImage, quads: Vec<Quad>, claim: &Claim) -> Result<Read, OcrError> {
+    fn read_level(&self, image: &RgbImage, quads: Vec<Quad>, pass: &Pass) -> Result<Read, OcrError> {
         let skew = orientation::skew(&quads.iter().map(|q| geometry::ordered(*q)).collect::<Vec<_>>());
         let quads = if skew.abs() < orientation::LEVEL_DEGREES {
             quads
@@ -354,11 +396,44 @@ impl OcrEngine {
             // Found on the levelled page, read from the page's own pixels along each box's
             // angle: resampled once, as a level page's crops are, not twice.
             let (level, map) = orientation::turned_by(image, -skew);
-            self.detector.detect(&level, claim.cores())?.into_iter().map(|d| d.quad.map(|p| map.to_image(p))).collect()
+            pass.detect(&level)?.into_iter().map(|q| q.map(|p| map.to_image(p))).collect()
         };
         let crops: Vec<CropMap> = quads.iter().map(CropMap::from_quad).collect();
-        let recognised = self.recognizer.recognise(image, &crops, claim)?;
+        let recognised = self.recognizer.recognise(image, &crops, pass.squeeze, &pass.claim)?;
         Ok(Read { quads, crops, recognised })
+    }
+}
+
+/// The detector `mode` reads with, its session on `threads` threads: the set's own, or
+/// the fast mode's (see [`mode`]) from the set's sibling folder, as model sets are laid
+/// out side by side (see `runtime::locate_models`).
+fn load_detector(
+    environment: &'static ort::environment::Environment, config: &EngineConfig, mode: Mode, threads: usize,
+) -> Result<Detector, OcrError> {
+    let (folder, spec, size) = match mode {
+        Mode::Accurate => (config.models.clone(), config.set.spec().detector, config.det_size),
+        Mode::Fast => (
+            config.models.with_file_name(mode::FAST_DETECTOR_SET.name()),
+            mode::FAST_DETECTOR_SET.spec().detector,
+            config.fast_det_size,
+        ),
+    };
+    let model = Model::load(environment, &folder.join(spec.file), Pool { sessions: 1, threads }, "detection")?;
+    Ok(Detector::new(model, spec, size, config.db))
+}
+
+/// What one page is read with: its mode's detector and crop squeeze, and the cores it
+/// holds until it is read.
+struct Pass<'a> {
+    detector: &'a Detector,
+    squeeze: f32,
+    claim: Claim,
+}
+
+impl Pass<'_> {
+    /// The page's text boxes.
+    fn detect(&self, image: &RgbImage) -> Result<Vec<Quad>, OcrError> {
+        Ok(self.detector.detect(image, self.claim.cores())?.into_iter().map(|d| d.quad).collect())
     }
 }
 

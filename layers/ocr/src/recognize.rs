@@ -44,15 +44,17 @@ impl Recognizer {
         Ok(Self { model, spec, charset, batching })
     }
 
-    /// Each crop's text and mean character probability, in the crops' order. Batches run
+    /// Each crop's text and mean character probability, in the crops' order, each read
+    /// `squeeze` times as wide as it stands (1: as it stands; the fast mode reads them narrower). Batches run
     /// side by side on the model's session pool, widest first (the longest jobs start
     /// early, so the workers finish together), on as many sessions at once as the page
     /// has cores; a worker whose core another page is given back stops (see
     /// [`Claim::give_back`]).
     pub(crate) fn recognise(
-        &self, image: &RgbImage, crops: &[CropMap], claim: &Claim,
+        &self, image: &RgbImage, crops: &[CropMap], squeeze: f32, claim: &Claim,
     ) -> Result<Vec<(String, f32)>, OcrError> {
-        let aspects: Vec<f32> = crops.iter().map(|c| c.aspect()).collect();
+        // The width each crop is read at, for its height: its own, `squeeze` times.
+        let aspects: Vec<f32> = crops.iter().map(|c| c.aspect() * squeeze).collect();
         let mut plan = self.batching.plan(&aspects, self.spec.height);
         plan.sort_by_key(|(members, width)| std::cmp::Reverse(members.len() * width));
         let mut results = vec![(String::new(), 0.0f32); crops.len()];

@@ -27,6 +27,9 @@ pub mod var {
     pub const CORES_DIR: &str = "DOCUSNAP_OCR_CORES_DIR";
     /// Longest side of the detection input, 1024-2000 px (default 1600).
     pub const DET_LONG_SIDE: &str = "DOCUSNAP_OCR_DET_LONG_SIDE";
+    /// `accurate` (default) or `fast`: how pages are read when nothing else says
+    /// (docs/ocr.md, "The fast mode").
+    pub const MODE: &str = "DOCUSNAP_OCR_MODE";
 }
 
 /// Roots that may hold `lib/` and `models/`, in the order they are tried.

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use docusnap_ocr::cores::Cores;
 use docusnap_ocr::testing::{render, CJK_FONT, LATIN_FONT};
-use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine, Page, Rotation};
+use docusnap_ocr::{EngineConfig, Mode, ModelSet, OcrEngine, Page, Rotation};
 
 fn engine(set: ModelSet) -> &'static OcrEngine {
     static V4: OnceLock<OcrEngine> = OnceLock::new();
@@ -312,3 +312,57 @@ fn exiting_during_a_background_session_build_does_not_crash() {
 
 /// Runs of the exit test: each takes about a second.
 const EXIT_RUNS: usize = 10;
+
+/// The fast mode reads a page's text as the accurate mode does, on English, Chinese and a
+/// page upside down (its own detector; the same recogniser and turns), and a page asks
+/// for it whatever the engine's own mode.
+#[test]
+fn the_fast_mode_reads_english_chinese_and_turned_pages() {
+    let engine = engine(ModelSet::PpOcrV6);
+    assert_eq!(engine.config().mode, Mode::Accurate);
+    let page = engine.read_as(&render(&ENGLISH, LATIN_FONT, 32.0), Mode::Fast).unwrap();
+    assert_reads(&page, &ENGLISH);
+    let page = engine.read_as(&render(&CHINESE, CJK_FONT, 36.0), Mode::Fast).unwrap();
+    assert_reads(&page, &CHINESE);
+    let turned = image::imageops::rotate180(&render(&ENGLISH, LATIN_FONT, 32.0));
+    let page = engine.read_as(&turned, Mode::Fast).unwrap();
+    assert_eq!(page.orientation.rotation, Rotation::Half);
+    assert_reads(&page, &ENGLISH);
+}
+
+/// What makes the fast mode fast applies to its pages alone: with a squeeze far past any
+/// that reads (a tenth of the text's width), a fast page loses its text and an accurate
+/// page of the same engine does not; and its detector is PP-OCRv4's, from the set's
+/// sibling folder, so an engine whose folder has no such sibling reads accurately and
+/// fails a fast page naming the file it looked for.
+#[test]
+fn the_fast_modes_detector_and_squeeze_are_its_own() {
+    let image = render(&ENGLISH, LATIN_FONT, 32.0);
+    let mut config = EngineConfig::for_set(ModelSet::PpOcrV6).unwrap_or_else(|e| panic!("{e}"));
+    config.fast_squeeze = 0.1;
+    let engine = OcrEngine::load(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert_reads(&engine.read_as(&image, Mode::Accurate).unwrap(), &ENGLISH);
+    let squeezed = engine.read_as(&image, Mode::Fast).unwrap();
+    let read = squash(&squeezed.text());
+    assert!(!read.contains("128.50") && !read.contains("Thank"), "{read:?}");
+
+    // The set's models alone, in a folder of its own.
+    let root = std::env::temp_dir().join(format!("docusnap-fast-e2e-{}", std::process::id()));
+    let alone = root.join(ModelSet::PpOcrV6.name());
+    std::fs::create_dir_all(&alone).unwrap();
+    for file in ModelSet::PpOcrV6.files() {
+        std::fs::copy(config.models.join(file), alone.join(file)).unwrap();
+        // Their prepared forms too, when there, so that the engine does not prepare them again.
+        let prepared = docusnap_ocr::prepared_path(&config.models.join(file));
+        if let Some(name) = prepared.file_name().filter(|_| prepared.is_file()) {
+            std::fs::copy(&prepared, alone.join(name)).unwrap();
+        }
+    }
+    let config = EngineConfig { models: alone, fast_squeeze: docusnap_ocr::mode::FAST_SQUEEZE, ..config };
+    let engine = OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}"));
+    assert_reads(&engine.read(&image).unwrap(), &ENGLISH);
+    let error = engine.read_as(&image, Mode::Fast).unwrap_err().to_string();
+    let wanted = ModelSet::PpOcrV4.spec().detector.file;
+    assert!(error.contains(wanted) && error.contains(ModelSet::PpOcrV4.name()), "{error}");
+    let _ = std::fs::remove_dir_all(root);
+}

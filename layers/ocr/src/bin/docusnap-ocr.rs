@@ -4,7 +4,8 @@
 //! text layer is read from it, as the OCR function does); "ms" is the page's time,
 //! splitting the file included in its first page's.
 //!
-//! `--models ppocr-v4|ppocr-v6` picks the model set; `--reference-settings` runs the
+//! `--models ppocr-v4|ppocr-v6` picks the model set; `--mode accurate|fast` how pages are
+//! read (`--fast-squeeze X` the fast mode's crop squeeze); `--reference-settings` runs the
 //! reference's detection size and recognition padding (for comparisons);
 //! `--det-long-side`, `--det-short-side` and `--rec-min-width` set them one by one;
 //! `--rec-batch N`, `--rec-budget PX`, `--rec-sessions N`, `--threads N`, `--no-direction`
@@ -15,14 +16,16 @@
 use std::io::Write;
 use std::time::Instant;
 
-use docusnap_ocr::{input, DetSize, EngineConfig, ModelSet, OcrEngine};
+use docusnap_ocr::{input, EngineConfig, Mode, ModelSet, OcrEngine};
 
 fn main() -> std::process::ExitCode {
     docusnap_ocr::runtime::disable_telemetry();
     let mut files = Vec::new();
     let mut set = None;
+    let mut mode = None;
+    let mut squeeze = None;
     let mut reference = false;
-    let mut det_size = None;
+    let (mut det_long, mut det_short) = (None, None);
     let mut rec_min_width = None;
     let mut tuning: Vec<(String, usize)> = Vec::new();
     let mut db: Vec<(String, f32)> = Vec::new();
@@ -34,16 +37,19 @@ fn main() -> std::process::ExitCode {
                 Some(s) => set = Some(s),
                 None => return usage("--models takes ppocr-v4 or ppocr-v6"),
             },
+            "--mode" => match args.next().as_deref().and_then(Mode::parse) {
+                Some(m) => mode = Some(m),
+                None => return usage("--mode takes accurate or fast"),
+            },
+            "--fast-squeeze" => match args.next().and_then(|v| v.parse::<f32>().ok()).filter(|v| *v > 0.0 && *v <= 1.0)
+            {
+                Some(v) => squeeze = Some(v),
+                None => return usage("--fast-squeeze takes a number above 0, at most 1"),
+            },
             "--reference-settings" => reference = true,
             "--det-long-side" | "--det-short-side" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(n) => {
-                    let size: &mut DetSize = det_size.get_or_insert(DetSize::DEFAULT);
-                    if arg == "--det-long-side" {
-                        size.long_max = n
-                    } else {
-                        size.short_min = n
-                    }
-                }
+                Some(n) if arg == "--det-long-side" => det_long = Some(n),
+                Some(n) => det_short = Some(n),
                 None => return usage("--det-long-side and --det-short-side take a number of pixels"),
             },
             "--rec-min-width" => match args.next().and_then(|v| v.parse().ok()) {
@@ -86,9 +92,16 @@ fn main() -> std::process::ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
-    if let Some(size) = det_size {
-        config.det_size = size;
+    if let Some(mode) = mode {
+        config.mode = mode;
     }
+    if let Some(squeeze) = squeeze {
+        config.fast_squeeze = squeeze;
+    }
+    // The detection size of the mode the pages are read in.
+    let size = if config.mode == Mode::Fast { &mut config.fast_det_size } else { &mut config.det_size };
+    size.long_max = det_long.unwrap_or(size.long_max);
+    size.short_min = det_short.unwrap_or(size.short_min);
     if let Some(width) = rec_min_width {
         config.batching.min_width = width;
     }
@@ -166,7 +179,7 @@ fn usage(problem: &str) -> std::process::ExitCode {
     }
     eprintln!(
         "usage: docusnap-ocr [--models ppocr-v4|ppocr-v6] [--reference-settings] \
-         [--det-long-side PX | --det-short-side PX] [--rec-min-width PX] [--rec-batch N] \
+         [--mode accurate|fast] [--fast-squeeze X] [--det-long-side PX] [--det-short-side PX] [--rec-min-width PX] [--rec-batch N] \
          [--rec-budget PX] [--rec-sessions N] [--threads N] [--no-direction] \
          [--db-thresh P] [--db-box-thresh P] [--db-unclip R] [--db-dilate 1|0] FILE...\n       \
          docusnap-ocr [--models ppocr-v4|ppocr-v6] --prepare-models"

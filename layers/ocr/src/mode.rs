@@ -1,11 +1,12 @@
 //! How a page is read: [`Mode::Accurate`], the default, or [`Mode::Fast`] for bulk
-//! ingestion. The fast mode changes two things, chosen as combinations on part of
+//! ingestion. The fast mode changes three things, chosen as combinations on part of
 //! `../shared/data` and checked on the rest (docs/ocr.md, "The fast mode"):
 //!
 //! - **PP-OCRv4's detector.** It finds the lines in about a third of PP-OCRv6 small's
 //!   time at the same input size (receipt-sized input, one thread: 126 ms against 419),
 //!   and the crops it gives read as well with PP-OCRv6 small's recogniser. Detection is
-//!   about 40% of an accurate receipt's time. Its input is smaller too ([`FAST_DET_SIZE`]).
+//!   about 40% of an accurate receipt's time.
+//! - **A smaller detection input** ([`FAST_DET_SIZE`]).
 //! - **Crops read narrower** ([`FAST_SQUEEZE`]). Recognition is the rest, and its cost
 //!   follows the crop's width: the network's convolutions are most of it. Print as
 //!   narrow as 0.8 of its width still leaves the recogniser two or more of its columns

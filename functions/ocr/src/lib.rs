@@ -272,8 +272,8 @@ impl<E: Env> OcrFunction<E> {
         Ok(())
     }
 
-    /// How a task's pages are read: fast for a batch document under one of the fast
-    /// prefixes, else in the engine's own mode.
+    /// How a task's pages are read, for every kind of task and page group: fast for a
+    /// batch document under one of the fast prefixes, else in the engine's own mode.
     fn mode(&self, id: &TaskId) -> Mode {
         if self.fast_prefixes.covers(id) {
             Mode::Fast

@@ -126,7 +126,7 @@ impl<E: Env> OcrFunction<E> {
                 let fan_out = self.fan_out.as_ref().expect("a group size comes with fan-out");
                 return Ok(intake::fan_out(&fan_out.ocr_queue, &id, total, fan_out.group_pages, layout).await?);
             };
-            let pages = self.read_inputs(inputs, self.engine.config().mode).await?;
+            let pages = self.read_inputs(inputs, self.mode(&id)).await?;
             self.tasks.pages_read(&id, 0, pages.len()).await?;
             OcrOutput { pages, library, form: None }
         };

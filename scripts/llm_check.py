@@ -1,25 +1,25 @@
 #!/usr/bin/env python3
 """The LLM path run for real (scripts/llm-check is the way to run it).
 
-Starts llama.cpp's OpenAI-compatible server (llama-cpp-python) with a small GGUF model,
-then scripts/dev as the README says (DOCUSNAP_LLM_PROVIDER=openai, the server's base URL,
-its model alias), sends rendered receipts and a form through the v1 API, and reports from
-the server's own access log and the functions' log:
+Starts llama.cpp's OpenAI-compatible server (llama-server) with a small GGUF model, then
+scripts/dev as the README says (DOCUSNAP_LLM_PROVIDER=openai, the server's base URL, its
+model alias, and the provider's default answer format, json-schema), sends rendered
+receipts and a form through the v1 API, and reports from the server's own log and the
+functions' log:
 
-  server_requests   chat completions the server answered (its uvicorn access log), the
-                    start-up probe included
+  server_requests   completions the server finished (its log's timings), the start-up
+                    probe included
   asked / reasked   the extract function's "LLM answered" and "asking once more" lines
-  extractors        each task's `extractor` on its item: llm:gemma (json-object-schema)
-                    (the answer was used) or rules-fallback (it did not fit twice, or the
-                    calls failed)
+  extractors        each task's `extractor` on its item: llm:gemma (json-schema) (the
+                    answer was used) or rules-fallback (it did not fit twice, or the calls
+                    failed)
   llm_results       how many tasks ended with the LLM's answer
   unverified        the kv values of LLM results that no rendered line supports (the
                     provenance rule of layers/extract/src/provenance.rs), of how many
+  seconds           each task's time from upload to result
 
-The server is llama-cpp-python's, which takes the answer's schema only inside
-`{"type": "json_object", "schema": ...}` (`json_schema` gets a 500 on 0.3.36), hence
-DOCUSNAP_LLM_ANSWER_FORMAT=json-object-schema. It fails when the server saw no chat
-completion, a task ended with neither, or fewer than --min-llm tasks ended with the LLM's.
+It fails when the server saw no chat completion, a task ended with neither, or fewer than
+--min-llm tasks ended with the LLM's.
 """
 import argparse, json, os, re, signal, socket, subprocess, sys, time
 
@@ -86,7 +86,7 @@ def stop(process):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--llm-python", required=True)
+    parser.add_argument("--server", required=True, help="llama-server")
     parser.add_argument("--model", required=True)
     parser.add_argument("--tasks", type=int, default=3)
     parser.add_argument("--min-llm", type=int, default=0, help="fail when fewer tasks end with the LLM's result")
@@ -94,33 +94,33 @@ def main():
     llm_port, moto_port, api_port = free_port(), free_port(), free_port()
     server_log = open(os.path.join(LOGS, "llama-server.log"), "w")
     server = subprocess.Popen(
-        [args.llm_python, "-m", "llama_cpp.server", "--model", args.model, "--model_alias", ALIAS,
-         "--n_ctx", "8192", "--host", "127.0.0.1", "--port", str(llm_port)],
+        [args.server, "--model", args.model, "--alias", ALIAS, "--ctx-size", "8192", "--parallel", "1",
+         "--host", "127.0.0.1", "--port", str(llm_port)],
         stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{llm_port}/v1"
     dev = None
     try:
         wait_for("the llama.cpp server", lambda: call(base + "/models", timeout=2)[0] == 200, 120, server)
         env = dict(os.environ, DOCUSNAP_API_PORT=str(api_port), DOCUSNAP_MOTO_PORT=str(moto_port),
-                   DOCUSNAP_LLM_PROVIDER="openai", DOCUSNAP_LLM_BASE_URL=base, DOCUSNAP_LLM_MODEL=ALIAS,
-                   DOCUSNAP_LLM_ANSWER_FORMAT="json-object-schema")
+                   DOCUSNAP_LLM_PROVIDER="openai", DOCUSNAP_LLM_BASE_URL=base, DOCUSNAP_LLM_MODEL=ALIAS)
         out = os.path.join(LOGS, "llm-check-dev.out")
         dev, api = start_dev(out, os.path.join(LOGS, "llm-check-dev.err"), env=env)
         public = serialization.load_pem_public_key(call(api + "/public_key")[1])
-        # One task at a time: llama-cpp-python's server answers one completion at a time,
-        # a few tens of seconds each on two cores, so tasks sent together would spend their
-        # call timeouts queueing, which measures the queue rather than the model.
-        tasks, rendered = [], {}
+        # One task at a time: the server has one slot (two cores), so tasks sent together
+        # would spend their call timeouts queueing, which measures the queue, not the model.
+        tasks, rendered, seconds = [], {}, {}
         started = time.monotonic()
         for i in range(args.tasks):
             kind, lines, page = render(i)
             task = Task(f"{i:06d}", kind, page, public)
+            sent = time.monotonic()
             task.upload(api)
             tasks.append(task)
             rendered[task.ref] = lines
             while time.monotonic() - started < 900 * args.tasks and task.outcome is None:
-                time.sleep(2)
+                time.sleep(1)
                 task.poll(api)
+            seconds[task.ref] = round(time.monotonic() - sent, 1)
         table = aws("dynamodb", moto_port)
         extractors = {}
         for t in tasks:
@@ -139,12 +139,14 @@ def main():
             "tasks": len(tasks),
             "outcomes": {t.ref: t.outcome if t.code is None else f"{t.outcome} {t.code}" for t in tasks},
             "extractors": extractors,
-            "server_requests": len(re.findall(r'"POST /v1/chat/completions HTTP/1\.1" 200', served)),
+            # llama-server logs each completion's timings when it ends.
+            "server_requests": len(re.findall(r"print_timing: .* total time =", served)),
             "asked": functions.count('"message":"LLM answered"'),
             "reasked": functions.count("did not fit; asking once more"),
             "fell_back": functions.count("the rules extractor answers instead"),
             "llm_results": sum(1 for e in extractors.values() if e.startswith(f"llm:{ALIAS}")),
             "unverified": unverified(tasks, extractors, rendered),
+            "seconds": seconds,
             "probe": "passed" if "LLM check passed" in functions else ("failed" if "LLM check failed" in functions else "not seen"),
         }
         print(json.dumps(report, indent=2))

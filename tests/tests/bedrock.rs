@@ -9,7 +9,7 @@ use docusnap_core::task::AnswerFormat;
 use docusnap_extract::bedrock::BedrockChatModel;
 use docusnap_extract::layout::Line;
 use docusnap_extract::llm::{ChatModel, LlmError, LlmSettings, Message, Provider};
-use docusnap_extract::schema::any_object;
+use docusnap_extract::schema::empty_object;
 use docusnap_extract::{Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -71,7 +71,7 @@ async fn converse_is_called_signed_with_the_system_prompt_apart() {
         Message::assistant("{}"),
         Message::user("again"),
     ];
-    let answer = model(&server).complete(&messages, &any_object(), later(10)).await.unwrap();
+    let answer = model(&server).complete(&messages, &empty_object(), later(10)).await.unwrap();
     assert_eq!(answer.text, r#"{"ok": true}"#);
     // Converse's usage, counted for the task and the LLM tokens metric.
     let usage = docusnap_core::task::TokenUsage { input_tokens: 812, output_tokens: 96 };
@@ -94,12 +94,12 @@ async fn converse_is_called_signed_with_the_system_prompt_apart() {
 async fn throttling_is_retried_and_a_validation_error_is_not() {
     let throttled = error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
     let server = Server::scripted("", vec![throttled.clone(), throttled, answer("{}")]).await;
-    assert_eq!(model(&server).complete(&[Message::user("x")], &any_object(), later(10)).await.unwrap().text, "{}");
+    assert_eq!(model(&server).complete(&[Message::user("x")], &empty_object(), later(10)).await.unwrap().text, "{}");
     assert_eq!(server.seen().len(), 3);
 
     let invalid = error(400, "ValidationException", "The provided model identifier is invalid.");
     let server = Server::scripted("", vec![invalid, answer("{}")]).await;
-    let failed = model(&server).complete(&[Message::user("x")], &any_object(), later(10)).await;
+    let failed = model(&server).complete(&[Message::user("x")], &empty_object(), later(10)).await;
     assert!(matches!(failed, Err(LlmError::Status { status: 400, .. })), "{failed:?}");
     assert_eq!(server.seen().len(), 1, "a refused request is not sent again");
 }
@@ -110,7 +110,7 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
         Server::scripted("", vec![answer("{}").after(Duration::from_secs(5)), answer(r#"{"second": 1}"#)]).await;
     let started = Instant::now();
     assert_eq!(
-        model(&server).complete(&[Message::user("x")], &any_object(), later(10)).await.unwrap().text,
+        model(&server).complete(&[Message::user("x")], &empty_object(), later(10)).await.unwrap().text,
         r#"{"second": 1}"#
     );
     assert!(started.elapsed() < Duration::from_secs(4), "the call timeout (2 s) cut the slow one");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_extract::layout::Line;
 use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
-use docusnap_extract::schema::any_object;
+use docusnap_extract::schema::empty_object;
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -87,7 +87,7 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
             .await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
-    let answer = model.complete(&[Message::user("hi")], &any_object(), later(30)).await.unwrap();
+    let answer = model.complete(&[Message::user("hi")], &empty_object(), later(30)).await.unwrap();
     assert_eq!(answer.text, GOOD);
     // Zhipu's usage (OpenAI's shape), counted for the task.
     assert_eq!((answer.usage.input_tokens, answer.usage.output_tokens), (812, 96));
@@ -109,12 +109,12 @@ async fn zhipu_rate_limit_is_retried_after_the_servers_retry_after() {
 async fn openai_server_errors_are_retried_then_given_up_on() {
     let server = Server::scripted("/v1", vec![openai_server_error(), openai_answer("{}")]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    assert_eq!(model.complete(&[Message::user("hi")], &any_object(), later(30)).await.unwrap().text, "{}");
+    assert_eq!(model.complete(&[Message::user("hi")], &empty_object(), later(30)).await.unwrap().text, "{}");
     assert!(server.seen()[0].body.get("thinking").is_none());
 
     let server = Server::scripted("/v1", (0..10).map(|_| openai_server_error()).collect()).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    let error = model.complete(&[Message::user("hi")], &any_object(), later(30)).await.unwrap_err();
+    let error = model.complete(&[Message::user("hi")], &empty_object(), later(30)).await.unwrap_err();
     assert!(matches!(error, LlmError::Status { status: 500, .. }), "{error}");
     assert_eq!(server.seen().len(), docusnap_extract::llm::MAX_ATTEMPTS as usize);
 
@@ -122,7 +122,7 @@ async fn openai_server_errors_are_retried_then_given_up_on() {
         Server::scripted("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))])
             .await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
-    assert!(matches!(model.complete(&[], &any_object(), later(30)).await, Err(LlmError::Status { status: 401, .. })));
+    assert!(matches!(model.complete(&[], &empty_object(), later(30)).await, Err(LlmError::Status { status: 401, .. })));
     assert_eq!(server.seen().len(), 1, "a refused key is not retried");
 }
 
@@ -137,7 +137,7 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
     settings.call_timeout = Duration::from_millis(400);
     let model = HttpChatModel::new(settings).unwrap();
     let started = Instant::now();
-    assert_eq!(model.complete(&[], &any_object(), later(30)).await.unwrap().text, "{\"fast\": 1}");
+    assert_eq!(model.complete(&[], &empty_object(), later(30)).await.unwrap().text, "{\"fast\": 1}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
@@ -147,14 +147,14 @@ async fn no_call_outlives_the_deadline() {
     let server = Server::scripted("/v1", vec![slow(), slow(), slow(), slow()]).await;
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     let started = Instant::now();
-    let error = model.complete(&[], &any_object(), Instant::now() + Duration::from_millis(1200)).await.unwrap_err();
+    let error = model.complete(&[], &empty_object(), Instant::now() + Duration::from_millis(1200)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
     assert!(matches!(error, LlmError::Timeout(_) | LlmError::OutOfTime { .. }), "{error}");
     // A Retry-After past the deadline ends the task's LLM work now, not after the wait.
     let server = Server::scripted("/v1", vec![zhipu_rate_limited().header("retry-after", "15")]).await;
     let model = HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap();
     let started = Instant::now();
-    assert!(matches!(model.complete(&[], &any_object(), later(5)).await, Err(LlmError::OutOfTime { .. })));
+    assert!(matches!(model.complete(&[], &empty_object(), later(5)).await, Err(LlmError::OutOfTime { .. })));
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 

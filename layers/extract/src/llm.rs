@@ -67,7 +67,7 @@ pub trait ChatModel: Send + Sync {
     fn probe(&self) -> impl Future<Output = Result<(), LlmError>> + Send {
         async move {
             let messages = [Message::user("Answer with the JSON object {} and nothing else.")];
-            self.complete(&messages, &crate::schema::any_object(), Instant::now() + PROBE_BUDGET).await.map(|_| ())
+            self.complete(&messages, &crate::schema::empty_object(), Instant::now() + PROBE_BUDGET).await.map(|_| ())
         }
     }
 }

@@ -11,8 +11,9 @@
 //! model write nothing else, so a small one that falls into repeating itself (gemma-3-270m
 //! under llama-server: a tag repeating the prompt's words, or kv keys nesting a copy of
 //! the whole answer) otherwise writes until its context is full: 5,000 tokens and minutes
-//! for one receipt. Bounded, the same model ends its answer in 7 s. The bounds are well
-//! above what a page holds, so no right answer meets them.
+//! for one receipt. Bounded, the same model's answers ended within the call's timeout on 8
+//! tasks of 10 (scripts/llm-check, docs/extraction.md). The bounds are above what a page
+//! holds, so no right answer meets them.
 
 use docusnap_core::results::{FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{json, Map, Value};

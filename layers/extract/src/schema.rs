@@ -51,6 +51,24 @@ fn text(max: usize) -> Value {
     json!({"type": "string", "maxLength": max})
 }
 
+/// A string that must say something: an empty one would be dropped, or fail the checks.
+fn said(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max})
+}
+
+/// An entry of the library a result cites: a related one, or a filled value's source.
+fn library_entry() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["doc", "form"]},
+            "resource_id": text(MAX_ID_CHARS)
+        },
+        "required": ["type", "resource_id"],
+        "additionalProperties": false
+    })
+}
+
 /// A fact's value: a string, or the lists and objects of strings the prompt allows for
 /// repeated items (flattened afterwards), one level deep. Written as one schema with a
 /// list of types, each bound applying to its own type, as the unbounded schema before it
@@ -72,42 +90,25 @@ fn fact() -> Value {
     })
 }
 
-fn related() -> Value {
-    json!({
-        "type": "array",
-        "maxItems": MAX_RELATED,
-        "items": {
-            "type": "object",
-            "properties": {
-                "type": {"type": "string", "enum": ["doc", "form"]},
-                "resource_id": text(MAX_ID_CHARS)
-            },
-            "required": ["type", "resource_id"],
-            "additionalProperties": false
-        }
-    })
-}
-
 /// A document's (or with `is_form`, a form's) result.
 pub fn doc(is_form: bool) -> AnswerSchema {
     let mut properties = Map::new();
-    properties.insert("title".into(), json!({"type": "string", "minLength": 1, "maxLength": MAX_TITLE_CHARS}));
+    properties.insert("title".into(), said(MAX_TITLE_CHARS));
     properties.insert(
         "tags".into(),
         // Non-empty strings: an empty tag is dropped, and a list of them is no tags.
-        json!({"type": "array", "minItems": 1, "maxItems": MAX_TAGS,
-               "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS}}),
+        json!({"type": "array", "minItems": 1, "maxItems": MAX_TAGS, "items": said(MAX_TAG_CHARS)}),
     );
     properties.insert("description".into(), text(MAX_DESCRIPTION_CHARS));
     // A page's facts are open-ended: any label, with a value of `fact`'s shape.
     let mut kv = json!({"type": "object", "maxProperties": MAX_FACTS, "additionalProperties": fact()});
     if is_form {
         // What form it is, which every form result must say.
-        kv["properties"] = json!({FORM_TYPE_KEY: {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS}});
+        kv["properties"] = json!({FORM_TYPE_KEY: said(MAX_VALUE_CHARS)});
         kv["required"] = json!([FORM_TYPE_KEY]);
     }
     properties.insert("kv".into(), kv);
-    properties.insert("related".into(), related());
+    properties.insert("related".into(), json!({"type": "array", "maxItems": MAX_RELATED, "items": library_entry()}));
     if is_form {
         properties
             .insert("fields".into(), json!({"type": "array", "maxItems": MAX_FACTS, "items": text(MAX_VALUE_CHARS)}));
@@ -129,15 +130,7 @@ pub fn fill(fields: &[String]) -> AnswerSchema {
         "type": "object",
         "properties": {
             "value": text(MAX_VALUE_CHARS),
-            "source": {
-                "type": "object",
-                "properties": {
-                    "type": {"type": "string", "enum": ["doc", "form"]},
-                    "resource_id": text(MAX_ID_CHARS)
-                },
-                "required": ["type", "resource_id"],
-                "additionalProperties": false
-            }
+            "source": library_entry()
         },
         "required": ["value", "source"],
         "additionalProperties": false

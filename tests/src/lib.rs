@@ -208,15 +208,20 @@ impl TestStack {
     }
 }
 
-/// One OCR engine per test process: its sessions take a moment to load.
+/// One OCR engine while any part of a test holds it (its sessions take a moment to load),
+/// dropped with its last holder, not kept in a static past `main` (see
+/// layers/ocr/tests/end_to_end.rs, `engine`).
 pub fn ocr_engine() -> Arc<docusnap_ocr::OcrEngine> {
-    static ENGINE: OnceLock<Arc<docusnap_ocr::OcrEngine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let config = docusnap_ocr::EngineConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
-            Arc::new(docusnap_ocr::OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}")))
-        })
-        .clone()
+    static ENGINE: std::sync::Mutex<std::sync::Weak<docusnap_ocr::OcrEngine>> =
+        std::sync::Mutex::new(std::sync::Weak::new());
+    let mut held = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(engine) = held.upgrade() {
+        return engine;
+    }
+    let config = docusnap_ocr::EngineConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let engine = Arc::new(docusnap_ocr::OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}")));
+    *held = Arc::downgrade(&engine);
+    engine
 }
 
 pub type TestOcr = docusnap_ocr_fn::OcrFunction<Moto>;

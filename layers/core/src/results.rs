@@ -75,6 +75,12 @@ impl ResultError {
     }
 }
 
+/// Whether a value is only a blank to fill: nothing, or underscores, dots, dashes, boxes
+/// and spaces.
+pub fn is_blank(value: &str) -> bool {
+    value.chars().all(|c| matches!(c, '_' | '.' | '□' | '☐' | '[' | ']' | ' ' | '…' | '-'))
+}
+
 /// Flattens nested objects and lists into dotted keys, lists numbered from 1:
 /// `{"a": {"b": 1}, "c": [5, 6]}` becomes `{"a.b": 1, "c.1": 5, "c.2": 6}`.
 pub fn flatten_kv(kv: &Map<String, Value>) -> Map<String, Value> {
@@ -154,8 +160,14 @@ impl DocResult {
                 if field.is_empty() || fields.contains(&field) {
                     continue;
                 }
-                if self.kv.contains_key(&field) {
-                    return Err(ResultError::FieldInKv(field));
+                match self.kv.get(&field) {
+                    // A blank printed as the label's value ("Name": "____") says the same as
+                    // listing it to fill: the label is a field, and the blank no fact.
+                    Some(value) if value.as_str().is_some_and(is_blank) => {
+                        self.kv.shift_remove(&field);
+                    }
+                    Some(_) => return Err(ResultError::FieldInKv(field)),
+                    None => {}
                 }
                 fields.push(field);
             }
@@ -249,6 +261,13 @@ mod tests {
         assert_eq!(with(json!({})).normalise(true, &library()), Err(ResultError::NoFormType));
         let clash = with(json!({"kv": {"Form Type": "Visa", "Name": "Ann"}, "fields": ["Name"]}));
         assert_eq!(clash.normalise(true, &library()), Err(ResultError::FieldInKv("Name".into())));
+        // The same label with a blank for its value is a field, not a clash.
+        for blank in ["", "____", " . . . "] {
+            let form = with(json!({"kv": {"Form Type": "Visa", "Name": blank, "Club": "Oars"}, "fields": ["Name"]}))
+                .normalise(true, &library())
+                .unwrap();
+            assert_eq!((form.kv.get("Name"), form.fields), (None, Some(vec!["Name".to_string()])), "{blank:?}");
+        }
         let form = with(json!({"kv": {"Form Type": "Visa"}, "fields": ["Name", "Name", " Date "]}))
             .normalise(true, &library());
         assert_eq!(form.unwrap().fields, Some(vec!["Name".to_string(), "Date".to_string()]));

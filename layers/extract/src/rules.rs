@@ -3,7 +3,7 @@
 //! fallback when the LLM fails.
 
 use docusnap_core::protocol::{Library, LibraryItem};
-use docusnap_core::results::{DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
+use docusnap_core::results::{is_blank, DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{Map, Value};
 
 use crate::header::letterhead;
@@ -222,7 +222,7 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv, is_form: bool) {
                 used[j] = true;
                 value_at = j;
             }
-            if value.is_empty() || is_blank(&value) {
+            if is_blank(&value) {
                 continue;
             }
             // Where the label ends: the value beside it, or its share of its own line.
@@ -560,11 +560,6 @@ fn related(title: &str, kv: &Map<String, Value>, library: &Library) -> Vec<Resou
 /// itself a blank or a box to tick.
 fn can_be_value(line: &str) -> bool {
     !line.contains(':') && !line.contains("__") && !line.starts_with(['□', '☐']) && !line.starts_with('[')
-}
-
-/// Whether a value is only a blank to fill: underscores, dots, boxes.
-fn is_blank(value: &str) -> bool {
-    !value.is_empty() && value.chars().all(|c| matches!(c, '_' | '.' | '□' | '☐' | '[' | ']' | ' ' | '…' | '-'))
 }
 
 /// The line that holds the value of the bare label `lines[i]` ("Label:"): the nearest

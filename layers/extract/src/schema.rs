@@ -11,9 +11,10 @@
 //! model write nothing else, so a small one that falls into repeating itself (gemma-3-270m
 //! under llama-server: a tag repeating the prompt's words, or kv keys nesting a copy of
 //! the whole answer) otherwise writes until its context is full: 5,000 tokens and minutes
-//! for one receipt. Bounded, the same model's answers ended within the call's timeout on 8
-//! tasks of 10 (scripts/llm-check, docs/extraction.md). The bounds are above what a page
-//! holds, so no right answer meets them.
+//! for one receipt. Bounded, the same model's receipts mostly end within the call's
+//! timeout; its forms still run past it, as the bounds multiply (scripts/llm-check,
+//! docs/extraction.md). The bounds are above what a page holds, so no right answer meets
+//! them.
 
 use docusnap_core::results::{FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{json, Map, Value};
@@ -29,6 +30,9 @@ pub struct AnswerSchema {
 
 /// A title names the document in a line ("Starbucks receipt").
 const MAX_TITLE_CHARS: usize = 200;
+/// A label: a field to fill is named by its printed label, a phrase (the shared forms'
+/// longest question is 89 characters, their median 10), not a value.
+const MAX_LABEL_CHARS: usize = 200;
 /// A tag is a word or two.
 const MAX_TAG_CHARS: usize = 40;
 /// "One or two sentences", with room.
@@ -111,7 +115,7 @@ pub fn doc(is_form: bool) -> AnswerSchema {
     properties.insert("related".into(), json!({"type": "array", "maxItems": MAX_RELATED, "items": library_entry()}));
     if is_form {
         properties
-            .insert("fields".into(), json!({"type": "array", "maxItems": MAX_FACTS, "items": text(MAX_VALUE_CHARS)}));
+            .insert("fields".into(), json!({"type": "array", "maxItems": MAX_FACTS, "items": text(MAX_LABEL_CHARS)}));
     }
     let required: Vec<&String> = properties.keys().collect();
     let schema =

@@ -3,20 +3,18 @@
 //! `models/fetch` and the fonts of Debian's fonts-dejavu-core and fonts-wqy-microhei
 //! (`scripts/test` sees to both).
 
-use std::sync::OnceLock;
-
 use docusnap_ocr::cores::Cores;
 use docusnap_ocr::testing::{render, CJK_FONT, LATIN_FONT};
 use docusnap_ocr::{EngineConfig, Mode, ModelSet, OcrEngine, Page, Rotation};
 
-fn engine(set: ModelSet) -> &'static OcrEngine {
-    static V4: OnceLock<OcrEngine> = OnceLock::new();
-    static V6: OnceLock<OcrEngine> = OnceLock::new();
-    let cell = if set == ModelSet::PpOcrV4 { &V4 } else { &V6 };
-    cell.get_or_init(|| {
-        let config = EngineConfig::for_set(set).unwrap_or_else(|e| panic!("{e}"));
-        OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}"))
-    })
+/// An engine of the test's own, dropped when the test ends, as the product's binaries drop
+/// theirs. One held in a static lives on past `main` into ONNX Runtime's teardown, with
+/// its sessions' thread pools; a test that had passed once ended in SIGSEGV at exit so
+/// (not reproduced since). nextest runs each test in a process of its own, so a static
+/// shared nothing.
+fn engine(set: ModelSet) -> OcrEngine {
+    let config = EngineConfig::for_set(set).unwrap_or_else(|e| panic!("{e}"));
+    OcrEngine::load(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn squash(s: &str) -> String {

@@ -2,19 +2,15 @@
 //! (`docusnap_ocr::testing::pdf` writes PDFs object by object). Needs PDFium, ONNX Runtime
 //! and the models laid out by `models/fetch`, and the fonts `scripts/test` installs.
 
-use std::sync::OnceLock;
-
 use docusnap_ocr::input::{self, InputError, PageInput};
 use docusnap_ocr::pdf::{self, PdfError, PdfPage, MAX_PDF_PAGES, RENDER_LONG_SIDE};
 use docusnap_ocr::testing::pdf::{document, document_with, jpeg, Content, Options, Page, Text};
 use docusnap_ocr::testing::{multipage_tiff, render, LATIN_FONT};
 use docusnap_ocr::{EngineConfig, ModelSet, OcrEngine};
 
-fn engine() -> &'static OcrEngine {
-    static ENGINE: OnceLock<OcrEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        OcrEngine::load(EngineConfig::for_set(ModelSet::PpOcrV6).expect("models/fetch")).expect("the engine")
-    })
+/// The test's own engine, dropped when it ends (see end_to_end.rs's `engine`).
+fn engine() -> OcrEngine {
+    OcrEngine::load(EngineConfig::for_set(ModelSet::PpOcrV6).expect("models/fetch")).expect("the engine")
 }
 
 fn squash(s: &str) -> String {
@@ -188,9 +184,10 @@ fn a_multipage_tiff_is_a_page_per_frame() {
     let tiff = multipage_tiff(&frames);
     let split = input::split(tiff).unwrap();
     assert_eq!(split.len(), 3);
+    let engine = engine();
     for (i, (page, word)) in split.iter().zip(["FIRST", "SECOND", "THIRD"]).enumerate() {
         assert!(matches!(page, PageInput::TiffFrame { index, .. } if *index == i), "{page:?}");
-        let read = engine().read_input(page).unwrap();
+        let read = engine.read_input(page).unwrap();
         assert!(squash(&read.text()).contains(&format!("{word}SHEET")), "frame {i}: {:?}", read.text());
         assert_eq!((read.width, read.height), frames[i].dimensions());
     }

@@ -8,7 +8,7 @@ pub mod stub;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -212,8 +212,7 @@ impl TestStack {
 /// dropped with its last holder, not kept in a static past `main` (see
 /// layers/ocr/tests/end_to_end.rs, `engine`).
 pub fn ocr_engine() -> Arc<docusnap_ocr::OcrEngine> {
-    static ENGINE: std::sync::Mutex<std::sync::Weak<docusnap_ocr::OcrEngine>> =
-        std::sync::Mutex::new(std::sync::Weak::new());
+    static ENGINE: Mutex<Weak<docusnap_ocr::OcrEngine>> = Mutex::new(Weak::new());
     let mut held = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(engine) = held.upgrade() {
         return engine;

@@ -7,6 +7,8 @@ use docusnap_core::protocol::Library;
 use docusnap_core::results::{normalise_fill, DocResult, ResultError};
 use serde_json::{Map, Value};
 
+use crate::provenance::PageLines;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnswerError {
     #[error("the answer holds no JSON object")]
@@ -101,6 +103,24 @@ pub fn doc_result(object: Map<String, Value>, is_form: bool, library: &Library) 
     Ok(result.normalise(is_form, library)?)
 }
 
+/// Drops from a form answer's kv each value of a label it also lists to fill, when no line
+/// of the page holds that value, and says how many. The prompt asks kv for what the form
+/// prints; a value the page does not print is the model's guess at the blank ("Name":
+/// "John Smith" beside "Name: ____"), not a printed fact, so the label is a field, as the
+/// answer also says. A value the page does print stays, and is the contradiction
+/// [`DocResult::normalise`] refuses and the model is asked about once more.
+pub fn drop_guessed_values_of_fields(object: &mut Map<String, Value>, page: &PageLines) -> usize {
+    let fields: Vec<String> = match object.get("fields") {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(|f| f.trim().to_owned()).collect(),
+        Some(Value::String(s)) => s.split([',', ';']).map(|f| f.trim().to_owned()).collect(),
+        _ => return 0,
+    };
+    let Some(Value::Object(kv)) = object.get_mut("kv") else { return 0 };
+    let before = kv.len();
+    kv.retain(|key, value| !(fields.contains(key) && value.as_str().is_some_and(|v| !page.support(v))));
+    before - kv.len()
+}
+
 /// A fill result from the model's object: only the form's fields, with values and
 /// sources that exist in the library. The model may wrap it in `{"filled": ...}`, and may
 /// spell a label differently from the form ("Date of birth:" for "Date of Birth"): such a
@@ -125,6 +145,7 @@ pub fn fill_result(mut object: Map<String, Value>, form_fields: &[String], libra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Line;
     use docusnap_core::protocol::LibraryItem;
     use serde_json::json;
 
@@ -168,6 +189,38 @@ mod tests {
             doc_result(form.as_object().unwrap().clone(), true, &library),
             Err(AnswerError::Result(ResultError::NoFormType))
         ));
+    }
+
+    #[test]
+    fn a_guessed_value_beside_a_label_to_fill_is_dropped_a_printed_one_is_not() {
+        let lines: Vec<Line> = ["MEMBERSHIP APPLICATION", "Club: Riverside Rowing", "Name: ____", "Phone:"]
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Line::new(*text, 0, [10.0, 30.0 * i as f32, 300.0, 30.0 * i as f32 + 20.0]))
+            .collect();
+        let page = PageLines::new(&lines);
+        let answer = |kv: Value| {
+            json!({"title": "Membership application", "tags": ["form"], "kv": kv, "fields": ["Name", " Phone", "Club"]})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        // Values the page does not print, beside labels the answer lists to fill.
+        let mut guessed = answer(json!({"Form Type": "Membership", "Name": "John Smith", "Phone": "555 0100"}));
+        assert_eq!(drop_guessed_values_of_fields(&mut guessed, &page), 2);
+        let form = doc_result(guessed, true, &Library::default()).unwrap();
+        assert_eq!(form.fields.unwrap(), ["Name", "Phone", "Club"]);
+        assert!(!form.kv.contains_key("Name") && !form.kv.contains_key("Phone"));
+        // A printed value is kept, and listing its label to fill is still the contradiction.
+        let mut printed = answer(json!({"Form Type": "Membership", "Club": "Riverside Rowing"}));
+        assert_eq!(drop_guessed_values_of_fields(&mut printed, &page), 0);
+        assert_eq!(
+            doc_result(printed, true, &Library::default()),
+            Err(AnswerError::Result(ResultError::FieldInKv("Club".into())))
+        );
+        // A label that is not listed to fill keeps its value, printed or not.
+        let mut other = answer(json!({"Form Type": "Membership", "Member since": "2019"}));
+        assert_eq!(drop_guessed_values_of_fields(&mut other, &page), 0);
     }
 
     #[test]

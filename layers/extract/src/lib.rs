@@ -260,7 +260,18 @@ impl<M: ChatModel> Extractor<M> {
         let is_form = want == Want::Form;
         let messages = prompt::doc_messages(&ocr.text, library, is_form)?;
         if let (Some(model), None) = (&self.model, &*llm_failed) {
-            let parse = |answer: &str| answer::doc_result(answer::json_object(answer)?, is_form, library);
+            let page = provenance::PageLines::new(&ocr.lines);
+            let parse = |answer: &str| {
+                let mut object = answer::json_object(answer)?;
+                if is_form {
+                    let dropped = answer::drop_guessed_values_of_fields(&mut object, &page);
+                    if dropped > 0 {
+                        // A count only: labels are document text, which stays out of logs.
+                        info!(dropped, "a form answer's guesses at its blanks dropped");
+                    }
+                }
+                answer::doc_result(object, is_form, library)
+            };
             match ask(model, messages, &schema::doc(is_form), deadline, parse, usage).await {
                 Ok(mut result) => {
                     // A form's kv is its printed facts; its date and total are not the point.

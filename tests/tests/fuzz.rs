@@ -286,6 +286,10 @@ fn the_llm_answer_parser_answers_every_answer() {
 {"title": "Receipt", "tags": ["receipt"], "description": "d", "kv": {"Total": "9.50", "Form Type": "x"}, "fields": ["Name"], "related": [{"type": "doc", "resource_id": "r-1"}], "Name": {"value": "A", "source": {"type": "doc", "resource_id": "r-1"}}}
 ```"#;
     let library = Library { doc: vec![LibraryItem { id: "r-1".into(), ..Default::default() }], form: vec![] };
+    // The page holds one of the answer's values, so a form answer's values are both kept
+    // and dropped as guesses.
+    let lines = [docusnap_extract::layout::Line::new("TOTAL 9.50", 0, [0.0, 0.0, 200.0, 20.0])];
+    let page = docusnap_extract::provenance::PageLines::new(&lines);
     let answers = prop_oneof![
         ".{0,200}",
         mutated(good.as_bytes().to_vec()).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
@@ -293,8 +297,8 @@ fn the_llm_answer_parser_answers_every_answer() {
     ];
     fuzz("LLM answer parser", answers, |answer: String| {
         if let Ok(object) = docusnap_extract::answer::json_object(&answer) {
-            let _ = docusnap_extract::answer::doc_result(object.clone(), false, &library);
-            let _ = docusnap_extract::answer::doc_result(object.clone(), true, &library);
+            let _ = docusnap_extract::answer::doc_result(object.clone(), false, &library, &page);
+            let _ = docusnap_extract::answer::doc_result(object.clone(), true, &library, &page);
             let _ = docusnap_extract::answer::fill_result(object, &["Name".to_owned()], &library);
         }
     });

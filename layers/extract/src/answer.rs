@@ -56,10 +56,29 @@ fn strip_thinking(answer: &str) -> &str {
     }
 }
 
-/// A doc or form result from the model's object: lenient where the meaning is plain
-/// (tags as one comma-separated string, missing kv or related), strict where it is not,
-/// then repaired and checked as every result is.
-pub fn doc_result(object: Map<String, Value>, is_form: bool, library: &Library) -> Result<DocResult, AnswerError> {
+/// A doc or form result from the model's object, read against its page: lenient where
+/// the meaning is plain (tags as one comma-separated string, missing kv or related),
+/// strict where it is not, then repaired and checked as every result is.
+///
+/// A form answer that lists a label to fill and also gives it a kv value no line of the
+/// page holds has guessed the blank ("Name": "John Smith" beside "Name: ____"): the prompt
+/// asks kv for what the form prints, so the guess is dropped and the label stays a field,
+/// as the answer also says. A value the page does print stays, and is the contradiction
+/// [`DocResult::normalise`] refuses and the model is asked about once more. Drops are
+/// logged as a count; labels are document text and stay out of logs.
+pub fn doc_result(
+    object: Map<String, Value>, is_form: bool, library: &Library, page: &PageLines,
+) -> Result<DocResult, AnswerError> {
+    let mut result = read_doc(&object, is_form)?;
+    let dropped = drop_guessed_values_of_fields(&mut result, page);
+    if dropped > 0 {
+        tracing::info!(dropped, "a form answer's guesses at its blanks dropped");
+    }
+    Ok(result.normalise(is_form, library)?)
+}
+
+/// The object's fields as a [`DocResult`], before any repair.
+fn read_doc(object: &Map<String, Value>, is_form: bool) -> Result<DocResult, AnswerError> {
     let text = |field: &'static str, required: bool| -> Result<String, AnswerError> {
         match object.get(field) {
             Some(Value::String(s)) => Ok(s.clone()),
@@ -92,33 +111,25 @@ pub fn doc_result(object: Map<String, Value>, is_form: bool, library: &Library) 
         }
         Some(_) => return Err(AnswerError::Shape { field: "related", problem: "must be a list" }),
     };
-    let result = DocResult {
+    Ok(DocResult {
         title: text("title", true)?,
         tags: strings("tags")?,
         description: text("description", false)?,
         kv,
         related,
         fields: if is_form { Some(strings("fields")?) } else { None },
-    };
-    Ok(result.normalise(is_form, library)?)
+    })
 }
 
-/// Drops from a form answer's kv each value of a label it also lists to fill, when no line
-/// of the page holds that value, and says how many. The prompt asks kv for what the form
-/// prints; a value the page does not print is the model's guess at the blank ("Name":
-/// "John Smith" beside "Name: ____"), not a printed fact, so the label is a field, as the
-/// answer also says. A value the page does print stays, and is the contradiction
-/// [`DocResult::normalise`] refuses and the model is asked about once more.
-pub fn drop_guessed_values_of_fields(object: &mut Map<String, Value>, page: &PageLines) -> usize {
-    let fields: Vec<String> = match object.get("fields") {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(|f| f.trim().to_owned()).collect(),
-        Some(Value::String(s)) => s.split([',', ';']).map(|f| f.trim().to_owned()).collect(),
-        _ => return 0,
-    };
-    let Some(Value::Object(kv)) = object.get_mut("kv") else { return 0 };
-    let before = kv.len();
-    kv.retain(|key, value| !(fields.contains(key) && value.as_str().is_some_and(|v| !page.support(v))));
-    before - kv.len()
+/// Drops from a form result's kv each value of a label it also lists to fill when no line
+/// of the page holds that value ([`doc_result`] says why), and says how many.
+fn drop_guessed_values_of_fields(result: &mut DocResult, page: &PageLines) -> usize {
+    let Some(fields) = &result.fields else { return 0 };
+    let before = result.kv.len();
+    result.kv.retain(|key, value| {
+        !(fields.iter().any(|f| f.trim() == key) && value.as_str().is_some_and(|v| !page.support(v)))
+    });
+    before - result.kv.len()
 }
 
 /// A fill result from the model's object: only the form's fields, with values and
@@ -175,18 +186,19 @@ mod tests {
             "kv": {"Total": "9.00", "Items": [{"Name": "Tea"}]},
             "related": [{"type": "doc", "resource_id": "7"}, {"type": "doc", "resource_id": "99"}, "junk"]
         });
-        let doc = doc_result(answer.as_object().unwrap().clone(), false, &library).unwrap();
+        let page = PageLines::new(&[]);
+        let doc = doc_result(answer.as_object().unwrap().clone(), false, &library, &page).unwrap();
         assert_eq!(doc.tags, ["receipt", "food"]);
         assert_eq!(doc.kv["Items.1.Name"], json!("Tea"));
         assert_eq!(doc.related.len(), 1, "the invented id 99 is dropped");
         let no_title = json!({"tags": ["a"]});
         assert_eq!(
-            doc_result(no_title.as_object().unwrap().clone(), false, &library).unwrap_err().to_string(),
+            doc_result(no_title.as_object().unwrap().clone(), false, &library, &page).unwrap_err().to_string(),
             "\"title\" is missing"
         );
         let form = json!({"title": "Visa", "tags": ["form"], "kv": {"Name": "x"}, "fields": ["Name"]});
         assert!(matches!(
-            doc_result(form.as_object().unwrap().clone(), true, &library),
+            doc_result(form.as_object().unwrap().clone(), true, &library, &page),
             Err(AnswerError::Result(ResultError::NoFormType))
         ));
     }
@@ -205,22 +217,25 @@ mod tests {
                 .unwrap()
                 .clone()
         };
+        let dropped = |object: Map<String, Value>| {
+            let mut result = read_doc(&object, true).unwrap();
+            drop_guessed_values_of_fields(&mut result, &page)
+        };
         // Values the page does not print, beside labels the answer lists to fill.
-        let mut guessed = answer(json!({"Form Type": "Membership", "Name": "John Smith", "Phone": "555 0100"}));
-        assert_eq!(drop_guessed_values_of_fields(&mut guessed, &page), 2);
-        let form = doc_result(guessed, true, &Library::default()).unwrap();
+        let guessed = answer(json!({"Form Type": "Membership", "Name": "John Smith", "Phone": "555 0100"}));
+        assert_eq!(dropped(guessed.clone()), 2);
+        let form = doc_result(guessed, true, &Library::default(), &page).unwrap();
         assert_eq!(form.fields.unwrap(), ["Name", "Phone", "Club"]);
         assert!(!form.kv.contains_key("Name") && !form.kv.contains_key("Phone"));
         // A printed value is kept, and listing its label to fill is still the contradiction.
-        let mut printed = answer(json!({"Form Type": "Membership", "Club": "Riverside Rowing"}));
-        assert_eq!(drop_guessed_values_of_fields(&mut printed, &page), 0);
+        let printed = answer(json!({"Form Type": "Membership", "Club": "Riverside Rowing"}));
+        assert_eq!(dropped(printed.clone()), 0);
         assert_eq!(
-            doc_result(printed, true, &Library::default()),
+            doc_result(printed, true, &Library::default(), &page),
             Err(AnswerError::Result(ResultError::FieldInKv("Club".into())))
         );
         // A label that is not listed to fill keeps its value, printed or not.
-        let mut other = answer(json!({"Form Type": "Membership", "Member since": "2019"}));
-        assert_eq!(drop_guessed_values_of_fields(&mut other, &page), 0);
+        assert_eq!(dropped(answer(json!({"Form Type": "Membership", "Member since": "2019"}))), 0);
     }
 
     #[test]

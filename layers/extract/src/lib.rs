@@ -128,8 +128,9 @@ pub const CHECKED_KEYS: [&str; 3] = ["Date", "Total", "Company"];
 /// no line supports ([`provenance::PageLines::support`]) takes the rules' reading, when the rules
 /// read one that a line does support. Returns what was replaced. Counts the result's
 /// unverified values and corrections as metrics.
-pub fn check_against_page(result: &mut DocResult, lines: &[Line], library: &Library) -> Vec<Correction> {
-    let page = provenance::PageLines::new(lines);
+pub fn check_against_page(
+    result: &mut DocResult, lines: &[Line], page: &provenance::PageLines, library: &Library,
+) -> Vec<Correction> {
     let mut corrections = Vec::new();
     let wanted: Vec<(&str, String)> = CHECKED_KEYS
         .into_iter()
@@ -261,22 +262,12 @@ impl<M: ChatModel> Extractor<M> {
         let messages = prompt::doc_messages(&ocr.text, library, is_form)?;
         if let (Some(model), None) = (&self.model, &*llm_failed) {
             let page = provenance::PageLines::new(&ocr.lines);
-            let parse = |answer: &str| {
-                let mut object = answer::json_object(answer)?;
-                if is_form {
-                    let dropped = answer::drop_guessed_values_of_fields(&mut object, &page);
-                    if dropped > 0 {
-                        // A count only: labels are document text, which stays out of logs.
-                        info!(dropped, "a form answer's guesses at its blanks dropped");
-                    }
-                }
-                answer::doc_result(object, is_form, library)
-            };
+            let parse = |answer: &str| answer::doc_result(answer::json_object(answer)?, is_form, library, &page);
             match ask(model, messages, &schema::doc(is_form), deadline, parse, usage).await {
                 Ok(mut result) => {
                     // A form's kv is its printed facts; its date and total are not the point.
                     let corrections =
-                        if is_form { Vec::new() } else { check_against_page(&mut result, &ocr.lines, library) };
+                        if is_form { Vec::new() } else { check_against_page(&mut result, &ocr.lines, &page, library) };
                     return Ok((result, corrections));
                 }
                 Err(e) if self.fallback_to_rules => *llm_failed = Some(e),

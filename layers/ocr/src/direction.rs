@@ -7,6 +7,7 @@ use image::RgbImage;
 use crate::error::OcrError;
 use crate::geometry::CropMap;
 use crate::model::ClassifierSpec;
+use crate::recognize::Reading;
 use crate::session::Model;
 
 /// The reference's direction threshold: on a page that came upright, as nearly all do, a
@@ -26,14 +27,14 @@ const PAGE_FLIP_SHARE: f32 = 0.5;
 const CHECK_BELOW: f32 = 0.8;
 
 /// Whether a page read upright may be upside down: its text reads with little confidence.
-pub(crate) fn worth_checking(crops: &[CropMap], recognised: &[(String, f32)]) -> bool {
+pub(crate) fn worth_checking(crops: &[CropMap], recognised: &[Reading]) -> bool {
     !crops.is_empty() && confidence(crops, recognised) < CHECK_BELOW
 }
 
 /// A reading's mean character probability, weighted by line width.
-pub(crate) fn confidence(crops: &[CropMap], recognised: &[(String, f32)]) -> f32 {
+pub(crate) fn confidence(crops: &[CropMap], recognised: &[Reading]) -> f32 {
     let total: f32 = crops.iter().map(|c| c.width).sum();
-    let confident: f32 = crops.iter().zip(recognised).map(|(c, (_, score))| c.width * score).sum();
+    let confident: f32 = crops.iter().zip(recognised).map(|(c, read)| c.width * read.score).sum();
     if total > 0.0 {
         confident / total
     } else {
@@ -135,7 +136,9 @@ mod tests {
 
     #[test]
     fn only_pages_that_read_badly_are_checked_and_wide_lines_weigh_more() {
-        let read = |scores: &[f32]| scores.iter().map(|&s| ("x".to_owned(), s)).collect::<Vec<_>>();
+        let read = |scores: &[f32]| {
+            scores.iter().map(|&score| Reading { text: "x".to_owned(), score, runs: Vec::new() }).collect::<Vec<_>>()
+        };
         let crops = [crop(300.0), crop(20.0), crop(20.0)];
         // A confident page with two doubtful short words: not checked.
         assert!(!worth_checking(&crops, &read(&[0.97, 0.3, 0.2])));

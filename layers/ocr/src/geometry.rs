@@ -22,7 +22,7 @@ impl Point {
         Point::new(self.x + o.x, self.y + o.y)
     }
 
-    fn scale(self, k: f32) -> Point {
+    pub(crate) fn scale(self, k: f32) -> Point {
         Point::new(self.x * k, self.y * k)
     }
 

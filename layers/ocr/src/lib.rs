@@ -54,7 +54,7 @@ use detect::Detector;
 use direction::DirectionClassifier;
 use geometry::CropMap;
 use orientation::{Frame, Turn};
-use recognize::Recognizer;
+use recognize::{Reading, Recognizer};
 use session::{Model, Pool};
 
 /// How the pipeline runs; [`EngineConfig::for_set`] gives the measured defaults.
@@ -330,8 +330,8 @@ impl OcrEngine {
             .quads
             .into_iter()
             .zip(read.recognised)
-            .filter(|(_, (text, score))| !text.is_empty() && *score >= self.config.min_score)
-            .map(|(quad, (text, score))| TextLine { text, score, quad })
+            .filter(|(_, read)| !read.text.is_empty() && read.score >= self.config.min_score)
+            .flat_map(|(quad, read)| lines_of(quad, read))
             .collect();
         Ok(arrange(lines, image.width(), image.height(), rotation))
     }
@@ -399,7 +399,14 @@ impl OcrEngine {
             pass.detect(&level)?.into_iter().map(|q| q.map(|p| map.to_image(p))).collect()
         };
         let crops: Vec<CropMap> = quads.iter().map(CropMap::from_quad).collect();
-        let recognised = self.recognizer.recognise(image, &crops, pass.squeeze, &pass.claim)?;
+        let mut recognised = self.recognizer.recognise(image, &crops, pass.squeeze, &pass.claim)?;
+        // A tall box's crop runs across the box (see `CropMap::from_quad`), so its runs
+        // are not along the box's top edge: it stays one line.
+        for (quad, read) in quads.iter().zip(&mut recognised) {
+            if geometry::is_tall(quad) {
+                read.runs.clear();
+            }
+        }
         Ok(Read { quads, crops, recognised })
     }
 }
@@ -443,7 +450,30 @@ impl Pass<'_> {
 struct Read {
     quads: Vec<Quad>,
     crops: Vec<CropMap>,
-    recognised: Vec<(String, f32)>,
+    recognised: Vec<Reading>,
+}
+
+/// A box's lines: one, or one for each run of text standing apart in it (see
+/// [`recognize::RUN_GAP_HEIGHTS`]), each run's box the part of the box it spans along its
+/// top edge (corners in the text's order, in whatever frame).
+fn lines_of(quad: Quad, read: Reading) -> Vec<TextLine> {
+    let Reading { text, score, runs } = read;
+    if runs.is_empty() {
+        return vec![TextLine { text, score, quad }];
+    }
+    let along = |a: geometry::Point, b: geometry::Point, share: f32| a.add(b.sub(a).scale(share));
+    runs.into_iter()
+        .filter_map(|(bytes, from, to)| {
+            let part = text.get(bytes)?.trim();
+            let quad = [
+                along(quad[0], quad[1], from),
+                along(quad[0], quad[1], to),
+                along(quad[3], quad[2], to),
+                along(quad[3], quad[2], from),
+            ];
+            (!part.is_empty()).then(|| TextLine { text: part.to_owned(), score, quad })
+        })
+        .collect()
 }
 
 impl Read {
@@ -465,4 +495,32 @@ fn arrange(lines: Vec<TextLine>, width: u32, height: u32, rotation: Rotation) ->
         .map(|line| TextLine { quad: line.quad.map(|p| frame.to_page(p)), ..line })
         .collect();
     Page { width, height, orientation, lines }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
+        [Point::new(l, t), Point::new(r, t), Point::new(r, b), Point::new(l, b)]
+    }
+
+    #[test]
+    fn a_box_holding_runs_apart_gives_a_line_for_each_with_its_part_of_the_box() {
+        let text = "DATE: 12/10/96".to_owned();
+        let read = Reading { text: text.clone(), score: 0.9, runs: vec![(0..6, 0.0, 0.3), (6..14, 0.6, 1.0)] };
+        let lines = lines_of(rect(100.0, 10.0, 400.0, 30.0), read);
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["DATE:", "12/10/96"]);
+        assert_eq!(lines[0].quad, rect(100.0, 10.0, 190.0, 30.0));
+        assert_eq!(lines[1].quad, rect(280.0, 10.0, 400.0, 30.0));
+        // A box given back turned a quarter (a sideways page's): its parts along its top
+        // edge, wherever that edge now runs.
+        let turned =
+            [Point::new(30.0, 100.0), Point::new(30.0, 400.0), Point::new(10.0, 400.0), Point::new(10.0, 100.0)];
+        let read = Reading { text, score: 0.9, runs: vec![(0..6, 0.0, 0.3), (6..14, 0.6, 1.0)] };
+        let lines = lines_of(turned, read);
+        assert_eq!(lines[1].quad[0], Point::new(30.0, 280.0));
+        assert_eq!(lines[1].quad[2], Point::new(10.0, 400.0));
+    }
 }

@@ -83,6 +83,21 @@ fn page_number(line: &str) -> Option<u32> {
     })
 }
 
+/// A line that says only which page this is ("Page 1 of 3 Pages", "Page1 of 3", "PAGE 2"):
+/// page furniture, neither a label's value nor a table's row. OCR often joins the word
+/// and the number ("Page1").
+pub(crate) fn is_pagination(line: &str) -> bool {
+    let lower = line.to_lowercase();
+    let words: Vec<&str> =
+        lower.split(|c: char| c.is_whitespace() || matches!(c, ':' | '.' | '/')).filter(|w| !w.is_empty()).collect();
+    let number = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit());
+    let page_word = |w: &str| w.strip_prefix("page").is_some_and(|rest| rest.is_empty() || rest == "s" || number(rest));
+    // "Pages: 4" on a fax cover is its count of pages, a field.
+    words.first().is_some_and(|w| w.strip_prefix("page").is_some_and(|rest| rest.is_empty() || number(rest)))
+        && words.iter().any(|w| number(w) || w.strip_prefix("page").is_some_and(number))
+        && words.iter().all(|w| number(w) || page_word(w) || *w == "of")
+}
+
 fn says_continued(line: &str) -> bool {
     let lower = line.to_lowercase();
     ["continued", "cont'd", "(cont.)", "carried forward", "brought forward"].iter().any(|w| lower.contains(w))
@@ -193,6 +208,16 @@ mod tests {
 
     fn receipt(shop: &str, total: &str) -> Vec<Line> {
         page(&[shop, "12 JALAN MERDEKA, 50000 KUALA LUMPUR", "Date: 12/03/2018", "TEA 2.00", &format!("TOTAL {total}")])
+    }
+
+    #[test]
+    fn a_line_that_only_numbers_the_page_is_pagination() {
+        for line in ["Page 1 of 3 Pages", "Page1 of 3", "PAGE 2", "page 2/3"] {
+            assert!(is_pagination(line), "{line}");
+        }
+        for line in ["Page", "Pages: 4", "Pages (including cover sheet): 2", "Page 1 of 3 Total 18.90", "Pager 5"] {
+            assert!(!is_pagination(line), "{line}");
+        }
     }
 
     #[test]

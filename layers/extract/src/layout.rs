@@ -46,6 +46,12 @@ impl Line {
             .collect()
     }
 
+    /// Printed upright in the margin (a filing number, a stamp): taller than wide, and more
+    /// than a character. Neither a label's value nor a table's cell.
+    pub fn is_margin_print(&self) -> bool {
+        self.text.chars().count() > 1 && self.height() > 2.0 * (self.right - self.left)
+    }
+
     pub fn height(&self) -> f32 {
         (self.bottom - self.top).max(0.0)
     }

@@ -404,7 +404,13 @@ fn row_pairs(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool], kv: &mut Kv
         let [label, value] = free[..] else { continue };
         let (left, right) = (&lines[label], &lines[value]);
         let gap = right.left - left.right;
-        if !crate::table::is_heading(left) || right.text.ends_with(':') || gap < left.height() || is_blank(&right.text)
+        // The page's number at its foot beside a file name ("STYLE.XLS   Page 1 of 3") is
+        // page furniture, not a pair.
+        if !crate::table::is_heading(left)
+            || right.text.ends_with(':')
+            || gap < left.height()
+            || is_blank(&right.text)
+            || crate::documents::is_pagination(&right.text)
         {
             continue;
         }
@@ -582,7 +588,8 @@ fn value_line(lines: &[Line], i: usize, used: &[bool]) -> Option<usize> {
     let found = if beside_label { under() } else { beside.or_else(under) };
     found.filter(|&j| {
         can_be_value(&lines[j].text)
-            && !is_vertical(&lines[j])
+            && !lines[j].is_margin_print()
+            && !crate::documents::is_pagination(&lines[j].text)
             && !is_instruction(&lines[j].text)
             && !labels_a_value(lines, j, used)
     })
@@ -643,12 +650,6 @@ fn heading_neighbour(lines: &[Line], i: usize, used: &[bool]) -> bool {
 /// "Label:" alone on its line.
 fn is_bare_label(text: &str) -> bool {
     text.trim_end().strip_suffix(':').is_some_and(|label| as_label(label).is_some() && !label.contains(':'))
-}
-
-/// A line printed upright in the margin (a filing number, a stamp): taller than wide, and
-/// more than a character. No label on a row beside it owns it.
-fn is_vertical(line: &Line) -> bool {
-    line.text.chars().count() > 1 && line.height() > 2.0 * (line.right - line.left)
 }
 
 /// A printed instruction under or beside a label, wholly in parentheses ("(Indicate

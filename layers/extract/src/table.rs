@@ -111,7 +111,12 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
         let mut filled_rows = 0;
         let mut next = r + 1;
         while let Some(row) = rows.get(next) {
-            let free: Vec<usize> = row.iter().copied().filter(|&i| !used[i]).collect();
+            // Print in the margin beside the rows is not a cell of theirs, nor a row.
+            let free: Vec<usize> = row.iter().copied().filter(|&i| !used[i] && !lines[i].is_margin_print()).collect();
+            if free.is_empty() && row.iter().any(|&i| !used[i]) {
+                next += 1;
+                continue;
+            }
             let top = free.iter().map(|&i| lines[i].top).fold(f32::MAX, f32::min);
             if free.is_empty()
                 || top - bottom > MAX_ROW_GAP_LINES * height
@@ -155,9 +160,11 @@ pub fn columns(lines: &[Line], rows: &[Vec<usize>], used: &mut [bool]) -> Vec<Co
             let spanning = free.len() < MIN_COLUMNS && free.iter().any(|&i| spans_two(i));
             // A table opens with a full row; a label with a colon is the form again.
             // More lines than columns, or a row of headings again: another layout begins.
-            // A bill's closing rows (total, tax, change) end its items.
+            // A bill's closing rows (total, tax, change) end its items, as does the
+            // page's number at its foot.
             let crowded = free.len() > heads.len() || heading_row(next).is_some();
-            let closing = free.first().is_some_and(|&i| crate::values::is_closing_label(&lines[i].text));
+            let closing = free.first().is_some_and(|&i| crate::values::is_closing_label(&lines[i].text))
+                || free.iter().any(|&i| crate::documents::is_pagination(&lines[i].text));
             if spanning
                 || closing
                 || crowded
@@ -276,6 +283,28 @@ mod tests {
         for item in ["Teh tarik", "Nasi lemak ayam", "Total Gym membership fee for the month of May"] {
             assert!(!crate::values::is_closing_label(item), "{item}");
         }
+    }
+
+    #[test]
+    fn print_in_the_margin_is_no_cell_and_the_pages_number_ends_the_table() {
+        let lines = vec![
+            at("NAME OF ACCOUNT", 10.0, 100.0),
+            at("NO. OF STORES", 300.0, 100.0),
+            at("Texaco Seattle", 10.0, 130.0),
+            at("225", 320.0, 130.0),
+            // A filing number printed upright in the margin, beside the rows.
+            Line::new("82253245", 0, [600.0, 125.0, 615.0, 240.0]),
+            at("Dari Mart", 10.0, 160.0),
+            at("27", 320.0, 160.0),
+            at("STYLE.XLS", 10.0, 190.0),
+            at("Page 1 of 3 Pages", 300.0, 190.0),
+        ];
+        let mut used = vec![false; lines.len()];
+        let found = columns(&lines, &rows(&lines), &mut used);
+        let cells: Vec<Vec<&str>> =
+            found.iter().map(|c| c.cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect()).collect();
+        assert_eq!(cells, [vec!["Texaco Seattle", "Dari Mart"], vec!["225", "27"]]);
+        assert!(!used[4] && !used[7] && !used[8]);
     }
 
     #[test]

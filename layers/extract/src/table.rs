@@ -222,6 +222,11 @@ mod tests {
     use super::*;
     use crate::layout::rows;
 
+    /// Each column's cells, by the first line of each.
+    fn first_lines<'a>(found: &[Column], lines: &'a [Line]) -> Vec<Vec<&'a str>> {
+        found.iter().map(|c| c.cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect()).collect()
+    }
+
     fn at(text: &str, x: f32, y: f32) -> Line {
         Line::new(text, 0, [x, y, x + 10.0 * text.len() as f32, y + 20.0])
     }
@@ -272,9 +277,7 @@ mod tests {
             at("1.10", 310.0, 220.0),
         ];
         let mut used = vec![false; lines.len()];
-        let found = columns(&lines, &rows(&lines), &mut used);
-        let cells: Vec<Vec<&str>> =
-            found.iter().map(|c| c.cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect()).collect();
+        let cells = first_lines(&columns(&lines, &rows(&lines), &mut used), &lines);
         assert_eq!(cells, [vec!["Teh tarik", "Nasi lemak"], vec!["2.50", "16.40"]]);
         assert!(!used[6] && !used[7], "the total is left for the label/value rules");
         for label in ["SUB TOTAL", "Sub-Total 17.00", "GST 6% 1.02", "Rounding Adj", "Total Amount"] {
@@ -300,9 +303,7 @@ mod tests {
             at("Page 1 of 3 Pages", 300.0, 190.0),
         ];
         let mut used = vec![false; lines.len()];
-        let found = columns(&lines, &rows(&lines), &mut used);
-        let cells: Vec<Vec<&str>> =
-            found.iter().map(|c| c.cells.iter().map(|cell| lines[cell[0]].text.as_str()).collect()).collect();
+        let cells = first_lines(&columns(&lines, &rows(&lines), &mut used), &lines);
         assert_eq!(cells, [vec!["Texaco Seattle", "Dari Mart"], vec!["225", "27"]]);
         assert!(!used[4] && !used[7] && !used[8]);
     }

@@ -209,7 +209,11 @@ fn label_values(lines: &[Line], used: &mut [bool], kv: &mut Kv, is_form: bool) {
         let last = pairs.len().saturating_sub(1);
         for (n, (label, value)) in pairs.into_iter().enumerate() {
             let Some(label) = as_label(&label) else { continue };
-            let mut value = value;
+            // A speck OCR read after the colon ("TO:.") is no value: the label's value
+            // stands beside or under it, as a bare label's does.
+            let is_speck =
+                value.chars().count() <= 2 && value.chars().all(|c| matches!(c, '.' | ',' | ';' | '\'' | '`'));
+            let mut value = if is_speck { String::new() } else { value };
             let mut value_at = i;
             if value.is_empty() && n == last {
                 // Bare labels side by side, nothing between them, are a table's headings:
@@ -787,7 +791,8 @@ mod tests {
             Line::new("12 Jalan Besar, 45600 Kuala Selangor", 0, [10.0, 40.0, 400.0, 60.0]),
             Line::new("Invoice No:", 0, [10.0, 80.0, 120.0, 100.0]),
             Line::new("INV-2031", 0, [200.0, 82.0, 300.0, 102.0]),
-            Line::new("Cashier:", 0, [10.0, 120.0, 90.0, 140.0]),
+            // A speck read after the colon.
+            Line::new("Cashier:.", 0, [10.0, 120.0, 90.0, 140.0]),
             Line::new("Mei Ling", 0, [12.0, 145.0, 90.0, 165.0]),
             Line::new("TOTAL", 0, [10.0, 200.0, 80.0, 220.0]),
             Line::new("RM 12.50", 0, [300.0, 203.0, 380.0, 223.0]),
@@ -797,7 +802,7 @@ mod tests {
         let keys: Vec<&str> = doc.kv.keys().map(String::as_str).collect();
         assert_eq!(keys, ["Company", "Address", "Invoice No", "Cashier", "Total", "Date"], "{:?}", doc.kv);
         assert_eq!(doc.kv["Invoice No"], json!("INV-2031"), "the value to the right on its row");
-        assert_eq!(doc.kv["Cashier"], json!("Mei Ling"), "the value under its label");
+        assert_eq!(doc.kv["Cashier"], json!("Mei Ling"), "the value under its label, past a speck");
         assert_eq!(doc.kv["Total"], json!("12.50"));
         assert_eq!(doc.kv["Date"], json!("Mar 20, 2019"), "O read as 0 among digits");
     }

@@ -386,10 +386,10 @@ fn mark_pairs(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
         let label = (0..lines.len())
             .filter(|&j| j != m && !used[j] && mark.same_row(&lines[j]) && gap(j) >= 0.0)
             .filter(|&j| gap(j) <= 3.0 * mark.height().max(lines[j].height()))
-            .filter(|&j| !MARKS.contains(&lines[j].text.trim()) && crate::table::is_heading(&lines[j]))
+            .filter(|&j| !MARKS.contains(&lines[j].text.trim()) && is_option(&lines[j]))
             .min_by(|&a, &b| gap(a).total_cmp(&gap(b)));
         if let Some(j) = label {
-            let key = lines[j].text.trim().trim_end_matches(':').trim().to_owned();
+            let key = option_text(&lines[j].text).to_owned();
             if !kv.contains_key(&key) {
                 used[j] = true;
                 used[m] = true;
@@ -397,6 +397,23 @@ fn mark_pairs(lines: &[Line], used: &mut [bool], kv: &mut Kv) {
             }
         }
     }
+}
+
+/// A box's label with the box's brackets OCR read beside it ("JUNE 30[") and its colon
+/// taken off.
+fn option_text(text: &str) -> &str {
+    text.trim().trim_matches(['[', ']', '(', ')']).trim().trim_end_matches(':').trim()
+}
+
+/// Whether a line can label a box to tick: a short heading ("NOV", "YES"), or a date or
+/// day to choose ("JUNE 30", "Sep 22"): a few words, mostly letters, a day's or a year's
+/// digits at most.
+fn is_option(line: &Line) -> bool {
+    let text = option_text(&line.text);
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    let digits = text.chars().filter(|c| c.is_ascii_digit()).count();
+    crate::table::is_heading(line)
+        || (text.split_whitespace().count() <= 3 && letters >= 3 && digits <= 4 && !text.contains(':'))
 }
 
 /// A form's rows of a label and its value side by side with no colon ("MEDIA TYPE   DIRECT
@@ -851,5 +868,27 @@ mod tests {
         // A document's rows are items and prices, not labels.
         let doc = extract_doc(&page, &Library::default());
         assert!(!doc.kv.contains_key("MEDIA TYPE"));
+    }
+
+    #[test]
+    fn a_ticked_box_is_the_value_of_its_option_a_word_or_a_date() {
+        let at = |text: &str, x: f32, y: f32, w: f32| Line::new(text, 0, [x, y, x + w, y + 16.0]);
+        let page = vec![
+            at("PROGRESS REPORT", 10.0, 0.0, 300.0),
+            // The box's bracket read with its date, the mark a little to the right.
+            at("JUNE 30[", 400.0, 40.0, 50.0),
+            at("X", 470.0, 40.0, 14.0),
+            at("SEP 22", 560.0, 40.0, 45.0),
+            at("YES", 400.0, 80.0, 30.0),
+            at("X", 440.0, 80.0, 14.0),
+            // A sentence beside a mark is no option.
+            at("Please sign the form and send it back to us", 10.0, 120.0, 320.0),
+            at("X", 340.0, 120.0, 14.0),
+        ];
+        let form = extract_form(&page, &Library::default());
+        assert_eq!(form.kv.get("JUNE 30"), Some(&json!("X")));
+        assert_eq!(form.kv.get("YES"), Some(&json!("X")));
+        assert!(!form.kv.contains_key("SEP 22"), "the box ticked is the one beside the mark");
+        assert_eq!(form.kv.values().filter(|v| *v == &json!("X")).count(), 2, "{:?}", form.kv);
     }
 }

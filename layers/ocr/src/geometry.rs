@@ -34,6 +34,12 @@ impl Point {
 /// A text box: top-left, top-right, bottom-right, bottom-left, in page pixels.
 pub type Quad = [Point; 4];
 
+/// A box from its left, top, right and bottom edges.
+#[cfg(test)]
+pub(crate) fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
+    [Point::new(l, t), Point::new(r, t), Point::new(r, b), Point::new(l, b)]
+}
+
 fn cross(o: Point, a: Point, b: Point) -> f32 {
     (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x)
 }

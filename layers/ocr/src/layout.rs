@@ -1,7 +1,5 @@
 //! Reading order: lines top to bottom, left to right, with fragments of one line merged.
 
-#[cfg(test)]
-use crate::geometry::Point;
 use crate::geometry::Quad;
 use crate::page::TextLine;
 
@@ -87,15 +85,10 @@ fn merge(a: TextLine, b: TextLine) -> TextLine {
     TextLine { text: format!("{}{joiner}{}", a.text, b.text), score, quad }
 }
 
-/// A box from its left, top, right and bottom edges.
-#[cfg(test)]
-fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
-    [Point::new(l, t), Point::new(r, t), Point::new(r, b), Point::new(l, b)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::{rect, Point};
 
     fn line(text: &str, l: f32, t: f32, r: f32, b: f32) -> TextLine {
         TextLine { text: text.into(), score: 0.9, quad: rect(l, t, r, b) }

@@ -500,10 +500,7 @@ fn arrange(lines: Vec<TextLine>, width: u32, height: u32, rotation: Rotation) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
-        [Point::new(l, t), Point::new(r, t), Point::new(r, b), Point::new(l, b)]
-    }
+    use crate::geometry::rect;
 
     #[test]
     fn a_box_holding_runs_apart_gives_a_line_for_each_with_its_part_of_the_box() {

@@ -245,10 +245,7 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rect(l: f32, t: f32, r: f32, b: f32) -> Quad {
-        [Point::new(l, t), Point::new(r, t), Point::new(r, b), Point::new(l, b)]
-    }
+    use crate::geometry::rect;
 
     fn close(a: Point, b: Point) -> bool {
         (a.x - b.x).abs() < 1e-3 && (a.y - b.y).abs() < 1e-3

@@ -9,7 +9,7 @@ use docusnap_core::task::AnswerFormat;
 use docusnap_extract::bedrock::BedrockChatModel;
 use docusnap_extract::layout::Line;
 use docusnap_extract::llm::{ChatModel, LlmError, LlmSettings, Message, Provider};
-use docusnap_extract::schema::empty_object;
+use docusnap_extract::schema::{doc, empty_object, Room};
 use docusnap_extract::{Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -41,11 +41,15 @@ fn model_with(server: &Server, format: AnswerFormat) -> BedrockChatModel {
 
 /// Converse's success body.
 fn answer(text: &str) -> Reply {
+    stopped(text, "end_turn")
+}
+
+fn stopped(text: &str, reason: &str) -> Reply {
     Reply::json(
         200,
         json!({
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-            "stopReason": "end_turn",
+            "stopReason": reason,
             "usage": {"inputTokens": 812, "outputTokens": 96, "totalTokens": 908},
             "metrics": {"latencyMs": 1402}
         }),
@@ -87,7 +91,7 @@ async fn converse_is_called_signed_with_the_system_prompt_apart() {
         seen.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant", "user"]);
     assert_eq!(seen.body["messages"][0]["content"], json!([{"text": "TOTAL 9.50"}]));
-    assert_eq!(seen.body["inferenceConfig"]["maxTokens"], 4096);
+    assert_eq!(seen.body["inferenceConfig"]["maxTokens"], empty_object().max_tokens);
 }
 
 #[tokio::test]
@@ -171,14 +175,14 @@ async fn the_default_asks_for_the_answer_as_a_forced_tools_input_and_reads_it_in
     assert_eq!(tools["toolChoice"], json!({"tool": {"name": "document_result"}}));
     let spec = &tools["tools"][0]["toolSpec"];
     assert_eq!(spec["name"], "document_result");
-    assert_eq!(spec["inputSchema"]["json"], docusnap_extract::schema::doc(false).schema);
+    assert_eq!(spec["inputSchema"]["json"], doc(false, &Room::new(&ocr.lines, &Default::default())).schema);
     assert!(body.get("outputConfig").is_none());
 }
 
 #[tokio::test]
 async fn json_schema_asks_through_output_config_and_off_asks_nothing() {
     let server = Server::scripted("", vec![answer("{}"), answer("{}")]).await;
-    let schema = docusnap_extract::schema::doc(true);
+    let schema = doc(true, &Room::new(&[], &Default::default()));
     model_with(&server, AnswerFormat::JsonSchema).complete(&[Message::user("x")], &schema, later(10)).await.unwrap();
     model_with(&server, AnswerFormat::Off).complete(&[Message::user("x")], &schema, later(10)).await.unwrap();
     let seen = server.seen();
@@ -191,4 +195,17 @@ async fn json_schema_asks_through_output_config_and_off_asks_nothing() {
     assert_eq!(sent, schema.schema);
     assert!(seen[0].body.get("toolConfig").is_none());
     assert!(seen[1].body.get("outputConfig").is_none() && seen[1].body.get("toolConfig").is_none());
+}
+
+/// An answer stopped at the request's `maxTokens` (a model running on) is a failed call,
+/// tried again; the limit sent is the schema's.
+#[tokio::test]
+async fn an_answer_cut_at_max_tokens_is_tried_again() {
+    let server =
+        Server::scripted("", vec![stopped(r#"{"kv": {"a": "1", "a": "1", "#, "max_tokens"), answer("{}")]).await;
+    let schema = empty_object();
+    assert_eq!(model(&server).complete(&[Message::user("x")], &schema, later(10)).await.unwrap().text, "{}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].body["inferenceConfig"]["maxTokens"], schema.max_tokens);
 }

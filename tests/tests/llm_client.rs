@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_extract::layout::Line;
-use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider};
-use docusnap_extract::schema::empty_object;
+use docusnap_extract::llm::{ChatModel, HttpChatModel, LlmError, LlmSettings, Message, Provider, MAX_ATTEMPTS};
+use docusnap_extract::schema::{doc, empty_object, Room};
 use docusnap_extract::{ExtractError, Extractor, OcrText, Want, RULES_FALLBACK};
 use docusnap_tests::stub::{Reply, Server};
 use serde_json::json;
@@ -26,11 +26,15 @@ fn zhipu_answer(content: &str) -> Reply {
 
 /// OpenAI's (and vLLM's, llama.cpp's, Ollama's) success body.
 fn openai_answer(content: &str) -> Reply {
+    openai_reply(content, "stop")
+}
+
+fn openai_reply(content: &str, finish_reason: &str) -> Reply {
     Reply::json(
         200,
         json!({
             "id": "chatcmpl-9x2", "object": "chat.completion", "created": 1764374400, "model": "qwen2.5-7b-instruct",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": null, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": null, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": 812, "completion_tokens": 96, "total_tokens": 908}
         }),
     )
@@ -116,7 +120,7 @@ async fn openai_server_errors_are_retried_then_given_up_on() {
     let model = HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap();
     let error = model.complete(&[Message::user("hi")], &empty_object(), later(30)).await.unwrap_err();
     assert!(matches!(error, LlmError::Status { status: 500, .. }), "{error}");
-    assert_eq!(server.seen().len(), docusnap_extract::llm::MAX_ATTEMPTS as usize);
+    assert_eq!(server.seen().len(), MAX_ATTEMPTS as usize);
 
     let server =
         Server::scripted("/v1", vec![Reply::json(401, json!({"error": {"message": "Incorrect API key provided"}}))])
@@ -139,6 +143,30 @@ async fn a_slow_answer_times_out_and_the_retry_is_used() {
     let started = Instant::now();
     assert_eq!(model.complete(&[], &empty_object(), later(30)).await.unwrap().text, "{\"fast\": 1}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+/// An answer cut at the request's `max_tokens` (a model repeating itself) is a failed
+/// call, tried again, never read as a result, and more often than other failures; the
+/// limit is the page's, not a fixed one.
+#[tokio::test]
+async fn an_answer_cut_at_the_pages_token_limit_is_tried_again() {
+    let cut = openai_reply(&format!("{{\"title\": \"Receipt\", \"kv\": {{{}", "\"a\": \"1\", ".repeat(50)), "length");
+    let cuts = MAX_ATTEMPTS as usize;
+    let server = Server::scripted("/v1", [vec![cut; cuts], vec![openai_answer(GOOD)]].concat()).await;
+    let extractor = Extractor {
+        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
+        fallback_to_rules: false,
+    };
+    let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
+    assert_eq!(done.result["kv"]["Total"], "9.50");
+    let seen = server.seen();
+    assert_eq!(seen.len(), cuts + 1, "each cut answer was asked for again, not re-asked about");
+    let limit = doc(false, &Room::new(&receipt().lines, &library())).max_tokens;
+    assert!(limit < 1_000, "three short lines need no more than {limit} tokens");
+    for request in &seen {
+        assert_eq!(request.body["max_tokens"], limit);
+        assert_eq!(request.body["messages"].as_array().unwrap().len(), 2);
+    }
 }
 
 #[tokio::test]
@@ -197,7 +225,8 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
         let format = &request.body["response_format"];
         assert_eq!(format["type"], "json_schema");
         assert_eq!(format["json_schema"]["name"], "document_result");
-        assert_eq!(format["json_schema"]["schema"], docusnap_extract::schema::doc(false).schema);
+        // Held to what this page and library can hold.
+        assert_eq!(format["json_schema"]["schema"], doc(false, &Room::new(&receipt().lines, &library())).schema);
     }
     assert_eq!(done.extractor.to_string(), "llm:glm-4-plus (json-schema)");
     let messages = seen[1].body["messages"].as_array().unwrap();

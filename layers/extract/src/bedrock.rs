@@ -14,7 +14,7 @@ use aws_sdk_bedrockruntime::error::{DisplayErrorContext, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::ConverseError;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, InferenceConfiguration, JsonSchemaDefinition, OutputConfig, OutputFormat,
-    OutputFormatStructure, OutputFormatType, SpecificToolChoice, SystemContentBlock, Tool, ToolChoice,
+    OutputFormatStructure, OutputFormatType, SpecificToolChoice, StopReason, SystemContentBlock, Tool, ToolChoice,
     ToolConfiguration, ToolInputSchema, ToolSpecification,
 };
 use aws_smithy_types::{Document, Number};
@@ -24,9 +24,6 @@ use serde_json::Value;
 use crate::llm::{bounded, ChatModel, Completion, LlmError, LlmSettings, Message, Role};
 use crate::schema::AnswerSchema;
 
-/// Most tokens of one answer: a page's result is well under 2k tokens; more is a model
-/// running on.
-const MAX_ANSWER_TOKENS: i32 = 4096;
 /// As for the HTTP providers: extraction wants the same answer for the same page.
 const TEMPERATURE: f32 = 0.1;
 
@@ -57,7 +54,10 @@ impl BedrockChatModel {
     ) -> Result<Completion, (LlmError, Option<Duration>)> {
         let malformed = |e: aws_sdk_bedrockruntime::error::BuildError| (LlmError::Malformed(e.to_string()), None);
         let mut request = self.client.converse().model_id(&self.settings.model).inference_config(
-            InferenceConfiguration::builder().max_tokens(MAX_ANSWER_TOKENS).temperature(TEMPERATURE).build(),
+            InferenceConfiguration::builder()
+                .max_tokens(i32::try_from(schema.max_tokens).unwrap_or(i32::MAX))
+                .temperature(TEMPERATURE)
+                .build(),
         );
         match self.settings.format {
             AnswerFormat::Tool => {
@@ -113,6 +113,9 @@ impl BedrockChatModel {
             Ok(Err(e)) => return Err((converse_error(e, timeout), None)),
             Ok(Ok(output)) => output,
         };
+        if output.stop_reason() == &StopReason::MaxTokens {
+            return Err((LlmError::Cut(schema.max_tokens), None));
+        }
         let content = output.output().and_then(|o| o.as_message().ok()).map(|m| m.content()).unwrap_or_default();
         // A forced tool's answer is its input; the text blocks beside it, if any, are talk.
         let tool_input = content.iter().find_map(|c| c.as_tool_use().ok()).map(|used| json(used.input()));

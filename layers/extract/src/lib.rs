@@ -263,7 +263,8 @@ impl<M: ChatModel> Extractor<M> {
         if let (Some(model), None) = (&self.model, &*llm_failed) {
             let page = provenance::PageLines::new(&ocr.lines);
             let parse = |answer: &str| answer::doc_result(answer::json_object(answer)?, is_form, library, &page);
-            match ask(model, messages, &schema::doc(is_form), deadline, parse, usage).await {
+            let schema = schema::doc(is_form, &schema::Room::new(&ocr.lines, library));
+            match ask(model, messages, &schema, deadline, parse, usage).await {
                 Ok(mut result) => {
                     // A form's kv is its printed facts; its date and total are not the point.
                     let corrections =

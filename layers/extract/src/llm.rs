@@ -88,6 +88,10 @@ pub enum LlmError {
     Transport(String),
     #[error("the LLM's answer is not a chat completion: {0}")]
     Malformed(String),
+    /// The answer ran past the most tokens a right one needs ([`AnswerSchema::max_tokens`]):
+    /// a model repeating itself, cut off well before the call's timeout.
+    #[error("the LLM's answer ran past {0} tokens")]
+    Cut(u32),
     #[error("no time left for another LLM call (last failure: {last})")]
     OutOfTime { last: String },
 }
@@ -99,6 +103,11 @@ impl LlmError {
         match self {
             LlmError::Status { status, .. } => *status == 429 || *status >= 500,
             LlmError::Timeout(_) | LlmError::Transport(_) => true,
+            // Whether a model falls into repeating itself is chance at any temperature
+            // above 0: the same request looped twice and then answered in 8 s
+            // (gemma-3-270m, scripts/llm-check). A call is cut within the page's tokens,
+            // so a retry costs seconds of the task's budget, not a timeout.
+            LlmError::Cut(_) => true,
             LlmError::Malformed(_) | LlmError::OutOfTime { .. } => false,
         }
     }
@@ -172,6 +181,11 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_TOTAL_BUDGET: Duration = Duration::from_secs(200);
 /// Calls per request at most: one and three retries.
 pub const MAX_ATTEMPTS: u32 = 4;
+/// ... or, while the calls end cut at the answer's token limit, this many. Such a call
+/// ends within seconds and the page's tokens, and each is a fresh chance: gemma-3-270m
+/// looped on about half its calls (scripts/llm-check), so four fell short one task in ten.
+/// The deadline still holds them all.
+pub const MAX_CUT_ATTEMPTS: u32 = 8;
 /// The first retry waits about this long (with jitter); each further one twice as long.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// No wait between retries is longer, whatever `Retry-After` says; a longer one would
@@ -247,6 +261,9 @@ impl HttpChatModel {
             "model": self.settings.model,
             "messages": messages,
             "temperature": TEMPERATURE,
+            // `max_tokens`, not OpenAI's newer `max_completion_tokens`: Zhipu, vLLM and
+            // llama-server read this one, and OpenAI still takes it for chat models.
+            "max_tokens": schema.max_tokens,
             "stream": false,
         });
         let response_format = match self.settings.format {
@@ -272,7 +289,9 @@ impl HttpChatModel {
     }
 
     /// One HTTP call: the answer's text, or why not, with the server's `Retry-After`.
-    async fn call(&self, body: &Value, timeout: Duration) -> Result<Completion, (LlmError, Option<Duration>)> {
+    async fn call(
+        &self, body: &Value, max_tokens: u32, timeout: Duration,
+    ) -> Result<Completion, (LlmError, Option<Duration>)> {
         let mut request = self.http.post(&self.url).timeout(timeout).json(body);
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key.expose());
@@ -307,6 +326,9 @@ impl HttpChatModel {
             input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
             output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
         };
+        if answer["choices"][0]["finish_reason"] == "length" {
+            return Err((LlmError::Cut(max_tokens), None));
+        }
         let text = answer["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_owned)
@@ -324,7 +346,7 @@ impl ChatModel for HttpChatModel {
         &self, messages: &[Message], schema: &AnswerSchema, deadline: Instant,
     ) -> Result<Completion, LlmError> {
         let body = self.body(messages, schema);
-        bounded(&self.settings, deadline, |timeout| self.call(&body, timeout)).await
+        bounded(&self.settings, deadline, |timeout| self.call(&body, schema.max_tokens, timeout)).await
     }
 }
 
@@ -350,6 +372,7 @@ where
             Ok(_) => "ok".to_owned(),
             Err((LlmError::Status { status, .. }, _)) => status.to_string(),
             Err((LlmError::Timeout(_), _)) => "timeout".to_owned(),
+            Err((LlmError::Cut(_), _)) => "cut".to_owned(),
             Err(_) => "error".to_owned(),
         };
         docusnap_core::metrics::llm_call(started.elapsed(), &status);
@@ -361,7 +384,8 @@ where
             }
             Err(failure) => failure,
         };
-        if !error.is_retryable() || attempt >= MAX_ATTEMPTS {
+        let most = if matches!(error, LlmError::Cut(_)) { MAX_CUT_ATTEMPTS } else { MAX_ATTEMPTS };
+        if !error.is_retryable() || attempt >= most {
             return Err(error);
         }
         let wait = retry_after.unwrap_or_else(|| backoff(settings.backoff_base, attempt)).min(BACKOFF_CAP);
@@ -417,13 +441,14 @@ mod tests {
     }
 
     #[test]
-    fn only_rate_limits_server_errors_and_timeouts_are_retried() {
+    fn only_rate_limits_server_errors_timeouts_and_cut_answers_are_retried() {
         let status = |status| LlmError::Status { status, body_bytes: 0 };
         assert!(status(429).is_retryable());
         assert!(status(503).is_retryable());
         assert!(!status(400).is_retryable());
         assert!(!status(401).is_retryable());
         assert!(LlmError::Timeout(Duration::from_secs(1)).is_retryable());
+        assert!(LlmError::Cut(688).is_retryable());
         assert!(!LlmError::Malformed(String::new()).is_retryable());
     }
 
@@ -431,7 +456,7 @@ mod tests {
     fn zhipu_requests_disable_thinking_and_openai_ones_do_not_mention_it() {
         let zhipu = HttpChatModel::new(LlmSettings::new(Provider::Zhipu, "http://x/v4/", "glm-4-plus", None)).unwrap();
         assert_eq!(zhipu.url, "http://x/v4/chat/completions");
-        let schema = crate::schema::doc(false);
+        let schema = crate::schema::doc(false, &crate::schema::Room::new(&[], &Default::default()));
         let body = zhipu.body(&[Message::user("hi")], &schema);
         assert_eq!(body["thinking"], json!({"type": "disabled"}));
         assert_eq!(body["response_format"], json!({"type": "json_object"}));
@@ -443,7 +468,7 @@ mod tests {
 
     #[test]
     fn each_format_asks_for_the_answer_as_the_provider_spells_it() {
-        let schema = crate::schema::doc(false);
+        let schema = crate::schema::doc(false, &crate::schema::Room::new(&[], &Default::default()));
         let body = |format| {
             let mut settings = LlmSettings::new(Provider::OpenAi, "http://x/v1", "qwen", None);
             settings.format = format;

@@ -12,12 +12,17 @@
 //! under llama-server: a tag repeating the prompt's words, or kv keys nesting a copy of
 //! the whole answer) otherwise writes until its context is full: 5,000 tokens and minutes
 //! for one receipt. Bounded, the same model's receipts mostly end within the call's
-//! timeout; its forms still run past it, as the bounds multiply (scripts/llm-check,
-//! docs/extraction.md). The bounds are above what a page holds, so no right answer meets
-//! them.
+//! timeout. Its forms still ran past it (a list of 200 invented labels nested under kv on a
+//! four-line form), as the fixed bounds multiply: so a document's schema, and the tokens
+//! its answer may take, are also bounded by its page ([`Room`]). The token limit is what
+//! ends an open object's keys, which llama-server's grammar does not count. The bounds are
+//! above what a page holds, so no right answer meets them.
 
+use docusnap_core::protocol::Library;
 use docusnap_core::results::{FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{json, Map, Value};
+
+use crate::layout::Line;
 
 /// A schema and the name providers file it under (OpenAI's `json_schema.name`, Bedrock's
 /// tool name): letters, digits, `_` and `-` only.
@@ -26,6 +31,10 @@ pub struct AnswerSchema {
     pub name: &'static str,
     pub description: &'static str,
     pub schema: Value,
+    /// The most tokens a right answer needs, asked of the provider as the answer's limit.
+    /// Open objects (kv) have no bound a grammar keeps: llama-server lets a looping model
+    /// write keys past `maxProperties`, so only this ends such an answer early.
+    pub max_tokens: u32,
 }
 
 /// A title names the document in a line ("Starbucks receipt").
@@ -50,6 +59,51 @@ const MAX_LIST_ITEMS: usize = 200;
 const MAX_ITEM_FIELDS: usize = 20;
 /// An identifier from the library: a task id is about 100 characters.
 const MAX_ID_CHARS: usize = 200;
+/// No answer is longer: the prompt's text is cut at 24,000 characters, about 6,000 tokens
+/// of English restated.
+pub const MAX_ANSWER_TOKENS: u32 = 8_192;
+/// Title, tags and description (about 1,400 characters at most) and the JSON around them.
+const FIXED_ANSWER_TOKENS: u32 = 512;
+/// Per fact: its quotes, colon and comma, and a key the model names itself ("Invoice
+/// Number") rather than copies from the page.
+const FACT_TOKENS: u32 = 8;
+
+/// A value may be longer than all of a short page's text: a date the prompt asks to write
+/// as "Jan 02, 2025" from "2/1/25", a name OCR split put back together. A line's room.
+const MIN_VALUE_ROOM: usize = 100;
+
+/// How much an answer about one page can hold. The answer restates the page: each fact's
+/// value is at least one of the page's words, each label to fill too, a list's items each
+/// sit on a line of their own, a value is no longer than the page's text, and a related
+/// entry is one of the library's. A looping model is then cut at the page's tokens within
+/// seconds, where the fixed bounds alone let it run for minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    facts: usize,
+    items: usize,
+    value_chars: usize,
+    related: usize,
+    tokens: u32,
+}
+
+impl Room {
+    pub fn new(lines: &[Line], library: &Library) -> Self {
+        let words: usize = lines.iter().map(|l| l.text.split_whitespace().count()).sum();
+        let chars: usize = lines.iter().map(|l| l.text.chars().count() + 1).sum();
+        // One more for the form's type, which names the form rather than quoting it.
+        let facts = (words + 1).min(MAX_FACTS);
+        // The page restated once (its labels as keys, its values), at most a token a
+        // character: Chinese is about that, English about four characters a token.
+        let tokens = FIXED_ANSWER_TOKENS + chars as u32 + FACT_TOKENS * facts as u32;
+        Self {
+            facts,
+            tokens: tokens.min(MAX_ANSWER_TOKENS),
+            items: lines.len().clamp(1, MAX_LIST_ITEMS),
+            value_chars: chars.clamp(MIN_VALUE_ROOM, MAX_VALUE_CHARS),
+            related: (library.doc.len() + library.form.len()).min(MAX_RELATED),
+        }
+    }
+}
 
 fn text(max: usize) -> Value {
     json!({"type": "string", "maxLength": max})
@@ -77,25 +131,27 @@ fn library_entry() -> Value {
 /// repeated items (flattened afterwards), one level deep. Written as one schema with a
 /// list of types, each bound applying to its own type, as the unbounded schema before it
 /// was (`anyOf` is not in every provider's subset).
-fn fact() -> Value {
+fn fact(room: &Room) -> Value {
+    let value = room.value_chars;
+    let fields = MAX_ITEM_FIELDS.min(room.facts);
     let item = json!({
         "type": ["string", "object"],
-        "maxLength": MAX_VALUE_CHARS,
-        "maxProperties": MAX_ITEM_FIELDS,
-        "additionalProperties": text(MAX_VALUE_CHARS),
+        "maxLength": value,
+        "maxProperties": fields,
+        "additionalProperties": text(value),
     });
     json!({
         "type": ["string", "array", "object"],
-        "maxLength": MAX_VALUE_CHARS,
-        "maxItems": MAX_LIST_ITEMS,
+        "maxLength": value,
+        "maxItems": room.items,
         "items": item,
-        "maxProperties": MAX_ITEM_FIELDS,
-        "additionalProperties": text(MAX_VALUE_CHARS),
+        "maxProperties": fields,
+        "additionalProperties": text(value),
     })
 }
 
-/// A document's (or with `is_form`, a form's) result.
-pub fn doc(is_form: bool) -> AnswerSchema {
+/// A document's (or with `is_form`, a form's) result, with room for what its page holds.
+pub fn doc(is_form: bool, room: &Room) -> AnswerSchema {
     let mut properties = Map::new();
     properties.insert("title".into(), said(MAX_TITLE_CHARS));
     properties.insert(
@@ -105,25 +161,27 @@ pub fn doc(is_form: bool) -> AnswerSchema {
     );
     properties.insert("description".into(), text(MAX_DESCRIPTION_CHARS));
     // A page's facts are open-ended: any label, with a value of `fact`'s shape.
-    let mut kv = json!({"type": "object", "maxProperties": MAX_FACTS, "additionalProperties": fact()});
+    let mut kv = json!({"type": "object", "maxProperties": room.facts, "additionalProperties": fact(room)});
     if is_form {
-        // What form it is, which every form result must say.
-        kv["properties"] = json!({FORM_TYPE_KEY: said(MAX_VALUE_CHARS)});
+        // What form it is, which every form result must say: a name, as a title is.
+        kv["properties"] = json!({FORM_TYPE_KEY: said(MAX_TITLE_CHARS)});
         kv["required"] = json!([FORM_TYPE_KEY]);
     }
     properties.insert("kv".into(), kv);
-    properties.insert("related".into(), json!({"type": "array", "maxItems": MAX_RELATED, "items": library_entry()}));
+    properties.insert("related".into(), json!({"type": "array", "maxItems": room.related, "items": library_entry()}));
     if is_form {
-        properties
-            .insert("fields".into(), json!({"type": "array", "maxItems": MAX_FACTS, "items": text(MAX_LABEL_CHARS)}));
+        let label = text(MAX_LABEL_CHARS.min(room.value_chars));
+        properties.insert("fields".into(), json!({"type": "array", "maxItems": room.facts, "items": label}));
     }
     let required: Vec<&String> = properties.keys().collect();
     let schema =
         json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false});
     if is_form {
-        AnswerSchema { name: "form_result", description: "What a form says and the blanks it asks to fill.", schema }
+        let description = "What a form says and the blanks it asks to fill.";
+        AnswerSchema { name: "form_result", description, schema, max_tokens: room.tokens }
     } else {
-        AnswerSchema { name: "document_result", description: "What a document is and the facts it states.", schema }
+        let description = "What a document is and the facts it states.";
+        AnswerSchema { name: "document_result", description, schema, max_tokens: room.tokens }
     }
 }
 
@@ -140,10 +198,14 @@ pub fn fill(fields: &[String]) -> AnswerSchema {
         "additionalProperties": false
     });
     let properties: Map<String, Value> = fields.iter().map(|f| (f.clone(), entry.clone())).collect();
+    // A field filled: its label, a value of a line or two, and a source naming a library
+    // entry (an id of about 100 characters) in its JSON.
+    const FILLED_FIELD_TOKENS: u32 = 160;
     AnswerSchema {
         name: "filled_form",
         description: "Values for a form's fields, each with the library entry it came from.",
         schema: json!({"type": "object", "properties": properties, "additionalProperties": false}),
+        max_tokens: (FILLED_FIELD_TOKENS * fields.len() as u32 + FACT_TOKENS).min(MAX_ANSWER_TOKENS),
     }
 }
 
@@ -154,6 +216,8 @@ pub fn empty_object() -> AnswerSchema {
         name: "probe",
         description: "The empty JSON object.",
         schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        // "{}", and room for a model that writes it with spaces or a newline.
+        max_tokens: 16,
     }
 }
 
@@ -161,13 +225,22 @@ pub fn empty_object() -> AnswerSchema {
 mod tests {
     use super::*;
 
+    fn page(texts: &[&str]) -> Vec<Line> {
+        texts.iter().enumerate().map(|(i, t)| Line::new(*t, 0, [0.0, i as f32, 1.0, i as f32 + 1.0])).collect()
+    }
+
+    fn any_room() -> Room {
+        let long = "word ".repeat(1_000);
+        Room::new(&page(&[long.as_str(); 300]), &Library::default())
+    }
+
     #[test]
     fn a_document_schema_requires_every_part_title_first() {
-        let doc = doc(false);
+        let doc = doc(false, &any_room());
         let keys: Vec<&String> = doc.schema["properties"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["title", "tags", "description", "kv", "related"]);
         assert_eq!(doc.schema["required"], json!(keys));
-        let form = super::doc(true);
+        let form = super::doc(true, &any_room());
         assert!(form.schema["required"].as_array().unwrap().contains(&json!("fields")));
         assert_eq!(form.schema["properties"]["kv"]["required"], json!([FORM_TYPE_KEY]));
         assert_eq!(doc.schema["properties"]["tags"]["items"]["minLength"], 1);
@@ -211,9 +284,38 @@ mod tests {
                 other => panic!("{path}: unexpected type {other}"),
             }
         }
-        for schema in [doc(false), doc(true), fill(&["Name".into()]), empty_object()] {
-            check(schema.name, &schema.schema, 0);
+        let small = Room::new(&page(&["Name: ____"]), &Library::default());
+        for room in [any_room(), small] {
+            for schema in [doc(false, &room), doc(true, &room), fill(&["Name".into()]), empty_object()] {
+                check(schema.name, &schema.schema, 0);
+            }
         }
+    }
+
+    /// A four-line form leaves room for its nine words and four lines, not for the 150
+    /// facts and 200 list items of a dense page, and none for related entries when the
+    /// library is empty; a dense page is held to the fixed bounds.
+    #[test]
+    fn a_page_bounds_its_answer_by_its_words_lines_and_library() {
+        let form = page(&["MEMBERSHIP APPLICATION", "Club: Riverside Rowing", "Name: ________", "Phone: ________"]);
+        let schema = doc(true, &Room::new(&form, &Library::default())).schema;
+        let kv = &schema["properties"]["kv"];
+        assert_eq!(kv["maxProperties"], 10, "nine words and the form's type");
+        assert_eq!(kv["additionalProperties"]["maxItems"], 4, "a list item to a line");
+        assert_eq!(kv["additionalProperties"]["maxLength"], MIN_VALUE_ROOM);
+        assert_eq!(kv["additionalProperties"]["maxProperties"], MAX_ITEM_FIELDS.min(10));
+        assert_eq!(schema["properties"]["fields"]["maxItems"], 10);
+        assert_eq!(schema["properties"]["related"]["maxItems"], 0);
+        let library = Library { doc: vec![Default::default(); 2], form: vec![Default::default()] };
+        assert_eq!(doc(false, &Room::new(&form, &library)).schema["properties"]["related"]["maxItems"], 3);
+        // The fixed part, the 73 characters and four line ends, and each fact's own tokens.
+        assert_eq!(doc(true, &Room::new(&form, &Library::default())).max_tokens, 512 + 73 + 4 + 8 * 10);
+        let dense = doc(false, &any_room());
+        assert_eq!(dense.max_tokens, MAX_ANSWER_TOKENS);
+        let dense = dense.schema;
+        assert_eq!(dense["properties"]["kv"]["maxProperties"], MAX_FACTS);
+        assert_eq!(dense["properties"]["kv"]["additionalProperties"]["maxItems"], MAX_LIST_ITEMS);
+        assert_eq!(dense["properties"]["kv"]["additionalProperties"]["maxLength"], MAX_VALUE_CHARS);
     }
 
     #[test]

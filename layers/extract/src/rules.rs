@@ -2,6 +2,8 @@
 //! deterministic, with no model. It is what runs when no LLM is configured, and the
 //! fallback when the LLM fails.
 
+use std::collections::HashSet;
+
 use docusnap_core::protocol::{Library, LibraryItem};
 use docusnap_core::results::{is_blank, DocResult, LibraryKind, ResourceRef, FORM_TYPE_KEY, MAX_RELATED, MAX_TAGS};
 use serde_json::{Map, Value};
@@ -141,8 +143,14 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     let fields = blanks(&lines);
     let mut kv = Map::new();
     kv.insert(FORM_TYPE_KEY.to_owned(), Value::String(result.title.clone()));
+    let found = std::mem::take(&mut result.kv);
+    // A value that reads as one of the page's own labels is that label, printed where a
+    // value would be (a column of labels beside another), not what was filled in.
+    let labels: HashSet<String> =
+        found.keys().chain(fields.iter()).map(|k| fold_label(k)).filter(|k| !k.is_empty()).collect();
+    let is_label = |value: &Value| value.as_str().is_some_and(|v| labels.contains(&fold_label(v)));
     kv.extend(
-        std::mem::take(&mut result.kv).into_iter().filter(|(key, _)| !fields.contains(key) && key != FORM_TYPE_KEY),
+        found.into_iter().filter(|(key, value)| !fields.contains(key) && key != FORM_TYPE_KEY && !is_label(value)),
     );
     result.kv = kv;
     if !result.tags.iter().any(|t| t == "form") && result.tags.len() < MAX_TAGS {
@@ -150,6 +158,13 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     }
     result.fields = Some(fields);
     result
+}
+
+/// A label as the page's labels are compared: letters only, lower case, without the
+/// number or page a repeated label is told apart by ("Company 2", "Date (Page 2)").
+fn fold_label(text: &str) -> String {
+    let text = text.split(" (Page ").next().unwrap_or(text);
+    text.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect()
 }
 
 /// The page each label was first taken on. A label printed again on a later page is
@@ -890,5 +905,33 @@ mod tests {
         assert_eq!(form.kv.get("YES"), Some(&json!("X")));
         assert!(!form.kv.contains_key("SEP 22"), "the box ticked is the one beside the mark");
         assert_eq!(form.kv.values().filter(|v| *v == &json!("X")).count(), 2, "{:?}", form.kv);
+    }
+
+    /// A label's neighbour that is itself one of the page's labels (here an option to tick,
+    /// printed again on the next row, where its box is ticked) is no value of it.
+    #[test]
+    fn a_value_that_is_a_label_of_the_page_is_no_value() {
+        let at = |text: &str, x: f32, y: f32, w: f32| Line::new(text, 0, [x, y, x + w, y + 16.0]);
+        let page = vec![
+            at("PROMOTION REPORT", 10.0, 0.0, 300.0),
+            // Two rows of the same options to tick, far to the right of their labels.
+            at("STATE:", 75.0, 40.0, 55.0),
+            at("FULL", 290.0, 40.0, 35.0),
+            at("PARTIAL", 485.0, 40.0, 51.0),
+            at("X", 580.0, 40.0, 16.0),
+            at("SCOPE:", 75.0, 85.0, 58.0),
+            at("FULL", 290.0, 85.0, 35.0),
+            at("X", 350.0, 85.0, 16.0),
+            at("PARTIAL", 485.0, 85.0, 51.0),
+            at("CONTACT:", 75.0, 130.0, 70.0),
+            at("J. Smith", 160.0, 130.0, 60.0),
+        ];
+        let form = extract_form(&page, &Library::default());
+        assert_eq!(form.kv.get("FULL"), Some(&json!("X")), "{:?}", form.kv);
+        for label in ["STATE", "SCOPE"] {
+            let value = form.kv.get(label).and_then(Value::as_str).unwrap_or_default();
+            assert!(!["FULL", "PARTIAL"].contains(&value), "{label}: {value} is an option's label");
+        }
+        assert_eq!(form.kv.get("CONTACT"), Some(&json!("J. Smith")));
     }
 }

@@ -149,15 +149,30 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     let labels: HashSet<String> =
         found.keys().chain(fields.iter()).map(|k| fold_label(k)).filter(|k| !k.is_empty()).collect();
     let is_label = |value: &Value| value.as_str().is_some_and(|v| labels.contains(&fold_label(v)));
-    kv.extend(
-        found.into_iter().filter(|(key, value)| !fields.contains(key) && key != FORM_TYPE_KEY && !is_label(value)),
-    );
+    kv.extend(found.into_iter().filter(|(key, value)| {
+        !fields.contains(key) && key != FORM_TYPE_KEY && !is_label(value) && !is_notice(key, value)
+    }));
     result.kv = kv;
     if !result.tags.iter().any(|t| t == "form") && result.tags.len() < MAX_TAGS {
         result.tags.insert(0, "form".to_owned());
     }
     result.fields = Some(fields);
     result
+}
+
+/// Stems of the words that name a printed notice ("CONFIDENTIALITY NOTICE", "Disclaimer"),
+/// short enough to survive OCR's misreads of fine print ("CONLDENTIALITY NOTE", "COND
+/// ALTY NOTIC").
+const NOTICE_STEMS: [&str; 3] = ["dential", "notic", "disclaim"];
+/// A notice is printed sentences; an answer filled in beside a label is a few words.
+const MIN_NOTICE_WORDS: usize = 20;
+
+/// A notice and its printed paragraph (a fax's confidentiality note): part of the form
+/// itself, read as a label and its value only because it starts with a colon.
+fn is_notice(key: &str, value: &Value) -> bool {
+    let key = fold_label(key);
+    NOTICE_STEMS.iter().any(|stem| key.contains(stem))
+        && value.as_str().is_some_and(|v| v.split_whitespace().count() >= MIN_NOTICE_WORDS)
 }
 
 /// A label as the page's labels are compared: letters only, lower case, without the
@@ -933,5 +948,27 @@ mod tests {
             assert!(!["FULL", "PARTIAL"].contains(&value), "{label}: {value} is an option's label");
         }
         assert_eq!(form.kv.get("CONTACT"), Some(&json!("J. Smith")));
+    }
+
+    /// A notice's printed paragraph is part of the form, not a value; a label that only
+    /// shares a word with notices keeps its short answer.
+    #[test]
+    fn a_notices_printed_paragraph_is_no_value() {
+        let at = |text: &str, x: f32, y: f32, w: f32| Line::new(text, 0, [x, y, x + w, y + 16.0]);
+        let notice = "This facsimile is intended only for the person or entity to which it is addressed and may \
+contain information that is privileged, confidential or otherwise protected from disclosure.";
+        let page = vec![
+            at("FAX TRANSMITTAL", 10.0, 0.0, 300.0),
+            at("NOTICE NO.:", 10.0, 40.0, 90.0),
+            at("4411", 110.0, 40.0, 40.0),
+            at("REMARKS:", 10.0, 80.0, 80.0),
+            at("Call me on arrival", 110.0, 80.0, 140.0),
+            at("CONLDENTIALITY NOTE:", 10.0, 120.0, 160.0),
+            at(notice, 180.0, 120.0, 900.0),
+        ];
+        let form = extract_form(&page, &Library::default());
+        assert_eq!(form.kv.get("NOTICE NO"), Some(&json!("4411")), "{:?}", form.kv);
+        assert_eq!(form.kv.get("REMARKS"), Some(&json!("Call me on arrival")));
+        assert!(form.kv.keys().all(|k| !k.contains("NOTE")), "{:?}", form.kv);
     }
 }

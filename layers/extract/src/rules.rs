@@ -145,7 +145,8 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
     kv.insert(FORM_TYPE_KEY.to_owned(), Value::String(result.title.clone()));
     let found = std::mem::take(&mut result.kv);
     // A value that reads as one of the page's own labels is that label, printed where a
-    // value would be (a column of labels beside another), not what was filled in.
+    // value would be (an option repeated for the next question, a table's heading beside
+    // the same table's), not what was filled in.
     let labels: HashSet<String> =
         found.keys().chain(fields.iter()).map(|k| fold_label(k)).filter(|k| !k.is_empty()).collect();
     let is_label = |value: &Value| value.as_str().is_some_and(|v| labels.contains(&fold_label(v)));
@@ -755,6 +756,11 @@ mod tests {
         Line::stacked(texts)
     }
 
+    /// A line of print 16 px high, `w` wide, its top left corner at (`x`, `y`).
+    fn at(text: &str, x: f32, y: f32, w: f32) -> Line {
+        Line::new(text, 0, [x, y, x + w, y + 16.0])
+    }
+
     #[test]
     fn a_receipt_gives_its_title_date_total_and_labels() {
         let receipt = lines(&[
@@ -902,7 +908,6 @@ mod tests {
 
     #[test]
     fn a_ticked_box_is_the_value_of_its_option_a_word_or_a_date() {
-        let at = |text: &str, x: f32, y: f32, w: f32| Line::new(text, 0, [x, y, x + w, y + 16.0]);
         let page = vec![
             at("PROGRESS REPORT", 10.0, 0.0, 300.0),
             // The box's bracket read with its date, the mark a little to the right.
@@ -926,7 +931,6 @@ mod tests {
     /// printed again on the next row, where its box is ticked) is no value of it.
     #[test]
     fn a_value_that_is_a_label_of_the_page_is_no_value() {
-        let at = |text: &str, x: f32, y: f32, w: f32| Line::new(text, 0, [x, y, x + w, y + 16.0]);
         let page = vec![
             at("PROMOTION REPORT", 10.0, 0.0, 300.0),
             // Two rows of the same options to tick, far to the right of their labels.
@@ -954,7 +958,6 @@ mod tests {
     /// shares a word with notices keeps its short answer.
     #[test]
     fn a_notices_printed_paragraph_is_no_value() {
-        let at = |text: &str, x: f32, y: f32, w: f32| Line::new(text, 0, [x, y, x + w, y + 16.0]);
         let notice = "This facsimile is intended only for the person or entity to which it is addressed and may \
 contain information that is privileged, confidential or otherwise protected from disclosure.";
         let page = vec![

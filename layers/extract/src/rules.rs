@@ -151,7 +151,11 @@ pub fn extract_form(lines: &[Line], library: &Library) -> DocResult {
         found.keys().chain(fields.iter()).map(|k| fold_label(k)).filter(|k| !k.is_empty()).collect();
     let is_label = |value: &Value| value.as_str().is_some_and(|v| labels.contains(&fold_label(v)));
     kv.extend(found.into_iter().filter(|(key, value)| {
-        !fields.contains(key) && key != FORM_TYPE_KEY && !is_label(value) && !is_notice(key, value)
+        !fields.contains(key)
+            && key != FORM_TYPE_KEY
+            && !is_label(value)
+            && !is_notice(key, value)
+            && !value.as_str().is_some_and(is_instruction)
     }));
     result.kv = kv;
     if !result.tags.iter().any(|t| t == "form") && result.tags.len() < MAX_TAGS {
@@ -704,8 +708,9 @@ fn is_bare_label(text: &str) -> bool {
     text.trim_end().strip_suffix(':').is_some_and(|label| as_label(label).is_some() && !label.contains(':'))
 }
 
-/// A printed instruction under or beside a label, wholly in parentheses ("(Indicate
-/// Distributor's Cost Per Carton)"): the form's words, not an answer.
+/// A printed instruction where a label's value would be (after its colon, beside it or
+/// under it), wholly in parentheses ("(Indicate Distributor's Cost Per Carton)"): the
+/// form's words, not an answer.
 fn is_instruction(text: &str) -> bool {
     let text = text.trim();
     text.starts_with('(') && text.ends_with(')') && text.chars().filter(|c| c.is_alphabetic()).count() > 3
@@ -954,10 +959,10 @@ mod tests {
         assert_eq!(form.kv.get("CONTACT"), Some(&json!("J. Smith")));
     }
 
-    /// A notice's printed paragraph is part of the form, not a value; a label that only
-    /// shares a word with notices keeps its short answer.
+    /// A notice's printed paragraph and an instruction in parentheses are part of the
+    /// form, not values; a label that only shares a word with notices keeps its answer.
     #[test]
-    fn a_notices_printed_paragraph_is_no_value() {
+    fn a_notices_paragraph_and_a_printed_instruction_are_no_values() {
         let notice = "This facsimile is intended only for the person or entity to which it is addressed and may \
 contain information that is privileged, confidential or otherwise protected from disclosure.";
         let page = vec![
@@ -968,10 +973,12 @@ contain information that is privileged, confidential or otherwise protected from
             at("Call me on arrival", 110.0, 80.0, 140.0),
             at("CONLDENTIALITY NOTE:", 10.0, 120.0, 160.0),
             at(notice, 180.0, 120.0, 900.0),
+            at("PRICE: (Indicate cost per carton)", 10.0, 160.0, 260.0),
         ];
         let form = extract_form(&page, &Library::default());
         assert_eq!(form.kv.get("NOTICE NO"), Some(&json!("4411")), "{:?}", form.kv);
         assert_eq!(form.kv.get("REMARKS"), Some(&json!("Call me on arrival")));
         assert!(form.kv.keys().all(|k| !k.contains("NOTE")), "{:?}", form.kv);
+        assert!(!form.kv.contains_key("PRICE"), "{:?}", form.kv);
     }
 }

@@ -61,6 +61,11 @@ fn settings(provider: Provider, server: &Server) -> LlmSettings {
     settings
 }
 
+/// An extractor over the provider's client of `server`; `fallback_to_rules` as in the function.
+fn with_llm(provider: Provider, server: &Server, fallback_to_rules: bool) -> Extractor<HttpChatModel> {
+    Extractor { model: Some(HttpChatModel::new(settings(provider, server)).unwrap()), fallback_to_rules }
+}
+
 fn later(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
 }
@@ -153,10 +158,7 @@ async fn an_answer_cut_at_the_pages_token_limit_is_tried_again() {
     let cut = openai_reply(&format!("{{\"title\": \"Receipt\", \"kv\": {{{}", "\"a\": \"1\", ".repeat(50)), "length");
     let cuts = MAX_ATTEMPTS as usize;
     let server = Server::scripted("/v1", [vec![cut; cuts], vec![openai_answer(GOOD)]].concat()).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: false,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, false);
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["kv"]["Total"], "9.50");
     let seen = server.seen();
@@ -194,10 +196,7 @@ async fn fenced_and_thinking_answers_are_read_and_invented_related_ids_dropped()
     );
     let answer = format!("<think>The user wants JSON. {{\"title\": \"draft\"}}</think>\n```json\n{invented}\n```");
     let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer)]).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()),
-        fallback_to_rules: true,
-    };
+    let extractor = with_llm(Provider::Zhipu, &server, true);
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.extractor.to_string(), "llm:glm-4-plus (json-object)");
     assert_eq!(done.result["title"], "Kedai Maju receipt");
@@ -212,10 +211,7 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
     let server =
         Server::scripted("/v1", vec![openai_answer("Sure! Here is the data: title=Receipt"), openai_answer(GOOD)])
             .await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: true,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, true);
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["kv"]["Date"], "Mar 12, 2018");
     let seen = server.seen();
@@ -239,10 +235,7 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
         r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Country": "X"}, "fields": ["Name"]}"#;
     let fixed = r#"{"title": "Visa form", "tags": ["form"], "description": "", "kv": {"Form Type": "Visa", "Country": "X"}, "fields": ["Name"]}"#;
     let server = Server::scripted("/v1", vec![openai_answer(form), openai_answer(fixed)]).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: true,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, true);
     let done = extractor.document(&receipt(), Want::Form, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["fields"], json!(["Name"]));
     let retry = server.seen()[1].body["messages"][3]["content"].as_str().unwrap().to_owned();
@@ -253,19 +246,13 @@ async fn an_answer_that_does_not_fit_is_asked_for_again_with_the_reason() {
 async fn a_failing_llm_falls_back_to_the_rules_or_fails_the_task() {
     let broken = || vec![openai_answer("nope"), openai_answer("still nope")];
     let server = Server::scripted("/v1", broken()).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: true,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, true);
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.extractor, RULES_FALLBACK);
     assert_eq!(done.result["kv"]["Total"], "9.50", "the rules read the receipt");
 
     let server = Server::scripted("/v1", broken()).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: false,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, false);
     let failed = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await;
     assert!(matches!(failed, Err(ExtractError::Llm(_))), "{failed:?}");
 }
@@ -278,10 +265,7 @@ async fn fill_keeps_only_real_fields_with_real_sources() {
         "Favourite Colour": {"value": "blue", "source": {"type": "doc", "resource_id": "p-1"}}
     });
     let server = Server::scripted("/api/paas/v4", vec![zhipu_answer(&answer.to_string())]).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::Zhipu, &server)).unwrap()),
-        fallback_to_rules: true,
-    };
+    let extractor = with_llm(Provider::Zhipu, &server, true);
     let library = Library {
         doc: vec![LibraryItem {
             id: "p-1".into(),
@@ -299,10 +283,7 @@ async fn fill_keeps_only_real_fields_with_real_sources() {
 #[tokio::test]
 async fn pages_without_text_end_before_any_call() {
     let server = Server::scripted("/v1", vec![openai_answer(GOOD)]).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: true,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, true);
     let blank = OcrText { text: "\n----page 1----\n".into(), lines: vec![] };
     let failed = extractor.document(&blank, Want::Doc, &library(), later(30)).await;
     assert!(matches!(failed, Err(ExtractError::Prompt(docusnap_extract::prompt::PromptError::NoText))), "{failed:?}");
@@ -335,10 +316,7 @@ async fn llama_cpp_pythons_form_and_a_fills_schema_of_the_forms_fields() {
 async fn an_llm_value_the_page_does_not_support_is_replaced_by_the_pages_and_counted() {
     let invented = GOOD.replace(r#""Total": "9.50""#, r#""Total": "95.00", "Cashier": "Bob""#);
     let server = Server::scripted("/v1", vec![openai_answer(&invented)]).await;
-    let extractor = Extractor {
-        model: Some(HttpChatModel::new(settings(Provider::OpenAi, &server)).unwrap()),
-        fallback_to_rules: false,
-    };
+    let extractor = with_llm(Provider::OpenAi, &server, false);
     let counted = docusnap_core::metrics::capture();
     let done = extractor.document(&receipt(), Want::Doc, &library(), later(30)).await.unwrap();
     assert_eq!(done.result["kv"]["Total"], "9.50", "the page's total, read by the rules");

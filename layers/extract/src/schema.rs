@@ -176,13 +176,12 @@ pub fn doc(is_form: bool, room: &Room) -> AnswerSchema {
     let required: Vec<&String> = properties.keys().collect();
     let schema =
         json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false});
-    if is_form {
-        let description = "What a form says and the blanks it asks to fill.";
-        AnswerSchema { name: "form_result", description, schema, max_tokens: room.tokens }
+    let (name, description) = if is_form {
+        ("form_result", "What a form says and the blanks it asks to fill.")
     } else {
-        let description = "What a document is and the facts it states.";
-        AnswerSchema { name: "document_result", description, schema, max_tokens: room.tokens }
-    }
+        ("document_result", "What a document is and the facts it states.")
+    };
+    AnswerSchema { name, description, schema, max_tokens: room.tokens }
 }
 
 /// A fill: each of the form's fields at most once, with its value and the library entry it
